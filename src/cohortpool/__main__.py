@@ -1,0 +1,3 @@
+from cohortpool.cli import main
+
+main()

@@ -1,0 +1,19 @@
+"""`cohortpool <verb>`: the command-line interface.
+
+Each verb lives in its own module and attaches itself to the root app; importing the module registers
+it. Heavy libraries (Prefect, Great Expectations) are imported inside the command bodies, not at module
+level, so ``cohortpool --help`` answers quickly.
+"""
+
+from __future__ import annotations
+
+from cohortpool.cli import info as _info  # noqa: F401  (registers commands)
+from cohortpool.cli._app import app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

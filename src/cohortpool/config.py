@@ -1,0 +1,169 @@
+"""One typed settings object for the whole pipeline.
+
+Settings come from, in order of precedence: constructor arguments, environment variables
+(``COHORTPOOL_*``), an optional YAML file (``cohortpool.yaml`` in the working directory, or the
+file named by ``COHORTPOOL_CONFIG``), then the defaults below. This is the only module that
+reads environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+#: The checkout this package runs from: ``sql/``, ``expectations/`` and ``plans/`` live here.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+_SITE_ID = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+
+#: Environment defaults that keep Prefect and Great Expectations from phoning home.
+TELEMETRY_OFF = {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "PREFECT_UI_ENABLED": "false",
+}
+
+
+def disable_telemetry() -> None:
+    """Turn telemetry off for this process and its children (hospital networks are closed)."""
+    for key, value in TELEMETRY_OFF.items():
+        os.environ[key] = value
+
+
+def config_file() -> Path:
+    """The YAML file settings are read from (it need not exist)."""
+    return Path(os.environ.get("COHORTPOOL_CONFIG", "cohortpool.yaml"))
+
+
+class SiteConfig(BaseModel):
+    """A hospital of the consortium."""
+
+    site_id: str
+    name: str = ""
+    #: where the site's nightly exports land (drop folder), relative to the landing dir if not absolute
+    drop: str | None = None
+    #: optional Orthanc/DICOMweb source instead of a drop folder
+    dicomweb_url: str | None = None
+
+    @field_validator("site_id")
+    @classmethod
+    def _valid_site_id(cls, value: str) -> str:
+        # site ids end up in paths, SQL parameters and pseudonym keys: keep them to a safe alphabet
+        if not _SITE_ID.match(value):
+            raise ValueError(
+                f"site_id {value!r} must be 2-32 characters of a-z, 0-9 and _, starting with a letter"
+            )
+        return value
+
+
+class DeidConfig(BaseModel):
+    """De-identification options (DICOM PS3.15 Annex E profile options)."""
+
+    options: list[str] = Field(
+        default_factory=lambda: [
+            "retain_long_modified_dates",
+            "retain_patient_characteristics",
+            "clean_descriptors",
+        ]
+    )
+    allow_burned_in: bool = False
+    #: maximum date shift in days (each patient gets a keyed offset in [-max, -1])
+    max_date_shift_days: int = 365
+
+
+class Settings(BaseSettings):
+    """Everything cohortpool can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COHORTPOOL_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    project_root: Path = PROJECT_ROOT
+    #: the consortium secret that keys pseudonyms, UIDs and date shifts; never has a default
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+    sites: list[SiteConfig] = Field(
+        default_factory=lambda: [SiteConfig(site_id=f"site{i:02d}") for i in (1, 2, 3)]
+    )
+    data_dir: Path = Path("data")
+    warehouse: Path = Path("data/warehouse.duckdb")
+    vault_dir: Path = Path("vault")
+    deid: DeidConfig = Field(default_factory=DeidConfig)
+    #: counts from 1 to this minus one are shown as "<threshold" in outputs that leave the hub
+    small_cell_threshold: int = 5
+    #: minimum k-anonymity of a submission's quasi-identifiers; 0 = off
+    min_k_anonymity: int = 0
+    schedule_cron: str = "0 2 * * *"
+    dask_address: str | None = None
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            YamlConfigSettingsSource(settings_cls, yaml_file=config_file()),
+        )
+
+    @cached_property
+    def sql_dir(self) -> Path:
+        return self.project_root / "sql"
+
+    @cached_property
+    def expectations_dir(self) -> Path:
+        return self.project_root / "expectations"
+
+    @cached_property
+    def plans_dir(self) -> Path:
+        return self.project_root / "plans"
+
+    def site(self, site_id: str) -> SiteConfig:
+        """The configured site, or a clear error naming the known ones."""
+        for site in self.sites:
+            if site.site_id == site_id:
+                return site
+        known = ", ".join(s.site_id for s in self.sites)
+        raise KeyError(f"unknown site {site_id!r}; configured sites: {known} (edit {config_file()})")
+
+    def secret_bytes(self) -> bytes:
+        """The consortium secret, from COHORTPOOL_SECRET or the secret file; raises if neither is set."""
+        if self.secret is not None and self.secret.get_secret_value():
+            return self.secret.get_secret_value().encode("utf-8")
+        if self.secret_file is not None:
+            text = self.secret_file.read_text(encoding="utf-8").strip()
+            if text:
+                return text.encode("utf-8")
+        raise MissingSecretError(
+            "no consortium secret: set COHORTPOOL_SECRET or pass --secret-file FILE "
+            "(ask the consortium's key custodian; it is never stored by cohortpool)"
+        )
+
+
+class MissingSecretError(RuntimeError):
+    """No consortium secret was configured."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and YAML file, with explicit overrides on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
