@@ -1,0 +1,174 @@
+"""Find the site nights in a landing folder that still need processing.
+
+A landing folder holds site drops, ``<landing>/<site_id>/<YYYY-MM-DD>/`` (data contract section 1),
+written by a hospital's export, by ``cohortpool fetch`` or by ``cohortpool listen``. A night is pending
+when it was never processed, or when its content changed since it was (a re-delivery, or late
+C-STORE arrivals). Content is identified by a sha256 over every file's relative path and sha256, so a
+copy with new timestamps but the same bytes is recognised as already processed. Files still being
+written (hidden ``.name.tmp`` files of an atomic write) are ignored, and a night whose newest file is
+younger than ``settle_seconds`` is left for the next scan, so an export in progress is not taken half.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from cohortpool.ingest import state
+from cohortpool.ingest.errors import IngestError
+from cohortpool.ingest.store import check_night, check_site_id, is_in_progress
+
+log = logging.getLogger(__name__)
+
+NightStatus = Literal["new", "redelivered"]
+
+
+@dataclass(frozen=True)
+class SiteNight:
+    """One site's delivery for one night, waiting to be processed.
+
+    Attributes
+    ----------
+    site_id, night
+        Where it sits: ``<landing>/<site_id>/<night>/``.
+    path
+        The night folder.
+    content_sha256
+        Checksum of the night's content (paths and bytes of every file); pass the object back to
+        :func:`mark_processed` once the night went through, so the same content is not taken again.
+    n_files, n_bytes
+        Size of the delivery (for progress and the run summary).
+    status
+        ``new`` (never processed) or ``redelivered`` (processed before, the content changed since).
+    """
+
+    site_id: str
+    night: str
+    path: Path
+    content_sha256: str
+    n_files: int
+    n_bytes: int
+    status: NightStatus
+
+
+def scan_landing(landing: Path, state_dir: Path, *, settle_seconds: float = 0.0) -> list[SiteNight]:
+    """The nights of every site in ``landing`` that are new or changed since they were processed.
+
+    Parameters
+    ----------
+    landing
+        The landing folder (``<landing>/<site_id>/<YYYY-MM-DD>/``).
+    state_dir
+        The site's ingest state folder (see :mod:`cohortpool.ingest.state`).
+    settle_seconds
+        Leave a night alone while any of its files was modified less than this many seconds ago (an
+        export still in progress); 0 takes everything present.
+
+    Returns
+    -------
+    list[SiteNight]
+        Sorted by site and night. Folders that do not have the drop shape are logged as warnings with
+        what to do, never silently taken.
+    """
+    landing = Path(landing)
+    if not landing.is_dir():
+        raise IngestError(
+            f"landing folder {landing} does not exist or is not a folder; create it or fix --landing"
+        )
+    with state.open_state(state_dir) as conn:
+        done = state.processed_nights(conn)
+    pending: list[SiteNight] = []
+    now = time.time()
+    for site_dir in sorted(p for p in landing.iterdir() if not p.name.startswith(".")):
+        site_id = _checked(site_dir, check_site_id, "a site id (a-z, 0-9, _; 2-32 characters)")
+        if site_id is None:
+            continue
+        for night_dir in sorted(p for p in site_dir.iterdir() if not p.name.startswith(".")):
+            night = _checked(night_dir, check_night, "a night (YYYY-MM-DD)")
+            if night is None:
+                continue
+            digest, n_files, n_bytes, newest = _content_digest(night_dir)
+            if n_files == 0:
+                log.info("%s: empty night folder, nothing to process yet", night_dir)
+                continue
+            if settle_seconds > 0 and now - newest < settle_seconds:
+                log.info(
+                    "%s: still being written (a file changed %.0f s ago), left for the next scan",
+                    night_dir,
+                    now - newest,
+                )
+                continue
+            previous = done.get((site_id, night))
+            if previous == digest:
+                continue
+            status: NightStatus = "new" if previous is None else "redelivered"
+            if status == "redelivered":
+                log.warning(
+                    "%s: content changed since it was processed: re-delivered, taken again", night_dir
+                )
+            pending.append(SiteNight(site_id, night, night_dir, digest, n_files, n_bytes, status))
+    return pending
+
+
+def mark_processed(site_night: SiteNight, state_dir: Path) -> None:
+    """Record that ``site_night`` (with the content it was scanned with) went through the site flow.
+
+    Call it only after the night was fully processed: a crash before leaves the night pending, which is
+    what makes a re-run pick it up again.
+    """
+    with state.open_state(state_dir) as conn:
+        state.record_night(
+            conn, site_night.site_id, site_night.night, site_night.content_sha256, site_night.n_files
+        )
+
+
+def _checked(folder: Path, check: Callable[[str], str], what: str) -> str | None:
+    """The folder's name if ``check`` accepts it; otherwise log why it is skipped and return None."""
+    if not folder.is_dir():
+        log.warning("%s: a file where %s folder is expected; move it into a night folder", folder, what)
+        return None
+    try:
+        return check(folder.name)
+    except ValueError:
+        log.warning(
+            "%s: skipped, the folder name is not %s; rename it to the drop shape "
+            "<landing>/<site_id>/<YYYY-MM-DD>/",
+            folder,
+            what,
+        )
+        return None
+
+
+def _content_digest(night_dir: Path) -> tuple[str, int, int, float]:
+    """sha256 over ``relative path NUL file sha256 LF`` of every complete file, sorted by path.
+
+    Returns the digest, the file count, the byte count and the newest modification time. Paths are
+    hashed, never stored: they carry hospital identifiers in a real PACS export.
+    """
+    outer = hashlib.sha256()
+    n_files = n_bytes = 0
+    newest = 0.0
+    files = sorted(
+        (p for p in night_dir.rglob("*") if p.is_file() and not _hidden(p.relative_to(night_dir))),
+        key=lambda p: p.relative_to(night_dir).as_posix(),
+    )
+    for path in files:
+        stat = path.stat()
+        with path.open("rb") as fh:
+            file_digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        rel = path.relative_to(night_dir).as_posix()
+        outer.update(f"{rel}\0{file_digest}\n".encode())
+        n_files += 1
+        n_bytes += stat.st_size
+        newest = max(newest, stat.st_mtime)
+    return outer.hexdigest(), n_files, n_bytes, newest
+
+
+def _hidden(rel: Path) -> bool:
+    """True if any part of the path is hidden or the file is an in-progress write."""
+    return any(part.startswith(".") for part in rel.parts) or is_in_progress(rel)

@@ -1,0 +1,105 @@
+"""Small valid DICOM studies for the ingest tests, built with pydicom (no real data, no network).
+
+Importable from every test file because the root ``tests/conftest.py`` puts ``tests/`` on ``sys.path``
+(pytest's default ``prepend`` import mode, no ``__init__.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import (
+    CTImageStorage,
+    ComputedRadiographyImageStorage,
+    DigitalXRayImageStorageForPresentation,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    MRImageStorage,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
+
+SOP_CLASS = {
+    "CT": CTImageStorage,
+    "MR": MRImageStorage,
+    "DX": DigitalXRayImageStorageForPresentation,
+    "CR": ComputedRadiographyImageStorage,
+    "OT": SecondaryCaptureImageStorage,  # secondary capture
+}
+
+
+def make_instance(
+    *,
+    study_uid: str,
+    series_uid: str,
+    modality: str,
+    number: int,
+    patient: str = "DOE^JANE",
+    mrn: str = "MRN0001",
+    study_date: str = "20240105",
+    implicit: bool = False,
+    size: int = 16,
+) -> Dataset:
+    """One image with plausible headers (planted PHI included, as a real export has)."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = SOP_CLASS[modality]
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    ds.SOPClassUID = SOP_CLASS[modality]
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.PatientName = patient
+    ds.PatientID = mrn
+    ds.PatientBirthDate = "19500101"
+    ds.PatientSex = "F"
+    ds.StudyDate = study_date
+    ds.StudyTime = "101500"
+    ds.AccessionNumber = f"ACC{number:05d}"
+    ds.StudyID = "1"
+    ds.Modality = modality
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = number
+    ds.ConversionType = "WSD" if modality == "OT" else None
+    if ds.ConversionType is None:
+        del ds.ConversionType
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = ds.Columns = size
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    pixels = (np.arange(size * size, dtype=np.uint16).reshape(size, size) * (number + 1)) % 4096
+    # bytes that look like multipart boundaries and CRLFs must survive every transfer unchanged
+    pixels.flat[:8] = [0x0A0D, 0x2D2D, 0x0D0A, 0x0A0D, 0x2D2D, 0x0D2D, 0x0A2D, 0x0D0D]
+    ds.PixelData = pixels.tobytes()
+    return ds
+
+
+def write_study(
+    folder: Path, modality: str, n_instances: int, *, study_date: str | None = None, tag: str = "s"
+) -> tuple[str, list[Path]]:
+    """Write one study of ``n_instances`` images into ``folder``; return its UID and the files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    study_uid, series_uid = generate_uid(), generate_uid()
+    date = study_date or dt.date(2024, 1, 5).strftime("%Y%m%d")
+    files = []
+    for i in range(n_instances):
+        ds = make_instance(
+            study_uid=study_uid, series_uid=series_uid, modality=modality, number=i + 1, study_date=date
+        )
+        path = folder / f"{tag}_{modality}_{i:03d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        files.append(path)
+    return study_uid, files
+
+
+def dataset_equal(a: Path, b: Path) -> bool:
+    """True if two files hold the same data set (every element, pixels included)."""
+    da, db = pydicom.dcmread(a), pydicom.dcmread(b)
+    return bool(da == db) and da.file_meta.TransferSyntaxUID == db.file_meta.TransferSyntaxUID
