@@ -1,0 +1,190 @@
+"""Figures as inline SVG text: forest plots and the detection-rate chart.
+
+Deterministic by construction, so the same results give a byte-identical report: the Agg backend, no
+date in the SVG metadata, text kept as ``<text>`` (``svg.fonttype = none``: no embedded glyph paths whose
+ids could vary) and ``svg.hashsalt`` set to the figure's name, which makes the clip-path ids stable and
+distinct between the figures of one HTML page.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display at the hub; must precede pyplot
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from cohortpool.stats.result import ResultTable
+
+#: modality order and colours (colour-blind safe: Okabe-Ito)
+MODALITY_ORDER = ("XR", "CT", "MR", "ALL")
+MODALITY_NAMES = {"XR": "X-ray", "CT": "CT", "MR": "MRI", "ALL": "Combined"}
+MODALITY_COLOURS = {"XR": "#E69F00", "CT": "#56B4E9", "MR": "#009E73", "ALL": "#0072B2"}
+_XML_PROLOGUE = re.compile(r"^<\?xml[^>]*>\s*(<!DOCTYPE[^>]*>\s*)?", re.DOTALL)
+
+
+@contextmanager
+def _style(name: str) -> Iterator[None]:
+    with matplotlib.rc_context(
+        {
+            "svg.hashsalt": name,
+            "svg.fonttype": "none",
+            "font.family": "DejaVu Sans",  # ships with matplotlib: same text metrics on every machine
+            "font.size": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    ):
+        yield
+
+
+def to_svg(figure: Figure, name: str) -> str:
+    """The figure as an ``<svg>`` element ready to inline into HTML (no XML prologue, no date)."""
+    buffer = io.StringIO()
+    with _style(name):
+        figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    plt.close(figure)
+    svg = _XML_PROLOGUE.sub("", buffer.getvalue())
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{name}" class="figure" ', 1)
+
+
+def _is_ratio(result: ResultTable) -> bool:
+    frame = result.frame
+    if "scale" in frame.columns:
+        return bool((frame["scale"] == "log").all())
+    return "ratio" in result.title.lower()
+
+
+def _num(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def forest_svg(result: ResultTable) -> str:
+    """A forest plot: per-site squares sized by weight, the pooled estimate as a diamond, 95 % CIs."""
+    frame = result.frame.reset_index(drop=True)
+    ratio = _is_ratio(result)
+    rows = len(frame)
+    with _style(result.name):
+        figure, axis = plt.subplots(figsize=(7.5, 0.9 + 0.32 * max(rows, 2)))
+        max_weight = max((_num(w) for w in frame["weight"] if not math.isnan(_num(w))), default=1.0) or 1.0
+        labels: list[str] = []
+        for position, row in frame.iterrows():
+            y = rows - 1 - int(position)  # type: ignore[call-overload]
+            estimate, low, high = _num(row["estimate"]), _num(row["ci_low"]), _num(row["ci_high"])
+            pooled = bool(row["is_pooled"])
+            site = "Pooled" if pooled else str(row["site_id"])
+            labels.append(f"{row['label']}  {site}")
+            if math.isnan(estimate):
+                continue
+            axis.plot([low, high], [y, y], color="black", linewidth=1)
+            if pooled:
+                axis.fill(
+                    [low, estimate, high, estimate],
+                    [y, y + 0.3, y, y - 0.3],
+                    color="#0072B2",
+                    zorder=3,
+                )
+            else:
+                size = 20 + 120 * (
+                    _num(row["weight"]) / max_weight if not math.isnan(_num(row["weight"])) else 0
+                )
+                axis.scatter([estimate], [y], marker="s", s=size, color="#555555", zorder=3)
+            axis.annotate(
+                f"{estimate:.2f} ({low:.2f} to {high:.2f})",
+                xy=(1.01, y),
+                xycoords=("axes fraction", "data"),
+                va="center",
+                fontsize=8,
+            )
+        axis.axvline(1.0 if ratio else 0.0, color="#999999", linestyle="--", linewidth=0.8)
+        if ratio:
+            axis.set_xscale("log")
+            # plain numbers (0.5, 1, 2, 5 ...) read better than powers of ten on an odds-ratio axis
+            axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axis.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.xaxis.set_minor_formatter(NullFormatter())
+        axis.set_yticks(range(rows), list(reversed(labels)))
+        axis.set_ylim(-0.8, rows - 0.2)
+        axis.set_xlabel("Odds ratio (log scale), 95 % CI" if ratio else "Difference, 95 % CI")
+        axis.set_title(result.title, loc="left", fontsize=10)
+        return to_svg(figure, result.name)
+
+
+def _detection_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The pooled rows if the frame is site-stratified (a chart of every site would be unreadable)."""
+    if "site_id" not in frame.columns:
+        return frame
+    site = frame["site_id"].fillna("").astype(str)
+    pooled = frame[site.isin(["", "all", "ALL", "pooled", "Pooled"])]
+    return pooled if len(pooled) else frame
+
+
+def detection_svg(result: ResultTable) -> str:
+    """Grouped bars: detection rate (%) of each finding by modality, one panel per diagnosis.
+
+    Suppressed rates (text such as ``<5`` in a released frame) draw as an empty hatched outline with the
+    mark printed, never as a bar whose length would give the hidden count back.
+    """
+    frame = _detection_rows(result.frame)
+    diagnoses = list(dict.fromkeys(frame["diagnosis"]))
+    findings = list(dict.fromkeys(frame["finding"]))
+    modalities = [m for m in MODALITY_ORDER if m in set(frame["modality"])]
+    with _style(result.name):
+        figure, axes = plt.subplots(
+            1,
+            len(diagnoses),
+            figsize=(3.6 * len(diagnoses) + 1, 0.55 * len(findings) * len(modalities) / 3 + 1.2),
+            sharey=True,
+            squeeze=False,
+        )
+        width = 0.8 / max(len(modalities), 1)
+        for axis, diagnosis in zip(axes[0], diagnoses, strict=True):
+            part = frame[frame["diagnosis"] == diagnosis]
+            for m_index, modality in enumerate(modalities):
+                for f_index, finding in enumerate(findings):
+                    cell = part[(part["finding"] == finding) & (part["modality"] == modality)]
+                    if cell.empty:
+                        continue
+                    y = f_index + (m_index - (len(modalities) - 1) / 2) * width
+                    # from the counts, not "rate": no guessing whether a rate is a fraction or a percent
+                    detected, n = _num(cell["detected"].iloc[0]), _num(cell["n"].iloc[0])
+                    rate = detected / n * 100 if n > 0 else math.nan
+                    label = MODALITY_NAMES.get(modality, modality) if f_index == 0 else None
+                    if math.isnan(rate):
+                        axis.barh(
+                            y, 100, height=width, fill=False, hatch="///", edgecolor="#BBBBBB", linewidth=0
+                        )
+                        axis.text(1, y, str(cell["rate"].iloc[0]), va="center", fontsize=7)
+                        continue
+                    axis.barh(
+                        y, rate, height=width, color=MODALITY_COLOURS.get(modality, "#777777"), label=label
+                    )
+            axis.set_title(str(diagnosis), fontsize=10)
+            axis.set_xlim(0, 100)
+            axis.set_xlabel("Detected, % of vertebrae")
+            axis.set_yticks(range(len(findings)), [f.replace("_", " ") for f in findings])
+            axis.invert_yaxis()
+        axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+        return to_svg(figure, result.name)
+
+
+def figure_svg(result: ResultTable) -> str | None:
+    """The figure for a result, or None for plain tables."""
+    if result.kind == "forest":
+        return forest_svg(result)
+    if result.kind == "detection":
+        return detection_svg(result)
+    return None
