@@ -8,6 +8,7 @@ level, so ``cohortpool --help`` answers quickly.
 from __future__ import annotations
 
 from cohortpool.cli import info as _info  # noqa: F401  (registers commands)
+from cohortpool.cli import listen as _listen  # noqa: F401  (registers listen, fetch)
 from cohortpool.cli._app import app
 
 

@@ -1,0 +1,177 @@
+"""`cohortpool listen` (C-STORE receiver) and `cohortpool fetch` (one-off pull from a PACS).
+
+Both write into the site drop shape of the landing folder (``<landing>/<site>/<YYYY-MM-DD>/dicom/``);
+the nightly site flow then takes the new nights from there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, cast
+
+import typer
+
+from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app
+from cohortpool.config import load_settings
+
+LandingOpt = Annotated[
+    Path, typer.Option("--landing", help="Landing folder; files go to <landing>/<site>/<YYYY-MM-DD>/dicom/.")
+]
+SiteOpt = Annotated[
+    str | None,
+    typer.Option("--site", help="Site id the data belongs to (default: the only configured site)."),
+]
+NightOpt = Annotated[
+    str | None, typer.Option("--night", help="Night folder YYYY-MM-DD (default: today's local date).")
+]
+
+
+def _site(site: str | None) -> str:
+    """The site to store under: the one given, or the only configured one; exit 2 if ambiguous."""
+    if site is not None:
+        return site
+    try:
+        sites = [s.site_id for s in load_settings().sites]
+    except ValueError as exc:
+        typer.echo(f"error: invalid configuration: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from exc
+    if len(sites) == 1:
+        return sites[0]
+    typer.echo(
+        f"error: pass --site: the configuration lists {len(sites)} sites ({', '.join(sites)}); storing "
+        "under the wrong site would mix hospitals' data",
+        err=True,
+    )
+    raise typer.Exit(EXIT_USAGE)
+
+
+@app.command()
+def listen(
+    landing: LandingOpt,
+    port: Annotated[int, typer.Option("--port", help="TCP port (0 picks a free one and prints it).")] = 11112,
+    ae_title: Annotated[str, typer.Option("--ae-title", help="This receiver's AE title.")] = "COHORTPOOL",
+    site: SiteOpt = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; 0.0.0.0 for modalities on other machines.")
+    ] = "127.0.0.1",
+    night: NightOpt = None,
+    allow_aet: Annotated[
+        list[str] | None,
+        typer.Option("--allow-aet", help="Only accept these calling AE titles (repeatable)."),
+    ] = None,
+) -> None:
+    """Receive DICOM instances over C-STORE into the landing folder until Ctrl-C.
+
+    Each instance is written atomically under <landing>/<site>/<night>/dicom/<study>/<series>/<sop>.dcm.
+    """
+    from rich.console import Console
+
+    from cohortpool.ingest.listener import Listener, ListenerStats, serve
+
+    site_id = _site(site)
+    console = Console(stderr=True)
+    status = console.status("waiting for associations")
+
+    def ready(listener: Listener) -> None:
+        # stdout, one line, flushed: scripts and tests read the actual port from it
+        typer.echo(
+            f"listening on {listener.host}:{listener.port} as AE {listener.ae_title}, storing into "
+            f"{landing}/{site_id}/ (Ctrl-C to stop)"
+        )
+        status.start()
+
+    def tick(stats: ListenerStats) -> None:
+        status.update(
+            f"stored {stats.stored} instances ({stats.bytes / 1e6:.1f} MB), rejected {stats.rejected}"
+        )
+
+    try:
+        stats = serve(
+            landing,
+            site_id,
+            port=port,
+            host=host,
+            ae_title=ae_title,
+            night=night,
+            allowed_aets=allow_aet or (),
+            on_ready=ready,
+            on_tick=tick,
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from exc
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc}; choose another --port", err=True)
+        raise typer.Exit(EXIT_USAGE) from exc
+    finally:
+        status.stop()
+    typer.echo(f"stopped: stored {stats.stored} instances, rejected {stats.rejected}")
+    raise typer.Exit(EXIT_ISSUES if stats.rejected else EXIT_OK)
+
+
+@app.command()
+def fetch(
+    source_url: Annotated[
+        str,
+        typer.Argument(help="Orthanc REST root (http://host:8042) or DICOMweb root (.../dicom-web)."),
+    ],
+    landing: LandingOpt,
+    site: SiteOpt = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option("--state-dir", help="Watermarks and ledger (default: <landing>/.cohortpool)."),
+    ] = None,
+    protocol: Annotated[
+        str, typer.Option("--protocol", help="auto, orthanc (change log + REST) or dicomweb (QIDO/WADO-RS).")
+    ] = "auto",
+    night: NightOpt = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Ignore the watermark: list every study (held ones are skipped).")
+    ] = False,
+    overlap_days: Annotated[
+        int, typer.Option("--overlap-days", help="DICOMweb: days before the last run the query starts.")
+    ] = 7,
+) -> None:
+    """Pull the studies that are new since the last successful run from a PACS into the landing folder.
+
+    Exit code 0 when everything came through, 1 when some study failed (the watermark stays, the next
+    run retries), 2 on bad usage.
+    """
+    from rich.progress import Progress
+
+    from cohortpool.ingest import SourceError, fetch_new_studies
+    from cohortpool.ingest.fetch import Protocol
+
+    site_id = _site(site)
+    if protocol not in ("auto", "orthanc", "dicomweb"):
+        typer.echo(f"error: --protocol {protocol!r} must be auto, orthanc or dicomweb", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    with Progress(transient=True) as bar:
+        task = bar.add_task("fetching studies", total=None)
+        try:
+            result = fetch_new_studies(
+                source_url,
+                landing,
+                site_id,
+                state_dir or Path(landing) / ".cohortpool",
+                night=night,
+                protocol=cast(Protocol, protocol),
+                full=full,
+                overlap_days=overlap_days,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_USAGE) from exc
+        except SourceError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_ISSUES) from exc
+    typer.echo(
+        f"{result.source}: {result.studies_found} studies changed, {result.instances_written} instances "
+        f"written into {result.night_dir}, {result.instances_already_held} already held"
+    )
+    for failure in result.failures:
+        typer.echo(f"failed: {failure}", err=True)
+    if not result.ok:
+        typer.echo(f"{len(result.failures)} failures: the watermark was not moved; run again later", err=True)
+        raise typer.Exit(EXIT_ISSUES)
