@@ -56,16 +56,18 @@ class CochranQResult:
     warnings: tuple[str, ...] = field(default=())
 
 
-def mcnemar(b: int, c: int, *, exact: bool | None = None) -> McNemarResult:
+def mcnemar(
+    b: int, c: int, *, exact: bool | None = None, exact_below: int = MCNEMAR_EXACT_BELOW
+) -> McNemarResult:
     """McNemar's test on the discordant counts b and c.
 
-    ``exact=None`` chooses: exact binomial when b + c < :data:`MCNEMAR_EXACT_BELOW`, else chi-square with
+    ``exact=None`` chooses: exact binomial when b + c < ``exact_below``, else chi-square with
     continuity correction (omitted when b = c, as R does).
     """
     b, c = int(b), int(c)
     if b < 0 or c < 0:
         raise ValueError(f"discordant counts must be non-negative, got b={b}, c={c}")
-    use_exact = (b + c < MCNEMAR_EXACT_BELOW) if exact is None else exact
+    use_exact = (b + c < exact_below) if exact is None else exact
     name = t.MCNEMAR_EXACT if use_exact else t.MCNEMAR_CHI2
     if b + c == 0:
         return McNemarResult(name, b, c, math.nan, math.nan, ("no discordant pairs: McNemar undefined",))
@@ -107,7 +109,12 @@ def holm(p_values: list[float]) -> list[float]:
     return [float(x) for x in out]
 
 
-def paired_comparison(frame: pd.DataFrame, modalities: list[str], count_col: str = "n_units") -> pd.DataFrame:
+def paired_comparison(
+    frame: pd.DataFrame,
+    modalities: list[str],
+    count_col: str = "n_units",
+    exact_below: int = MCNEMAR_EXACT_BELOW,
+) -> pd.DataFrame:
     """Cochran's Q and Holm-corrected pairwise McNemar for one finding in one group.
 
     ``frame`` has one boolean column per modality and a count column (pattern counts; one row per unit
@@ -134,7 +141,7 @@ def paired_comparison(frame: pd.DataFrame, modalities: list[str], count_col: str
     for i, j in pairs:
         b = int(w[pat[:, i] & ~pat[:, j]].sum())
         c = int(w[~pat[:, i] & pat[:, j]].sum())
-        results.append(mcnemar(b, c))
+        results.append(mcnemar(b, c, exact_below=exact_below))
     adjusted = holm([r.p_value for r in results])
     for (i, j), r, adj in zip(pairs, results, adjusted, strict=True):
         rows.append(

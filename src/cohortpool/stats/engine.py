@@ -1,0 +1,153 @@
+"""Run a whole analysis plan on the analysis views: ``run_plan(plan, frames) -> list[ResultTable]``.
+
+``frames`` maps view names (``patients``, ``vertebra_reads``, ``vertebrae``, ``findings_long``, or the
+pre-aggregated ``detection_patterns``) to DataFrames as the glue layer fetched them from the warehouse. A
+frame may be row-level (one row per unit) or already aggregated by the warehouse with the plan's weight
+column (units per row); the results are the same. Each analysis is done per site and pooled over sites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from cohortpool.stats.accuracy import diagnostic_accuracy, logistic_rule
+from cohortpool.stats.compare import compare_groups
+from cohortpool.stats.detection import detection_patterns, detection_tables
+from cohortpool.stats.frames import apply_derived, sites_of, weights
+from cohortpool.stats.plan import Accuracy, Plan
+from cohortpool.stats.result import ResultTable
+
+NOTE_COMPARE = (
+    "Per-site rows: SPSS-style tests (Student's t headline with Levene and Welch beside it; Mann-Whitney U "
+    "for declared non-normal variables; chi-square, Yates or Fisher by the expected-count rule). "
+    "Pooled rows: Cochran-Mantel-Haenszel with site as stratum (Mantel-Haenszel OR, Breslow-Day-Tarone "
+    "heterogeneity) or DerSimonian-Laird random-effects mean difference (tau^2 truncated at 0)."
+)
+NOTE_OR = (
+    "Odds ratios are second group vs reference; per-site ORs are sample (cross-product) ORs with Woolf CIs, "
+    "0.5 added to every cell only when one is zero; not R fisher.test's conditional MLE."
+)
+
+
+def _frame(frames: Mapping[str, pd.DataFrame], view: str, what: str) -> pd.DataFrame:
+    if view not in frames:
+        raise KeyError(f"{what} needs the {view!r} view; frames given: {sorted(frames)}")
+    return frames[view]
+
+
+def _accuracy(plan: Plan, spec: Accuracy, frame: pd.DataFrame) -> list[ResultTable]:
+    gcol = plan.groups.column
+    missing = [c for c in (gcol, *spec.signs) if c not in frame.columns]
+    if missing:
+        raise KeyError(f"accuracy {spec.name!r}: view {spec.view!r} lacks columns {missing}")
+    frame = frame[frame[gcol].isin(plan.groups.levels)]
+    frame = frame.assign(_w=weights(frame, plan), _pos=frame[gcol] == spec.positive)
+    sites = sites_of(frame, plan)
+    scopes = [
+        *((s, frame[frame[plan.site_column].astype(str) == s]) for s in sites),
+        (plan.pooled_label, frame),
+    ]
+    metrics: list[pd.DataFrame] = []
+    models: list[dict[str, Any]] = []
+    coefs: list[pd.DataFrame] = []
+    for site, scope in scopes:
+        pos = scope["_pos"]
+        for sign in spec.signs:
+            present = scope[sign].astype(bool)
+            tp = int(scope.loc[present & pos, "_w"].sum())
+            fp = int(scope.loc[present & ~pos, "_w"].sum())
+            fn = int(scope.loc[~present & pos, "_w"].sum())
+            tn = int(scope.loc[~present & ~pos, "_w"].sum())
+            m = diagnostic_accuracy(tp, fp, fn, tn, plan.options.alpha)
+            m.insert(0, "sign", sign)
+            m.insert(0, "site_id", site)
+            metrics.append(m)
+        if spec.model and scope["_pos"].nunique() == 2:
+            agg = scope.groupby([*spec.signs, "_pos"], observed=True)["_w"].sum().reset_index()
+            rule = logistic_rule(agg, list(spec.signs), "_pos", "_w", plan.options.alpha)
+            models.append(
+                {"site_id": site, "auc": rule.auc, "se": rule.auc_se, "ci_low": rule.auc_ci_low,
+                 "ci_high": rule.auc_ci_high, "n": rule.n, "warnings": "; ".join(rule.warnings)}
+            )  # fmt: skip
+            coefs.append(rule.coefficients.assign(site_id=site))
+    out = [
+        ResultTable(
+            spec.name,
+            spec.title,
+            pd.concat(metrics, ignore_index=True).assign(analysis=spec.name, positive=spec.positive),
+            (
+                "Wilson score 95 % CIs for proportions; log-method CIs for likelihood ratios.",
+                "PPV and NPV are at the sample's prevalence, not a clinic's.",
+            ),
+        )
+    ]
+    if models:
+        out.append(
+            ResultTable(
+                f"{spec.name}_model",
+                f"{spec.title}: multivariable logistic rule, ROC AUC (DeLong 95 % CI)",
+                pd.DataFrame(models),
+                ("In-sample AUC (optimistic); units of one patient are not independent.",),
+            )
+        )
+        coef = pd.concat(coefs, ignore_index=True)
+        out.append(
+            ResultTable(
+                f"{spec.name}_model_coefficients",
+                f"{spec.title}: logistic coefficients",
+                coef[["site_id", *[c for c in coef.columns if c != "site_id"]]],
+            )
+        )
+    return out
+
+
+def run_plan(plan: Plan, frames: Mapping[str, pd.DataFrame]) -> list[ResultTable]:
+    """Every analysis of the plan, in plan order, as :class:`ResultTable` objects for the report."""
+    views: dict[str, pd.DataFrame] = dict(frames)
+    for d in plan.derived:
+        if d.view in views:
+            views[d.view] = apply_derived(views[d.view], [d])
+    results: list[ResultTable] = []
+    g0, g1 = plan.groups.levels
+    versus = f"{plan.groups.label(g1)} vs {plan.groups.label(g0)}"
+    for cmp in plan.comparisons:
+        table, forest = compare_groups(plan, cmp, _frame(views, cmp.view, f"comparison {cmp.name!r}"))
+        results.append(ResultTable(cmp.name, cmp.title, table, (NOTE_COMPARE, NOTE_OR)))
+        if cmp.forest and not forest.empty:
+            results.append(
+                ResultTable(
+                    f"{cmp.name}_forest",
+                    f"{cmp.title}: per-site and pooled effects ({versus})",
+                    forest,
+                    ("Odds ratios (binary), mean differences (continuous); pooled: MH, DL random effects.",),
+                    kind="forest",
+                )
+            )
+    for det in plan.detection:
+        pat, notes = detection_patterns(plan, det, _frame(views, det.view, f"detection {det.name!r}"))
+        tabs = detection_tables(plan, det, pat)
+        results.append(
+            ResultTable(f"{det.name}_rates", det.title, tabs["rates"], tuple(notes), kind="detection")
+        )
+        results.append(
+            ResultTable(
+                f"{det.name}_independent",
+                f"{det.title}: modalities compared as independent samples (the paper's method)",
+                tabs["independent"],
+                ("Not valid for paired reads; shown to reproduce the paper. See the paired analysis.",),
+            )
+        )
+        results.append(
+            ResultTable(
+                f"{det.name}_paired",
+                f"{det.title}: Cochran's Q and pairwise McNemar (Holm-corrected)",
+                tabs["paired"],
+                (f"McNemar exact (binomial) below {plan.options.mcnemar_exact_below} discordant pairs.",),
+            )
+        )
+    for acc in plan.accuracy:
+        results.extend(_accuracy(plan, acc, _frame(views, acc.view, f"accuracy {acc.name!r}")))
+    return results
