@@ -30,6 +30,8 @@ from cohortpool.stats.result import ResultTable
 MODALITY_ORDER = ("XR", "CT", "MR", "ALL")
 MODALITY_NAMES = {"XR": "X-ray", "CT": "CT", "MR": "MRI", "ALL": "Combined"}
 MODALITY_COLOURS = {"XR": "#E69F00", "CT": "#56B4E9", "MR": "#009E73", "ALL": "#0072B2"}
+_ID_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_ID_REF = re.compile(r'(\bid="|url\(#|href="#)([^")]+)')
 _XML_PROLOGUE = re.compile(r"^<\?xml[^>]*>\s*(<!DOCTYPE[^>]*>\s*)?", re.DOTALL)
 
 
@@ -55,6 +57,10 @@ def to_svg(figure: Figure, name: str) -> str:
         figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
     plt.close(figure)
     svg = _XML_PROLOGUE.sub("", buffer.getvalue())
+    # matplotlib numbers its element ids per figure (figure_1, axes_1, ...): prefix them with the figure's
+    # name so several figures inline in one page keep unique ids and their url(#...) references intact
+    prefix = _ID_SAFE.sub("-", name)
+    svg = _ID_REF.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", svg)
     return svg.replace("<svg ", f'<svg role="img" aria-label="{name}" class="figure" ', 1)
 
 

@@ -1,0 +1,44 @@
+"""The data-quality summary: ordered, with the share of rows accepted, and strict about its input."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cohortpool.report.quality import QUALITY_COLUMNS, flagged_sites, quality_table
+
+
+def _summary() -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            ("site02", "2026-11-24", "site02_b", "passed", "reads", 100, 100, 0, 0, 0),
+            ("site01", "2026-11-24", "site01_a", "quarantined", "reads", 200, 198, 2, 1, 0),
+            ("site01", "2026-11-24", "site01_a", "quarantined", "clinical", 50, 50, 0, 0, 0),
+            ("site02", "2026-11-24", "site02_b", "passed", "clinical", 0, 0, 0, 0, 0),
+        ],
+        columns=list(QUALITY_COLUMNS),
+    )
+
+
+def test_rows_are_ordered_by_site_then_table_in_pipeline_order() -> None:
+    table = quality_table(_summary())
+    assert list(zip(table["site_id"], table["table_name"], strict=True)) == [
+        ("site01", "clinical"),
+        ("site01", "reads"),
+        ("site02", "clinical"),
+        ("site02", "reads"),
+    ]
+
+
+def test_accepted_share_is_a_percentage_and_blank_for_empty_tables() -> None:
+    table = quality_table(_summary())
+    assert table["accepted_pct"].tolist() == ["100.0", "99.0", "", "100.0"]
+
+
+def test_sites_with_quarantined_rows_are_flagged() -> None:
+    assert flagged_sites(quality_table(_summary())) == ["site01"]
+
+
+def test_missing_column_names_what_is_expected() -> None:
+    with pytest.raises(ValueError, match="lacks columns \\['rejected'\\]"):
+        quality_table(_summary().drop(columns="rejected"))
