@@ -7,8 +7,8 @@ level, so ``cohortpool --help`` answers quickly.
 
 from __future__ import annotations
 
-from cohortpool.cli import info as _info  # noqa: F401  (registers commands)
 from cohortpool.cli import deid as _deid  # noqa: F401  (registers deid)
+from cohortpool.cli import info as _info  # noqa: F401  (registers commands)
 from cohortpool.cli import listen as _listen  # noqa: F401  (registers listen, fetch)
 from cohortpool.cli import load as _load  # noqa: F401  (registers load, db, export)
 from cohortpool.cli import stats as _stats  # noqa: F401  (registers stats compare)

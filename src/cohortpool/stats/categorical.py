@@ -167,7 +167,7 @@ def compare_categorical(
     nonempty = arr[arr.sum(axis=1) > 0][:, arr.sum(axis=0) > 0]
     if min(nonempty.shape, default=0) < 2:
         warnings.append("no variation (a single level or a single group): no test")
-        return CategoricalResult(t.FISHER_EXACT, math.nan, math.nan, math.nan, warnings=tuple(warnings))
+        return CategoricalResult("", math.nan, math.nan, math.nan, warnings=tuple(warnings))
     name = t.choose_categorical_test(arr)
     stat, df, p = math.nan, math.nan, math.nan
     if name in (t.PEARSON_CHI2, t.YATES_CHI2):

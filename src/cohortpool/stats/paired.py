@@ -25,7 +25,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from cohortpool.stats import tests as t
 
@@ -100,12 +99,20 @@ def cochran_q(patterns: npt.ArrayLike, counts: npt.ArrayLike) -> CochranQResult:
 
 
 def holm(p_values: list[float]) -> list[float]:
-    """Holm-adjusted P values (statsmodels); undefined P values stay undefined and do not count."""
+    """Holm-adjusted P values; undefined P values stay undefined and do not count among the m tests.
+
+    Hand-written (five lines, Holm 1979) because statsmodels' ``multipletests`` runs ``gc.collect()`` on
+    every call (about 0.1 s each: most of a whole plan's run time); a unit test checks it equals
+    statsmodels and R's ``p.adjust(method = "holm")``.
+    """
     arr = np.asarray(p_values, dtype=float)
     out = np.full(arr.shape, math.nan)
-    ok = np.isfinite(arr)
-    if ok.any():
-        out[ok] = multipletests(arr[ok], method="holm")[1]
+    idx = np.flatnonzero(np.isfinite(arr))
+    if idx.size:
+        order = idx[np.argsort(arr[idx], kind="stable")]
+        m = idx.size
+        scaled = np.minimum(1.0, (m - np.arange(m)) * arr[order])
+        out[order] = np.maximum.accumulate(scaled)
     return [float(x) for x in out]
 
 
