@@ -1,0 +1,1 @@
+SELECT * FROM analysis.site_counts ORDER BY site_id, diagnosis;

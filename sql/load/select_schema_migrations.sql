@@ -1,0 +1,1 @@
+SELECT version, name, sha256 FROM main.schema_migrations ORDER BY version;

@@ -1,0 +1,190 @@
+"""Read a validated batch folder (docs/data_contract.md section 3) before anything touches the warehouse.
+
+Every problem with the folder itself (a missing file, an unreadable summary, a column the contract does
+not know) is found here and reported as :class:`BatchError` naming the file, so a load either starts
+with a well-formed batch or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+#: The data tables of a batch, in load order.
+TABLES: tuple[str, ...] = ("clinical", "reads", "imaging_manifest")
+#: Lineage columns every accepted table carries beside the submission columns.
+LINEAGE: tuple[str, ...] = ("batch_id", "source_file", "source_sha256", "source_row")
+#: Columns of quarantine.csv and warnings.csv.
+ISSUE_COLUMNS: tuple[str, ...] = ("table", "source_row", "key", "expectation", "severity", "reason", "value")
+_COUNT_KEYS: tuple[str, ...] = ("rows_in", "accepted", "quarantined", "warnings", "rejected")
+_CHUNK = 1 << 20
+
+
+class BatchError(ValueError):
+    """The validated batch folder does not follow the contract; nothing was loaded."""
+
+
+@dataclass(frozen=True)
+class BatchFile:
+    """One file of the batch with its checksum, path relative to the batch folder."""
+
+    relpath: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ValidatedBatch:
+    """What ``cohortpool validate`` wrote for one site-night."""
+
+    path: Path
+    site_id: str
+    night: date
+    batch_id: str
+    summary_text: str
+    counts: dict[str, dict[str, int]]
+    files: tuple[BatchFile, ...]
+    content_sha256: str
+    received_at: datetime
+
+    def table_path(self, table: str) -> Path:
+        """``accepted/<table>.parquet``."""
+        return self.path / "accepted" / f"{table}.parquet"
+
+    @property
+    def quarantine_path(self) -> Path:
+        return self.path / "quarantine.csv"
+
+    @property
+    def warnings_path(self) -> Path | None:
+        path = self.path / "warnings.csv"
+        return path if path.is_file() else None
+
+
+def file_sha256(path: Path) -> str:
+    """Streamed sha256 of a file (batches may hold millions of rows)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _counts(summary: dict[str, Any], summary_path: Path) -> dict[str, dict[str, int]]:
+    # the per-table counts may sit under "tables" or at the top level, keyed by table name
+    holder = summary.get("tables", summary)
+    counts: dict[str, dict[str, int]] = {}
+    for table in TABLES:
+        entry = holder.get(table) if isinstance(holder, dict) else None
+        if not isinstance(entry, dict):
+            raise BatchError(f"{summary_path}: no counts for table {table!r} (contract section 3)")
+        row: dict[str, int] = {}
+        for key in _COUNT_KEYS:
+            value = entry.get(key, 0 if key in ("warnings", "rejected") else None)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise BatchError(
+                    f"{summary_path}: {table}.{key} must be a non-negative integer, got {value!r}"
+                )
+            row[key] = value
+        counts[table] = row
+    return counts
+
+
+def _check_columns(path: Path, expected: tuple[str, ...]) -> None:
+    try:
+        names = pq.read_schema(path).names
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise BatchError(f"{path}: not a readable Parquet file ({exc}); re-run cohortpool validate") from exc
+    missing = [c for c in expected if c not in names]
+    unknown = [c for c in names if c not in expected]
+    if missing or unknown:
+        raise BatchError(
+            f"{path}: columns differ from the contract (docs/data_contract.md sections 2-3): "
+            f"missing {missing}, unknown {unknown}; re-run cohortpool validate with a matching version"
+        )
+
+
+def _check_issue_file(path: Path) -> None:
+    try:
+        header = pacsv.open_csv(path).schema.names
+    except Exception as exc:  # pyarrow raises several types for a malformed CSV
+        raise BatchError(f"{path}: not a readable CSV file ({exc})") from exc
+    missing = [c for c in ISSUE_COLUMNS if c not in header]
+    if missing:
+        raise BatchError(f"{path}: missing column(s) {missing}; expected {list(ISSUE_COLUMNS)}")
+
+
+def read_batch(path: str | Path, columns: dict[str, tuple[str, ...]]) -> ValidatedBatch:
+    """Check the folder and checksum its files.
+
+    Parameters
+    ----------
+    path
+        The validated batch folder.
+    columns
+        For each table, the submission columns the warehouse stores (read from the warehouse's own
+        catalogue, so the migrations stay the one definition); lineage columns are added here.
+    """
+    folder = Path(path)
+    summary_path = folder / "summary.json"
+    if not summary_path.is_file():
+        raise BatchError(
+            f"{folder}: no summary.json, so not a validated batch (cohortpool validate writes it)"
+        )
+    summary_text = summary_path.read_text(encoding="utf-8")
+    try:
+        summary = json.loads(summary_text)
+    except json.JSONDecodeError as exc:
+        raise BatchError(f"{summary_path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+    if not isinstance(summary, dict):
+        raise BatchError(f"{summary_path}: expected a JSON object")
+    for key in ("site_id", "night", "batch_id"):
+        if not isinstance(summary.get(key), str) or not summary[key]:
+            raise BatchError(f"{summary_path}: missing or empty {key!r}")
+    site_id, batch_id = summary["site_id"], summary["batch_id"]
+    try:
+        night = date.fromisoformat(summary["night"])
+    except ValueError as exc:
+        raise BatchError(f"{summary_path}: night {summary['night']!r} is not an ISO date") from exc
+    if not re.fullmatch(rf"{re.escape(site_id)}_{re.escape(summary['night'])}_[0-9a-fA-F]{{12}}", batch_id):
+        raise BatchError(
+            f"{summary_path}: batch_id {batch_id!r} is not <site_id>_<night>_<12 hex> (contract section 3)"
+        )
+    counts = _counts(summary, summary_path)
+
+    relpaths = [f"accepted/{t}.parquet" for t in TABLES] + ["quarantine.csv", "warnings.csv", "summary.json"]
+    files: list[BatchFile] = []
+    for rel in relpaths:
+        file = folder / rel
+        if not file.is_file():
+            if rel == "warnings.csv":
+                continue  # optional: a batch without flagged rows may omit it
+            raise BatchError(f"{folder}: missing {rel} (contract section 3); re-run cohortpool validate")
+        files.append(BatchFile(rel, file_sha256(file), file.stat().st_size))
+    for table in TABLES:
+        _check_columns(folder / "accepted" / f"{table}.parquet", columns[table] + LINEAGE)
+    _check_issue_file(folder / "quarantine.csv")
+    if (folder / "warnings.csv").is_file():
+        _check_issue_file(folder / "warnings.csv")
+
+    content = hashlib.sha256("".join(f"{f.relpath}\t{f.sha256}\n" for f in files).encode()).hexdigest()
+    received_at = datetime.fromtimestamp(summary_path.stat().st_mtime, tz=UTC)
+    return ValidatedBatch(
+        path=folder.resolve(),
+        site_id=site_id,
+        night=night,
+        batch_id=batch_id,
+        summary_text=summary_text,
+        counts=counts,
+        files=tuple(files),
+        content_sha256=content,
+        received_at=received_at,
+    )

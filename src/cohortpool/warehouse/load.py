@@ -1,0 +1,284 @@
+"""Load one validated batch into the warehouse: all of it or none of it, once.
+
+The whole batch (supersede, inserts, quarantine, summary, checks) runs in one DuckDB transaction.
+DuckDB writes a transaction's rows to the WAL or, for large inserts, to fresh blocks of the file that
+only a commit makes reachable, so a crash or kill before the commit leaves the warehouse as it was.
+A batch already loaded with the same content checksum is a no-op; the same batch_id with different
+content is refused (a corrected submission gets a new batch_id from its new checksum).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from cohortpool.warehouse import sql
+from cohortpool.warehouse.batch import ISSUE_COLUMNS, TABLES, ValidatedBatch, read_batch
+from cohortpool.warehouse.catalog import describe_bad_cells, table_columns
+from cohortpool.warehouse.connect import connect
+from cohortpool.warehouse.migrate import migrate
+
+#: Called when the test-only pause before COMMIT starts (``cohortpool load --test-pause-before-commit``),
+#: so the kill-mid-load test knows the transaction is open.
+PauseHook = Callable[[], None]
+
+
+class LoadError(RuntimeError):
+    """The batch could not be loaded; the warehouse is unchanged."""
+
+
+class BatchConflictError(LoadError):
+    """The batch_id is already loaded, from different content."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What a load did."""
+
+    batch_id: str
+    site_id: str
+    #: "loaded", or "unchanged" when this content was already loaded
+    status: str
+    load_seq: int
+    rows: dict[str, int]
+    quarantined: int
+    warnings: int
+    superseded: int
+    content_sha256: str
+    seconds: float
+    #: findings of the sql/checks/warn_*.sql files: check name -> number of rows it returned
+    check_warnings: dict[str, int] = field(default_factory=dict)
+
+
+class _BadCells(Exception):
+    """An insert hit a type, NOT NULL or value-set error; explained after the rollback."""
+
+    def __init__(self, path: Path, table: str, cause: duckdb.Error) -> None:
+        super().__init__(str(cause))
+        self.path, self.table, self.cause = path, table, cause
+
+
+def _read_issues(path: Path) -> pa.Table:
+    # all text: quarantine values are evidence and must not be reinterpreted (e.g. "007" or "NA")
+    options = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in ISSUE_COLUMNS},
+        strings_can_be_null=False,
+        include_columns=list(ISSUE_COLUMNS),
+    )
+    table = pacsv.read_csv(path, convert_options=options)
+    return table.append_column("file_row", pa.array(range(1, table.num_rows + 1), type=pa.int32()))
+
+
+def _insert_issues(
+    con: duckdb.DuckDBPyConnection, path: Path, target: str, batch: ValidatedBatch, loaded_at: datetime
+) -> int:
+    issues = _read_issues(path)
+    con.register("issues", issues)
+    try:
+        sql.run_sql(
+            con,
+            "load/insert_issues",
+            identifiers={"table": target},
+            batch_id=batch.batch_id,
+            site_id=batch.site_id,
+            loaded_at=loaded_at,
+        )
+    finally:
+        con.unregister("issues")
+    return int(issues.num_rows)
+
+
+def _run_checks(con: duckdb.DuckDBPyConnection, values: dict[str, Any]) -> dict[str, int]:
+    warnings: dict[str, int] = {}
+    for name in sql.list_sql("checks"):
+        check = name.split("/")[-1]
+        params = {k: v for k, v in values.items() if k in sql.parameters(name)}
+        rows = sql.query_rows(con, name, **params)
+        if check.startswith("assert_") and rows:
+            shown = "; ".join(str(r) for r in rows[:5])
+            raise LoadError(
+                f"batch {values['batch_id']}: check sql/{name}.sql failed ({len(rows)} row(s), "
+                f"first: {shown}); nothing was loaded"
+            )
+        if check.startswith("warn_") and rows:
+            warnings[check] = len(rows)
+    return warnings
+
+
+def _insert_table(
+    con: duckdb.DuckDBPyConnection, batch: ValidatedBatch, table: str, params: dict[str, Any]
+) -> int:
+    path = batch.table_path(table)
+    try:
+        result = sql.run_sql(con, f"load/insert_{table}", path=str(path), **params).fetchone()
+    except (duckdb.ConstraintException, duckdb.ConversionException) as exc:
+        raise _BadCells(path, table, exc) from exc
+    return int(result[0]) if result else 0
+
+
+def _unchanged(batch: ValidatedBatch, row: tuple[Any, ...], started: float) -> LoadResult:
+    _, load_seq, _, n_clin, n_reads, n_man, n_quar, n_warn, n_sup = row
+    return LoadResult(
+        batch_id=batch.batch_id,
+        site_id=batch.site_id,
+        status="unchanged",
+        load_seq=load_seq,
+        rows={"clinical": n_clin, "reads": n_reads, "imaging_manifest": n_man},
+        quarantined=n_quar,
+        warnings=n_warn,
+        superseded=n_sup,
+        content_sha256=batch.content_sha256,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    batch: ValidatedBatch,
+    started: float,
+    pause_before_commit: float,
+    on_pause: PauseHook | None,
+) -> LoadResult:
+    existing = sql.query_rows(con, "load/select_batch", batch_id=batch.batch_id)
+    if existing:
+        if existing[0][2] == batch.content_sha256:
+            return _unchanged(batch, existing[0], started)
+        raise BatchConflictError(
+            f"batch {batch.batch_id} is already loaded from different content (sha256 "
+            f"{existing[0][2][:12]}, now {batch.content_sha256[:12]}): the same submission was validated "
+            "differently. A corrected submission gets a new batch_id; to replace this one, restore the "
+            "warehouse from its backup and load the corrected batch"
+        )
+    load_seq = int(sql.query_rows(con, "load/select_next_load_seq")[0][0])
+    loaded_at = datetime.now(UTC)
+    ids: dict[str, Any] = {"batch_id": batch.batch_id, "site_id": batch.site_id}
+    superseded = 0
+    rows: dict[str, int] = {}
+    for table in TABLES:
+        result = sql.run_sql(
+            con,
+            "load/supersede_rows",
+            identifiers={"table": f"raw.{table}"},
+            path=str(batch.table_path(table)),
+            load_seq=load_seq,
+            **ids,
+        ).fetchone()
+        superseded += int(result[0]) if result else 0
+        rows[table] = _insert_table(con, batch, table, {"loaded_at": loaded_at, "load_seq": load_seq})
+    quarantined = _insert_issues(con, batch.quarantine_path, "raw.quarantine", batch, loaded_at)
+    warnings_path = batch.warnings_path
+    warnings = 0
+    if warnings_path is not None:
+        warnings = _insert_issues(con, warnings_path, "raw.validation_warnings", batch, loaded_at)
+    sql.run_sql(con, "load/insert_site", loaded_at=loaded_at, **ids)
+    for table, counts in batch.counts.items():
+        counted: dict[str, Any] = dict(counts)
+        sql.run_sql(con, "load/insert_validation_summary", table_name=table, **counted, **ids)
+    for file in batch.files:
+        sql.run_sql(
+            con,
+            "load/insert_batch_file",
+            batch_id=batch.batch_id,
+            file=file.relpath,
+            sha256=file.sha256,
+            bytes=file.size,
+        )
+    sql.run_sql(
+        con,
+        "load/insert_batch",
+        load_seq=load_seq,
+        night=batch.night,
+        content_sha256=batch.content_sha256,
+        validated_dir=str(batch.path),
+        received_at=batch.received_at,
+        loaded_at=loaded_at,
+        validation_outcome="quarantined" if quarantined else "passed",
+        clinical_rows=rows["clinical"],
+        reads_rows=rows["reads"],
+        imaging_manifest_rows=rows["imaging_manifest"],
+        quarantined_rows=quarantined,
+        warning_rows=warnings,
+        superseded_rows=superseded,
+        summary_json=batch.summary_text,
+        **ids,
+    )
+    check_warnings = _run_checks(con, {"load_seq": load_seq, **ids})
+    if pause_before_commit > 0:
+        if on_pause is not None:
+            on_pause()
+        time.sleep(pause_before_commit)
+    return LoadResult(
+        batch_id=batch.batch_id,
+        site_id=batch.site_id,
+        status="loaded",
+        load_seq=load_seq,
+        rows=rows,
+        quarantined=quarantined,
+        warnings=warnings,
+        superseded=superseded,
+        content_sha256=batch.content_sha256,
+        seconds=time.perf_counter() - started,
+        check_warnings=check_warnings,
+    )
+
+
+def load_batch(
+    db_path: str | Path,
+    validated_dir: str | Path,
+    *,
+    wait_seconds: float = 0.0,
+    pause_before_commit: float = 0.0,
+    on_pause: PauseHook | None = None,
+) -> LoadResult:
+    """Load the validated batch in ``validated_dir`` into the warehouse at ``db_path``.
+
+    Migrates the warehouse first. One transaction: on any error the batch is rolled back and the
+    error (:class:`LoadError`, :class:`~cohortpool.warehouse.batch.BatchError`, or the lock error of
+    :func:`~cohortpool.warehouse.connect.connect`) names the file and what to do.
+
+    Parameters
+    ----------
+    db_path
+        The DuckDB warehouse file (created if missing).
+    validated_dir
+        Output folder of ``cohortpool validate`` for one site-night.
+    wait_seconds
+        How long to wait for another writer to release the warehouse.
+    pause_before_commit, on_pause
+        Test hook: sleep this long inside the transaction just before COMMIT, after calling
+        ``on_pause``, so a test can kill the process mid-load. Leave at 0 in production.
+    """
+    started = time.perf_counter()
+    con = connect(db_path, wait_seconds=wait_seconds)
+    try:
+        migrate(con)
+        batch = read_batch(validated_dir, table_columns(con))
+        con.begin()
+        try:
+            result = _load(con, batch, started, pause_before_commit, on_pause)
+            if result.status == "loaded":
+                con.commit()
+            else:
+                con.rollback()
+        except _BadCells as bad:
+            con.rollback()
+            # the failed transaction cannot run queries; find the offending cells after the rollback
+            raise LoadError(
+                f"{bad.path}: {describe_bad_cells(con, bad.path, bad.table)}. The batch breaks the column "
+                "types or value sets of docs/data_contract.md; nothing was loaded (re-run cohortpool "
+                f"validate). DuckDB said: {str(bad.cause).splitlines()[0]}"
+            ) from bad.cause
+        except BaseException:
+            con.rollback()
+            raise
+        return result
+    finally:
+        con.close()
