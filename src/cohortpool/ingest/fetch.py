@@ -115,11 +115,10 @@ def fetch_new_studies(
     SourceError
         If the source cannot be reached or asked at all (discovery failed): nothing was changed.
     """
-    check_site_id(site_id)
-    night = check_night(night or today())
-    landing = Path(landing)
-    shown_url = http.redact(source_url)
-    with http.make_client(timeout=timeout, auth=auth) as client, state.open_state(state_dir) as conn:
+    check_site_id(site_id)  # bad usage fails before any request
+    if night is not None:
+        check_night(night)
+    with http.make_client(timeout=timeout, auth=auth) as client:
         if protocol == "auto":
             protocol = "orthanc" if looks_like_orthanc(source_url, client) else "dicomweb"
         source: Source
@@ -131,9 +130,30 @@ def fetch_new_studies(
             )
         else:
             raise ValueError(f"protocol {protocol!r} must be auto, orthanc or dicomweb")
+        return fetch_from_source(
+            source, landing, site_id, state_dir, night=night, full=full, fsync=fsync, progress=progress
+        )
+
+
+def fetch_from_source(
+    source: Source,
+    landing: Path,
+    site_id: str,
+    state_dir: Path,
+    *,
+    night: str | None = None,
+    full: bool = False,
+    fsync: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> FetchResult:
+    """The fetch itself, for any :class:`~cohortpool.ingest.source.Source` (see :func:`fetch_new_studies`)."""
+    check_site_id(site_id)
+    night = check_night(night or today())
+    landing = Path(landing)
+    with state.open_state(state_dir) as conn:
         before = state.get_watermark(conn, source.key)
         discovery = source.discover(before, full=full)
-        log.info("%s: %d studies changed since watermark %s", shown_url, len(discovery.studies), before)
+        log.info("%s: %d studies changed since watermark %s", source.key, len(discovery.studies), before)
         tally = _Tally()
         for done, study in enumerate(discovery.studies, start=1):
             _fetch_study(source, study, conn, landing, site_id, night, fsync, tally)
@@ -146,13 +166,13 @@ def fetch_new_studies(
         else:
             log.warning(
                 "%s: %d failures, watermark kept at %s: the next run retries this window",
-                shown_url,
+                source.key,
                 len(tally.failures),
                 before,
             )
     result = FetchResult(
         source=source.key,
-        protocol=protocol,
+        protocol=source.key.split(":", 1)[0],
         site_id=site_id,
         night=night,
         night_dir=night_dir(landing, site_id, night),
@@ -168,7 +188,7 @@ def fetch_new_studies(
     )
     log.info(
         "%s: wrote %d instances of %d studies, %d already held",
-        shown_url,
+        source.key,
         result.instances_written,
         result.studies_fetched,
         result.instances_already_held,

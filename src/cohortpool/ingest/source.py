@@ -40,7 +40,7 @@ class Discovery:
 class Source(Protocol):
     """A PACS the fetch can pull from (see the two implementations)."""
 
-    #: stable name of the source for its watermark (protocol + URL without credentials)
+    #: ``<protocol>:<URL without credentials>``: names the source in the state (its watermark) and messages
     key: str
 
     def discover(self, watermark: str | None, *, full: bool) -> Discovery:

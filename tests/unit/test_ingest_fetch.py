@@ -1,0 +1,143 @@
+"""The fetch loop: watermark moves only after success, the ledger writes an instance once.
+
+The source here is a small in-memory implementation of the ``Source`` protocol (the real Orthanc and
+DICOMweb sources are exercised against a real Orthanc in tests/integration/test_ingest_orthanc.py);
+it lets the tests inject a failure and a vanished study, which a healthy Orthanc will not produce.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+from cohortpool.ingest.errors import SourceError
+from cohortpool.ingest.fetch import fetch_from_source
+from cohortpool.ingest.source import Discovery, InstanceRef, StudyRef
+from ingest_testdata import make_instance
+
+
+class MemorySource:
+    """Studies held in memory; the change log is the list index, like Orthanc's sequence numbers."""
+
+    key = "memory:test"
+
+    def __init__(self) -> None:
+        self.log: list[str] = []  # study keys in order of change
+        self.studies: dict[str, dict[str, bytes]] = {}
+        self.broken: set[str] = set()  # SOP instance UIDs whose retrieval fails
+        self.retrieved = 0
+
+    def add_study(self, n: int) -> tuple[str, list[str]]:
+        study_uid, series_uid = generate_uid(), generate_uid()
+        files = {}
+        for i in range(n):
+            ds = make_instance(study_uid=study_uid, series_uid=series_uid, modality="CT", number=i + 1)
+            buffer = io.BytesIO()
+            ds.save_as(buffer, enforce_file_format=True)
+            files[str(ds.SOPInstanceUID)] = buffer.getvalue()
+        self.studies[study_uid] = files
+        self.log.append(study_uid)
+        return study_uid, list(files)
+
+    def discover(self, watermark: str | None, *, full: bool) -> Discovery:
+        start = 0 if full or watermark is None else int(watermark)
+        keys = list(dict.fromkeys(self.log[start:]))
+        return Discovery([StudyRef(k) for k in keys], str(len(self.log)))
+
+    def instances(self, study: StudyRef) -> list[InstanceRef] | None:
+        if study.key not in self.studies:
+            return None
+        return [InstanceRef(sop, f"/{study.key}/{sop}") for sop in self.studies[study.key]]
+
+    def retrieve(self, instance: InstanceRef) -> bytes:
+        study, sop = instance.locator.strip("/").split("/")
+        if sop in self.broken:
+            raise SourceError(f"GET memory{instance.locator} failed after 4 attempts")
+        self.retrieved += 1
+        return self.studies[study][sop]
+
+
+def _landed(landing: Path) -> dict[str, Path]:
+    return {p.stem: p for p in landing.rglob("*.dcm")}
+
+
+def test_first_run_fetches_all_then_nothing_then_only_the_new_study(tmp_path: Path) -> None:
+    source, landing, state = MemorySource(), tmp_path / "landing", tmp_path / "state"
+    first_study, first_sops = source.add_study(3)
+    r1 = fetch_from_source(source, landing, "site01", state, night="2024-05-01", fsync=False)
+    assert (r1.studies_found, r1.studies_fetched, r1.instances_written) == (1, 1, 3)
+    assert r1.watermark_before is None and r1.watermark_after == "1" and r1.ok
+    landed = _landed(landing)
+    assert set(landed) == set(first_sops)
+    some = landed[first_sops[0]]
+    assert some.relative_to(landing).parts[:4] == ("site01", "2024-05-01", "dicom", first_study)
+    assert some.read_bytes() == source.studies[first_study][first_sops[0]]
+
+    r2 = fetch_from_source(source, landing, "site01", state, night="2024-05-02", fsync=False)
+    assert (r2.studies_found, r2.instances_written) == (0, 0)
+    assert not (landing / "site01" / "2024-05-02").exists()
+
+    _, new_sops = source.add_study(2)
+    r3 = fetch_from_source(source, landing, "site01", state, night="2024-05-03", fsync=False)
+    assert r3.instances_written == 2
+    assert {p.stem for p in (landing / "site01" / "2024-05-03").rglob("*.dcm")} == set(new_sops)
+
+
+def test_overlapping_window_writes_nothing_twice(tmp_path: Path) -> None:
+    source, landing, state = MemorySource(), tmp_path / "landing", tmp_path / "state"
+    study, _ = source.add_study(2)
+    fetch_from_source(source, landing, "site01", state, night="2024-05-01", fsync=False)
+    source.log.append(study)  # the same study changes again (Orthanc: a second StableStudy)
+    again = fetch_from_source(source, landing, "site01", state, night="2024-05-02", full=True, fsync=False)
+    assert again.studies_found == 1
+    assert (again.instances_written, again.instances_already_held) == (0, 2)
+    assert source.retrieved == 2
+    assert len(_landed(landing)) == 2
+
+
+def test_failure_keeps_the_watermark_and_the_retry_fetches_only_what_is_missing(tmp_path: Path) -> None:
+    source, landing, state = MemorySource(), tmp_path / "landing", tmp_path / "state"
+    _, sops = source.add_study(3)
+    source.broken.add(sops[1])
+    failed = fetch_from_source(source, landing, "site01", state, night="2024-05-01", fsync=False)
+    assert not failed.ok and failed.watermark_after is None
+    assert failed.instances_written == 2
+    assert "failed after 4 attempts" in failed.failures[0]
+    source.broken.clear()
+    retried = fetch_from_source(source, landing, "site01", state, night="2024-05-02", fsync=False)
+    assert retried.ok and retried.watermark_after == "1"
+    assert (retried.instances_written, retried.instances_already_held) == (1, 2)
+    assert set(_landed(landing)) == set(sops)
+
+
+def test_study_deleted_from_the_source_is_counted_not_failed(tmp_path: Path) -> None:
+    source, state = MemorySource(), tmp_path / "state"
+    study, _ = source.add_study(1)
+    del source.studies[study]
+    result = fetch_from_source(source, tmp_path / "landing", "site01", state, night="2024-05-01")
+    assert result.ok and result.studies_vanished == 1 and result.instances_written == 0
+
+
+def test_instance_whose_file_disagrees_with_the_listing_is_refused(tmp_path: Path) -> None:
+    source = MemorySource()
+    study, sops = source.add_study(1)
+    ds = pydicom.dcmread(io.BytesIO(source.studies[study][sops[0]]))
+    ds.SOPInstanceUID = generate_uid()
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    source.studies[study][sops[0]] = buffer.getvalue()
+    result = fetch_from_source(source, tmp_path / "landing", "site01", tmp_path / "state", night="2024-05-01")
+    assert not result.ok and "differs from the one the source listed" in result.failures[0]
+    assert not list((tmp_path / "landing").rglob("*.dcm"))
+
+
+def test_bad_site_id_fails_before_anything_is_fetched(tmp_path: Path) -> None:
+    source = MemorySource()
+    source.add_study(1)
+    with pytest.raises(ValueError, match="site id"):
+        fetch_from_source(source, tmp_path / "landing", "Site 1", tmp_path / "state")
+    assert source.retrieved == 0
