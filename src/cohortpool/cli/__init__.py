@@ -13,6 +13,7 @@ from cohortpool.cli import listen as _listen  # noqa: F401  (registers listen, f
 from cohortpool.cli import load as _load  # noqa: F401  (registers load, db, export)
 from cohortpool.cli import stats as _stats  # noqa: F401  (registers stats compare)
 from cohortpool.cli import synth as _synth  # noqa: F401  (registers synth)
+from cohortpool.cli import validate as _validate  # noqa: F401  (registers validate)
 from cohortpool.cli._app import app
 
 

@@ -1,0 +1,59 @@
+"""`cohortpool validate SUBMISSION_DIR [--out DIR]`: check a submission against the reviewed suites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cohortpool.cli._app import EXIT_USAGE, app
+
+
+@app.command("validate")
+def validate(
+    submission_dir: Annotated[
+        Path, typer.Argument(help="A submission folder (output of `cohortpool deid`).", show_default=False)
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Where to write the validated batch (default: <data_dir>/validated/<site_id>/<night>).",
+        ),
+    ] = None,
+) -> None:
+    """Validate a submission: accepted rows, quarantine.csv, warnings.csv, summary.json, Data Docs.
+
+    Exit code 0 when every row passed, 1 when rows were quarantined or a table was rejected (warnings
+    alone do not fail), 2 when the folder is not a submission or the configuration is bad.
+    """
+    from rich.console import Console
+
+    from cohortpool.config import load_settings
+    from cohortpool.validate import SubmissionError, validate_submission
+    from cohortpool.validate.submission import open_submission
+
+    console = Console(stderr=True)
+    try:
+        if out is None:
+            submission = open_submission(submission_dir)
+            out = load_settings().data_dir / "validated" / submission.site_id / submission.night
+        with console.status(f"validating {submission_dir} ..."):
+            outcome = validate_submission(submission_dir, out)
+    except SubmissionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from exc
+    for table, summary in outcome.tables.items():
+        line = (
+            f"{table}: {summary.rows_in} in, {summary.accepted} accepted, "
+            f"{summary.quarantined} quarantined, {summary.warnings} with warnings"
+        )
+        if summary.rejected:
+            line += f"; REJECTED: {summary.rejected}"
+        typer.echo(line)
+    for check in outcome.checks:
+        if check.errored:
+            typer.echo(f"error: {check.table}: {check.expectation} could not run: {check.errored}", err=True)
+    typer.echo(f"batch {outcome.batch_id} written to {outcome.out_dir} (Data Docs: {outcome.data_docs})")
+    raise typer.Exit(outcome.exit_code)

@@ -1,0 +1,241 @@
+"""Validate one submission into a validated batch (data contract section 3): the stage's library API.
+
+The hub flow calls :func:`validate_submission` per site, then
+:func:`cohortpool.validate.distribution.compare_sites` once over every site's accepted clinical rows.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cohortpool.validate.crosstable import check_crosstable
+from cohortpool.validate.findings import CheckOutcome, Finding
+from cohortpool.validate.frames import TableFrames, TableRejected, read_table
+from cohortpool.validate.quarantine import (
+    QUARANTINE_COLUMNS,
+    TableSplit,
+    split_table,
+    unreadable_rows,
+    write_lines,
+)
+from cohortpool.validate.run import SuiteRunner, TableRun
+from cohortpool.validate.submission import Submission, SubmissionError, file_sha256, open_submission
+from cohortpool.validate.suites import TABLES, TableSuite, load_suites
+
+LINEAGE_COLUMNS = ("batch_id", "source_file", "source_sha256")
+_ARROW_TYPES = {
+    "str": pa.string(),
+    "Int64": pa.int32(),
+    "float64": pa.float64(),
+    "datetime64[us]": pa.date32(),
+}
+
+
+@dataclass
+class TableSummary:
+    """Counts of one table (``summary.json``)."""
+
+    file: str
+    source_sha256: str | None
+    rows_in: int
+    accepted: int
+    quarantined: int
+    warnings: int
+    rejected: str | None
+
+
+@dataclass
+class ValidationOutcome:
+    """What :func:`validate_submission` wrote and found."""
+
+    out_dir: Path
+    site_id: str
+    night: str
+    batch_id: str
+    tables: dict[str, TableSummary]
+    checks: list[CheckOutcome] = field(default_factory=list)
+    accepted: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(t.quarantined == 0 and t.rejected is None for t in self.tables.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every row passed, 1 when anything was quarantined or rejected (warnings do not count)."""
+        return 0 if self.passed else 1
+
+    @property
+    def data_docs(self) -> Path:
+        return self.out_dir / "data_docs" / "index.html"
+
+
+def _arrow_table(frame: pd.DataFrame, suite: TableSuite, lineage: dict[str, str]) -> pa.Table:
+    arrays = []
+    names = []
+    for col, gx_type in suite.column_types.items():
+        series = frame[col]
+        if gx_type == "datetime64[us]":
+            values = [None if pd.isna(v) else v.date() for v in series]
+        elif gx_type == "str":
+            values = [None if pd.isna(v) else str(v) for v in series]
+        else:
+            values = [None if pd.isna(v) else v for v in series.astype(object)]
+        arrays.append(pa.array(values, type=_ARROW_TYPES[gx_type]))
+        names.append(col)
+    for col in LINEAGE_COLUMNS:
+        arrays.append(pa.array([lineage[col]] * len(frame), type=pa.string()))
+        names.append(col)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _prepare_out_dir(out_dir: Path) -> Path:
+    """A fresh staging folder beside ``out_dir``; refuses to replace a folder that is not a batch."""
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "summary.json").is_file():
+        raise SubmissionError(
+            f"{out_dir}: exists and is not a validated batch (no summary.json); choose an empty --out"
+        )
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    (staging / "accepted").mkdir(parents=True)
+    return staging
+
+
+def _validate_tables(
+    submission: Submission, suites: dict[str, TableSuite]
+) -> tuple[dict[str, TableFrames], dict[str, TableRejected], dict[str, TableRun]]:
+    frames: dict[str, TableFrames] = {}
+    rejected: dict[str, TableRejected] = {}
+    runs: dict[str, TableRun] = {}
+    runner = SuiteRunner()
+    for table, suite in suites.items():
+        try:
+            frames[table] = read_table(submission.path, suite)
+        except TableRejected as exc:
+            rejected[table] = exc
+            continue
+        runs[table] = runner.run(suite, frames[table], submission.site_id)
+    return frames, rejected, runs
+
+
+def validate_submission(submission_dir: Path, out_dir: Path) -> ValidationOutcome:
+    """Validate a submission folder and write the validated batch to ``out_dir``.
+
+    Raises :class:`~cohortpool.validate.submission.SubmissionError` when the folder is not a submission
+    (bad usage); a bad table never raises: it is rejected whole and reported, the others still validate.
+    """
+    from cohortpool.validate.docs import write_data_docs
+
+    submission = open_submission(Path(submission_dir))
+    out_dir = Path(out_dir)
+    suites = load_suites()
+    frames, rejected, runs = _validate_tables(submission, suites)
+    # cross-table checks only between tables whose own checks could run
+    usable = {t: f.typed for t, f in frames.items() if not runs[t].errored}
+    cross = check_crosstable(usable)
+
+    staging = _prepare_out_dir(out_dir)
+    quarantine_parts: list[pd.DataFrame] = []
+    warning_parts: list[pd.DataFrame] = []
+    summaries: dict[str, TableSummary] = {}
+    accepted: dict[str, pd.DataFrame] = {}
+    for table in TABLES:
+        suite = suites[table]
+        lineage = {"batch_id": submission.batch_id, "source_file": f"{table}.csv", "source_sha256": ""}
+        if table in rejected:
+            exc = rejected[table]
+            quarantine_parts.append(unreadable_rows(table, exc.rows_in, str(exc)))
+            empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in suite.column_types.items()})
+            accepted[table] = empty
+            lineage["source_sha256"] = exc.sha256 or ""
+            summaries[table] = TableSummary(exc.file, exc.sha256, exc.rows_in, 0, exc.rows_in, 0, str(exc))
+        else:
+            table_frames = frames[table]
+            own: list[Finding] = runs[table].findings + [f for f in cross if f.table == table]
+            split: TableSplit = split_table(table_frames, suite, own)
+            quarantine_parts.append(split.quarantine)
+            warning_parts.append(split.warnings)
+            accepted[table] = split.accepted
+            lineage["source_sha256"] = table_frames.sha256
+            summaries[table] = TableSummary(
+                table_frames.file,
+                table_frames.sha256,
+                split.rows_in,
+                len(split.accepted),
+                split.quarantined,
+                split.warned,
+                split.rejected,
+            )
+        pq.write_table(
+            _arrow_table(accepted[table], suite, lineage), staging / "accepted" / f"{table}.parquet"
+        )
+        if summaries[table].rows_in != summaries[table].accepted + summaries[table].quarantined:
+            raise AssertionError(f"{table}: rows in != accepted + quarantined (a bug; please report)")
+
+    write_lines(_concat(quarantine_parts), staging / "quarantine.csv")
+    write_lines(_concat(warning_parts), staging / "warnings.csv")
+    checks = [o for run in runs.values() for o in run.outcomes]
+    outcome = ValidationOutcome(
+        out_dir, submission.site_id, submission.night, submission.batch_id, summaries, checks, accepted
+    )
+    summary = _summary(submission, outcome, suites, cross)
+    (staging / "summary.json").write_text(
+        json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    write_data_docs(staging / "data_docs", summary, outcome, runs, suites)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
+    return outcome
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _summary(
+    submission: Submission,
+    outcome: ValidationOutcome,
+    suites: dict[str, TableSuite],
+    cross: list[Finding],
+) -> dict[str, Any]:
+    errored = [f"{o.table}: {o.expectation}: {o.errored}" for o in outcome.checks if o.errored]
+    return {
+        "site_id": submission.site_id,
+        "night": submission.night,
+        "batch_id": submission.batch_id,
+        "submission_sha256": submission.content_sha256,
+        "status": "passed" if outcome.passed else "issues",
+        "tables": {
+            table: {
+                "file": s.file,
+                "source_sha256": s.source_sha256,
+                "rows_in": s.rows_in,
+                "accepted": s.accepted,
+                "quarantined": s.quarantined,
+                "warnings": s.warnings,
+                "rejected": s.rejected,
+            }
+            for table, s in outcome.tables.items()
+        },
+        "expectations": {
+            "evaluated": len(outcome.checks),
+            "unsuccessful": sum(not o.success for o in outcome.checks),
+            "errored": errored,
+            "crosstable_findings": len(cross),
+        },
+        "suites": {table: file_sha256(suite.path) for table, suite in suites.items()},
+        "data_docs": "data_docs/index.html",
+    }

@@ -1,0 +1,217 @@
+"""Split a table into accepted rows and quarantined rows, each quarantined row with its reasons.
+
+Rows in = accepted + quarantined, always: a row with any ``error`` finding is quarantined (one line in
+``quarantine.csv`` per failed check), every other row is accepted, and a table-level error (a missing
+column type, an expectation that could not run) quarantines every row of the table.
+
+Duplicates: GX's uniqueness expectations flag every copy of a repeated key. Where the suite marks the
+expectation ``duplicates: keep_first_if_identical``, copies that agree on every contract column (except
+``source_row``) keep the first and quarantine the later ones as duplicates of it; copies that disagree are
+all quarantined, since nothing says which one is right.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from cohortpool.validate.findings import ERROR, WARNING, Finding
+from cohortpool.validate.frames import TableFrames
+from cohortpool.validate.suites import TableSuite
+
+QUARANTINE_COLUMNS = ["table", "source_row", "key", "expectation", "severity", "reason", "value"]
+KEEP_FIRST_IF_IDENTICAL = "keep_first_if_identical"
+TABLE_REJECTED = "table_rejected"
+
+
+@dataclass
+class TableSplit:
+    """A validated table: accepted rows (typed, contract columns) and the report lines."""
+
+    accepted: pd.DataFrame
+    quarantine: pd.DataFrame
+    warnings: pd.DataFrame
+    rows_in: int
+    quarantined: int
+    warned: int
+    rejected: str | None
+
+
+def _pos(finding: Finding) -> int:
+    if finding.position is None:
+        raise ValueError("a table-level finding has no row")
+    return finding.position
+
+
+def resolve_duplicates(findings: list[Finding], frames: TableFrames) -> list[Finding]:
+    """Apply the keep-first-if-identical policy (module docstring) to uniqueness findings."""
+    out = [f for f in findings if f.duplicates != KEEP_FIRST_IF_IDENTICAL or f.position is None]
+    flagged: dict[str, list[Finding]] = defaultdict(list)
+    for finding in findings:
+        if finding.duplicates == KEEP_FIRST_IF_IDENTICAL and finding.position is not None:
+            flagged[finding.expectation].append(finding)
+    compared = [c for c in frames.text.columns if c != "source_row"]
+    source_rows = frames.source_rows()
+    for group_findings in flagged.values():
+        columns = list(group_findings[0].columns)
+        by_key: dict[tuple[object, ...], list[Finding]] = defaultdict(list)
+        for finding in group_findings:
+            by_key[tuple(frames.text.iloc[_pos(finding)][columns])].append(finding)
+        for copies in by_key.values():
+            copies.sort(key=_pos)
+            rows = frames.text.iloc[[_pos(f) for f in copies]][compared]
+            first_row = int(source_rows.iloc[_pos(copies[0])])
+            if len(rows.drop_duplicates()) == 1:
+                out.extend(
+                    Finding(
+                        f.table,
+                        f.position,
+                        f.expectation,
+                        f.severity,
+                        f"{f.reason}: duplicate of source row {first_row} (identical values; "
+                        "the first copy is kept)",
+                        f.columns,
+                    )
+                    for f in copies[1:]
+                )
+            else:
+                listed = ", ".join(str(int(source_rows.iloc[_pos(f)])) for f in copies)
+                out.extend(
+                    Finding(
+                        f.table,
+                        f.position,
+                        f.expectation,
+                        f.severity,
+                        f"{f.reason}: source rows {listed} share the key but disagree; none is kept",
+                        f.columns,
+                    )
+                    for f in copies
+                )
+    return out
+
+
+def _key_text(text: pd.DataFrame, suite: TableSuite) -> pd.Series:
+    key_cols = [c for c in suite.key if c in text.columns]
+    parts = [text[c].fillna("").astype(str) for c in key_cols]
+    if not parts:
+        return pd.Series("", index=text.index)
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + "|" + part
+    return joined
+
+
+def _value_text(text: pd.DataFrame, position: int, columns: tuple[str, ...]) -> str:
+    present = [c for c in columns if c in text.columns]
+    row = text.iloc[position]
+    values = ["" if pd.isna(row[c]) else str(row[c]) for c in present]
+    if len(present) == 1:
+        return values[0]
+    return "; ".join(f"{c}={v}" for c, v in zip(present, values, strict=True))
+
+
+def _lines(findings: list[Finding], frames: TableFrames, suite: TableSuite) -> pd.DataFrame:
+    if not findings:
+        return pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    keys = _key_text(frames.text, suite)
+    source_rows = frames.source_rows()
+    records: list[tuple[str, int | None, str, str, str, str, str]] = []
+    for f in findings:
+        if f.position is None:
+            records.append((f.table, None, "", f.expectation, f.severity, f.reason, ""))
+            continue
+        records.append(
+            (
+                f.table,
+                int(source_rows.iloc[f.position]),
+                str(keys.iloc[f.position]),
+                f.expectation,
+                f.severity,
+                f.reason,
+                _value_text(frames.text, f.position, f.columns),
+            )
+        )
+    lines = pd.DataFrame.from_records(records, columns=QUARANTINE_COLUMNS)
+    lines["source_row"] = lines["source_row"].astype("Int64")
+    return lines.sort_values(["source_row", "expectation"], kind="stable", na_position="first")
+
+
+def split_table(frames: TableFrames, suite: TableSuite, findings: list[Finding]) -> TableSplit:
+    """Accepted rows and report lines of one table (module docstring)."""
+    findings = resolve_duplicates(findings, frames)
+    table_errors = [f for f in findings if f.position is None and f.severity == ERROR]
+    if table_errors:
+        rejected = "; ".join(f"{f.expectation}: {f.reason}" for f in table_errors)
+        return reject_rows(frames, suite, rejected, TABLE_REJECTED)
+    errors = [f for f in findings if f.severity == ERROR]
+    warnings = [f for f in findings if f.severity == WARNING]
+    bad = sorted({f.position for f in errors if f.position is not None})
+    accepted = frames.typed.drop(index=bad)[suite.columns].reset_index(drop=True)
+    warned_rows = {f.position for f in warnings} - set(bad)
+    return TableSplit(
+        accepted=accepted,
+        quarantine=_lines(errors, frames, suite),
+        warnings=_lines(warnings, frames, suite),
+        rows_in=frames.rows_in,
+        quarantined=len(bad),
+        warned=len(warned_rows),
+        rejected=None,
+    )
+
+
+def reject_rows(frames: TableFrames, suite: TableSuite, problem: str, expectation: str) -> TableSplit:
+    """Quarantine every row of a table that cannot be validated, each with the table's problem."""
+    finding_rows = [Finding(suite.table, pos, expectation, ERROR, problem) for pos in range(len(frames.text))]
+    return TableSplit(
+        accepted=frames.typed.iloc[0:0][suite.columns],
+        quarantine=_lines(finding_rows, frames, suite),
+        warnings=pd.DataFrame(columns=QUARANTINE_COLUMNS),
+        rows_in=frames.rows_in,
+        quarantined=frames.rows_in,
+        warned=0,
+        rejected=problem,
+    )
+
+
+def unreadable_rows(table: str, rows_in: int, problem: str) -> pd.DataFrame:
+    """Quarantine lines for a table that could not even be parsed: one per data row, by position."""
+    return pd.DataFrame(
+        {
+            "table": table,
+            "source_row": pd.array(range(1, rows_in + 1), dtype="Int64"),
+            "key": "",
+            "expectation": TABLE_REJECTED,
+            "severity": ERROR,
+            "reason": problem,
+            "value": "",
+        },
+        columns=QUARANTINE_COLUMNS,
+    )
+
+
+def _escape_cell(value: object) -> object:
+    """Neutralise spreadsheet formulas (a cell starting with = + @ or a non-numeric -)."""
+    if not isinstance(value, str) or not value:
+        return value
+    if value[0] in "=+@\t\r" or (value[0] == "-" and not _is_number(value)):
+        return "'" + value
+    return value
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def write_lines(lines: pd.DataFrame, path: Path) -> None:
+    """Write quarantine/warning lines as UTF-8 CSV, formula-escaped, deterministic row order."""
+    safe = lines[QUARANTINE_COLUMNS].copy()
+    for col in ("key", "expectation", "reason", "value"):
+        safe[col] = safe[col].map(_escape_cell)
+    safe.to_csv(path, index=False, lineterminator="\n")
