@@ -106,7 +106,7 @@ def _continuous_rows(plan: Plan, spec: Comparison, var: Variable, frame: pd.Data
     a, b = values(all_mask, g0), values(all_mask, g1)
     row = _base(plan, spec, plan.pooled_label, var, "")
     describe(row, a, b)
-    if not sites:  # one unlabelled cohort: the SPSS comparison is the whole answer
+    if len(sites) <= 1:  # one cohort: the SPSS comparison is the whole answer, nothing to pool
         r = compare_continuous(a, b, normal=var.normal, alpha=plan.options.alpha)
         row.update(estimate=r.mean_difference, ci_low=r.md_ci_low, ci_high=r.md_ci_high,
                    estimate_kind="mean_difference", welch_t=r.welch_t, welch_df=r.welch_df,
@@ -192,7 +192,7 @@ def _categorical_rows(plan: Plan, spec: Comparison, var: Variable, frame: pd.Dat
             False,
         )
     all_tab = _counts(frame, plan, var, pd.Series(True, index=frame.index), levels)
-    if not sites:
+    if len(sites) <= 1:  # one cohort: nothing to pool
         res = compare_categorical(all_tab, seed=opts.seed, samples=opts.fisher_monte_carlo_samples)
         add_rows(plan.pooled_label, all_tab, res, False)
         return rows, forest

@@ -1,0 +1,75 @@
+"""Diagnostic accuracy with Wilson CIs and the logistic rule's AUC with DeLong CI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from statsmodels.stats.proportion import proportion_confint
+
+from cohortpool.stats import accuracy as acc
+
+
+def test_metrics_from_counts_with_wilson_intervals() -> None:
+    m = acc.diagnostic_accuracy(tp=20, fp=5, fn=10, tn=65).set_index("metric")
+    assert m.loc["sensitivity", "estimate"] == pytest.approx(20 / 30)
+    assert m.loc["specificity", "estimate"] == pytest.approx(65 / 70)
+    assert m.loc["ppv", "estimate"] == pytest.approx(20 / 25)
+    assert m.loc["npv", "estimate"] == pytest.approx(65 / 75)
+    assert m.loc["accuracy", "estimate"] == pytest.approx(85 / 100)
+    assert m.loc["lr_positive", "estimate"] == pytest.approx((20 / 30) / (5 / 70))
+    assert m.loc["lr_negative", "estimate"] == pytest.approx((10 / 30) / (65 / 70))
+    lo, hi = proportion_confint(20, 30, method="wilson")
+    assert (m.loc["sensitivity", "ci_low"], m.loc["sensitivity", "ci_high"]) == pytest.approx((lo, hi))
+    se = np.sqrt(1 / 20 - 1 / 30 + 1 / 5 - 1 / 70)
+    assert m.loc["lr_positive", "ci_high"] == pytest.approx(
+        m.loc["lr_positive", "estimate"] * np.exp(1.959964 * se)
+    )
+
+
+def test_perfect_specificity_gives_infinite_lr_without_ci() -> None:
+    m = acc.diagnostic_accuracy(tp=5, fp=0, fn=5, tn=10).set_index("metric")
+    assert np.isinf(m.loc["lr_positive", "estimate"]) and np.isnan(m.loc["lr_positive", "ci_low"])
+
+
+def test_delong_auc_equals_mann_whitney_and_weights_equal_expansion() -> None:
+    rng = np.random.default_rng(5)
+    s = rng.integers(0, 6, 300).astype(float)  # many ties
+    y = (s + rng.normal(0, 2, 300)) > 3
+    auc, se, lo, hi = acc.weighted_auc_delong(s, y)
+    u = stats.mannwhitneyu(s[y], s[~y]).statistic
+    assert auc == pytest.approx(u / (y.sum() * (~y).sum()), rel=1e-12)
+    assert lo < auc < hi and se > 0
+    frame = pd.DataFrame({"s": s, "y": y}).value_counts().rename("n").reset_index()
+    auc_w, se_w, _, _ = acc.weighted_auc_delong(frame["s"], frame["y"], frame["n"])
+    assert (auc_w, se_w) == (pytest.approx(auc, rel=1e-12), pytest.approx(se, rel=1e-12))
+
+
+def test_logistic_rule_with_frequency_weights_equals_unit_rows() -> None:
+    rng = np.random.default_rng(9)
+    units = pd.DataFrame({"a": rng.random(400) < 0.5, "b": rng.random(400) < 0.3})
+    units["y"] = (units["a"] & (rng.random(400) < 0.7)) | (rng.random(400) < 0.15)
+    patterns = units.value_counts().rename("n").reset_index()
+    one = acc.logistic_rule(units, ["a", "b"], "y")
+    many = acc.logistic_rule(patterns, ["a", "b"], "y", weight="n")
+    assert one.auc == pytest.approx(many.auc, rel=1e-9)
+    assert one.coefficients["coef"].to_numpy() == pytest.approx(
+        many.coefficients["coef"].to_numpy(), rel=1e-6
+    )
+    assert one.n == 400 == many.n
+
+
+def test_separation_is_handled_with_a_warning_not_a_crash() -> None:
+    frame = pd.DataFrame({"sign": [True] * 20 + [False] * 30, "y": [True] * 20 + [False] * 30})
+    frame["other"] = [True, False] * 25
+    rule = acc.logistic_rule(frame, ["sign", "other"], "y")
+    assert rule.auc == pytest.approx(1.0)
+    assert any("separation" in w for w in rule.warnings)
+
+
+def test_constant_signs_are_left_out_of_the_model() -> None:
+    frame = pd.DataFrame({"a": [True, False] * 20, "c": [False] * 40, "y": [True, True, False, False] * 10})
+    rule = acc.logistic_rule(frame, ["a", "c"], "y")
+    assert list(rule.coefficients["term"]) == ["const", "a"]
+    assert any("constant signs" in w for w in rule.warnings)
