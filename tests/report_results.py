@@ -38,9 +38,12 @@ def _row(
         "p_display": p_display,
         "warnings": "",
     }
+    row["label"] = variable.replace("_", " ").capitalize() + (f" = {level}" if level else "")
     for group, (n, summary) in summaries.items():
         row[f"n_{group}"] = n
         row[f"summary_{group}"] = summary
+        # as the statistics engine does: the level count as a number beside its "n (%)" text
+        row[f"count_{group}"] = float(summary.split(" ")[0]) if level else float("nan")
     return row
 
 
