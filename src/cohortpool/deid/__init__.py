@@ -1,0 +1,30 @@
+"""Site-edge de-identification: the DICOM PS3.15 Annex E profile as data, keyed pseudonyms,
+deterministic UIDs, header-only parsing with pixel data streamed through, and the site vault.
+
+Public API (what the CLI and the Prefect tasks call): :func:`deidentify_tree`, :class:`DeidResult`,
+:class:`Pseudonymiser`, :func:`load_profile`.
+"""
+
+from cohortpool.deid.ledger import DEIDENTIFIED, DUPLICATE, QUARANTINED, LedgerRow, Vault, VaultError
+from cohortpool.deid.profile import EDITION, OPTIONS, Profile, load_profile
+from cohortpool.deid.pseudonym import Pseudonymiser
+from cohortpool.deid.run import DeidResult, deidentify_tree, list_inputs
+from cohortpool.deid.uids import UidMapper
+
+__all__ = [
+    "DEIDENTIFIED",
+    "DUPLICATE",
+    "EDITION",
+    "OPTIONS",
+    "QUARANTINED",
+    "DeidResult",
+    "LedgerRow",
+    "Profile",
+    "Pseudonymiser",
+    "UidMapper",
+    "Vault",
+    "VaultError",
+    "deidentify_tree",
+    "list_inputs",
+    "load_profile",
+]

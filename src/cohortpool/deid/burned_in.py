@@ -1,0 +1,39 @@
+"""Which instances may have identifiers burned into their pixels (quarantined by default).
+
+The header can be cleaned, pixels cannot without looking at them, so an instance is held back when
+it says so (Burned In Annotation (0028,0301) = YES) or when its SOP class is one that typically
+carries burned-in text whatever the flag says: secondary captures (screenshots, scanned forms),
+ultrasound (patient banner in the image), and encapsulated documents (PS3.15 E.3.1 lists these as
+the classes needing the Clean Pixel Data option). A consortium may allow them explicitly.
+"""
+
+from __future__ import annotations
+
+from pydicom.dataset import Dataset
+
+#: SOP class UID -> short name (PS3.4 Annex B); all may carry burned-in identifiers
+BURNED_IN_CLASSES: dict[str, str] = {
+    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture Image",
+    "1.2.840.10008.5.1.4.1.1.7.1": "Multi-frame Single Bit Secondary Capture Image",
+    "1.2.840.10008.5.1.4.1.1.7.2": "Multi-frame Grayscale Byte Secondary Capture Image",
+    "1.2.840.10008.5.1.4.1.1.7.3": "Multi-frame Grayscale Word Secondary Capture Image",
+    "1.2.840.10008.5.1.4.1.1.7.4": "Multi-frame True Color Secondary Capture Image",
+    "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound Image",
+    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame Image",
+    "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF",
+    "1.2.840.10008.5.1.4.1.1.104.2": "Encapsulated CDA",
+    "1.2.840.10008.5.1.4.1.1.77.1.1.1": "Video Endoscopic Image",
+    "1.2.840.10008.5.1.4.1.1.77.1.4.1": "Video Photographic Image",
+}
+
+
+def burned_in_reason(ds: Dataset) -> str | None:
+    """Why this instance may carry burned-in identifiers, or ``None``."""
+    flag = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
+    if flag == "YES":
+        return "burned-in annotation: Burned In Annotation (0028,0301) is YES"
+    sop_class = str(ds.get("SOPClassUID", "") or "").strip()
+    if sop_class in BURNED_IN_CLASSES:
+        name = BURNED_IN_CLASSES[sop_class]
+        return f"burned-in annotation: SOP class {name} ({sop_class}) may carry text in its pixels"
+    return None

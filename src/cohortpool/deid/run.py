@@ -1,0 +1,221 @@
+"""De-identify a site drop's DICOM tree with a pool of worker processes.
+
+Files are sorted by input-relative path and sent to the workers in chunks (one task per chunk keeps
+scheduling overhead out of the per-file cost). Workers write to a staging folder; the parent then,
+in input order, moves each output into place, so the first copy of a SOP instance wins and later
+copies are recorded as duplicates, whatever order the workers finished in. An output that already
+holds the same bytes is left alone, so a second run over the same night changes nothing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cohortpool.config import DeidConfig
+from cohortpool.deid.ledger import DEIDENTIFIED, DUPLICATE, QUARANTINED, LedgerRow, Vault, check_vault
+from cohortpool.deid.profile import EDITION, load_profile
+from cohortpool.deid.worker import Job, Outcome, RecordHook, Worker, init_worker, run_chunk
+
+#: names in the drop's top folder that are tables, not DICOM (handled by the features stage)
+TABLE_FILES = ("clinical.csv", "reads.csv")
+STAGING = ".cohortpool-staging"
+
+
+@dataclass
+class DeidResult:
+    """The outcome of one run: counts, ledger rows, manifest records and profile facts."""
+
+    site_id: str
+    night: str
+    edition: str
+    options: tuple[str, ...]
+    allow_burned_in: bool
+    rows: list[LedgerRow] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for r in self.rows if r.outcome == outcome)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "input_files": len(self.rows),
+            DEIDENTIFIED: self.count(DEIDENTIFIED),
+            QUARANTINED: self.count(QUARANTINED),
+            DUPLICATE: self.count(DUPLICATE),
+        }
+
+    @property
+    def reasons(self) -> dict[str, int]:
+        """Quarantine reasons by kind (the text before the first colon: no identifiers)."""
+        kinds: dict[str, int] = {}
+        for row in self.rows:
+            if row.outcome == QUARANTINED:
+                kind = row.reason.split(":", 1)[0]
+                kinds[kind] = kinds.get(kind, 0) + 1
+        return dict(sorted(kinds.items()))
+
+
+def list_inputs(in_dir: Path) -> list[str]:
+    """Every file under ``in_dir`` except the top-level tables, as sorted relative POSIX paths."""
+    found = []
+    for root, dirs, files in os.walk(in_dir):
+        dirs.sort()
+        for name in files:
+            relative = (Path(root) / name).relative_to(in_dir).as_posix()
+            if relative not in TABLE_FILES:
+                found.append(relative)
+    return sorted(found)
+
+
+def _chunks(items: list[str], workers: int) -> Iterator[list[str]]:
+    size = max(1, min(64, len(items) // (workers * 4) or 1))
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with a.open("rb") as fa, b.open("rb") as fb:
+        while True:
+            block_a, block_b = fa.read(1 << 20), fb.read(1 << 20)
+            if block_a != block_b:
+                return False
+            if not block_a:
+                return True
+
+
+def _place(outcomes: list[Outcome], out_dir: Path, result: DeidResult) -> list[tuple[str, str, str, str]]:
+    seen: dict[str, str] = {}
+    crosswalk: list[tuple[str, str, str, str]] = []
+    for o in sorted(outcomes, key=lambda o: o.input_path):
+        if o.outcome == QUARANTINED:
+            result.rows.append(LedgerRow(o.input_path, o.size, o.sha256, QUARANTINED, reason=o.reason))
+            continue
+        staged = Path(o.staged)
+        if o.sop_uid in seen:
+            staged.unlink()
+            reason = f"duplicate: same SOP Instance UID as {seen[o.sop_uid]}"
+            result.rows.append(LedgerRow(o.input_path, o.size, o.sha256, DUPLICATE, o.output_path, reason))
+            continue
+        seen[o.sop_uid] = o.input_path
+        target = out_dir / o.output_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and _same_bytes(target, staged):
+            staged.unlink()
+        else:
+            staged.replace(target)
+        result.rows.append(LedgerRow(o.input_path, o.size, o.sha256, DEIDENTIFIED, o.output_path))
+        result.outputs.append(o.output_path)
+        crosswalk.extend(o.crosswalk)
+        if o.record is not None:
+            result.records.append(o.record)
+    return crosswalk
+
+
+def _remove_stale(out_dir: Path, keep: set[str]) -> None:
+    """Drop DICOM outputs a previous run of this night left that this run did not produce."""
+    dicom = out_dir / "dicom"
+    if not dicom.is_dir():
+        return
+    for path in sorted(dicom.rglob("*.dcm")):
+        if path.relative_to(out_dir).as_posix() not in keep:
+            path.unlink()
+    for folder in sorted((p for p in dicom.rglob("*") if p.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def deidentify_tree(
+    in_dir: Path,
+    out_dir: Path,
+    vault: Path,
+    site_id: str,
+    secret: bytes,
+    night: str,
+    options: DeidConfig | None = None,
+    workers: int = 1,
+    record_hook: RecordHook | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> DeidResult:
+    """De-identify every file under ``in_dir`` into ``out_dir``; ledger and quarantine into ``vault``.
+
+    Parameters
+    ----------
+    in_dir
+        The drop's DICOM folder (or any folder of files); never modified.
+    out_dir
+        The submission folder; outputs go to ``out_dir/dicom/<patient>/<study>/<series>/<sop>.dcm``.
+    vault
+        The site-private vault (must not be inside ``out_dir``).
+    site_id, secret, night
+        Who, with which key, for which night (the ledger and quarantine are per night).
+    options
+        Profile options, burned-in policy and maximum date shift (``Settings.deid``).
+    workers
+        Worker processes; 1 runs in this process.
+    record_hook
+        Called in the worker with each original header and the output identifiers before cleaning;
+        its dicts (the imaging manifest's instance rows) come back in ``DeidResult.records``.
+    progress
+        Called with the number of files finished after each chunk.
+    """
+    config = options or DeidConfig()
+    profile = load_profile(tuple(config.options))
+    check_vault(vault, out_dir, in_dir)
+    vault_store = Vault(vault)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = out_dir / STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    job = Job(
+        secret=secret,
+        site_id=site_id,
+        options=profile.options,
+        allow_burned_in=config.allow_burned_in,
+        max_shift_days=config.max_date_shift_days,
+        in_dir=in_dir,
+        staging=staging,
+        vault=vault,
+        night=night,
+        hook=record_hook,
+    )
+    inputs = list_inputs(in_dir)
+    outcomes: list[Outcome] = []
+    try:
+        if workers <= 1 or len(inputs) < 2:
+            worker = Worker(job)
+            for relative in inputs:
+                outcomes.append(worker.run(relative))
+                if progress:
+                    progress(1)
+        else:
+            # fork shares the imported modules with the workers (no re-import per process); the
+            # executor starts all workers at the first submit, before any progress thread exists
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(
+                workers, mp_context=context, initializer=init_worker, initargs=(job,)
+            ) as pool:
+                futures = [pool.submit(run_chunk, chunk) for chunk in _chunks(inputs, workers)]
+                for future in futures:
+                    done = future.result()
+                    outcomes.extend(done)
+                    if progress:
+                        progress(len(done))
+        result = DeidResult(site_id, night, EDITION, profile.options, config.allow_burned_in)
+        crosswalk = _place(outcomes, out_dir, result)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _remove_stale(out_dir, set(result.outputs))
+    vault_store.write_ledger(night, result.rows)
+    vault_store.merge_crosswalk(crosswalk)
+    return result

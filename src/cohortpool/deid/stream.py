@@ -1,0 +1,228 @@
+"""Read only the header of a DICOM file and stream its pixel data through untouched.
+
+pydicom parses the header and stops at the pixel data element (``stop_before_pixels``, which
+leaves the file positioned at the start of (7FE0,0010)); the pixel data element itself is walked
+here by its length, or item by item when encapsulated, so the output can be the cleaned header
+followed by the input's raw pixel bytes, never decoded. pydicom has no API that returns the extent
+of a raw element without reading its value, which is why this small walker is hand-written
+(PS3.5 7.1 element encodings, A.4 encapsulation). Elements after the pixel data (digital
+signatures, trailing padding, private groups) are parsed and cleaned like the header.
+
+Deflated transfer syntaxes compress the whole dataset, so those files are read and written whole
+(pydicom inflates and deflates; the pixel values are still never decoded).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+
+from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import dcmwrite, write_dataset
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from cohortpool.deid.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+_ITEM = 0xFFFEE000
+_SEQ_DELIM = 0xFFFEE0DD
+_UNDEFINED = 0xFFFFFFFF
+_DEFLATED = {DeflatedExplicitVRLittleEndian, "1.2.840.10008.1.2.8.1"}  # incl. JPIP deflate
+_NATIVE_TS = {
+    (True, True): ImplicitVRLittleEndian,
+    (False, True): ExplicitVRLittleEndian,
+    (False, False): ExplicitVRBigEndian,
+}
+_TRUNCATION_HINTS = ("end of file", "eof", "delimiter", "truncated", "ran out")
+
+
+class UnreadableError(Exception):
+    """The file is not DICOM, is truncated or cannot be parsed; ``str(exc)`` is the reason."""
+
+
+@dataclass
+class Header:
+    """A parsed header and where the raw remainder of the file is."""
+
+    ds: Dataset
+    implicit: bool
+    little: bool
+    transfer_syntax: str
+    #: byte range of the pixel data element in the input (start == end: none)
+    pixel_start: int
+    pixel_end: int
+    #: elements after the pixel data, parsed (``None``: nothing follows)
+    tail: Dataset | None
+    #: the whole dataset was read (deflated): write it whole, no raw copy
+    whole: bool
+
+
+def _looks_like_dicom(data: memoryview) -> bool:
+    if len(data) >= 132 and bytes(data[128:132]) == b"DICM":
+        return True
+    if len(data) < 8:
+        return False
+    # no preamble: the stream must begin with a file meta (0002) or identifying (0008) group element
+    little, big = struct.unpack_from("<H", data, 0)[0], struct.unpack_from(">H", data, 0)[0]
+    return little in (0x0002, 0x0008) or big == 0x0008
+
+
+def _element_end(data: memoryview, pos: int, implicit: bool, little: bool) -> int:
+    """End offset of the element starting at ``pos`` (its whole value, items included)."""
+    end_char = "<" if little else ">"
+    size = len(data)
+    if pos + 8 > size:
+        raise UnreadableError("truncated: file ends inside the pixel data element header")
+    if implicit:
+        length: int = struct.unpack_from(end_char + "L", data, pos + 4)[0]
+        start = pos + 8
+    else:
+        vr = bytes(data[pos + 4 : pos + 6])
+        if vr in _LONG_VRS:
+            if pos + 12 > size:
+                raise UnreadableError("truncated: file ends inside the pixel data element header")
+            length = struct.unpack_from(end_char + "L", data, pos + 8)[0]
+            start = pos + 12
+        else:
+            length = struct.unpack_from(end_char + "H", data, pos + 6)[0]
+            start = pos + 8
+    if length != _UNDEFINED:
+        if start + length > size:
+            raise UnreadableError(
+                f"truncated: pixel data declares {length} bytes but only {size - start} remain"
+            )
+        return start + length
+    # encapsulated: items until the sequence delimiter (PS3.5 A.4)
+    cursor = start
+    while True:
+        if cursor + 8 > size:
+            raise UnreadableError("truncated: encapsulated pixel data has no sequence delimiter")
+        group, elem, item_length = struct.unpack_from(end_char + "HHL", data, cursor)
+        tag = group << 16 | elem
+        if tag == _SEQ_DELIM:
+            return int(cursor + 8)
+        if tag != _ITEM or item_length == _UNDEFINED:
+            raise UnreadableError(
+                f"corrupt encapsulated pixel data: unexpected tag {tag:08X} at byte {cursor}"
+            )
+        cursor += 8 + item_length
+        if cursor > size:
+            raise UnreadableError("truncated: an encapsulated pixel data fragment runs past the end of file")
+
+
+def _read(fp: io.BufferedIOBase | io.BytesIO, stop: bool) -> Dataset:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ds = dcmread(fp, stop_before_pixels=stop, force=True)
+        except Exception as exc:  # pydicom raises many types on bad input; all mean "cannot parse"
+            raise UnreadableError(f"cannot parse DICOM: {type(exc).__name__}: {exc}") from exc
+    for warning in caught:
+        text = str(warning.message).lower()
+        if any(hint in text for hint in _TRUNCATION_HINTS):
+            raise UnreadableError(f"truncated or corrupt: {str(warning.message).splitlines()[0]}")
+    return ds
+
+
+def _check_complete(ds: Dataset, size: int) -> None:
+    """Catch a file cut short before its pixel data (pydicom returns what it got, silently).
+
+    An image storage instance must have pixel data; for any instance, the last element read must
+    fit inside the file.
+    """
+    sop_class = UID(str(ds.get("SOPClassUID", "") or ""))
+    if "Image Storage" in sop_class.name or "Rows" in ds:
+        raise UnreadableError("truncated: image instance ends without pixel data (7FE0,0010)")
+    if len(ds):
+        last = ds.get_item(max(ds.keys()))
+        if isinstance(last, RawDataElement) and last.length != _UNDEFINED:
+            end = last.value_tell + last.length
+            if end > size:
+                raise UnreadableError(f"truncated: element {last.tag} runs past the end of the file")
+
+
+def read_header(fp: io.BufferedIOBase | io.BytesIO, data: memoryview) -> Header:
+    """Parse the header of the file open as ``fp`` whose bytes are ``data`` (an mmap view).
+
+    Raises
+    ------
+    UnreadableError
+        Not DICOM, truncated or unparseable, with the reason.
+    """
+    if not _looks_like_dicom(data):
+        raise UnreadableError("not DICOM: no DICM prefix and no DICOM element at the start of the file")
+    ds = _read(fp, stop=True)
+    implicit, little = ds.original_encoding
+    if implicit is None or little is None:
+        raise UnreadableError("cannot parse DICOM: no data elements found")
+    meta_ts = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
+    if meta_ts in _DEFLATED:
+        fp.seek(0)
+        whole = _read(fp, stop=False)
+        return Header(whole, False, True, meta_ts, 0, 0, None, whole=True)
+    native = _NATIVE_TS[(bool(implicit), bool(little))]
+    # keep an encapsulated (compressed) syntax when the encoding agrees with it; otherwise the
+    # header must declare the encoding the bytes really use, or the copied pixel data misreads
+    ts = meta_ts if meta_ts and (implicit, little) == (False, True) else native
+    pos = fp.tell()
+    size = len(data)
+    if pos >= size:
+        _check_complete(ds, size)
+        return Header(ds, bool(implicit), bool(little), ts, pos, pos, None, whole=False)
+    end = _element_end(data, pos, bool(implicit), bool(little))
+    tail = None
+    if end < size and any(data[end:]):
+        try:
+            tail = read_dataset(io.BytesIO(bytes(data[end:])), bool(implicit), bool(little))
+        except Exception as exc:  # anything pydicom cannot read after the pixels is unsafe to pass
+            raise UnreadableError(f"unparseable data after the pixel data: {type(exc).__name__}") from exc
+    return Header(ds, bool(implicit), bool(little), ts, pos, end, tail, whole=False)
+
+
+def file_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
+    """A fresh file meta group: nothing from the input's meta survives except what must.
+
+    Source/sending/receiving AE titles and private information (0002,0016-0102) can name the
+    hospital, so they are not copied; implementation UID and version name are cohortpool's.
+    """
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = UID(transfer_syntax)
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    return meta
+
+
+def encode_header(header: Header) -> bytes:
+    """Preamble, file meta and the cleaned dataset up to (not including) the pixel data."""
+    ds = header.ds
+    ds.file_meta = file_meta(ds, header.transfer_syntax)
+    ds.preamble = b"\x00" * 128
+    buffer = DicomBytesIO()
+    dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def encode_tail(tail: Dataset, implicit: bool, little: bool) -> bytes:
+    """The cleaned elements that followed the pixel data, in the file's encoding."""
+    if len(tail) == 0:
+        return b""
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR = implicit
+    buffer.is_little_endian = little
+    write_dataset(buffer, tail)
+    return buffer.getvalue()

@@ -1,0 +1,179 @@
+"""De-identify one file (runs inside a worker process; one :class:`Worker` per process).
+
+The file is memory-mapped: hashed for the ledger, its header parsed by pydicom, and its pixel data
+written from the map without a copy, so memory stays at one header per worker whatever the file
+size. The output goes to a temporary name; the parent decides duplicates and moves it into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from cohortpool.deid.actions import Cleaner, Context
+from cohortpool.deid.burned_in import burned_in_reason
+from cohortpool.deid.ledger import DEIDENTIFIED, QUARANTINED, Vault
+from cohortpool.deid.markers import add_markers
+from cohortpool.deid.profile import load_profile
+from cohortpool.deid.pseudonym import Pseudonymiser, shift_da
+from cohortpool.deid.stream import UnreadableError, encode_header, encode_tail, read_header
+from cohortpool.deid.uids import UidMapper
+
+#: (original header, identifiers of the output) -> a row for the imaging manifest
+RecordHook = Callable[[Dataset, dict[str, str]], dict[str, Any]]
+_REQUIRED = (
+    ("SOPClassUID", "(0008,0016)"),
+    ("SOPInstanceUID", "(0008,0018)"),
+    ("StudyInstanceUID", "(0020,000D)"),
+    ("SeriesInstanceUID", "(0020,000E)"),
+    ("PatientID", "(0010,0020)"),
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs; picklable (the hook is a module-level function)."""
+
+    secret: bytes = field(repr=False)
+    site_id: str
+    options: tuple[str, ...]
+    allow_burned_in: bool
+    max_shift_days: int
+    in_dir: Path
+    staging: Path
+    vault: Path
+    night: str
+    hook: RecordHook | None = None
+
+
+@dataclass
+class Outcome:
+    """What happened to one input file (sent back to the parent)."""
+
+    input_path: str
+    size: int
+    sha256: str
+    outcome: str
+    reason: str = ""
+    staged: str = ""
+    output_path: str = ""
+    sop_uid: str = ""
+    crosswalk: list[tuple[str, str, str, str]] = field(default_factory=list)
+    record: dict[str, Any] | None = None
+
+
+class Worker:
+    """Holds the per-process state: profile, keys, UID cache, vault."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.profile = load_profile(job.options)
+        self.keys = Pseudonymiser(job.secret, job.site_id, job.max_shift_days)
+        self.uids = UidMapper(job.secret)
+        self.cleaner = Cleaner(self.profile, self.keys, self.uids)
+        self.vault = Vault(job.vault)
+
+    def run(self, relative: str) -> Outcome:
+        """De-identify ``in_dir / relative``, or quarantine it with the reason."""
+        source = self.job.in_dir / relative
+        with source.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size == 0:
+                return self._quarantine(
+                    relative, source, 0, hashlib.sha256().hexdigest(), "not DICOM: empty file"
+                )
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                view = memoryview(mapped)
+                try:
+                    digest = hashlib.sha256(view).hexdigest()
+                    try:
+                        return self._deidentify(relative, handle, view, size, digest)
+                    except UnreadableError as exc:
+                        return self._quarantine(relative, source, size, digest, str(exc))
+                    except Exception as exc:  # nothing is lost: any other failure quarantines the file
+                        reason = f"cannot de-identify: {type(exc).__name__}: {exc}"
+                        return self._quarantine(relative, source, size, digest, reason)
+                finally:
+                    view.release()
+
+    def _quarantine(self, relative: str, source: Path, size: int, digest: str, reason: str) -> Outcome:
+        self.vault.quarantine(self.job.night, source, relative)
+        return Outcome(relative, size, digest, QUARANTINED, reason=reason)
+
+    def _deidentify(self, relative: str, handle: Any, view: memoryview, size: int, digest: str) -> Outcome:
+        header = read_header(handle, view)
+        ds = header.ds
+        for keyword, tag in _REQUIRED:
+            if not str(ds.get(keyword, "") or "").strip():
+                raise UnreadableError(f"missing {keyword} {tag}: cannot place or pseudonymise the instance")
+        if not self.job.allow_burned_in:
+            reason = burned_in_reason(ds)
+            if reason:
+                raise UnreadableError(reason)
+        mrn = str(ds.PatientID).strip()
+        accession = str(ds.get("AccessionNumber", "") or "").strip()
+        ctx = Context(patient_id=self.keys.patient_id(mrn), shift_days=self.keys.shift_days(mrn))
+        ids = {
+            "patient_id": ctx.patient_id,
+            "accession_id": self.keys.accession_id(accession) if accession else "",
+            "study_uid": self.uids.map(str(ds.StudyInstanceUID)),
+            "series_uid": self.uids.map(str(ds.SeriesInstanceUID)),
+            "sop_uid": self.uids.map(str(ds.SOPInstanceUID)),
+            "study_date": shift_da(str(ds.get("StudyDate", "") or ""), ctx.shift_days) or "",
+        }
+        record = self.job.hook(ds, ids) if self.job.hook is not None else None
+        crosswalk = [("patient", mrn, ctx.patient_id, str(ctx.shift_days))]
+        if accession:
+            crosswalk.append(("accession", accession, ids["accession_id"], ""))
+        try:
+            self.cleaner.clean(ds, ctx)
+            add_markers(ds, self.profile, self.job.allow_burned_in)
+            head = encode_header(header)
+            tail = b""
+            if header.tail is not None:
+                self.cleaner.clean(header.tail, ctx, top=False)
+                tail = encode_tail(header.tail, header.implicit, header.little)
+        except UnreadableError:
+            raise
+        except Exception as exc:  # a value pydicom cannot re-encode: hold the file back, say which
+            raise UnreadableError(f"cannot re-encode cleaned header: {type(exc).__name__}: {exc}") from exc
+        output = f"dicom/{ids['patient_id']}/{ids['study_uid']}/{ids['series_uid']}/{ids['sop_uid']}.dcm"
+        staged = self.job.staging / (hashlib.sha256(relative.encode("utf-8")).hexdigest() + ".dcm")
+        with staged.open("wb") as out:
+            out.write(head)
+            if header.pixel_end > header.pixel_start:
+                out.write(view[header.pixel_start : header.pixel_end])
+            out.write(tail)
+        return Outcome(
+            relative,
+            size,
+            digest,
+            DEIDENTIFIED,
+            staged=str(staged),
+            output_path=output,
+            sop_uid=ids["sop_uid"],
+            crosswalk=crosswalk,
+            record=record,
+        )
+
+
+_WORKER: Worker | None = None
+
+
+def init_worker(job: Job) -> None:
+    """Process-pool initializer: build the per-process state once."""
+    global _WORKER
+    _WORKER = Worker(job)
+
+
+def run_chunk(relatives: list[str]) -> list[Outcome]:
+    """Process a batch of files in this worker (one task per chunk, not per file)."""
+    assert _WORKER is not None, "init_worker was not called"
+    return [_WORKER.run(r) for r in relatives]

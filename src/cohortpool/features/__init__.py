@@ -1,0 +1,23 @@
+"""Feature tables of a submission: the imaging manifest (from DICOM headers), the pseudonymised
+clinical and reads tables, and the packaging of it all into ``submission.json``.
+
+Stage packages never import each other, so the keyed pseudonyms come in as an argument (any object
+with ``patient_id``, ``accession_id`` and ``shift_days``: :class:`cohortpool.deid.Pseudonymiser`),
+and the manifest's per-instance rows come from :func:`instance_record`, which the de-identification
+workers call on each original header.
+"""
+
+from cohortpool.features.manifest import MANIFEST_COLUMNS, instance_record, sequence_family, write_manifest
+from cohortpool.features.package import package_submission
+from cohortpool.features.tables import Keys, TableError, pseudonymise_tables
+
+__all__ = [
+    "MANIFEST_COLUMNS",
+    "Keys",
+    "TableError",
+    "instance_record",
+    "package_submission",
+    "pseudonymise_tables",
+    "sequence_family",
+    "write_manifest",
+]

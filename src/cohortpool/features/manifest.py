@@ -1,0 +1,145 @@
+"""The imaging manifest: one row per series, from headers read before cleaning.
+
+The de-identification workers call :func:`instance_record` on each original header (the sequence
+family needs the series description and protocol, which the profile removes) together with the
+output's pseudonymous identifiers; :func:`write_manifest` groups the instance rows into series.
+Only categorical or numeric facts leave: no free text is copied into the manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+MANIFEST_COLUMNS = (
+    "site_id",
+    "patient_id",
+    "accession_id",
+    "study_uid",
+    "series_uid",
+    "modality",
+    "study_date",
+    "manufacturer",
+    "model",
+    "field_strength",
+    "sequence_family",
+    "repetition_time",
+    "echo_time",
+    "slice_thickness",
+    "pixel_spacing",
+    "image_rows",
+    "image_columns",
+    "instance_count",
+    "source_row",
+)
+# fat suppression wins over weighting: a fat-suppressed T2 (SPAIR, STIR) is its own family in the study
+_FS = re.compile(r"\b(SPAIR|STIR|TIRM|FS|FATSAT|FAT ?SAT|FAT ?SUP\w*|SPIR|CHESS|DIXON)\b|FS$|_FS\b")
+_T1 = re.compile(r"(\b|_)T1(\b|_|W)")
+_T2 = re.compile(r"(\b|_)T2(\b|_|W|\*)")
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword, "")
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _number(ds: Dataset, keyword: str) -> str:
+    text = _text(ds, keyword).split("\\")[0].strip()
+    try:
+        float(text)
+    except ValueError:
+        return ""
+    return text
+
+
+def sequence_family(ds: Dataset) -> str:
+    """``T1``, ``T2``, ``FS`` (fat-suppressed) or ``other`` for an MR header; empty otherwise.
+
+    Descriptions first (series description, protocol name, sequence name, scan options ``FS``),
+    then, when they say nothing, the contrast implied by repetition and echo times (short TR and
+    TE: T1; long TR and TE: T2).
+    """
+    if _text(ds, "Modality").upper() != "MR":
+        return ""
+    words = " ".join(
+        _text(ds, k).upper() for k in ("SeriesDescription", "ProtocolName", "SequenceName", "ScanOptions")
+    )
+    if _FS.search(words.replace("\\", " ")):
+        return "FS"
+    if _T1.search(words):
+        return "T1"
+    if _T2.search(words):
+        return "T2"
+    try:
+        tr, te = float(_number(ds, "RepetitionTime")), float(_number(ds, "EchoTime"))
+    except ValueError:
+        return "other"
+    if tr < 1000 and te < 30:
+        return "T1"
+    if tr >= 1500 and te >= 60:
+        return "T2"
+    return "other"
+
+
+def instance_record(ds: Dataset, ids: dict[str, str]) -> dict[str, Any]:
+    """One instance's manifest facts (called by the de-identification worker before cleaning)."""
+    modality = _text(ds, "Modality").upper()
+    spacing = _text(ds, "PixelSpacing") or _text(ds, "ImagerPixelSpacing")
+    date = ids.get("study_date", "")
+    return {
+        "patient_id": ids["patient_id"],
+        "accession_id": ids.get("accession_id", ""),
+        "study_uid": ids["study_uid"],
+        "series_uid": ids["series_uid"],
+        "modality": modality,
+        "study_date": f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 else "",
+        "manufacturer": _text(ds, "Manufacturer"),
+        "model": _text(ds, "ManufacturerModelName"),
+        "field_strength": _number(ds, "MagneticFieldStrength") if modality == "MR" else "",
+        "sequence_family": sequence_family(ds),
+        "repetition_time": _number(ds, "RepetitionTime"),
+        "echo_time": _number(ds, "EchoTime"),
+        "slice_thickness": _number(ds, "SliceThickness"),
+        "pixel_spacing": spacing.split("\\")[0].strip() if spacing else "",
+        "image_rows": _text(ds, "Rows"),
+        "image_columns": _text(ds, "Columns"),
+    }
+
+
+def series_rows(records: Iterable[dict[str, Any]], site_id: str) -> list[dict[str, Any]]:
+    """Group instance records into series (first non-empty value of each column wins)."""
+    series: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for record in records:
+        key = (record["patient_id"], record["study_uid"], record["series_uid"])
+        row = series.get(key)
+        if row is None:
+            series[key] = {**record, "site_id": site_id, "instance_count": 1}
+            continue
+        row["instance_count"] += 1
+        for column, value in record.items():
+            if value and not row.get(column):
+                row[column] = value
+    rows = [series[k] for k in sorted(series)]
+    for number, row in enumerate(rows, start=1):
+        row["source_row"] = number
+    return rows
+
+
+def write_manifest(records: Iterable[dict[str, Any]], path: Path, site_id: str) -> int:
+    """Write ``imaging_manifest.csv`` (contract section 2); returns the number of series."""
+    rows = series_rows(records, site_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, MANIFEST_COLUMNS, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)
