@@ -112,7 +112,8 @@ def _continuous_rows(plan: Plan, spec: Comparison, var: Variable, frame: pd.Data
                    estimate_kind="mean_difference", welch_t=r.welch_t, welch_df=r.welch_df,
                    welch_p=r.welch_p, levene_f=r.levene_f, levene_p=r.levene_p,
                    mann_whitney_u=r.mann_whitney_u, mann_whitney_p=r.mann_whitney_p)  # fmt: skip
-        return [_stat(row, r.test, r.statistic, r.df, r.p_value, list(r.warnings))], forest
+        rows.append(_stat(row, r.test, r.statistic, r.df, r.p_value, list(r.warnings)))
+        return rows, forest
     meta = dersimonian_laird(np.array(effects), np.array(variances), plan.options.alpha)
     z = meta.estimate / meta.se if meta.se and math.isfinite(meta.se) else math.nan
     row.update(

@@ -77,19 +77,19 @@ def detection_tables(plan: Plan, spec: Detection, pat: pd.DataFrame) -> dict[str
                 detected = {m: int(w[bits[:, i]].sum()) for i, m in enumerate(mods)}
                 detected[spec.combined_label] = int(w[bits.any(axis=1)].sum())
                 for m, d in detected.items():
-                    rates.append(dict(site_id=site, finding=finding, diagnosis=group, modality=m,
-                                      detected=d, n=n, rate=d / n if n else math.nan))  # fmt: skip
+                    rates.append({"site_id": site, "finding": finding, gcol: group, "modality": m,
+                                  "detected": d, "n": n, "rate": d / n if n else math.nan})  # fmt: skip
                 rows = [m for m in spec.independent_modalities if m in detected]
                 if len(rows) >= 2:
                     tab = np.array([[n - detected[m], detected[m]] for m in rows])
                     res = compare_categorical(tab, seed=opts.seed, samples=opts.fisher_monte_carlo_samples)
-                    indep.append(dict(analysis=spec.name, site_id=site, finding=finding, diagnosis=group,
-                                      modalities=" / ".join(rows), method="independent_samples (paper)",
-                                      test=res.test, statistic=res.statistic, df=res.df, p_value=res.p_value,
-                                      p_display=fmt.format_p(res.p_value),
-                                      warnings="; ".join(res.warnings)))  # fmt: skip
+                    indep.append({"analysis": spec.name, "site_id": site, "finding": finding, gcol: group,
+                                  "modalities": " / ".join(rows), "method": "independent_samples (paper)",
+                                  "test": res.test, "statistic": res.statistic, "df": res.df,
+                                  "p_value": res.p_value, "p_display": fmt.format_p(res.p_value),
+                                  "warnings": "; ".join(res.warnings)})  # fmt: skip
                 pc = paired.paired_comparison(cell.assign(**{wcol: w}), mods, wcol, opts.mcnemar_exact_below)
-                pc.insert(0, "diagnosis", group)
+                pc.insert(0, gcol, group)
                 pc.insert(0, "finding", finding)
                 pc.insert(0, "site_id", site)
                 pc.insert(0, "analysis", spec.name)

@@ -23,7 +23,8 @@ FOREST_COLUMNS: tuple[str, ...] = (
     "weight",
     "is_pooled",
 )
-DETECTION_COLUMNS: tuple[str, ...] = ("finding", "diagnosis", "modality", "detected", "n", "rate")
+#: detection frames also carry the plan's group column (the VCF plan's is ``diagnosis``) and ``site_id``
+DETECTION_COLUMNS: tuple[str, ...] = ("finding", "modality", "detected", "n", "rate")
 COMPARISON_COLUMNS: tuple[str, ...] = (
     "analysis",
     "unit",
