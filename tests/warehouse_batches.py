@@ -166,10 +166,19 @@ def write_batch(
             "accepted": len(out),
             "quarantined": n_quarantined,
             "warnings": len([w for w in warnings or [] if w["table"] == name]),
-            "rejected": 0,
+            "rejected": None,
+            "file": f"{name}.csv",
+            "source_sha256": digests[name],
         }
     pd.DataFrame(quarantine, columns=ISSUE_COLUMNS).to_csv(folder / "quarantine.csv", index=False)
     pd.DataFrame(warnings or [], columns=ISSUE_COLUMNS).to_csv(folder / "warnings.csv", index=False)
-    summary = {"site_id": site_id, "night": night, "batch_id": batch_id, "tables": summary_tables}
+    summary = {
+        "site_id": site_id,
+        "night": night,
+        "batch_id": batch_id,
+        "submission_sha256": content,
+        "status": "issues" if quarantine else "passed",
+        "tables": summary_tables,
+    }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return folder

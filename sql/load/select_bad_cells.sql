@@ -1,5 +1,6 @@
 -- Why a Parquet file of a validated batch failed to load: its cells that break the raw table's type,
--- NOT NULL or value set, first rows first. Runs only after a failed insert (it reads every cell).
+-- NOT NULL or value set, first rows first (values are not returned: they may be quasi-identifiers).
+-- Runs only after a failed insert (it reads every cell).
 WITH
     cells AS (
         SELECT src, column_name, val
@@ -29,7 +30,6 @@ WITH
 SELECT
     c.src AS source_row,
     c.column_name,
-    left(c.val, 40) AS value,
     CASE
         WHEN c.val IS NULL THEN 'is empty but required'
         WHEN s.allowed IS NOT NULL AND NOT list_contains(s.allowed, c.val)

@@ -24,7 +24,7 @@ TABLES: tuple[str, ...] = ("clinical", "reads", "imaging_manifest")
 LINEAGE: tuple[str, ...] = ("batch_id", "source_file", "source_sha256", "source_row")
 #: Columns of quarantine.csv and warnings.csv.
 ISSUE_COLUMNS: tuple[str, ...] = ("table", "source_row", "key", "expectation", "severity", "reason", "value")
-_COUNT_KEYS: tuple[str, ...] = ("rows_in", "accepted", "quarantined", "warnings", "rejected")
+_COUNT_KEYS: tuple[str, ...] = ("rows_in", "accepted", "quarantined", "warnings")
 _CHUNK = 1 << 20
 
 
@@ -50,7 +50,10 @@ class ValidatedBatch:
     night: date
     batch_id: str
     summary_text: str
-    counts: dict[str, dict[str, int]]
+    counts: dict[str, dict[str, Any]]
+    #: summary.json's submission_sha256 and status, when validation wrote them
+    submission_sha256: str | None
+    validation_status: str | None
     files: tuple[BatchFile, ...]
     content_sha256: str
     received_at: datetime
@@ -78,22 +81,28 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _counts(summary: dict[str, Any], summary_path: Path) -> dict[str, dict[str, int]]:
-    # the per-table counts may sit under "tables" or at the top level, keyed by table name
-    holder = summary.get("tables", summary)
-    counts: dict[str, dict[str, int]] = {}
+def _counts(summary: dict[str, Any], summary_path: Path) -> dict[str, dict[str, Any]]:
+    """Per-table counts of summary.json: four integers, and ``rejected`` (why a whole table was
+    refused, or null), ``file`` and ``source_sha256`` (the submission file)."""
+    holder = summary.get("tables")
+    counts: dict[str, dict[str, Any]] = {}
     for table in TABLES:
         entry = holder.get(table) if isinstance(holder, dict) else None
         if not isinstance(entry, dict):
-            raise BatchError(f"{summary_path}: no counts for table {table!r} (contract section 3)")
-        row: dict[str, int] = {}
+            raise BatchError(f"{summary_path}: no tables.{table} counts (contract section 3)")
+        row: dict[str, Any] = {}
         for key in _COUNT_KEYS:
-            value = entry.get(key, 0 if key in ("warnings", "rejected") else None)
+            value = entry.get(key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise BatchError(
-                    f"{summary_path}: {table}.{key} must be a non-negative integer, got {value!r}"
+                    f"{summary_path}: tables.{table}.{key} must be a non-negative integer, got {value!r}"
                 )
             row[key] = value
+        for key, name in (("rejected", "rejected_reason"), ("file", "source_file"), ("source_sha256", None)):
+            value = entry.get(key)
+            if value is not None and not isinstance(value, str):
+                raise BatchError(f"{summary_path}: tables.{table}.{key} must be text or null, got {value!r}")
+            row[name or key] = value or None
         counts[table] = row
     return counts
 
@@ -187,4 +196,13 @@ def read_batch(path: str | Path, columns: dict[str, tuple[str, ...]]) -> Validat
         files=tuple(files),
         content_sha256=content,
         received_at=received_at,
+        submission_sha256=_optional_text(summary, "submission_sha256", summary_path),
+        validation_status=_optional_text(summary, "status", summary_path),
     )
+
+
+def _optional_text(summary: dict[str, Any], key: str, summary_path: Path) -> str | None:
+    value = summary.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BatchError(f"{summary_path}: {key} must be text, got {value!r}")
+    return value

@@ -43,7 +43,4 @@ def describe_bad_cells(con: duckdb.DuckDBPyConnection, path: Path, table: str) -
     rows = sql.query_rows(con, "load/select_bad_cells", path=str(path), table_name=table)
     if not rows:
         return "no single cell explains the failure"
-    return "; ".join(
-        f"source_row {src} column {col} value {'(empty)' if val is None else repr(val)} {why}"
-        for src, col, val, why in rows
-    )
+    return "; ".join(f"source_row {src} column {col} {why}" for src, col, why in rows)

@@ -180,8 +180,7 @@ def _load(
         warnings = _insert_issues(con, warnings_path, "raw.validation_warnings", batch, loaded_at)
     sql.run_sql(con, "load/insert_site", loaded_at=loaded_at, **ids)
     for table, counts in batch.counts.items():
-        counted: dict[str, Any] = dict(counts)
-        sql.run_sql(con, "load/insert_validation_summary", table_name=table, **counted, **ids)
+        sql.run_sql(con, "load/insert_validation_summary", table_name=table, **counts, **ids)
     for file in batch.files:
         sql.run_sql(
             con,
@@ -208,6 +207,8 @@ def _load(
         warning_rows=warnings,
         superseded_rows=superseded,
         summary_json=batch.summary_text,
+        submission_sha256=batch.submission_sha256,
+        validation_status=batch.validation_status,
         **ids,
     )
     check_warnings = _run_checks(con, {"load_seq": load_seq, **ids})
@@ -271,10 +272,11 @@ def load_batch(
         except _BadCells as bad:
             con.rollback()
             # the failed transaction cannot run queries; find the offending cells after the rollback
+            # values are left out of the message: they may be quasi-identifiers
             raise LoadError(
                 f"{bad.path}: {describe_bad_cells(con, bad.path, bad.table)}. The batch breaks the column "
                 "types or value sets of docs/data_contract.md; nothing was loaded (re-run cohortpool "
-                f"validate). DuckDB said: {str(bad.cause).splitlines()[0]}"
+                f"validate). ({type(bad.cause).__name__})"
             ) from bad.cause
         except BaseException:
             con.rollback()
