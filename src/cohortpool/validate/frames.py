@@ -46,9 +46,10 @@ class TableFrames:
         return len(self.text)
 
     def source_rows(self) -> pd.Series:
-        """The row's ``source_row`` where it is a valid number, else its 1-based position in the file."""
+        """The row's ``source_row`` where it is a valid row number, else its 1-based position in the file."""
         positional = pd.Series(range(1, len(self.typed) + 1), index=self.typed.index, dtype="Int64")
-        return self.typed["source_row"].fillna(positional).astype("Int64")
+        claimed = self.typed["source_row"]
+        return claimed.where(claimed >= 1, positional).fillna(positional).astype("Int64")
 
 
 def _count_data_rows(data: bytes) -> int:

@@ -43,8 +43,12 @@ def expectation_label(exp_type: str, kwargs: dict[str, Any]) -> str:
     label = exp_type.removeprefix("expect_")
     if columns:
         label += f"({', '.join(columns)})"
-    if kwargs.get("row_condition"):
-        label += f" where {kwargs['row_condition']}"
+    condition = kwargs.get("row_condition")
+    if isinstance(condition, dict):
+        # GX 1.24 rewrites a pandas condition string into {"type": "pass_through", "pass_through_filter": ...}
+        condition = condition.get("pass_through_filter", condition)
+    if condition:
+        label += f" where {condition}"
     return label
 
 
