@@ -145,23 +145,23 @@ def compare_columns(
         v = v.where(v != "")
         levels = sorted(v.dropna().unique())
         tab = np.array([[int(((g == grp) & (v == lv)).sum()) for lv in levels] for grp in groups])
-        r = compare_categorical(tab, seed=seed)
-        shown = _shown_level(levels)
+        rc = compare_categorical(tab, seed=seed)
+        level = _shown_level(levels)
         row = {
-            "variable": col, "level": shown or "", "test": r.test, "statistic": r.statistic, "df": r.df,
-            "p_value": r.p_value, "p_display": fmt.format_p(r.p_value),
+            "variable": col, "level": level or "", "test": rc.test, "statistic": rc.statistic, "df": rc.df,
+            "p_value": rc.p_value, "p_display": fmt.format_p(rc.p_value),
         }  # fmt: skip
         for i, name in enumerate(groups):
             total = int(tab[i].sum())
             row[f"n_{name}"] = total
-            if shown is not None:
-                row[f"summary_{name}"] = fmt.count_percent(int(tab[i, levels.index(shown)]), total)
+            if level is not None:
+                row[f"summary_{name}"] = fmt.count_percent(int(tab[i, levels.index(level)]), total)
             else:
                 row[f"summary_{name}"] = "; ".join(
                     f"{lv}: {fmt.count_percent(int(tab[i, j]), total)}" for j, lv in enumerate(levels)
                 )
-        row.update(odds_ratio=r.odds_ratio, or_ci_low=r.or_ci_low, or_ci_high=r.or_ci_high)
-        row["warnings"] = "; ".join(r.warnings)
+        row.update(odds_ratio=rc.odds_ratio, or_ci_low=rc.or_ci_low, or_ci_high=rc.or_ci_high)
+        row["warnings"] = "; ".join(rc.warnings)
         rows.append(row)
     order = {c: i for i, c in enumerate(frame.columns)}
     out = pd.DataFrame(rows)

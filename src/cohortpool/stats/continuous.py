@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +20,7 @@ from scipy import stats
 from cohortpool.stats import tests as t
 
 #: quantile definition for median and IQR: SPSS's default (HAVERAGE, Hyndman-Fan type 6)
-QUANTILE_METHOD = "weibull"
+QUANTILE_METHOD: Literal["weibull"] = "weibull"
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def summarize(values: npt.ArrayLike) -> GroupSummary:
     x = x[np.isfinite(x)]
     if x.size == 0:
         return GroupSummary(0, *([math.nan] * 7))
-    q1, med, q3 = np.quantile(x, [0.25, 0.5, 0.75], method=QUANTILE_METHOD)
+    q1, med, q3 = np.quantile(x, np.array([0.25, 0.5, 0.75]), method=QUANTILE_METHOD)
     sd = float(np.std(x, ddof=1)) if x.size > 1 else math.nan
     return GroupSummary(
         int(x.size), float(x.mean()), sd, float(med), float(q1), float(q3), float(x.min()), float(x.max())

@@ -36,8 +36,8 @@ def detection_patterns(plan: Plan, spec: Detection, frame: pd.DataFrame) -> tupl
         raise KeyError(f"detection {spec.name!r}: view {spec.view!r} lacks columns {missing}")
     keys = list(dict.fromkeys([plan.site_column, *spec.unit_keys, gcol]))
     sub = frame.loc[frame[spec.modality_column].isin(mods), [*keys, spec.modality_column, *spec.findings]]
-    wide = sub.groupby([*keys, spec.modality_column], observed=True)[list(spec.findings)].max()
-    wide = wide.unstack(spec.modality_column)
+    per_read = sub.groupby([*keys, spec.modality_column], observed=True)[list(spec.findings)].max()
+    wide = pd.DataFrame(per_read.unstack(spec.modality_column))
     notes: list[str] = []
     complete = wide.notna().all(axis=1)
     if not complete.all():

@@ -149,10 +149,18 @@ class Plan(_Strict):
 
     @model_validator(mode="after")
     def _views_known(self) -> Plan:
-        for item in (*self.derived, *self.comparisons, *self.detection, *self.accuracy):
+        items: list[Derived | Comparison | Detection | Accuracy] = [
+            *self.derived, *self.comparisons, *self.detection, *self.accuracy
+        ]  # fmt: skip
+        for item in items:
             if item.view not in VIEWS:
                 raise ValueError(f"{item.name!r}: view {item.view!r} is not one of {VIEWS}")
-        names = [x.name for x in (*self.comparisons, *self.detection, *self.accuracy)]
+        analyses: list[Comparison | Detection | Accuracy] = [
+            *self.comparisons,
+            *self.detection,
+            *self.accuracy,
+        ]
+        names = [x.name for x in analyses]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"analysis names must be unique, repeated: {dupes}")

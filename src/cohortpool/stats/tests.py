@@ -55,7 +55,7 @@ def expected_counts(table: npt.ArrayLike) -> npt.NDArray[np.float64]:
     n = t.sum()
     if n <= 0:
         return np.zeros_like(t)
-    return np.outer(t.sum(axis=1), t.sum(axis=0)) / n
+    return np.asarray(np.outer(t.sum(axis=1), t.sum(axis=0)) / n, dtype=np.float64)
 
 
 def choose_categorical_test(table: npt.ArrayLike) -> str:
