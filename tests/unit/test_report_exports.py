@@ -50,7 +50,7 @@ def test_xlsx_has_about_sheet_one_sheet_per_table_and_formula_text_stays_text(tm
     evil = ResultTable("x" * 40, "Evil", pd.DataFrame({"note": ["=1+1"], "n": [3]}))
     book = load_workbook(write_xlsx([*paper_results(), evil], tmp_path / "t.xlsx", [("plan", "vcf")]))
     assert book.sheetnames[0] == "About"
-    assert "table1_site02" in book.sheetnames
+    assert "table1_forest" in book.sheetnames
     assert book["About"]["B1"].value == "vcf"
     sheet = book["x" * 31]
     assert sheet["A1"].value == "Evil"

@@ -91,8 +91,9 @@ def test_same_results_give_identical_html() -> None:
 def test_table1_reads_like_the_paper() -> None:
     parsed = _tables(_html())
     header, *rows = parsed.tables[0]
-    assert header[:4] == ["Variable", "OP (n = 90)", "MET (n = 51)", "P"]
-    assert rows[0][:4] == ["age years", "69.58 ± 8.46", "62.13 ± 10.77", "< 0.001"]
+    assert header[:5] == ["Variable", "OP (n = 90)", "MET (n = 51)", "P", "Test"]
+    assert rows[0][:5] == ["Age years", "69.58 ± 8.46", "62.13 ± 10.77", "< 0.001", "Student t"]
+    assert rows[1][:4] == ["Sex = M", "9 (10.00)", "36 (70.59)", "< 0.001"]
     assert rows[2][3] == "0.468"
 
 
@@ -113,7 +114,7 @@ def test_internal_variant_is_bannered_and_unsuppressed() -> None:
 def test_provenance_names_plan_warehouse_and_batches_behind_each_table() -> None:
     html = _html()
     assert "a" * 64 in html and "b" * 64 in html
-    site02_section = html[html.index('id="table1_site02"') :]
+    site02_section = html[html.index('id="table1-site02"') :]
     site02_section = site02_section[: site02_section.index("</section>")]
     assert "site02_2026-11-24_bbbbbbbbbbbb" in site02_section
     assert "site01_2026-11-24" not in site02_section
@@ -134,7 +135,7 @@ def test_quality_summary_is_a_table() -> None:
 def test_text_from_the_data_is_escaped() -> None:
     results = paper_results()
     frame = results[0].frame.copy()
-    frame.loc[0, "variable"] = "<script>alert(1)</script>"
+    frame.loc[0, "label"] = "<script>alert(1)</script>"
     results[0] = type(results[0])(results[0].name, results[0].title, frame, results[0].notes)
     html = render_html(build_page(results, PROVENANCE, None, title="t"))
     assert "<script>" not in html and "&lt;script&gt;" in html

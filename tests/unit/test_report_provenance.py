@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -22,12 +23,13 @@ def test_batches_are_collected_per_site_from_the_analysis_views() -> None:
 
 
 def test_site_tables_draw_on_their_site_and_pooled_ones_on_all() -> None:
-    by_name = {r.name: r for r in paper_results()}
-    assert sites_of(by_name["table1_site01"]) == {"site01"}
-    assert sites_of(by_name["table1"]) is None
+    table1 = paper_results()[0]
+    site01 = replace(table1, frame=table1.frame[table1.frame["site_id"] == "site01"])
+    assert sites_of(site01) == {"site01"}
+    assert sites_of(table1) is None
     provenance = Provenance("p", "0", "0", batches_by_site(analysis_sets()))
-    assert provenance.batches_behind(by_name["table1_site01"]) == ("site01_2026-11-24_aaaaaaaaaaaa",)
-    assert len(provenance.batches_behind(by_name["table1"])) == 2
+    assert provenance.batches_behind(site01) == ("site01_2026-11-24_aaaaaaaaaaaa",)
+    assert len(provenance.batches_behind(table1)) == 2
 
 
 def test_plan_checksum_changes_with_one_byte(tmp_path: Path) -> None:

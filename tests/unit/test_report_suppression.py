@@ -85,3 +85,12 @@ def test_same_cell_with_two_counts_is_an_error() -> None:
 def test_threshold_below_one_is_rejected() -> None:
     with pytest.raises(ValueError, match="small_cell_threshold"):
         protect(CellGrid(), threshold=0)
+
+
+def test_cells_marked_keep_are_hidden_last() -> None:
+    grid = CellGrid()
+    for key, value in {"s1": 3, "s2": 40, "pooled": 20}.items():
+        grid.add(key, value)
+    grid.line(["s1", "s2", "pooled"])
+    grid.keep.add("pooled")
+    assert protect(grid, threshold=5) == {"s1": PRIMARY, "s2": SECONDARY}

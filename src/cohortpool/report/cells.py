@@ -242,6 +242,7 @@ def pooled_lines(grid: CellGrid) -> None:
         sites = [k for k in keys if k[-1] not in POOLED_SITES]
         if len(pooled) == 1 and sites:
             grid.line([*sites, pooled[0]])
+            grid.keep.add(pooled[0])
 
 
 _ORDER = {"comparison": 0, "detection": 1, "paired": 2, "accuracy": 3, "other": 4}

@@ -64,13 +64,6 @@ def to_svg(figure: Figure, name: str) -> str:
     return svg.replace("<svg ", f'<svg role="img" aria-label="{name}" class="figure" ', 1)
 
 
-def _is_ratio(result: ResultTable) -> bool:
-    frame = result.frame
-    if "scale" in frame.columns:
-        return bool((frame["scale"] == "log").all())
-    return "ratio" in result.title.lower()
-
-
 def _num(value: Any) -> float:
     try:
         return float(value)
@@ -78,54 +71,90 @@ def _num(value: Any) -> float:
         return math.nan
 
 
-def forest_svg(result: ResultTable) -> str:
-    """A forest plot: per-site squares sized by weight, the pooled estimate as a diamond, 95 % CIs."""
-    frame = result.frame.reset_index(drop=True)
-    ratio = _is_ratio(result)
+METHOD_NAMES = {"mantel_haenszel": "MH", "dersimonian_laird": "DL random effects"}
+
+
+def _panels(frame: pd.DataFrame, title: str) -> list[tuple[bool, pd.DataFrame]]:
+    """One panel per effect measure (odds ratios on a log axis, differences on a linear one)."""
+    if "measure" not in frame.columns:
+        log = bool(frame["scale"].eq("log").all()) if "scale" in frame.columns else "ratio" in title.lower()
+        return [(log, frame)]
+    panels = []
+    for measure in dict.fromkeys(frame["measure"].astype(str)):
+        part = frame[frame["measure"].astype(str) == measure]
+        panels.append(("ratio" in measure, part.reset_index(drop=True)))
+    return panels
+
+
+def _row_label(row: pd.Series) -> str:
+    if not bool(row["is_pooled"]):
+        return f"{row['label']}  {row['site_id']}"
+    method = METHOD_NAMES.get(str(row.get("method", "")), "")
+    return f"{row['label']}  Pooled" + (f" ({method})" if method else "")
+
+
+def _draw_forest(axis: Any, frame: pd.DataFrame, ratio: bool) -> None:
     rows = len(frame)
-    with _style(result.name):
-        figure, axis = plt.subplots(figsize=(7.5, 0.9 + 0.32 * max(rows, 2)))
-        max_weight = max((_num(w) for w in frame["weight"] if not math.isnan(_num(w))), default=1.0) or 1.0
-        labels: list[str] = []
-        for position, row in frame.iterrows():
-            y = rows - 1 - int(position)  # type: ignore[call-overload]
-            estimate, low, high = _num(row["estimate"]), _num(row["ci_low"]), _num(row["ci_high"])
-            pooled = bool(row["is_pooled"])
-            site = "Pooled" if pooled else str(row["site_id"])
-            labels.append(f"{row['label']}  {site}")
-            if math.isnan(estimate):
-                continue
-            axis.plot([low, high], [y, y], color="black", linewidth=1)
-            if pooled:
-                axis.fill(
-                    [low, estimate, high, estimate],
-                    [y, y + 0.3, y, y - 0.3],
-                    color="#0072B2",
-                    zorder=3,
-                )
-            else:
-                size = 20 + 120 * (
-                    _num(row["weight"]) / max_weight if not math.isnan(_num(row["weight"])) else 0
-                )
-                axis.scatter([estimate], [y], marker="s", s=size, color="#555555", zorder=3)
+    weights = [_num(w) for w in frame["weight"]]
+    max_weight = max((w for w in weights if not math.isnan(w)), default=1.0) or 1.0
+    for position, row in frame.iterrows():
+        y = rows - 1 - int(position)  # type: ignore[call-overload]
+        estimate, low, high = _num(row["estimate"]), _num(row["ci_low"]), _num(row["ci_high"])
+        if math.isnan(estimate):
+            text = "suppressed (small cells)" if not bool(row["is_pooled"]) else "not estimable"
             axis.annotate(
-                f"{estimate:.2f} ({low:.2f} to {high:.2f})",
+                text,
                 xy=(1.01, y),
                 xycoords=("axes fraction", "data"),
                 va="center",
                 fontsize=8,
+                color="#777777",
             )
-        axis.axvline(1.0 if ratio else 0.0, color="#999999", linestyle="--", linewidth=0.8)
-        if ratio:
-            axis.set_xscale("log")
-            # plain numbers (0.5, 1, 2, 5 ...) read better than powers of ten on an odds-ratio axis
-            axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            axis.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            axis.xaxis.set_minor_formatter(NullFormatter())
-        axis.set_yticks(range(rows), list(reversed(labels)))
-        axis.set_ylim(-0.8, rows - 0.2)
-        axis.set_xlabel("Odds ratio (log scale), 95 % CI" if ratio else "Difference, 95 % CI")
-        axis.set_title(result.title, loc="left", fontsize=10)
+            continue
+        axis.plot([low, high], [y, y], color="black", linewidth=1)
+        if bool(row["is_pooled"]):
+            axis.fill([low, estimate, high, estimate], [y, y + 0.3, y, y - 0.3], color="#0072B2", zorder=3)
+        else:
+            weight = _num(row["weight"])
+            size = 20 + 120 * (weight / max_weight if not math.isnan(weight) else 0)
+            axis.scatter([estimate], [y], marker="s", s=size, color="#555555", zorder=3)
+        axis.annotate(
+            f"{estimate:.2f} ({low:.2f} to {high:.2f})",
+            xy=(1.01, y),
+            xycoords=("axes fraction", "data"),
+            va="center",
+            fontsize=8,
+        )
+    axis.axvline(1.0 if ratio else 0.0, color="#999999", linestyle="--", linewidth=0.8)
+    if ratio:
+        axis.set_xscale("log")
+        # plain numbers (0.5, 1, 2, 5 ...) read better than powers of ten on an odds-ratio axis
+        axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.xaxis.set_minor_formatter(NullFormatter())
+    axis.set_yticks(range(rows), [_row_label(r) for _, r in frame.iloc[::-1].iterrows()])
+    axis.set_ylim(-0.8, rows - 0.2)
+    axis.set_xlabel("Odds ratio (log scale), 95 % CI" if ratio else "Difference, 95 % CI")
+
+
+def forest_svg(result: ResultTable) -> str:
+    """A forest plot: per-site squares sized by weight, pooled estimates as diamonds, 95 % CIs.
+
+    Odds ratios and mean differences of one result are drawn in separate panels (their axes differ).
+    """
+    panels = _panels(result.frame.reset_index(drop=True), result.title)
+    heights = [max(len(part), 2) for _, part in panels]
+    with _style(result.name):
+        figure, axes = plt.subplots(
+            len(panels),
+            1,
+            squeeze=False,
+            gridspec_kw={"height_ratios": heights},
+            figsize=(7.5, 0.7 * len(panels) + 0.3 * sum(heights)),
+        )
+        for axis, (ratio, part) in zip(axes[:, 0], panels, strict=True):
+            _draw_forest(axis, part, ratio)
+        figure.tight_layout()
         return to_svg(figure, result.name)
 
 

@@ -44,6 +44,8 @@ class CellGrid:
     values: dict[Hashable, int] = field(default_factory=dict)
     published: set[Hashable] = field(default_factory=set)
     lines: list[tuple[Hashable, ...]] = field(default_factory=list)
+    #: cells to hide only when nothing else in the line can be (e.g. the pooled totals a reader needs most)
+    keep: set[Hashable] = field(default_factory=set)
 
     def add(self, key: K, value: int, *, published: bool = True) -> K:
         """Register a cell (idempotent: the same key from two outputs is the same cell)."""
@@ -85,10 +87,10 @@ def _recoveries(
     return recovered
 
 
-def _sort_key(grid: CellGrid, key: Hashable) -> tuple[bool, int, str]:
-    # smallest non-zero published cell first (least information lost); repr makes ties deterministic
+def _sort_key(grid: CellGrid, key: Hashable) -> tuple[bool, bool, int, str]:
+    # cells to keep last, then the smallest non-zero cell first (least information lost); repr breaks ties
     value = grid.values[key]
-    return (value == 0, value, repr(key))
+    return (key in grid.keep, value == 0, value, repr(key))
 
 
 def _complement(
