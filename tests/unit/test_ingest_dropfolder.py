@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cohortpool.ingest import IngestError, mark_processed, scan_landing
+from cohortpool.ingest import IngestError, dropfolder, mark_processed, scan_landing
 
 
 def _night(landing: Path, site: str, night: str, files: dict[str, bytes]) -> Path:
@@ -91,16 +91,34 @@ def test_folders_off_the_drop_shape_are_skipped_with_a_warning(
 ) -> None:
     landing, state = tmp_path / "landing", tmp_path / "state"
     _night(landing, "site01", "2024-05-01", {"dicom/a.dcm": b"a"})
-    _night(landing, "Site-One", "2024-05-01", {"dicom/a.dcm": b"a"})
+    _night(landing, "DOE^JANE_12345", "2024-05-01", {"dicom/a.dcm": b"a"})  # a misplaced export
     _night(landing, "site01", "May 2nd", {"dicom/a.dcm": b"a"})
-    (landing / "site01" / "stray.csv").write_bytes(b"x")
+    (landing / "site01" / "SMITH_clinical.csv").write_bytes(b"x")
     with caplog.at_level(logging.WARNING, logger="cohortpool.ingest"):
         pending = scan_landing(landing, state)
     assert [(n.site_id, n.night) for n in pending] == [("site01", "2024-05-01")]
     text = caplog.text
-    assert "Site-One" in text and "not a site id" in text
-    assert "May 2nd" in text and "not a night" in text
-    assert "stray.csv" in text
+    assert f"{landing}/<entry " in text and "not a site id" in text
+    assert f"{landing / 'site01'}/<entry " in text and "not a night" in text
+    assert "a file where a night" in text
+    assert "DOE" not in text and "SMITH" not in text and "May 2nd" not in text  # names can be PHI
+
+
+def test_processed_night_is_not_read_again_until_its_files_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing, state = tmp_path / "landing", tmp_path / "state"
+    folder = _night(landing, "site01", "2024-05-01", {"dicom/a.dcm": b"a"})
+    mark_processed(scan_landing(landing, state)[0], state)
+
+    def must_not_read(*args: object) -> str:
+        raise AssertionError("content of an unchanged, processed night was read again")
+
+    monkeypatch.setattr(dropfolder, "_content_digest", must_not_read)
+    assert scan_landing(landing, state) == []
+    monkeypatch.undo()
+    (folder / "dicom" / "a.dcm").write_bytes(b"b")
+    assert [n.status for n in scan_landing(landing, state)] == ["redelivered"]
 
 
 def test_empty_and_settling_nights_wait(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ A landing folder holds site drops, ``<landing>/<site_id>/<YYYY-MM-DD>/`` (data c
 written by a hospital's export, by ``cohortpool fetch`` or by ``cohortpool listen``. A night is pending
 when it was never processed, or when its content changed since it was (a re-delivery, or late
 C-STORE arrivals). Content is identified by a sha256 over every file's relative path and sha256, so a
-copy with new timestamps but the same bytes is recognised as already processed. Files still being
+copy with new timestamps but the same bytes is recognised as already processed. A night whose file
+list, sizes and modification times are unchanged since it was processed is not read again, so a landing
+folder with months of nights costs a directory walk per scan, not a re-read. Files still being
 written (hidden ``.name.tmp`` files of an atomic write) are ignored, and a night whose newest file is
 younger than ``settle_seconds`` is left for the next scan, so an export in progress is not taken half.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +57,8 @@ class SiteNight:
     n_files: int
     n_bytes: int
     status: NightStatus
+    #: sha256 over every file's path, size and modification time (lets the next scan skip reading it)
+    stat_sha256: str = ""
 
 
 def scan_landing(landing: Path, state_dir: Path, *, settle_seconds: float = 0.0) -> list[SiteNight]:
@@ -80,39 +85,59 @@ def scan_landing(landing: Path, state_dir: Path, *, settle_seconds: float = 0.0)
         raise IngestError(
             f"landing folder {landing} does not exist or is not a folder; create it or fix --landing"
         )
-    with state.open_state(state_dir) as conn:
-        done = state.processed_nights(conn)
     pending: list[SiteNight] = []
     now = time.time()
-    for site_dir in sorted(p for p in landing.iterdir() if not p.name.startswith(".")):
-        site_id = _checked(site_dir, check_site_id, "a site id (a-z, 0-9, _; 2-32 characters)")
-        if site_id is None:
-            continue
-        for night_dir in sorted(p for p in site_dir.iterdir() if not p.name.startswith(".")):
-            night = _checked(night_dir, check_night, "a night (YYYY-MM-DD)")
-            if night is None:
+    with state.open_state(state_dir) as conn:
+        done = state.processed_nights(conn)
+        for site_dir in sorted(p for p in landing.iterdir() if not p.name.startswith(".")):
+            site_id = _checked(site_dir, check_site_id, "a site id (a-z, 0-9, _; 2-32 characters)")
+            if site_id is None:
                 continue
-            digest, n_files, n_bytes, newest = _content_digest(night_dir)
-            if n_files == 0:
-                log.info("%s: empty night folder, nothing to process yet", night_dir)
-                continue
-            if settle_seconds > 0 and now - newest < settle_seconds:
-                log.info(
-                    "%s: still being written (a file changed %.0f s ago), left for the next scan",
-                    night_dir,
-                    now - newest,
+            for night_dir in sorted(p for p in site_dir.iterdir() if not p.name.startswith(".")):
+                night = _checked(night_dir, check_night, "a night (YYYY-MM-DD)")
+                if night is None:
+                    continue
+                found = _pending_night(
+                    conn, site_id, night, night_dir, done.get((site_id, night)), now, settle_seconds
                 )
-                continue
-            previous = done.get((site_id, night))
-            if previous == digest:
-                continue
-            status: NightStatus = "new" if previous is None else "redelivered"
-            if status == "redelivered":
-                log.warning(
-                    "%s: content changed since it was processed: re-delivered, taken again", night_dir
-                )
-            pending.append(SiteNight(site_id, night, night_dir, digest, n_files, n_bytes, status))
+                if found is not None:
+                    pending.append(found)
     return pending
+
+
+def _pending_night(
+    conn: sqlite3.Connection,
+    site_id: str,
+    night: str,
+    night_dir: Path,
+    previous: tuple[str, str] | None,
+    now: float,
+    settle_seconds: float,
+) -> SiteNight | None:
+    """The night if it needs processing; None if empty, settling, or processed with this content."""
+    files = _files(night_dir)
+    if not files:
+        log.info("%s: empty night folder, nothing to process yet", night_dir)
+        return None
+    stat_digest, n_bytes, newest = _stat_digest(night_dir, files)
+    if settle_seconds > 0 and now - newest < settle_seconds:
+        log.info(
+            "%s: still being written (a file changed %.0f s ago), left for the next scan",
+            night_dir,
+            now - newest,
+        )
+        return None
+    if previous is not None and previous[1] == stat_digest:
+        return None  # same files, sizes and times as when processed: not read again
+    digest = _content_digest(night_dir, files)
+    if previous is not None and previous[0] == digest:
+        # same bytes under new timestamps (a copy): remember the new stats so the next scan skips reading
+        state.record_night(conn, site_id, night, digest, stat_digest, len(files))
+        return None
+    status: NightStatus = "new" if previous is None else "redelivered"
+    if status == "redelivered":
+        log.warning("%s: content changed since it was processed: re-delivered, taken again", night_dir)
+    return SiteNight(site_id, night, night_dir, digest, len(files), n_bytes, status, stat_digest)
 
 
 def mark_processed(site_night: SiteNight, state_dir: Path) -> None:
@@ -123,50 +148,71 @@ def mark_processed(site_night: SiteNight, state_dir: Path) -> None:
     """
     with state.open_state(state_dir) as conn:
         state.record_night(
-            conn, site_night.site_id, site_night.night, site_night.content_sha256, site_night.n_files
+            conn,
+            site_night.site_id,
+            site_night.night,
+            site_night.content_sha256,
+            site_night.stat_sha256,
+            site_night.n_files,
         )
 
 
-def _checked(folder: Path, check: Callable[[str], str], what: str) -> str | None:
-    """The folder's name if ``check`` accepts it; otherwise log why it is skipped and return None."""
-    if not folder.is_dir():
-        log.warning("%s: a file where %s folder is expected; move it into a night folder", folder, what)
+def _checked(entry: Path, check: Callable[[str], str], what: str) -> str | None:
+    """The entry's name if ``check`` accepts it; otherwise log why it is skipped and return None.
+
+    The log names the parent folder and a short hash of the entry, not the entry's name: a misplaced
+    PACS export is named after the patient (``DOE^JANE_12345``) and logs must carry no PHI.
+    ``cohortpool`` never deletes or moves it; the operator finds it with ``ls`` in that folder.
+    """
+    shown = f"{entry.parent}/<entry {hashlib.sha256(entry.name.encode()).hexdigest()[:8]}>"
+    if not entry.is_dir():
+        log.warning("%s: a file where %s folder is expected; move it into a night folder", shown, what)
         return None
     try:
-        return check(folder.name)
+        return check(entry.name)
     except ValueError:
         log.warning(
             "%s: skipped, the folder name is not %s; rename it to the drop shape "
             "<landing>/<site_id>/<YYYY-MM-DD>/",
-            folder,
+            shown,
             what,
         )
         return None
 
 
-def _content_digest(night_dir: Path) -> tuple[str, int, int, float]:
-    """sha256 over ``relative path NUL file sha256 LF`` of every complete file, sorted by path.
-
-    Returns the digest, the file count, the byte count and the newest modification time. Paths are
-    hashed, never stored: they carry hospital identifiers in a real PACS export.
-    """
-    outer = hashlib.sha256()
-    n_files = n_bytes = 0
-    newest = 0.0
-    files = sorted(
+def _files(night_dir: Path) -> list[Path]:
+    """Every complete file of a night, sorted by relative path (hidden and in-progress files left out)."""
+    return sorted(
         (p for p in night_dir.rglob("*") if p.is_file() and not _hidden(p.relative_to(night_dir))),
         key=lambda p: p.relative_to(night_dir).as_posix(),
     )
+
+
+def _stat_digest(night_dir: Path, files: list[Path]) -> tuple[str, int, float]:
+    """sha256 over ``path NUL size NUL mtime_ns LF`` of the files; also the byte count and newest mtime."""
+    outer = hashlib.sha256()
+    n_bytes, newest = 0, 0.0
     for path in files:
         stat = path.stat()
-        with path.open("rb") as fh:
-            file_digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        rel = path.relative_to(night_dir).as_posix()
-        outer.update(f"{rel}\0{file_digest}\n".encode())
-        n_files += 1
+        outer.update(
+            f"{path.relative_to(night_dir).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+        )
         n_bytes += stat.st_size
         newest = max(newest, stat.st_mtime)
-    return outer.hexdigest(), n_files, n_bytes, newest
+    return outer.hexdigest(), n_bytes, newest
+
+
+def _content_digest(night_dir: Path, files: list[Path]) -> str:
+    """sha256 over ``relative path NUL file sha256 LF`` of the files.
+
+    Paths are hashed, never stored: they carry hospital identifiers in a real PACS export.
+    """
+    outer = hashlib.sha256()
+    for path in files:
+        with path.open("rb") as fh:
+            file_digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        outer.update(f"{path.relative_to(night_dir).as_posix()}\0{file_digest}\n".encode())
+    return outer.hexdigest()
 
 
 def _hidden(rel: Path) -> bool:

@@ -22,6 +22,8 @@ create table if not exists nights (
     site_id text not null,
     night text not null,
     content_sha256 text not null,
+    -- sha256 over (path, size, mtime) of every file: when it is unchanged, the content is not re-read
+    stat_sha256 text not null,
     n_files integer not null,
     processed_at text not null default (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
     primary key (site_id, night)
@@ -63,20 +65,23 @@ def open_state(state_dir: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def processed_nights(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
-    """``(site_id, night) -> content_sha256`` of every night already processed."""
-    rows = conn.execute("select site_id, night, content_sha256 from nights")
-    return {(site, night): digest for site, night, digest in rows}
+def processed_nights(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[str, str]]:
+    """``(site_id, night) -> (content_sha256, stat_sha256)`` of every night already processed."""
+    rows = conn.execute("select site_id, night, content_sha256, stat_sha256 from nights")
+    return {(site, night): (content, stat) for site, night, content, stat in rows}
 
 
-def record_night(conn: sqlite3.Connection, site_id: str, night: str, digest: str, n_files: int) -> None:
+def record_night(
+    conn: sqlite3.Connection, site_id: str, night: str, digest: str, stat_digest: str, n_files: int
+) -> None:
     """Remember a night as processed with this content (replacing an earlier delivery's checksum)."""
     with conn:  # commit now
         conn.execute(
-            "insert into nights (site_id, night, content_sha256, n_files) values (?, ?, ?, ?) "
-            "on conflict (site_id, night) do update set content_sha256 = excluded.content_sha256, "
+            "insert into nights (site_id, night, content_sha256, stat_sha256, n_files) "
+            "values (?, ?, ?, ?, ?) on conflict (site_id, night) do update set "
+            "content_sha256 = excluded.content_sha256, stat_sha256 = excluded.stat_sha256, "
             "n_files = excluded.n_files, processed_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
-            (site_id, night, digest, n_files),
+            (site_id, night, digest, stat_digest, n_files),
         )
 
 
