@@ -119,6 +119,10 @@ def _start_orthanc(
         "RemoteAccessAllowed": False,  # answers loopback only
         "AuthenticationEnabled": False,
         "DicomCheckCalledAet": True,
+        # the DICOM port listens on every interface: accept stores only from storescu on loopback
+        "DicomAlwaysAllowStore": False,
+        "DicomCheckModalityHost": True,
+        "DicomModalities": {"storescu": ["STORESCU", "127.0.0.1", 104]},
         "StableAge": 1,  # seconds without a new instance before a study is "stable" (default 60)
         "HttpThreadsCount": 4,
         "DicomThreadsCount": 2,
