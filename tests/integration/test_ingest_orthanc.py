@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cohortpool.cli import app
-from cohortpool.ingest import fetch_new_studies, mark_processed, scan_landing
+from cohortpool.ingest import SourceError, fetch_new_studies, mark_processed, scan_landing
 from ingest_testdata import dataset_equal, write_study
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("orthanc")]
@@ -261,4 +261,14 @@ def test_unreachable_source_exits_1_naming_the_url(tmp_path: Path) -> None:
     assert out.exit_code == 1
     assert f"http://127.0.0.1:{port}/dicom-web/studies failed after 4 attempts" in out.output
     assert "check that the PACS is running" in out.output
+    assert not list(tmp_path.rglob("*.dcm"))
+
+
+def test_protocol_that_does_not_fit_the_url_is_a_clear_error(orthanc: OrthancServer, tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"/studies answered HTTP 400: .*a DICOMweb root .* and --protocol"):
+        fetch_new_studies(orthanc.url, tmp_path, "site01", tmp_path / "st", protocol="dicomweb")
+    with pytest.raises(
+        SourceError, match=r"/dicom-web/changes answered HTTP 404: not found; check the source"
+    ):
+        fetch_new_studies(f"{orthanc.url}/dicom-web", tmp_path, "site01", tmp_path / "st", protocol="orthanc")
     assert not list(tmp_path.rglob("*.dcm"))

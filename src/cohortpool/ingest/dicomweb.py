@@ -85,6 +85,11 @@ class DicomWebSource:
                     f"GET {http.redact(url)} did not answer DICOM JSON; is {http.redact(self.base)} a "
                     "DICOMweb root (for Orthanc: http://host:8042/dicom-web)?"
                 ) from exc
+            if not isinstance(page, list) or not all(isinstance(item, dict) for item in page):
+                raise SourceError(
+                    f"GET {http.redact(url)} did not answer DICOM JSON (a list of objects); is "
+                    f"{http.redact(self.base)} a DICOMweb root (for Orthanc: http://host:8042/dicom-web)?"
+                )
             # page until an empty answer: a server may cap ``limit`` below ours, so a short page does not
             # mean the end; a server that ignores ``offset`` repeats itself, which also ends the loop
             fresh = [item for item in page if json.dumps(item, sort_keys=True) not in seen]

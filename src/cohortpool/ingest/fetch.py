@@ -120,7 +120,8 @@ def fetch_new_studies(
         check_night(night)
     with http.make_client(timeout=timeout, auth=auth) as client:
         if protocol == "auto":
-            protocol = "orthanc" if looks_like_orthanc(source_url, client) else "dicomweb"
+            is_orthanc = looks_like_orthanc(source_url, client, attempts=attempts, backoff=backoff)
+            protocol = "orthanc" if is_orthanc else "dicomweb"
         source: Source
         if protocol == "orthanc":
             source = OrthancSource(source_url, client, attempts=attempts, backoff=backoff)

@@ -101,6 +101,12 @@ def _hint(response: httpx.Response) -> str:
     code = response.status_code
     if code in (401, 403):
         return "the PACS refused the credentials; check the user and password configured for this source"
+    if code == 400:
+        return (
+            "the server did not understand the request; check that the URL is the root of the API you "
+            "meant (an Orthanc root http://host:8042, or a DICOMweb root such as .../dicom-web) "
+            "and --protocol"
+        )
     if code == 404:
         return "not found; check the source URL (an Orthanc root, or its DICOMweb root such as /dicom-web)"
     if code == 406:

@@ -20,6 +20,7 @@ without the multipart wrapping of WADO-RS.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import httpx
@@ -111,14 +112,34 @@ class OrthancSource:
         return response.content
 
 
-def looks_like_orthanc(base_url: str, client: httpx.Client) -> bool:
-    """True if ``base_url`` is an Orthanc REST root (``GET /system`` answers Orthanc's JSON)."""
-    try:
-        response = client.get(f"{base_url.rstrip('/')}/system")
-        body = response.json() if response.status_code == 200 else {}
-    except (httpx.HTTPError, ValueError):
-        return False
-    return isinstance(body, dict) and "ApiVersion" in body and "DicomAet" in body
+def looks_like_orthanc(
+    base_url: str, client: httpx.Client, *, attempts: int = 4, backoff: float = 0.5
+) -> bool:
+    """True if ``base_url`` is an Orthanc REST root (``GET /system`` answers Orthanc's JSON).
+
+    Any HTTP answer decides (a DICOMweb root answers 404 or similar); only an unreachable server is
+    retried, and then reported: guessing "not Orthanc" from a network hiccup would send DICOMweb
+    queries to an Orthanc root.
+    """
+    url = f"{base_url.rstrip('/')}/system"
+    last = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            response = client.get(url)
+        except httpx.TransportError as exc:
+            last = f"{type(exc).__name__}: {exc}"
+            if attempt < attempts:
+                time.sleep(backoff * 2 ** (attempt - 1))
+            continue
+        try:
+            body = response.json() if response.status_code == 200 else {}
+        except ValueError:
+            return False
+        return isinstance(body, dict) and "ApiVersion" in body and "DicomAet" in body
+    raise SourceError(
+        f"GET {http.redact(url)} failed after {attempts} attempts ({last}); check that the PACS is running "
+        "and reachable from this machine (URL, port, firewall), or pass --protocol"
+    )
 
 
 def _parse_watermark(watermark: str | None, key: str) -> int:
