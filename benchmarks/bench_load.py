@@ -1,0 +1,110 @@
+"""Warehouse load speed: a 10^6-read validated batch into DuckDB, beside a bare DuckDB copy.
+
+Run from the checkout:  .venv/bin/python benchmarks/bench_load.py --patients 166667 --runs 5
+
+Measured, each on a fresh warehouse file unless said otherwise, median of ``--runs`` runs:
+- ``cohortpool load (new batch)``: ``load_batch`` end to end (migrate, checksum the files, one
+  transaction with supersede, typed bulk inserts from Parquet, quarantine, summary, sql/checks, commit).
+- ``cohortpool load (resubmission)``: the same patients again as a corrected batch, over a warehouse
+  holding the first: every earlier row is superseded (history kept) and the new rows inserted.
+- ``cohortpool load (already loaded)``: the same batch again (idempotent no-op).
+- peer ``duckdb CREATE TABLE AS read_parquet``: the floor: DuckDB copying the three Parquet files into
+  bare tables in one transaction (no types, constraints, lineage, history or checks).
+The ratio column is each time over the peer's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from cohortpool.warehouse import load_batch  # noqa: E402
+from warehouse_batches import make_tables, write_batch  # noqa: E402
+
+
+def _bare_copy(db: Path, batch: Path) -> None:
+    # the peer: DuckDB itself, straight from Parquet into tables, nothing else
+    with duckdb.connect(str(db)) as con:
+        con.begin()
+        for table in ("clinical", "reads", "imaging_manifest"):
+            con.execute(
+                f"CREATE TABLE {table} AS SELECT * FROM read_parquet($p)",
+                {"p": str(batch / "accepted" / f"{table}.parquet")},
+            )
+        con.commit()
+
+
+def _median(runs: int, setup: Callable[[Path], None], action: Callable[[Path], object], work: Path) -> float:
+    times = []
+    for i in range(runs):
+        db = work / f"run{i}.duckdb"
+        setup(db)
+        start = time.perf_counter()
+        action(db)
+        times.append(time.perf_counter() - start)
+        db.unlink()
+        wal = db.with_name(db.name + ".wal")
+        if wal.exists():
+            wal.unlink()
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=166_667, help="6 reads and 6 series per patient")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench_load_"))
+    try:
+        started = time.perf_counter()
+        tables = make_tables("site01", args.patients, seed=11)
+        first = write_batch(work / "night1", "site01", "2026-11-01", tables)
+        tables["clinical"]["bmi"] = tables["clinical"]["bmi"] + 0.01  # the site's correction
+        second = write_batch(work / "night2", "site01", "2026-11-02", tables)
+        n_reads, n_series = len(tables["reads"]), len(tables["imaging_manifest"])
+        print(f"batch: {args.patients} patients, {n_reads} reads, {n_series} series "
+              f"(generated in {time.perf_counter() - started:.1f} s)")  # fmt: skip
+
+        def nothing(db: Path) -> None:
+            return None
+
+        def preload(db: Path) -> None:
+            load_batch(db, first)
+
+        results = {
+            "peer: duckdb CREATE TABLE AS read_parquet": _median(
+                args.runs, nothing, lambda db: _bare_copy(db, first), work
+            ),
+            "cohortpool load (new batch)": _median(
+                args.runs, nothing, lambda db: load_batch(db, first), work
+            ),
+            "cohortpool load (resubmission, all rows superseded)": _median(
+                args.runs, preload, lambda db: load_batch(db, second), work
+            ),
+            "cohortpool load (already loaded, no-op)": _median(
+                args.runs, preload, lambda db: load_batch(db, first), work
+            ),
+        }
+        peer = results["peer: duckdb CREATE TABLE AS read_parquet"]
+        print(f"\n| what | median s ({args.runs} runs) | reads/s | ratio to peer |")
+        print("|---|---|---|---|")
+        for name, seconds in results.items():
+            print(f"| {name} | {seconds:.2f} | {n_reads / seconds:,.0f} | {seconds / peer:.2f} |")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
