@@ -19,7 +19,7 @@ import pytest
 
 from cohortpool.warehouse import checksum, export_parquet, load_batch
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("warehouse_consortium")]
 
 SITES = ("site01", "site02", "site03")
 NIGHT = "2025-03-01"

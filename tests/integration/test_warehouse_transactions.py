@@ -21,7 +21,7 @@ import pytest
 from cohortpool.warehouse import WarehouseLockedError, checksum, connect, load_batch
 from warehouse_batches import make_tables, write_batch
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("warehouse_processes")]
 
 MARKER = "test hook: paused inside the load transaction"
 BIG_PATIENTS = 25_000  # 150,000 reads and 150,000 series: more than one DuckDB row group (122,880)
