@@ -10,7 +10,7 @@ confounds the group with the site (Simpson's paradox).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ from cohortpool.stats import format as fmt
 from cohortpool.stats import tests as t
 from cohortpool.stats.categorical import compare_categorical, sample_odds_ratio
 from cohortpool.stats.continuous import compare_continuous, summarize
-from cohortpool.stats.frames import expand, level_text, levels_of, sites_of, weights
+from cohortpool.stats.frames import level_text, levels_of, sites_of, weights
 from cohortpool.stats.plan import Comparison, Plan, Variable
 from cohortpool.stats.pooled import cmh, dersimonian_laird, log_odds_ratio, mean_difference
 
@@ -70,9 +70,25 @@ def _continuous_rows(plan: Plan, spec: Comparison, var: Variable, frame: pd.Data
     forest: list[Row] = []
     effects, variances = [], []
 
-    def values(mask: pd.Series, group: str) -> np.ndarray:
-        m = mask & (frame[gcol] == group)
-        return expand(frame.loc[m, var.column], w[m])
+    raw = pd.to_numeric(frame[var.column], errors="coerce").to_numpy(dtype=float)
+    ww = w.to_numpy()
+    by_site = _site_keys(frame, plan)
+    grouped = pd.Series(np.arange(len(frame))).groupby([by_site.to_numpy(), frame[gcol].to_numpy()]).indices
+    cells: dict[tuple[str, str], np.ndarray] = {}
+    for key, idx in grouped.items():
+        site_key, group_key = cast(tuple[object, object], key)
+        cells[(str(site_key), str(group_key))] = np.asarray(idx)
+    none = np.array([], dtype=np.int64)
+
+    def values(site: str | None, group: str) -> np.ndarray:
+        """Unit-level values of a group at one site (None: every site)."""
+        if site is None:
+            idx = np.concatenate([v for (_, g), v in sorted(cells.items()) if g == group] or [none])
+        else:
+            idx = cells.get((site, group), none)
+        x, k = raw[idx], ww[idx]
+        ok = np.isfinite(x)
+        return np.repeat(x[ok], k[ok])
 
     def describe(row: Row, a: np.ndarray, b: np.ndarray) -> None:
         for g, x in ((g0, a), (g1, b)):
@@ -86,8 +102,7 @@ def _continuous_rows(plan: Plan, spec: Comparison, var: Variable, frame: pd.Data
             row[f"count_{g}"] = math.nan
 
     for site in sites:
-        mask = frame[plan.site_column].astype(str) == site
-        a, b = values(mask, g0), values(mask, g1)
+        a, b = values(site, g0), values(site, g1)
         r = compare_continuous(a, b, normal=var.normal, alpha=plan.options.alpha)
         row = _base(plan, spec, site, var, "")
         describe(row, a, b)
@@ -102,8 +117,7 @@ def _continuous_rows(plan: Plan, spec: Comparison, var: Variable, frame: pd.Data
         md, v = mean_difference(s0.n, s0.mean, s0.sd, s1.n, s1.mean, s1.sd)
         effects.append(md)
         variances.append(v)
-    all_mask = pd.Series(True, index=frame.index)
-    a, b = values(all_mask, g0), values(all_mask, g1)
+    a, b = values(None, g0), values(None, g1)
     row = _base(plan, spec, plan.pooled_label, var, "")
     describe(row, a, b)
     if len(sites) <= 1:  # one cohort: the SPSS comparison is the whole answer, nothing to pool
@@ -135,17 +149,34 @@ def _continuous_rows(plan: Plan, spec: Comparison, var: Variable, frame: pd.Data
     return rows, forest
 
 
-def _counts(frame: pd.DataFrame, plan: Plan, var: Variable, mask: pd.Series, levels: list[object]):  # type: ignore[no-untyped-def]
-    """groups x levels count table (reference group first)."""
+def _site_keys(frame: pd.DataFrame, plan: Plan) -> pd.Series:
+    """Each row's site as text (the pooled label when the frame has no site column)."""
+    if plan.site_column in frame.columns:
+        return frame[plan.site_column].astype(str)
+    return pd.Series(plan.pooled_label, index=frame.index)
+
+
+def _count_tables(
+    frame: pd.DataFrame, plan: Plan, var: Variable, levels: list[object], sites: list[str]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """groups x levels count tables per site and over all sites, from one weighted group-by."""
     gcol = plan.groups.column
-    sub = frame.loc[mask & frame[var.column].notna(), [gcol, var.column]]
-    w = weights(frame, plan)[sub.index]
-    tab = w.groupby([sub[gcol], sub[var.column]], observed=True).sum()
-    out = np.zeros((2, len(levels)), dtype=np.int64)
-    for i, g in enumerate(plan.groups.levels):
-        for j, lv in enumerate(levels):
-            out[i, j] = int(tab.get((g, lv), 0))
-    return out
+    ok = frame[var.column].notna()
+    keys = [_site_keys(frame, plan)[ok], frame.loc[ok, gcol], frame.loc[ok, var.column]]
+    counts = weights(frame, plan)[ok].groupby(keys, observed=True).sum()
+    g_index = {g: i for i, g in enumerate(plan.groups.levels)}
+    l_index = {lv: j for j, lv in enumerate(levels)}
+    tables = {site: np.zeros((2, len(levels)), dtype=np.int64) for site in sites}
+    total = np.zeros((2, len(levels)), dtype=np.int64)
+    for key, n in counts.items():
+        site, group, level = cast(tuple[str, str, object], key)
+        i, j = g_index.get(group), l_index.get(level)
+        if i is None or j is None:
+            continue
+        total[i, j] += int(n)
+        if site in tables:
+            tables[site][i, j] += int(n)
+    return tables, total
 
 
 def _categorical_rows(plan: Plan, spec: Comparison, var: Variable, frame: pd.DataFrame, sites: list[str]):  # type: ignore[no-untyped-def]
@@ -183,16 +214,11 @@ def _categorical_rows(plan: Plan, spec: Comparison, var: Variable, frame: pd.Dat
             rows.append(_stat(row, res.test, res.statistic, res.df, res.p_value, warn))
 
     opts = plan.options
+    tables, all_tab = _count_tables(frame, plan, var, levels, sites)
     for site in sites:
-        mask = frame[plan.site_column].astype(str) == site
-        tab = _counts(frame, plan, var, mask, levels)
-        add_rows(
-            site,
-            tab,
-            compare_categorical(tab, seed=opts.seed, samples=opts.fisher_monte_carlo_samples),
-            False,
-        )
-    all_tab = _counts(frame, plan, var, pd.Series(True, index=frame.index), levels)
+        tab = tables[site]
+        res = compare_categorical(tab, seed=opts.seed, samples=opts.fisher_monte_carlo_samples)
+        add_rows(site, tab, res, False)
     if len(sites) <= 1:  # one cohort: nothing to pool
         res = compare_categorical(all_tab, seed=opts.seed, samples=opts.fisher_monte_carlo_samples)
         add_rows(plan.pooled_label, all_tab, res, False)

@@ -44,35 +44,48 @@ def _accuracy(plan: Plan, spec: Accuracy, frame: pd.DataFrame) -> list[ResultTab
     if missing:
         raise KeyError(f"accuracy {spec.name!r}: view {spec.view!r} lacks columns {missing}")
     frame = frame[frame[gcol].isin(plan.groups.levels)]
-    frame = frame.assign(_w=weights(frame, plan), _pos=frame[gcol] == spec.positive)
+    site = (
+        frame[plan.site_column].astype(str)
+        if plan.site_column in frame.columns
+        else pd.Series(plan.pooled_label, index=frame.index)
+    )
+    pos = (frame[gcol] == spec.positive).rename("_pos")
+    w = weights(frame, plan)
     sites = sites_of(frame, plan)
-    scopes = [
-        *((s, frame[frame[plan.site_column].astype(str) == s]) for s in sites),
-        (plan.pooled_label, frame),
-    ]
+    scopes = [*sites, plan.pooled_label]
     metrics: list[pd.DataFrame] = []
+    for sign in spec.signs:
+        # one weighted group-by per sign gives every site's 2 x 2 table (and the pooled one by summing)
+        cells = w.groupby([site.rename("_site"), pos, frame[sign].astype(bool).rename("_sign")]).sum()
+        for scope in scopes:
+            part = cells if scope == plan.pooled_label else cells.loc[[scope]]
+            by = part.groupby(level=["_pos", "_sign"]).sum()
+
+            def n(p: bool, s_: bool, by: pd.Series = by) -> int:
+                return int(by.get((p, s_), 0))
+
+            m = diagnostic_accuracy(
+                n(True, True), n(False, True), n(True, False), n(False, False), plan.options.alpha
+            )
+            m.insert(0, "sign", sign)
+            m.insert(0, "site_id", scope)
+            metrics.append(m)
     models: list[dict[str, Any]] = []
     coefs: list[pd.DataFrame] = []
-    for site, scope in scopes:
-        pos = scope["_pos"]
-        for sign in spec.signs:
-            present = scope[sign].astype(bool)
-            tp = int(scope.loc[present & pos, "_w"].sum())
-            fp = int(scope.loc[present & ~pos, "_w"].sum())
-            fn = int(scope.loc[~present & pos, "_w"].sum())
-            tn = int(scope.loc[~present & ~pos, "_w"].sum())
-            m = diagnostic_accuracy(tp, fp, fn, tn, plan.options.alpha)
-            m.insert(0, "sign", sign)
-            m.insert(0, "site_id", site)
-            metrics.append(m)
-        if spec.model and scope["_pos"].nunique() == 2:
-            agg = scope.groupby([*spec.signs, "_pos"], observed=True)["_w"].sum().reset_index()
-            rule = logistic_rule(agg, list(spec.signs), "_pos", "_w", plan.options.alpha)
+    if spec.model:
+        signs = [frame[s_].astype(bool) for s_ in spec.signs]
+        patterns = w.rename("_w").groupby([site.rename("_site"), *signs, pos]).sum().reset_index()
+        for scope in scopes:
+            scoped = patterns if scope == plan.pooled_label else patterns[patterns["_site"] == scope]
+            model_frame = pd.DataFrame(scoped.groupby([*spec.signs, "_pos"], as_index=False)["_w"].sum())
+            if model_frame["_pos"].nunique() < 2:
+                continue
+            rule = logistic_rule(model_frame, list(spec.signs), "_pos", "_w", plan.options.alpha)
             models.append(
-                {"site_id": site, "auc": rule.auc, "se": rule.auc_se, "ci_low": rule.auc_ci_low,
+                {"site_id": scope, "auc": rule.auc, "se": rule.auc_se, "ci_low": rule.auc_ci_low,
                  "ci_high": rule.auc_ci_high, "n": rule.n, "warnings": "; ".join(rule.warnings)}
             )  # fmt: skip
-            coefs.append(rule.coefficients.assign(site_id=site))
+            coefs.append(rule.coefficients.assign(site_id=scope))
     out = [
         ResultTable(
             spec.name,
