@@ -24,14 +24,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 
+from cohortpool.deid.encode import raw_text, raw_zero
 from cohortpool.deid.profile import Profile, Rule
 from cohortpool.deid.pseudonym import Pseudonymiser, shift_da, shift_dt
 from cohortpool.deid.uids import WELL_KNOWN_ROOT, UidMapper
@@ -42,12 +43,14 @@ ACCESSION_NUMBER = 0x00080050
 SPECIFIC_CHARACTER_SET = 0x00080005
 TRAILING_PADDING = 0xFFFCFFFC
 _TEXT_GUARD = frozenset({"LT", "ST", "UT", "PN"})
+_UNLISTED_VRS = _TEXT_GUARD | {"SQ", "UI"}
+_IDENTITY = frozenset({0x00100010, 0x00100020, 0x00080050})
 _STRING_VRS = frozenset(
     {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
 )
 _WORDS = re.compile(r"[^A-Za-z0-9]+")
 DUMMY_TEXT = "REMOVED"
-_DUMMIES: dict[str, Any] = {
+_DUMMIES: dict[str, str] = {
     "AE": DUMMY_TEXT,
     "AS": "000Y",
     "CS": DUMMY_TEXT,
@@ -64,15 +67,6 @@ _DUMMIES: dict[str, Any] = {
     "UC": DUMMY_TEXT,
     "UR": "",
     "UT": DUMMY_TEXT,
-    "FL": 0.0,
-    "FD": 0.0,
-    "SL": 0,
-    "SS": 0,
-    "UL": 0,
-    "US": 0,
-    "SV": 0,
-    "UV": 0,
-    "AT": 0,
 }
 
 
@@ -91,6 +85,18 @@ def element_vr(ds: Dataset, tag: int) -> str:
     if vr and vr != "UN":
         return str(vr)
     return _dictionary_vr(tag)
+
+
+def ascii_values(ds: Dataset, tag: int) -> list[str]:
+    """The values of a UI, DA, DT (ASCII-only VRs) element, read from raw bytes when still raw."""
+    elem = ds.get_item(tag)
+    if isinstance(elem, RawDataElement):
+        text = (elem.value or b"").decode("ascii", "replace").rstrip("\x00 ")
+        return [v.strip().rstrip("\x00") for v in text.split("\\")] if text else []
+    value = elem.value if elem is not None else None
+    if value is None or value == "":
+        return []
+    return [str(value)] if isinstance(value, str) else [str(v) for v in value]
 
 
 @dataclass
@@ -121,6 +127,8 @@ class Cleaner:
         self.shift_dates = "retain_long_modified_dates" in profile.options
         self.keep_dates = "retain_long_full_dates" in profile.options
         self.safe_private = "retain_safe_private" in profile.options
+        self._top: Dataset | None = None
+        self.replaced: set[int] = set()
         self._handlers: dict[str, Callable[[Dataset, int, str, Rule, Context], None]] = {
             "X": self._remove,
             "Z": self._zero,
@@ -136,11 +144,25 @@ class Cleaner:
         }
 
     # -- traversal -------------------------------------------------------------------------------
+    def _set(self, ds: Dataset, tag: int, elem: DataElement | RawDataElement) -> None:
+        """Replace an element, remembering which top-level tags were replaced (see ``replaced``)."""
+        ds[tag] = elem
+        if ds is self._top:
+            self.replaced.add(tag)
+
     def clean(self, ds: Dataset, ctx: Context, top: bool = True) -> None:
-        """Clean ``ds`` in place, descending into every sequence item."""
+        """Clean ``ds`` in place, descending into every sequence item.
+
+        After a top-level call, ``self.replaced`` holds the top-level tags given new values: the
+        encoder must not fall back to their original bytes.
+        """
+        if top:
+            self._top = ds
+            self.replaced = set()
         private_tags = []
         overlay_groups: set[int] = set()
-        for tag in list(ds.keys()):
+        exact, rule_of = self.profile.exact, self.profile.rule
+        for tag, elem in list(ds._dict.items()):  # pydicom's element store: no value conversion
             t = int(tag)
             group = t >> 16
             if group & 1:
@@ -149,17 +171,21 @@ class Cleaner:
             if t & 0xFFFF == 0 or t == TRAILING_PADDING:
                 del ds[t]
                 continue
-            if t in (PATIENT_ID, PATIENT_NAME, ACCESSION_NUMBER):
+            if t in _IDENTITY:
                 self._identity(ds, t, ctx, top)
                 continue
-            rule = self.profile.rule(t)
+            vr = elem.VR
+            if not vr or vr == "UN":
+                vr = _dictionary_vr(t)
+            rule = exact.get(t) or rule_of(t)
             if rule is None:
-                self._unlisted(ds, t, ctx)
+                if vr in _UNLISTED_VRS:
+                    self._unlisted(ds, t, vr, ctx)
                 continue
-            if 0x6000 <= group <= 0x601E and rule.action not in ("K",):
+            if 0x6000 <= group <= 0x601E and rule.action != "K":
                 overlay_groups.add(group)
                 continue
-            self._handlers[rule.action](ds, t, element_vr(ds, t), rule, ctx)
+            self._handlers[rule.action](ds, t, vr, rule, ctx)
         if private_tags:
             self._private(ds, private_tags, ctx)
         for group in overlay_groups:
@@ -184,13 +210,14 @@ class Cleaner:
         elem = ds[tag]
         text = str(elem.value or "").strip()
         if tag == ACCESSION_NUMBER:
-            elem.value = self.pseudonymiser.accession_digest(text) if text else ""
+            value = self.pseudonymiser.accession_digest(text) if text else ""
         elif top:
-            elem.value = ctx.patient_id
+            value = ctx.patient_id
         elif tag == PATIENT_ID and text:
-            elem.value = self.pseudonymiser.patient_id(text)
+            value = self.pseudonymiser.patient_id(text)
         else:
-            elem.value = ""
+            value = ""
+        self._set(ds, tag, raw_text(tag, elem.VR, value))
 
     # -- action handlers -------------------------------------------------------------------------
     def _remove(self, ds: Dataset, tag: int, vr: str, rule: Rule, ctx: Context) -> None:
@@ -198,9 +225,9 @@ class Cleaner:
 
     def _zero(self, ds: Dataset, tag: int, vr: str, rule: Rule, ctx: Context) -> None:
         if vr == "SQ":
-            ds[tag] = DataElement(tag, "SQ", Sequence())
+            self._set(ds, tag, DataElement(tag, "SQ", Sequence()))
         else:
-            ds[tag] = DataElement(tag, vr, None)
+            self._set(ds, tag, RawDataElement(BaseTag(tag), vr, 0, b"", 0, False, True))
 
     def _dummy(self, ds: Dataset, tag: int, vr: str, rule: Rule, ctx: Context) -> None:
         if vr == "SQ":
@@ -211,9 +238,9 @@ class Cleaner:
         elif vr in ("DA", "DT") and (self.shift_dates or self.keep_dates):
             self._dates(ds, tag, vr, rule, ctx)
         elif vr in _DUMMIES:
-            ds[tag] = DataElement(tag, vr, _DUMMIES[vr])
-        else:  # OB, OW, OF, OD, OL, OV, UN: no meaningful dummy; empty keeps the attribute present
-            ds[tag] = DataElement(tag, vr, b"")
+            self._set(ds, tag, raw_text(tag, vr, _DUMMIES[vr]))
+        else:  # binary VRs: zeros (OB, OW, UN...: empty, which keeps the attribute present)
+            self._set(ds, tag, raw_zero(tag, vr))
 
     def _keep(self, ds: Dataset, tag: int, vr: str, rule: Rule, ctx: Context) -> None:
         if vr == "SQ":
@@ -234,19 +261,29 @@ class Cleaner:
         elif vr == "UI":
             self._uid(ds, tag, vr, rule, ctx)
         elif vr in _STRING_VRS and vr != "PN":
-            if not self._allowed_text(ds[tag].value):
+            if not self._allowed_text(ds, tag):
                 self._fallback(ds, tag, vr, rule, ctx)
         elif vr in ("PN", "UN", "OB", "OW"):
             self._fallback(ds, tag, vr, rule, ctx)
         # numeric VRs carry measurements, not identities: kept
 
-    def _allowed_text(self, value: Any) -> bool:
-        values = value if isinstance(value, list | tuple | MultiValue) else [value]
-        for item in values:
-            words = [w for w in _WORDS.split(str(item).upper()) if w]
-            if any(w not in self.profile.vocabulary for w in words):
+    def _allowed_text(self, ds: Dataset, tag: int) -> bool:
+        """Every word of every value is on the vocabulary (read from the raw bytes: the vocabulary is
+        ASCII, so a value that is not plain ASCII, or holds ISO 2022 escapes, cannot pass)."""
+        elem = ds.get_item(tag)
+        if isinstance(elem, RawDataElement):
+            raw = elem.value or b""
+            if b"\x1b" in raw:
                 return False
-        return True
+            try:
+                text = raw.decode("ascii")
+            except UnicodeDecodeError:
+                return False
+        else:
+            value = elem.value if elem is not None else ""
+            text = "\\".join(map(str, value)) if isinstance(value, list | tuple | MultiValue) else str(value)
+        vocabulary = self.profile.vocabulary
+        return all(w in vocabulary for w in _WORDS.split(text.upper()) if w)
 
     def _dates(self, ds: Dataset, tag: int, vr: str, rule: Rule, ctx: Context) -> None:
         if self.keep_dates:
@@ -254,15 +291,13 @@ class Cleaner:
         if not self.shift_dates:
             self._fallback(ds, tag, vr, rule, ctx)
             return
-        elem = ds[tag]
-        raw = elem.value
-        values = [raw] if isinstance(raw, str) else list(raw or [])
+        values = ascii_values(ds, tag)
         shift = shift_da if vr == "DA" else shift_dt
-        shifted = [shift(str(v), ctx.shift_days) for v in values if str(v).strip()]
+        shifted = [shift(v, ctx.shift_days) for v in values if v.strip()]
         if any(s is None for s in shifted):
             self._fallback(ds, tag, vr, rule, ctx)
             return
-        ds[tag] = DataElement(tag, vr, shifted[0] if len(shifted) == 1 else shifted or None)
+        self._set(ds, tag, raw_text(tag, vr, [s for s in shifted if s is not None]))
 
     def _uid(self, ds: Dataset, tag: int, vr: str, rule: Rule, ctx: Context) -> None:
         if vr == "SQ":
@@ -271,26 +306,17 @@ class Cleaner:
         if vr != "UI":
             self._fallback(ds, tag, vr, rule, ctx)
             return
-        raw = ds[tag].value
-        values = [raw] if isinstance(raw, str) else list(raw or [])
-        mapped = [self.uids.map(str(v)) for v in values]
-        ds[tag] = DataElement(tag, "UI", mapped[0] if len(mapped) == 1 else mapped or None)
+        self._set(ds, tag, raw_text(tag, "UI", [self.uids.map(v) for v in ascii_values(ds, tag)]))
 
-    def _unlisted(self, ds: Dataset, tag: int, ctx: Context) -> None:
-        vr = element_vr(ds, tag)
+    def _unlisted(self, ds: Dataset, tag: int, vr: str, ctx: Context) -> None:
         if vr == "SQ":
             self._items(ds, tag, ctx)
         elif vr == "UI":
-            raw = ds[tag].value
-            values = [raw] if isinstance(raw, str) else list(raw or [])
-            if any(not str(v).startswith(WELL_KNOWN_ROOT) for v in values if v):
-                ds[tag] = DataElement(tag, "UI", self._mapped(values))
+            values = ascii_values(ds, tag)
+            if any(not v.startswith(WELL_KNOWN_ROOT) for v in values if v):
+                self._set(ds, tag, raw_text(tag, "UI", [self.uids.map(v) for v in values]))
         elif vr in _TEXT_GUARD:
             del ds[tag]
-
-    def _mapped(self, values: list[Any]) -> str | list[str] | None:
-        mapped = [self.uids.map(str(v)) for v in values]
-        return mapped[0] if len(mapped) == 1 else mapped or None
 
     def _private(self, ds: Dataset, tags: list[int], ctx: Context) -> None:
         """Remove private attributes, or keep those on the safe-private list when that option is on."""

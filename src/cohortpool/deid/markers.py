@@ -7,12 +7,19 @@ codes of the Basic Profile and each option, plus Longitudinal Temporal Informati
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 
-from cohortpool.deid.profile import Profile
+from cohortpool.deid.encode import encode_dataset, raw_text
+from cohortpool.deid.profile import Profile, load_profile
 
 _LO_MAX = 64
+#: PatientIdentityRemoved, DeidentificationMethod, its code sequence, LongitudinalTemporalInformationModified
+MARKER_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
 
 
 def method_text(profile: Profile, allow_burned_in: bool) -> list[str]:
@@ -33,10 +40,13 @@ def temporal_state(profile: Profile) -> str:
     return "REMOVED"
 
 
-def add_markers(ds: Dataset, profile: Profile, allow_burned_in: bool) -> None:
-    """Write the de-identification attributes into a cleaned top-level dataset."""
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = method_text(profile, allow_burned_in)
+@lru_cache(maxsize=16)
+def _marker_elements(
+    options: tuple[str, ...], allow_burned_in: bool, implicit: bool, little: bool
+) -> tuple[RawDataElement, ...]:
+    """The marker elements, encoded once per worker and encoding (they are the same in every file)."""
+    profile = load_profile(options)
+    codes = Dataset()
     items = []
     for value, meaning in profile.code_values:
         item = Dataset()
@@ -44,5 +54,20 @@ def add_markers(ds: Dataset, profile: Profile, allow_burned_in: bool) -> None:
         item.CodingSchemeDesignator = "DCM"
         item.CodeMeaning = meaning
         items.append(item)
-    ds.DeidentificationMethodCodeSequence = Sequence(items)
-    ds.LongitudinalTemporalInformationModified = temporal_state(profile)
+    codes.DeidentificationMethodCodeSequence = Sequence(items)
+    # the encoder writes the sequence with undefined length; keep its items and drop the sequence
+    # header (12 or 8 bytes) and delimiter (8) so the raw element can carry a defined length
+    sequence = encode_dataset(codes, implicit, little)[(8 if implicit else 12) : -8]
+    return (
+        raw_text(0x00120062, "CS", "YES"),
+        raw_text(0x00120063, "LO", method_text(profile, allow_burned_in)),
+        RawDataElement(BaseTag(0x00120064), "SQ", len(sequence), sequence, 0, implicit, little),
+        raw_text(0x00280303, "CS", temporal_state(profile)),
+    )
+
+
+def add_markers(ds: Dataset, profile: Profile, allow_burned_in: bool, implicit: bool, little: bool) -> None:
+    """Write the de-identification attributes into a cleaned top-level dataset (as raw elements,
+    so an input's own values for these tags are replaced, never copied)."""
+    for element in _marker_elements(profile.options, allow_burned_in, implicit, little):
+        ds[element.tag] = element

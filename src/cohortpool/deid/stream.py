@@ -18,13 +18,14 @@ import io
 import struct
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
-from pydicom.filewriter import dcmwrite, write_dataset
+from pydicom.filewriter import dcmwrite
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -33,6 +34,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from cohortpool.deid.encode import encode_dataset, encode_meta, snapshot
 from cohortpool.deid.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
@@ -67,6 +69,8 @@ class Header:
     tail: Dataset | None
     #: the whole dataset was read (deflated): write it whole, no raw copy
     whole: bool
+    #: the top-level elements as read, before any value was converted (see encode.snapshot)
+    original: dict[int, Any] | None = None
 
 
 def _looks_like_dicom(data: memoryview) -> bool:
@@ -164,6 +168,7 @@ def read_header(fp: io.BufferedIOBase | io.BytesIO, data: memoryview) -> Header:
     if not _looks_like_dicom(data):
         raise UnreadableError("not DICOM: no DICM prefix and no DICOM element at the start of the file")
     ds = _read(fp, stop=True)
+    original = snapshot(ds)
     implicit, little = ds.original_encoding
     if implicit is None or little is None:
         raise UnreadableError("cannot parse DICOM: no data elements found")
@@ -180,7 +185,7 @@ def read_header(fp: io.BufferedIOBase | io.BytesIO, data: memoryview) -> Header:
     size = len(data)
     if pos >= size:
         _check_complete(ds, size)
-        return Header(ds, bool(implicit), bool(little), ts, pos, pos, None, whole=False)
+        return Header(ds, bool(implicit), bool(little), ts, pos, pos, None, False, original)
     end = _element_end(data, pos, bool(implicit), bool(little))
     tail = None
     if end < size and any(data[end:]):
@@ -188,41 +193,32 @@ def read_header(fp: io.BufferedIOBase | io.BytesIO, data: memoryview) -> Header:
             tail = read_dataset(io.BytesIO(bytes(data[end:])), bool(implicit), bool(little))
         except Exception as exc:  # anything pydicom cannot read after the pixels is unsafe to pass
             raise UnreadableError(f"unparseable data after the pixel data: {type(exc).__name__}") from exc
-    return Header(ds, bool(implicit), bool(little), ts, pos, end, tail, whole=False)
-
-
-def file_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
-    """A fresh file meta group: nothing from the input's meta survives except what must.
-
-    Source/sending/receiving AE titles and private information (0002,0016-0102) can name the
-    hospital, so they are not copied; implementation UID and version name are cohortpool's.
-    """
-    meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = UID(transfer_syntax)
-    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-    return meta
+    return Header(ds, bool(implicit), bool(little), ts, pos, end, tail, False, original)
 
 
 def encode_header(header: Header) -> bytes:
-    """Preamble, file meta and the cleaned dataset up to (not including) the pixel data."""
+    """Preamble, a fresh file meta group and the cleaned dataset up to the pixel data.
+
+    Deflated files are written whole by pydicom (it deflates); everything else by
+    :mod:`cohortpool.deid.encode`, which copies unchanged elements' bytes.
+    """
     ds = header.ds
-    ds.file_meta = file_meta(ds, header.transfer_syntax)
-    ds.preamble = b"\x00" * 128
-    buffer = DicomBytesIO()
-    dcmwrite(buffer, ds, enforce_file_format=True)
-    return buffer.getvalue()
+    sop_class, sop_instance = str(ds.SOPClassUID), str(ds.SOPInstanceUID)
+    if header.whole:
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
+        ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_instance)
+        ds.file_meta.TransferSyntaxUID = UID(header.transfer_syntax)
+        ds.file_meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
+        ds.file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+        ds.preamble = b"\x00" * 128
+        buffer = DicomBytesIO()
+        dcmwrite(buffer, ds, enforce_file_format=True)
+        return bytes(buffer.getvalue())
+    meta = encode_meta(sop_class, sop_instance, header.transfer_syntax)
+    return meta + encode_dataset(ds, header.implicit, header.little, header.original)
 
 
 def encode_tail(tail: Dataset, implicit: bool, little: bool) -> bytes:
     """The cleaned elements that followed the pixel data, in the file's encoding."""
-    if len(tail) == 0:
-        return b""
-    buffer = DicomBytesIO()
-    buffer.is_implicit_VR = implicit
-    buffer.is_little_endian = little
-    write_dataset(buffer, tail)
-    return buffer.getvalue()
+    return encode_dataset(tail, implicit, little) if len(tail) else b""

@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from cohortpool.deid.actions import Cleaner, Context
 from cohortpool.deid.burned_in import burned_in_reason
 from cohortpool.deid.ledger import DEIDENTIFIED, QUARANTINED, Vault
-from cohortpool.deid.markers import add_markers
+from cohortpool.deid.markers import MARKER_TAGS, add_markers
 from cohortpool.deid.profile import load_profile
 from cohortpool.deid.pseudonym import Pseudonymiser, shift_da
 from cohortpool.deid.stream import UnreadableError, encode_header, encode_tail, read_header
@@ -134,7 +134,10 @@ class Worker:
             crosswalk.append(("accession", accession, ids["accession_id"], ""))
         try:
             self.cleaner.clean(ds, ctx)
-            add_markers(ds, self.profile, self.job.allow_burned_in)
+            add_markers(ds, self.profile, self.job.allow_burned_in, header.implicit, header.little)
+            if header.original is not None:
+                for replaced in self.cleaner.replaced | MARKER_TAGS:
+                    header.original.pop(replaced, None)
             head = encode_header(header)
             tail = b""
             if header.tail is not None:
