@@ -1,0 +1,158 @@
+"""De-identification throughput: cohortpool vs cp -r, dicognito, pydicom/deid and plain pydicom.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/bench_deid.py --patients 7 --runs 3 --workers 2
+
+Builds (once) a full-size synthetic site drop with ``cohortpool synth --full-size`` under
+``benchmarks/_work/deid/``, then times every tool on the same DICOM folder, each run into a fresh
+output folder, and prints a markdown table: median wall time of the runs, files/s, MB/s (input
+bytes), the ratio to ``cp -r`` and to the fastest peer, and peak resident memory (the largest single
+process, from ``/usr/bin/time -v``). A second cohortpool measurement on a quarter of the corpus shows
+whether memory stays flat as the corpus grows. The machine's other load is not controlled: run it
+when the machine is quiet and say when it was not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+COHORTPOOL = str(Path(PY).with_name("cohortpool"))
+SECRET = "benchmark-secret-not-for-real-data"
+
+DEID_SCRIPT = """
+import sys
+from deid.dicom import get_files, replace_identifiers
+files = list(get_files(sys.argv[1]))
+replace_identifiers(dicom_files=files, save=True, overwrite=True, output_folder=sys.argv[2])
+"""
+PYDICOM_SCRIPT = """
+import os, sys, pydicom
+n = 0
+for root, _, names in os.walk(sys.argv[1]):
+    for name in sorted(names):
+        ds = pydicom.dcmread(os.path.join(root, name))
+        n += 1
+        ds.save_as(os.path.join(sys.argv[2], f"{n:06d}.dcm"))
+"""
+
+
+def build_corpus(work: Path, patients: int) -> Path:
+    drop = work / "corpus" / "site01" / "2025-03-01"
+    if not drop.is_dir():
+        subprocess.run(
+            [COHORTPOOL, "synth", str(work / "corpus"), "--sites", "1", "--full-size",
+             "--max-patients", str(patients), "--seed", "7"],
+            check=True,
+        )  # fmt: skip
+    return drop
+
+
+def subset(dicom: Path, target: Path, fraction: float) -> Path:
+    """Hard-linked copy of the first ``fraction`` of the files (same bytes, no extra disk)."""
+    if target.is_dir():
+        return target
+    files = sorted(p for p in dicom.rglob("*") if p.is_file())
+    for path in files[: max(1, int(len(files) * fraction))]:
+        link = target / "dicom" / path.relative_to(dicom)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.link(path, link)
+    return target
+
+
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS MB, exit code) of one run under /usr/bin/time -v."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        ["/usr/bin/time", "-v", *command], capture_output=True, text=True, env=env, check=False
+    )
+    wall = time.perf_counter() - start
+    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    return wall, (int(match[1]) / 1024 if match else float("nan")), proc.returncode
+
+
+def corpus_size(dicom: Path) -> tuple[int, int]:
+    files = [p for p in dicom.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=7, help="synthetic patients (~170 files each)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "_work" / "deid")
+    parser.add_argument("--tools", default="cp,cohortpool,cohortpool-1,pydicom,dicognito,deid")
+    args = parser.parse_args(argv)
+    work: Path = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    drop = build_corpus(work, args.patients)
+    dicom = drop / "dicom"
+    quarter = subset(dicom, work / "quarter" / "2025-03-01", 0.25)
+    n_files, n_bytes = corpus_size(dicom)
+    env = {**os.environ, "COHORTPOOL_SECRET": SECRET}
+    out, vault = work / "out", work / "vault"
+
+    def cohortpool(workers: int, source: Path = drop) -> list[str]:
+        return [COHORTPOOL, "deid", str(source), str(out), "--site", "site01", "--vault", str(vault),
+                "--workers", str(workers), "--night", "2025-03-01"]  # fmt: skip
+
+    tools = {
+        "cp": lambda: ["cp", "-r", str(dicom), str(out)],
+        "cohortpool": lambda: cohortpool(args.workers),
+        "cohortpool-1": lambda: cohortpool(1),
+        "pydicom": lambda: [PY, "-c", PYDICOM_SCRIPT, str(dicom), str(out)],
+        "dicognito": lambda: [PY, "-m", "dicognito", "--quiet", "--output-directory", str(out), str(dicom)],
+        "deid": lambda: [PY, "-c", DEID_SCRIPT, str(dicom), str(out)],
+    }
+    subprocess.run(["cat", *map(str, dicom.rglob("*.dcm"))], stdout=subprocess.DEVNULL, check=False)  # warm
+    rows = []
+    for name in args.tools.split(","):
+        walls, peaks = [], []
+        for _ in range(args.runs):
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(vault, ignore_errors=True)
+            out.mkdir(parents=True) if name in ("pydicom", "deid") else None
+            wall, peak, code = timed(tools[name](), env)
+            if code not in (0, 1):
+                print(f"{name}: exit {code}", file=sys.stderr)
+            walls.append(wall)
+            peaks.append(peak)
+        rows.append((name, statistics.median(walls), max(peaks), walls))
+        print(f"{name}: runs {[round(w, 2) for w in walls]} s, peak {max(peaks):.0f} MB", file=sys.stderr)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(vault, ignore_errors=True)
+    q_files, _ = corpus_size(quarter / "dicom")
+    q_wall, q_peak, _ = timed(cohortpool(args.workers, quarter), env)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(vault, ignore_errors=True)
+
+    by = {name: wall for name, wall, _, _ in rows}
+    peers = [by[p] for p in ("dicognito", "deid", "pydicom") if p in by]
+    fastest_peer = min(peers) if peers else float("nan")
+    print(f"\ncorpus: {n_files} files, {n_bytes / 1e6:.0f} MB (cohortpool synth --full-size, "
+          f"{args.patients} patients); {args.runs} runs each, median; workers={args.workers}; "
+          f"{os.cpu_count()} cores\n")  # fmt: skip
+    print("| tool | median s | files/s | MB/s | vs cp | fastest peer / tool | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for name, wall, peak, _ in rows:
+        cp_ratio = by["cp"] / wall if "cp" in by else float("nan")
+        print(f"| {name} | {wall:.2f} | {n_files / wall:.0f} | {n_bytes / 1e6 / wall:.0f} | "
+              f"{cp_ratio:.2f}x | {fastest_peer / wall:.2f}x | {peak:.0f} |")  # fmt: skip
+    print(f"\ncohortpool on a quarter of the corpus ({q_files} files): {q_wall:.2f} s, "
+          f"peak RSS {q_peak:.0f} MB (full corpus: {max(p for n, _, p, _ in rows if n == 'cohortpool'):.0f} MB)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
