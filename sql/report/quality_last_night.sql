@@ -1,6 +1,7 @@
 -- The data-quality summary of each site's last night: one row per batch of that night and table, with
--- validation's counts (summary.json as loaded). Several batches in one night (a corrected resubmission)
--- all show. No load timestamps: the report prints nothing that changes when the same data is reloaded.
+-- validation's counts (summary.json as loaded; rejected_reason says why a whole table was refused, null
+-- when it was read). Several batches in one night (a corrected resubmission) all show. No load
+-- timestamps: the report prints nothing that changes when the same data is loaded again.
 with
     batches as (
         select batch_id, site_id, night, validation_outcome
@@ -25,7 +26,7 @@ with
             v.accepted,
             v.quarantined,
             v.warnings,
-            v.rejected
+            v.rejected_reason
         from batches as b
         inner join last_night as l on l.site_id = b.site_id and l.night = b.night
         inner join raw.validation_summary as v on v.batch_id = b.batch_id

@@ -30,7 +30,7 @@ QUALITY = pd.DataFrame(
         "accepted": [80, 423],
         "quarantined": [1, 0],
         "warnings": [0, 2],
-        "rejected": [0, 0],
+        "rejected_reason": ["", ""],
         "accepted_pct": ["98.8", "100.0"],
     }
 )

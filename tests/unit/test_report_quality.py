@@ -11,10 +11,10 @@ from cohortpool.report.quality import QUALITY_COLUMNS, flagged_sites, quality_ta
 def _summary() -> pd.DataFrame:
     return pd.DataFrame(
         [
-            ("site02", "2026-11-24", "site02_b", "passed", "reads", 100, 100, 0, 0, 0),
-            ("site01", "2026-11-24", "site01_a", "quarantined", "reads", 200, 198, 2, 1, 0),
-            ("site01", "2026-11-24", "site01_a", "quarantined", "clinical", 50, 50, 0, 0, 0),
-            ("site02", "2026-11-24", "site02_b", "passed", "clinical", 0, 0, 0, 0, 0),
+            ("site02", "2026-11-24", "site02_b", "passed", "reads", 100, 100, 0, 0, None),
+            ("site01", "2026-11-24", "site01_a", "quarantined", "reads", 200, 198, 2, 1, None),
+            ("site01", "2026-11-24", "site01_a", "quarantined", "clinical", 50, 50, 0, 0, None),
+            ("site03", "2026-11-24", "site03_c", "quarantined", "clinical", 0, 0, 0, 0, "no such file"),
         ],
         columns=list(QUALITY_COLUMNS),
     )
@@ -25,20 +25,22 @@ def test_rows_are_ordered_by_site_then_table_in_pipeline_order() -> None:
     assert list(zip(table["site_id"], table["table_name"], strict=True)) == [
         ("site01", "clinical"),
         ("site01", "reads"),
-        ("site02", "clinical"),
         ("site02", "reads"),
+        ("site03", "clinical"),
     ]
 
 
 def test_accepted_share_is_a_percentage_and_blank_for_empty_tables() -> None:
     table = quality_table(_summary())
-    assert table["accepted_pct"].tolist() == ["100.0", "99.0", "", "100.0"]
+    assert table["accepted_pct"].tolist() == ["100.0", "99.0", "100.0", ""]
 
 
-def test_sites_with_quarantined_rows_are_flagged() -> None:
-    assert flagged_sites(quality_table(_summary())) == ["site01"]
+def test_sites_with_quarantined_rows_or_a_rejected_table_are_flagged() -> None:
+    table = quality_table(_summary())
+    assert flagged_sites(table) == ["site01", "site03"]
+    assert table["rejected_reason"].tolist() == ["", "", "", "no such file"]
 
 
 def test_missing_column_names_what_is_expected() -> None:
-    with pytest.raises(ValueError, match="lacks columns \\['rejected'\\]"):
-        quality_table(_summary().drop(columns="rejected"))
+    with pytest.raises(ValueError, match="lacks columns \\['rejected_reason'\\]"):
+        quality_table(_summary().drop(columns="rejected_reason"))

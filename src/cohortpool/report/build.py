@@ -72,10 +72,10 @@ def write_report(
     """Render and export everything; the same inputs give byte-identical files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     released = release(results, threshold)
+    figures: dict[str, str] = {}  # figures whose data suppression left alone are drawn once for both pages
     html = out_dir / "report.html"
-    html.write_text(
-        render_html(build_page(released, provenance, quality, title=title, released=True)), encoding="utf-8"
-    )
+    page = build_page(released, provenance, quality, title=title, released=True, figure_cache=figures)
+    html.write_text(render_html(page), encoding="utf-8")
     files = ReportFiles(
         html=html,
         xlsx=write_xlsx(released, out_dir / "tables.xlsx", _about(provenance, threshold)),
@@ -86,7 +86,16 @@ def write_report(
     (internal / "README.txt").write_text(INTERNAL_README, encoding="utf-8")
     internal_html = internal / "report.html"
     internal_html.write_text(
-        render_html(build_page(results, provenance, quality, title=f"{title} (INTERNAL)", released=False)),
+        render_html(
+            build_page(
+                results,
+                provenance,
+                quality,
+                title=f"{title} (INTERNAL)",
+                released=False,
+                figure_cache=figures,
+            )
+        ),
         encoding="utf-8",
     )
     files.internal = [internal_html, *write_csvs(results, internal / "tables")]

@@ -7,6 +7,7 @@ and provenance give the same bytes.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -82,12 +83,30 @@ def _parts(result: ResultTable) -> list[tuple[str, pd.DataFrame]]:
     return parts + [(s, frame[site == s]) for s in sites]
 
 
-def _section(result: ResultTable, site: str, frame: pd.DataFrame, provenance: Provenance) -> Section:
+def _figure(result: ResultTable, cache: dict[str, str] | None) -> str:
+    """The result's SVG, drawn once per distinct content (the internal and released pages share most)."""
+    if cache is None:
+        return figure_svg(result) or ""
+    digest = hashlib.sha256(result.name.encode())
+    digest.update(pd.util.hash_pandas_object(result.frame.astype(str), index=True).to_numpy().tobytes())
+    key = digest.hexdigest()
+    if key not in cache:
+        cache[key] = figure_svg(result) or ""
+    return cache[key]
+
+
+def _section(
+    result: ResultTable,
+    site: str,
+    frame: pd.DataFrame,
+    provenance: Provenance,
+    cache: dict[str, str] | None = None,
+) -> Section:
     headers, rows = lay_out(result, frame)
     figure = None
     if site == "" and result.kind in ("forest", "detection"):
         # our own matplotlib output: text in it is XML-escaped by matplotlib
-        figure = Markup(figure_svg(replace(result, frame=frame)) or "")  # noqa: S704
+        figure = Markup(_figure(replace(result, frame=frame), cache))  # noqa: S704
     part = replace(result, frame=frame)
     covered = sites_of(part)
     suffix = f"-{site}" if site else ""
@@ -138,12 +157,13 @@ def build_page(
     *,
     title: str,
     released: bool = True,
+    figure_cache: dict[str, str] | None = None,
 ) -> ReportPage:
     """Pooled parts of every result first (in plan order), each site's parts after; quality; provenance."""
     page = ReportPage(title=title, released=released)
     for result in results:
         for site, frame in _parts(result):
-            section = _section(result, site, frame, provenance)
+            section = _section(result, site, frame, provenance, figure_cache)
             if site:
                 page.by_site.setdefault(site, []).append(section)
             else:

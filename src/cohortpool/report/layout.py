@@ -67,6 +67,8 @@ def cell(value: Any, decimals: int = 3) -> str:
 def _interval(row: pd.Series, estimate: str, low: str, high: str, decimals: int = 2) -> str:
     if blank(row.get(estimate)):
         return ""
+    if isinstance(row[estimate], int | float) and not math.isfinite(float(row[estimate])):
+        return "not estimable"
     shown = cell(row[estimate], decimals)
     if blank(row.get(low)) or blank(row.get(high)):
         return shown

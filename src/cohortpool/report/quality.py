@@ -20,7 +20,7 @@ QUALITY_COLUMNS = (
     "accepted",
     "quarantined",
     "warnings",
-    "rejected",
+    "rejected_reason",
 )
 TABLE_ORDER = ("clinical", "reads", "imaging_manifest")
 
@@ -46,12 +46,14 @@ def quality_table(summary: pd.DataFrame) -> pd.DataFrame:
     accepted = pd.to_numeric(frame["accepted"])
     share = (100.0 * accepted / rows_in.where(rows_in > 0)).round(1)
     frame["accepted_pct"] = share.map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
-    for column in ("rows_in", "accepted", "quarantined", "warnings", "rejected"):
+    for column in ("rows_in", "accepted", "quarantined", "warnings"):
         frame[column] = pd.to_numeric(frame[column]).astype("int64")
+    # why validation refused a whole table (summary.json "rejected"); empty when the table was read
+    frame["rejected_reason"] = frame["rejected_reason"].map(lambda v: "" if pd.isna(v) else str(v))
     return frame
 
 
 def flagged_sites(quality: pd.DataFrame) -> list[str]:
-    """Sites whose last night quarantined or rejected anything (shown first in the summary's lead line)."""
-    bad = quality[(quality["quarantined"] > 0) | (quality["rejected"] > 0)]
+    """Sites whose last night quarantined rows or had a whole table rejected."""
+    bad = quality[(quality["quarantined"] > 0) | (quality["rejected_reason"] != "")]
     return sorted(set(bad["site_id"].astype(str)))

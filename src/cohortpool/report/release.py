@@ -181,7 +181,9 @@ def release(results: Sequence[ResultTable], threshold: int) -> list[ResultTable]
             labels = state.hidden_labels.setdefault(result.name, set())
             for (_, r), hit in zip(frame.iterrows(), touched, strict=True):
                 if hit:
-                    labels.add((text_of(r.get("label", r["variable"])), site_of(r)))
+                    label = text_of(r.get("label", r["variable"]))
+                    # a forest row names a level of a many-level variable "label: level"
+                    labels.update({(label, site_of(r)), (f"{label}: {text_of(r.get('level'))}", site_of(r))})
                     state.hidden_signs.add((text_of(r["variable"]), site_of(r)))
         frames[i] = (out, any(touched))
     released: list[ResultTable] = []
