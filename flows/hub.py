@@ -1,0 +1,122 @@
+"""The hub flow, run at the consortium: validate each submission -> load -> analyse -> report once.
+
+:func:`finish_night` is the hub half shared with the nightly flow: loads run one at a time in
+(site, night) order, so the warehouse's load sequence, and with it every report, is the same whatever
+order the sites' validations finished in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from prefect import flow
+from prefect.futures import PrefectFuture
+
+from cohortpool.config import load_settings
+from cohortpool.ingest import SiteNight
+from cohortpool.nightly import NightSummary, RunLayout, SiteNightOutcome, SubmissionSummary, ValidationSummary
+from cohortpool.tasks import (
+    cache_refresh,
+    compare_site_distributions,
+    find_submissions,
+    load_into_warehouse,
+    log_step,
+    mark_night_processed,
+    plan_sha256,
+    publish_night_summary,
+    validate_batch,
+    validation_fingerprint,
+    warehouse_checksum,
+    write_consortium_report,
+)
+
+Key = tuple[str, str]
+DISTRIBUTION_WARNINGS = "distribution_warnings.csv"
+
+
+def submit_validation(
+    submission: SubmissionSummary, layout: RunLayout, key: str
+) -> PrefectFuture[ValidationSummary]:
+    """Start validating one submission (re-done if its validated batch was removed since)."""
+    out = layout.validated(submission.site_id, submission.night)
+    step = cache_refresh(validate_batch, out / "summary.json")
+    return step.submit(submission.path, out, submission.site_id, submission.night, submission.sha256, key)
+
+
+def submit_report(layout: RunLayout, warehouse_sha256: str) -> Path | None:
+    """Write the consortium report (re-done if the report folder was removed since)."""
+    settings = load_settings()
+    plan = settings.plans_dir / "vcf_study.yaml"
+    step = cache_refresh(write_consortium_report, layout.report / "report.html")
+    return step(
+        layout.warehouse,
+        layout.report,
+        plan,
+        warehouse_sha256,
+        plan_sha256(plan),
+        settings.small_cell_threshold,
+    )
+
+
+def finish_night(
+    outcomes: Mapping[Key, SiteNightOutcome],
+    validations: Mapping[Key, PrefectFuture[ValidationSummary]],
+    layout: RunLayout,
+    site_nights: Mapping[Key, SiteNight] | None = None,
+) -> NightSummary:
+    """Load the validated batches in order, then the consortium steps, then publish the summary.
+
+    A site-night whose validation or load fails is recorded and skipped; the others go on. With
+    ``site_nights`` (the nightly flow), a night is marked processed only once it is in the warehouse, so
+    a failure anywhere leaves it pending for the next run.
+    """
+    for key in sorted(validations):
+        outcome = outcomes[key]
+        try:
+            outcome.validation = validations[key].result()
+        except Exception as exc:
+            outcome.fail("validate", exc)
+            log_step("validate", *key, f"validation failed ({type(exc).__name__})", level=40)
+            continue
+        log_step("validate", *key, f"batch {outcome.validation.batch_id}")
+        try:
+            outcome.load = load_into_warehouse(layout.warehouse, outcome.validation.path, key[0])
+            if site_nights is not None:
+                mark_night_processed(site_nights[key], layout.state)
+        except Exception as exc:
+            outcome.fail("load", exc)
+            log_step("load", *key, f"load failed ({type(exc).__name__})", level=40)
+            continue
+        log_step("load", *key, f"{outcome.load.status} (load {outcome.load.load_seq})")
+    summary = NightSummary(outcomes=[outcomes[k] for k in sorted(outcomes)])
+    if layout.warehouse.exists():
+        summary.warehouse = layout.warehouse
+        try:
+            summary.distribution_warnings = compare_site_distributions(
+                layout.out / "validated", layout.out / "validated" / DISTRIBUTION_WARNINGS
+            )
+            summary.warehouse_sha256 = warehouse_checksum(layout.warehouse)
+            summary.report = submit_report(layout, summary.warehouse_sha256)
+        except Exception as exc:
+            summary.hub_error, summary.hub_detail = type(exc).__name__, str(exc)
+            log_step("report", "consortium", "-", f"failed ({type(exc).__name__})", level=40)
+        else:
+            log_step("report", "consortium", "-", f"report in {summary.report}")
+    publish_night_summary(summary)
+    return summary
+
+
+@flow(name="hub", flow_run_name="hub", log_prints=False)
+def hub(out_dir: Path) -> NightSummary:
+    """Validate, load and report every submission under ``OUT/submissions/<site>/<night>/``.
+
+    Submissions already validated are taken from the task cache and batches already loaded are
+    no-ops, so running the hub again changes nothing.
+    """
+    layout = RunLayout(Path(out_dir))
+    submissions = find_submissions(layout.submissions)
+    key = validation_fingerprint()
+    outcomes = {(s.site_id, s.night): SiteNightOutcome(s.site_id, s.night, submission=s) for s in submissions}
+    validations = {(s.site_id, s.night): submit_validation(s, layout, key) for s in submissions}
+    return finish_night(outcomes, validations, layout)

@@ -1,0 +1,92 @@
+"""The nightly flow: every configured site's new nights through the site-edge steps, then the hub.
+
+Sites run in parallel as tasks, not sub-flows (a flow run costs about a second of Prefect's own time).
+One site's failure is recorded in the summary and does not stop the others; the flow run ends Failed
+when any site-night failed, so the Prefect UI shows it, and its result is the night's summary either way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from prefect.futures import PrefectFuture, as_completed
+from prefect.states import Completed, Failed, State
+
+from cohortpool.config import load_settings
+from cohortpool.ingest import SiteNight
+from cohortpool.nightly import NightSummary, RunLayout, SiteNightOutcome, SubmissionSummary, ValidationSummary
+from cohortpool.tasks import (
+    fetch_studies,
+    log_step,
+    scan_new_nights,
+    submission_fingerprint,
+    validation_fingerprint,
+)
+from flows.hub import Key, finish_night, submit_validation
+from flows.site_edge import submit_submission
+
+
+@flow(name="nightly", flow_run_name="nightly", log_prints=False)
+def nightly(landing_dir: Path, out_dir: Path, workers: int | None = None) -> State[NightSummary]:
+    """One night of the consortium: fetch, scan, de-identify, validate, load, report.
+
+    Parameters
+    ----------
+    landing_dir
+        The landing folder with ``<site_id>/<YYYY-MM-DD>/`` drops of the configured sites.
+    out_dir
+        The run's output folder (:class:`cohortpool.nightly.RunLayout`).
+    workers
+        De-identification worker processes per site-night (default: ``Settings.workers``; 1 on Dask,
+        whose workers are the parallelism).
+    """
+    settings = load_settings()
+    layout = RunLayout(Path(out_dir))
+    landing = Path(landing_dir)
+    configured = [s.site_id for s in settings.sites]
+    n_workers = workers or settings.workers
+    outcomes: dict[Key, SiteNightOutcome] = {}
+
+    fetches = {
+        s.site_id: fetch_studies.submit(s.dicomweb_url, landing, s.site_id, layout.state)
+        for s in settings.sites
+        if s.dicomweb_url
+    }
+    for site_id, fetched in fetches.items():
+        try:
+            fetched.result()
+        except Exception as exc:  # the PACS is down: the site's drop folder is still processed
+            outcomes[(site_id, "fetch")] = SiteNightOutcome(site_id, "fetch")
+            outcomes[(site_id, "fetch")].fail("fetch", exc)
+
+    pending = scan_new_nights(landing, layout.state)
+    site_nights: dict[Key, SiteNight] = {(n.site_id, n.night): n for n in pending if n.site_id in configured}
+    log_step(
+        "scan", "consortium", "-", f"{len(site_nights)} new site-night(s)", total=3 * len(site_nights) + 1
+    )
+    sub_key, val_key = submission_fingerprint(), validation_fingerprint()
+    submissions: dict[PrefectFuture[SubmissionSummary], Key] = {}
+    for key, site_night in sorted(site_nights.items()):
+        outcomes[key] = SiteNightOutcome(*key)
+        submissions[submit_submission(site_night, layout, n_workers, sub_key)] = key
+
+    validations: dict[Key, PrefectFuture[ValidationSummary]] = {}
+    for future in as_completed(list(submissions)):
+        key = submissions[future]
+        try:
+            outcomes[key].submission = future.result()
+        except Exception as exc:
+            outcomes[key].fail("de-identify", exc)
+            log_step("submission", *key, f"de-identification failed ({type(exc).__name__})", level=40)
+            continue
+        log_step("submission", *key, f"{outcomes[key].submission.counts.get('deidentified', 0)} files")
+        validations[key] = submit_validation(outcomes[key].submission, layout, val_key)
+
+    summary = finish_night(outcomes, validations, layout, site_nights)
+    summary.idle_sites = sorted(set(configured) - {site for site, _ in site_nights})
+    summary.unknown_sites = sorted({n.site_id for n in pending} - set(configured))
+    failed = [f"{o.site_id} {o.night} at {o.failed_step}" for o in summary.outcomes if o.failed_step]
+    if failed or summary.hub_error:
+        return Failed(message=f"failed: {', '.join(failed) or summary.hub_error}", data=summary)
+    return Completed(message=f"{len(summary.outcomes)} site-night(s) processed", data=summary)

@@ -1,0 +1,78 @@
+"""The site-edge flow, run inside a hospital: ingest what is new -> de-identify -> pseudonymise -> package.
+
+Only the submissions (``OUT/submissions/<site>/<night>/``) may leave the hospital; the vault and the
+ingest state stay. :func:`submit_submission` is shared with the nightly flow, which runs the same tasks
+for every site without the cost of a sub-flow per site.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from prefect.futures import PrefectFuture
+
+from cohortpool.ingest import SiteNight
+from cohortpool.nightly import RunLayout, SubmissionSummary
+from cohortpool.tasks import (
+    build_submission,
+    cache_refresh,
+    fetch_studies,
+    mark_night_processed,
+    scan_new_nights,
+    submission_fingerprint,
+)
+
+
+def submit_submission(
+    site_night: SiteNight, layout: RunLayout, workers: int, key: str
+) -> PrefectFuture[SubmissionSummary]:
+    """Start packaging one site-night (re-done if its submission folder was removed since)."""
+    out = layout.submission(site_night.site_id, site_night.night)
+    step = cache_refresh(build_submission, out / "submission.json")
+    return step.submit(
+        site_night.path,
+        out,
+        layout.vault(site_night.site_id),
+        site_night.site_id,
+        site_night.night,
+        site_night.content_sha256,
+        key,
+        workers,
+    )
+
+
+@flow(name="site-edge", flow_run_name="site-edge-{site_id}", log_prints=False)
+def site_edge(
+    landing_dir: Path,
+    out_dir: Path,
+    site_id: str,
+    source_url: str | None = None,
+    workers: int = 1,
+) -> list[SubmissionSummary]:
+    """Package every new night of one site into submissions.
+
+    Parameters
+    ----------
+    landing_dir
+        The site's landing folder (``<landing>/<site_id>/<YYYY-MM-DD>/``).
+    out_dir
+        The run's output folder (see :class:`cohortpool.nightly.RunLayout`).
+    site_id
+        The site this hospital is.
+    source_url
+        An Orthanc or DICOMweb root to fetch new studies from first (None: drop folder only).
+    workers
+        De-identification worker processes.
+    """
+    layout = RunLayout(Path(out_dir))
+    if source_url:
+        fetch_studies(source_url, Path(landing_dir), site_id, layout.state)
+    pending = [n for n in scan_new_nights(Path(landing_dir), layout.state) if n.site_id == site_id]
+    key = submission_fingerprint()
+    futures = [(night, submit_submission(night, layout, workers, key)) for night in pending]
+    summaries = []
+    for night, future in futures:
+        summaries.append(future.result())
+        mark_night_processed(night, layout.state)
+    return summaries

@@ -1,0 +1,282 @@
+"""`cohortpool run`, `cohortpool demo` and `cohortpool serve`: the nightly flow from the terminal.
+
+These three verbs hand over to ``flows/`` (the only CLI verbs that do); Prefect is imported inside the
+command bodies, after the run's environment is set, so ``cohortpool --help`` stays fast and Prefect
+reads where to keep its home, results and scratch files from the start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cohortpool.cli._app import EXIT_ISSUES, EXIT_USAGE, app
+from cohortpool.config import MissingSecretError, Settings, load_settings
+from cohortpool.nightly import RunLayout
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from cohortpool.nightly import NightSummary
+
+#: labelled as what it is wherever it appears: it keys pseudonyms of synthetic data only
+DEMO_SECRET = "cohortpool-DEMO-ONLY-secret-never-use-for-real-data"  # noqa: S105  (public on purpose)
+
+OutOption = Annotated[Path | None, typer.Option("--out", help="Output folder (default: <data_dir>).")]
+DaskOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        help="Dask scheduler address (tcp://host:8786): run the per-site work on that cluster "
+        "(default: COHORTPOOL_DASK_ADDRESS; none runs on threads here).",
+    ),
+]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's own log lines.")]
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ValueError as exc:
+        raise _fail(f"invalid configuration: {exc}") from None
+
+
+def _require_secret(settings: Settings) -> None:
+    try:
+        settings.secret_bytes()
+    except MissingSecretError as exc:
+        raise _fail(str(exc)) from None
+
+
+def prepare_environment(layout: RunLayout, *, own_home: bool = True) -> None:
+    """Point Prefect's results, home and the scratch folder into the run's output folder.
+
+    Must run before Prefect is imported (it reads its settings once). ``PREFECT_HOME`` and ``TMPDIR``
+    set by the operator are kept; the result cache always lives in ``OUT/.prefect/results`` so that it
+    belongs to the outputs it describes.
+    """
+    layout.scratch.mkdir(parents=True, exist_ok=True)
+    layout.results.mkdir(parents=True, exist_ok=True)
+    os.environ["PREFECT_LOCAL_STORAGE_PATH"] = str(layout.results.resolve())
+    if own_home:
+        os.environ.setdefault("PREFECT_HOME", str(layout.prefect_home.resolve()))
+    if "TMPDIR" not in os.environ:
+        os.environ["TMPDIR"] = str(layout.scratch.resolve())
+        tempfile.tempdir = None  # forget a temp folder chosen before TMPDIR was set
+    # a fresh PREFECT_HOME builds the temporary server's database first: allow for a busy machine
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+class _ProgressHandler(logging.Handler):
+    """Turns the flow's step log records (``cohortpool_step``) into a rich progress bar."""
+
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        super().__init__(logging.INFO)
+        self.progress, self.task = progress, task
+
+    def emit(self, record: logging.LogRecord) -> None:
+        step = getattr(record, "cohortpool_step", None)
+        if step is None:
+            return
+        total = getattr(record, "cohortpool_total", None)
+        if total is not None:
+            self.progress.update(self.task, total=total, completed=0)
+        else:
+            self.progress.advance(self.task)
+        style = "red" if record.levelno >= logging.ERROR else "dim"
+        self.progress.console.print(f"[{style}]{step:>10}[/] {record.getMessage()}", highlight=False)
+
+
+def _run_nightly(landing: Path, layout: RunLayout, dask: str | None, verbose: bool) -> int:
+    if not verbose:  # Prefect's INFO lines still reach its API; the terminal shows the progress bar
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    from flows.nightly import nightly
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
+
+    settings = _settings()
+    address = dask or settings.dask_address
+    options: dict[str, Any] = {}
+    if address:
+        from prefect_dask import DaskTaskRunner
+
+        options["task_runner"] = DaskTaskRunner(address=address)
+    flow_logger = logging.getLogger("prefect.flow_runs")
+    console = Console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        "{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        bar = progress.add_task("nightly run (starting Prefect)", total=None)
+        handler = _ProgressHandler(progress, bar)
+        flow_logger.addHandler(handler)
+        try:
+            # the task cache belongs to the outputs it describes (also when Prefect was imported earlier)
+            with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: layout.results.resolve()}):
+                state = nightly.with_options(**options)(
+                    landing_dir=landing.resolve(),
+                    out_dir=layout.out.resolve(),
+                    workers=1 if address else None,
+                    return_state=True,
+                )
+        except OSError as exc:  # e.g. the Dask scheduler cannot be reached
+            raise _fail(f"cannot start the nightly run: {exc}", EXIT_ISSUES) from None
+        finally:
+            flow_logger.removeHandler(handler)
+        progress.update(bar, description="nightly run")
+    summary = state.result(raise_on_failure=False)
+    if isinstance(summary, BaseException):
+        typer.echo(f"error: the nightly run crashed: {type(summary).__name__}: {summary}", err=True)
+        return EXIT_ISSUES
+    _print_summary(summary, console)
+    return summary.exit_code
+
+
+def _print_summary(summary: NightSummary, console: Console) -> None:
+    from rich.table import Table
+
+    table = Table(title="nightly run", title_justify="left")
+    for column in ("site", "night", "status", "files", "quarantined files", "quarantined rows", "batch"):
+        table.add_column(column)
+    for row, o in zip(summary.quarantine_rows(), summary.outcomes, strict=True):
+        status = row["status"] if not o.failed_step else f"failed at {o.failed_step}"
+        batch = o.validation.batch_id if o.validation else ""
+        table.add_row(
+            row["site_id"],
+            row["night"],
+            status,
+            str(row["files_in"]),
+            str(row["files_quarantined"]),
+            str(row["rows_quarantined"]),
+            batch,
+        )
+    console.print(table)
+    for o in summary.outcomes:
+        if o.detail:
+            console.print(f"[red]{o.site_id} {o.night}[/]: {o.error}: {o.detail}", highlight=False)
+        if o.submission and o.submission.table_error:
+            console.print(f"[red]{o.site_id} {o.night}[/]: tables: {o.submission.table_error}")
+    if summary.idle_sites:
+        console.print(f"nothing new from: {', '.join(summary.idle_sites)}")
+    if summary.unknown_sites:
+        console.print(f"not configured, left alone: {', '.join(summary.unknown_sites)}")
+    if summary.hub_error:
+        console.print(f"[red]consortium step failed[/]: {summary.hub_error}: {summary.hub_detail}")
+    typer.echo(f"report:     {summary.report / 'report.html' if summary.report else '(not written)'}")
+    typer.echo(f"warehouse:  {summary.warehouse or '(nothing loaded)'}")
+    for docs in summary.data_docs:
+        typer.echo(f"data docs:  {docs}")
+
+
+@app.command("run")
+def run(
+    landing_dir: Annotated[Path, typer.Argument(help="Landing folder: <site_id>/<YYYY-MM-DD>/ site drops.")],
+    out: OutOption = None,
+    dask: DaskOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Run the nightly flow once over LANDING_DIR: de-identify, validate, load, analyse, report.
+
+    Needs the consortium secret (COHORTPOOL_SECRET or secret_file in cohortpool.yaml). Nights already
+    processed with the same content are skipped, so running the same night twice changes nothing.
+
+    Exit 0: all clean; 1: something was quarantined or a site failed; 2: bad usage or configuration.
+    """
+    settings = _settings()
+    _require_secret(settings)
+    if not landing_dir.is_dir():
+        raise _fail(f"landing folder {landing_dir} does not exist or is not a folder")
+    layout = RunLayout(out if out is not None else settings.data_dir)
+    if landing_dir.resolve().is_relative_to(layout.out.resolve() / "submissions"):
+        raise _fail(f"{landing_dir} is inside the run's submissions; pass the site drops' landing folder")
+    prepare_environment(layout)
+    raise typer.Exit(_run_nightly(landing_dir, layout, dask, verbose))
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output folder (landing, warehouse, report).")] = Path(
+        "demo_out"
+    ),
+    dask: DaskOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Synthesize a 3-site consortium into OUT/landing and run the whole nightly flow on it.
+
+    Without COHORTPOOL_SECRET a fixed, DEMO-ONLY secret keys the pseudonyms (it says so): never use the
+    demo for real data.
+    """
+    from cohortpool.synth import write_consortium
+
+    settings = _settings()
+    try:
+        settings.secret_bytes()
+    except MissingSecretError:
+        os.environ["COHORTPOOL_SECRET"] = DEMO_SECRET
+        typer.echo(
+            "note: COHORTPOOL_SECRET is not set: using the fixed DEMO-ONLY secret (synthetic data only)"
+        )
+    layout = RunLayout(out)
+    prepare_environment(layout)
+    typer.echo(f"synthesizing a 3-site consortium into {layout.landing} ...")
+    summary = write_consortium(layout.landing, sites=3)
+    typer.echo(
+        f"{sum(s['dicom_files'] for s in summary['sites'])} DICOM files from {len(summary['sites'])} sites"
+    )
+    raise typer.Exit(_run_nightly(layout.landing, layout, dask, verbose))
+
+
+@app.command("serve")
+def serve(
+    cron: Annotated[
+        str | None, typer.Option("--cron", help="Cron schedule (default: schedule_cron, 0 2 * * *).")
+    ] = None,
+    landing: Annotated[
+        Path | None, typer.Option("--landing", help="Landing folder (default: <data_dir>/landing).")
+    ] = None,
+    out: OutOption = None,
+) -> None:
+    """Serve the nightly flow on a cron schedule until Ctrl-C (one run at a time).
+
+    Runs report to the Prefect server in PREFECT_API_URL (see README, "Running nightly"). The schedule
+    stays active after this process stops; two runs never overlap (a deployment concurrency limit of 1).
+    """
+    settings = _settings()
+    _require_secret(settings)
+    layout = RunLayout(out if out is not None else settings.data_dir)
+    landing_dir = landing if landing is not None else layout.landing
+    schedule = cron or settings.schedule_cron
+    prepare_environment(layout, own_home=False)
+    from flows.nightly import nightly
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        CronSchedule(cron=schedule)
+    except ValueError as exc:
+        raise _fail(f"--cron {schedule!r} is not a cron expression: {exc}") from None
+
+    typer.echo(f"serving the nightly flow on {schedule!r}: landing {landing_dir}, outputs {layout.out}")
+    nightly.serve(
+        name="cohortpool-nightly",
+        cron=schedule,
+        parameters={"landing_dir": str(landing_dir.resolve()), "out_dir": str(layout.out.resolve())},
+        pause_on_shutdown=False,
+        global_limit=1,
+        description="Every configured site's new nights: de-identify, validate, load, analyse, report.",
+    )

@@ -1,0 +1,68 @@
+"""Where one run of the nightly flow writes (documented in the README, "Running nightly").
+
+::
+
+    OUT/landing/                      site drops (``cohortpool demo`` only; ``run`` reads LANDING_DIR)
+    OUT/state/                        ingest state: nights already processed, PACS watermarks (site-internal)
+    OUT/vault/<site>/                 site-private: ledger, crosswalk, quarantined originals
+    OUT/submissions/<site>/<night>/   what leaves a site (de-identified DICOM, tables, submission.json)
+    OUT/validated/<site>/<night>/     validated batches, each with its Data Docs (data_docs/index.html)
+    OUT/warehouse.duckdb              the hub's warehouse
+    OUT/report/                       the consortium report (report.html, tables, internal/)
+    OUT/.prefect/                     Prefect's home, task result cache and scratch space for this run
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The folders of one output directory; every path is derived from ``out``, nothing is created."""
+
+    out: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.out / "landing"
+
+    @property
+    def state(self) -> Path:
+        return self.out / "state"
+
+    def vault(self, site_id: str) -> Path:
+        return self.out / "vault" / site_id
+
+    @property
+    def submissions(self) -> Path:
+        return self.out / "submissions"
+
+    def submission(self, site_id: str, night: str) -> Path:
+        return self.submissions / site_id / night
+
+    def validated(self, site_id: str, night: str) -> Path:
+        return self.out / "validated" / site_id / night
+
+    @property
+    def warehouse(self) -> Path:
+        return self.out / "warehouse.duckdb"
+
+    @property
+    def report(self) -> Path:
+        return self.out / "report"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.out / ".prefect"
+
+    @property
+    def results(self) -> Path:
+        """Prefect's persisted task results (the cache that lets a re-run skip finished work)."""
+        return self.prefect_home / "results"
+
+    @property
+    def scratch(self) -> Path:
+        """TMPDIR for Prefect's and Dask's scratch files, so nothing lands in the system temp folder."""
+        return self.prefect_home / "tmp"

@@ -1,0 +1,383 @@
+"""Prefect tasks: thin wrappers, each a call into one stage, with the orchestration policy beside it.
+
+This is the only module of the package that imports Prefect (``flows/`` composes these tasks). The
+policy, in one place:
+
+- retries with exponential backoff only on I/O (PACS, file system scans, the warehouse lock);
+  de-identification and validation are deterministic, so a retry would fail the same way;
+- caching keyed on input content: the cached tasks take paths plus a content checksum (the drop's or
+  the submission's sha256) and a fingerprint of the code and configuration, and Prefect's ``INPUTS``
+  policy hashes exactly those; no connection or DataFrame ever is an input. Results are small PHI-free
+  records persisted under the run's output folder (``RunLayout.results``), so deleting the output folder
+  deletes the cache with it, and :func:`cache_refresh` re-runs a step whose outputs were removed;
+- timeouts on the steps the flow runs in its own thread (scan, load, checksum, cross-site checks), sized
+  for a large night; the submitted steps (fetch, de-identify, validate) run in worker threads, where a
+  Prefect timeout cannot interrupt a blocking call (Prefect warns so), and bound their own waits instead
+  (the PACS client's per-request timeout and retries);
+- artifacts: a markdown summary of the night and a table of quarantined counts per site, counts only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.tasks import Task, exponential_backoff
+
+from cohortpool import __version__
+from cohortpool.cli.report import fetch, views_for
+from cohortpool.config import load_settings
+from cohortpool.deid import QUARANTINED, Pseudonymiser, deidentify_tree
+from cohortpool.features import TableError, instance_record, package_submission, write_manifest
+from cohortpool.features import pseudonymise_tables as pseudonymise_feature_tables
+from cohortpool.ingest import FetchResult, SiteNight, fetch_new_studies, mark_processed, scan_landing
+from cohortpool.nightly import LoadSummary, NightSummary, SubmissionSummary, ValidationSummary
+from cohortpool.report.build import write_report
+from cohortpool.report.provenance import Provenance, batches_by_site, library_versions
+from cohortpool.report.quality import quality_table
+from cohortpool.stats.engine import run_plan
+from cohortpool.stats.plan import load_plan
+from cohortpool.validate import validate_submission
+from cohortpool.validate.distribution import compare_sites
+from cohortpool.warehouse import WarehouseLockedError, checksum, load_batch
+
+HOUR = 3600
+#: cached steps: the inputs (paths, checksums, fingerprint) and this module's source
+CACHED = (INPUTS - "workers") + TASK_SOURCE
+
+
+def _retry_on_io(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry a lock conflict or an OS-level I/O error; bad data fails at once (a retry cannot fix it)."""
+    try:
+        state.result()
+    except (WarehouseLockedError, OSError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def submission_fingerprint() -> str:
+    """What, besides the drop's content, decides a submission: code version, options and the secret.
+
+    The secret enters as a keyed digest of a constant, so a new consortium secret invalidates the cache
+    and the cache key reveals nothing about it.
+    """
+    settings = load_settings()
+    secret_id = hmac.new(settings.secret_bytes(), b"cohortpool task cache", hashlib.sha256).hexdigest()
+    parts = {"version": __version__, "secret": secret_id, "deid": settings.deid.model_dump()}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def validation_fingerprint() -> str:
+    """What, besides the submission's content, decides a validated batch: the code version (the hub
+    holds no secret)."""
+    return hashlib.sha256(f"cohortpool {__version__} validate".encode()).hexdigest()
+
+
+def plan_sha256(plan_path: Path) -> str:
+    """The analysis plan's identity (any edit to the plan changes the report)."""
+    return _sha256(plan_path)
+
+
+def cache_refresh(task_: Task[Any, Any], output: Path) -> Task[Any, Any]:
+    """The task, told to recompute and overwrite its cache entry when its output file is gone.
+
+    A cache hit returns the stored summary without running, which would leave a deleted output folder
+    missing; this keeps "a re-run skips finished work" true only while the work is still on disk.
+    """
+    return task_ if output.exists() else task_.with_options(refresh_cache=True)
+
+
+def log_step(
+    step: str, site_id: str, night: str, message: str, level: int = logging.INFO, total: int | None = None
+) -> None:
+    """Log a finished step of a site-night from the flow; the CLI's progress bar counts these records.
+
+    ``total`` (on the scan step) is how many steps the run will take, so the bar can size itself.
+    """
+    extra = {"cohortpool_step": step, "cohortpool_total": total}
+    get_run_logger().log(level, "%s %s: %s", site_id, night, message, extra=extra)
+
+
+@task(
+    name="scan-landing",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(2),
+    timeout_seconds=HOUR,
+    cache_policy=NO_CACHE,
+)
+def scan_new_nights(landing: Path, state_dir: Path) -> list[SiteNight]:
+    """Every site-night in the landing folder that is new or re-delivered since it was processed."""
+    return scan_landing(landing, state_dir)
+
+
+@task(
+    name="fetch-studies",
+    task_run_name="fetch-studies-{site_id}",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(10),
+    retry_condition_fn=_retry_on_io,
+    cache_policy=NO_CACHE,
+)
+def fetch_studies(source_url: str, landing: Path, site_id: str, state_dir: Path) -> FetchResult:
+    """Pull what the site's PACS has new since its watermark into the landing folder."""
+    return fetch_new_studies(source_url, landing, site_id, state_dir)
+
+
+@task(
+    name="build-submission",
+    task_run_name="build-submission-{site_id}-{night}",
+    cache_policy=CACHED,
+    persist_result=True,
+)
+def build_submission(
+    drop: Path,
+    submission_dir: Path,
+    vault_dir: Path,
+    site_id: str,
+    night: str,
+    content_sha256: str,
+    fingerprint: str,
+    workers: int = 1,
+) -> SubmissionSummary:
+    """De-identify a site drop, pseudonymise its tables and package the submission (site edge)."""
+    return _package_site_night(drop, submission_dir, vault_dir, site_id, night, workers)
+
+
+def _package_site_night(
+    drop: Path, submission_dir: Path, vault_dir: Path, site_id: str, night: str, workers: int
+) -> SubmissionSummary:
+    # The same four stage calls as `cohortpool deid` (cli/deid.py): the deid and features packages may not
+    # import each other, so their composition lives in the layer above them.
+    settings = load_settings()
+    secret = settings.secret_bytes()
+    result = deidentify_tree(
+        drop,
+        submission_dir,
+        vault_dir,
+        site_id,
+        secret,
+        night,
+        options=settings.deid,
+        workers=workers,
+        record_hook=instance_record,
+    )
+    table_error = None
+    table_counts: dict[str, int] = {}
+    try:
+        keys = Pseudonymiser(secret, site_id, settings.deid.max_date_shift_days)
+        table_counts = pseudonymise_feature_tables(drop, submission_dir, keys)
+    except TableError as exc:
+        table_error = str(exc)
+    series = write_manifest(result.records, submission_dir / "imaging_manifest.csv", site_id)
+    counts = {**result.counts, "series": series, **table_counts}
+    profile = {
+        "edition": result.edition,
+        "options": list(result.options),
+        "allow_burned_in": result.allow_burned_in,
+    }
+    manifest = package_submission(submission_dir, site_id, night, profile, counts, __version__)
+    get_run_logger().info(
+        "%s %s: %d files, %d de-identified, %d quarantined",
+        site_id,
+        night,
+        counts["input_files"],
+        counts["deidentified"],
+        result.count(QUARANTINED),
+    )
+    return SubmissionSummary(
+        site_id, night, submission_dir, _sha256(manifest), counts, result.reasons, table_error
+    )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@task(name="find-submissions", retries=2, retry_delay_seconds=exponential_backoff(2), cache_policy=NO_CACHE)
+def find_submissions(root: Path) -> list[SubmissionSummary]:
+    """Every submission under ``root/<site>/<night>/`` (what sites uploaded to the hub)."""
+    found = []
+    for manifest in sorted(root.glob("*/*/submission.json")):
+        facts = json.loads(manifest.read_text(encoding="utf-8"))
+        found.append(
+            SubmissionSummary(
+                facts["site_id"], facts["night"], manifest.parent, _sha256(manifest), facts["counts"], {}
+            )
+        )
+    return found
+
+
+@task(
+    name="validate-submission",
+    task_run_name="validate-submission-{site_id}-{night}",
+    cache_policy=CACHED,
+    persist_result=True,
+)
+def validate_batch(
+    submission_dir: Path,
+    validated_dir: Path,
+    site_id: str,
+    night: str,
+    submission_sha256: str,
+    fingerprint: str,
+) -> ValidationSummary:
+    """Validate one submission into a batch: accepted rows, quarantine, warnings, Data Docs (hub)."""
+    outcome = validate_submission(submission_dir, validated_dir)
+    tables = {
+        name: {
+            "rows_in": t.rows_in,
+            "accepted": t.accepted,
+            "quarantined": t.quarantined,
+            "warnings": t.warnings,
+            "rejected": t.rejected,
+        }
+        for name, t in outcome.tables.items()
+    }
+    return ValidationSummary(outcome.site_id, outcome.night, outcome.batch_id, outcome.out_dir, tables)
+
+
+@task(
+    name="load-batch",
+    task_run_name="load-batch-{site_id}",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(5),
+    retry_condition_fn=_retry_on_io,
+    timeout_seconds=2 * HOUR,
+    cache_policy=NO_CACHE,
+)
+def load_into_warehouse(
+    db_path: Path, validated_dir: Path, site_id: str, wait_seconds: float = 600.0
+) -> LoadSummary:
+    """Load a validated batch; if another run holds the warehouse, say so and wait for it."""
+    waited = False
+    try:
+        result = load_batch(db_path, validated_dir)
+    except WarehouseLockedError:
+        waited = True
+        get_run_logger().warning(
+            "warehouse %s is held by another run (DuckDB allows one writer): waiting up to %.0f s for it",
+            db_path,
+            wait_seconds,
+        )
+        result = load_batch(db_path, validated_dir, wait_seconds=wait_seconds)
+    return LoadSummary(
+        result.site_id,
+        result.batch_id,
+        result.status,
+        result.load_seq,
+        dict(result.rows),
+        result.superseded,
+        waited,
+    )
+
+
+@task(name="compare-sites", cache_policy=NO_CACHE, timeout_seconds=HOUR)
+def compare_site_distributions(validated_root: Path, out_csv: Path) -> int:
+    """Cross-site distribution warnings over each site's latest accepted clinical rows; returns how many."""
+    latest = {
+        d.name: sorted(n for n in d.iterdir() if (n / "summary.json").is_file())
+        for d in validated_root.iterdir()
+        if d.is_dir()
+    }
+    frames = {
+        site: pd.read_parquet(nights[-1] / "accepted" / "clinical.parquet")
+        for site, nights in latest.items()
+        if nights
+    }
+    warnings = compare_sites(frames)
+    warnings.to_csv(out_csv, index=False, lineterminator="\n")
+    return len(warnings)
+
+
+@task(
+    name="mark-processed",
+    task_run_name="mark-processed-{site_night.site_id}-{site_night.night}",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(2),
+    cache_policy=NO_CACHE,
+)
+def mark_night_processed(site_night: SiteNight, state_dir: Path) -> None:
+    """Record the night as done, so the next run does not take the same content again."""
+    mark_processed(site_night, state_dir)
+
+
+@task(
+    name="warehouse-checksum",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(2),
+    retry_condition_fn=_retry_on_io,
+    cache_policy=NO_CACHE,
+)
+def warehouse_checksum(db_path: Path) -> str:
+    """The content checksum of the analysis views (provenance of the report)."""
+    return checksum(db_path, wait_seconds=60.0)
+
+
+@task(name="write-report", cache_policy=CACHED, persist_result=True, timeout_seconds=HOUR)
+def write_consortium_report(
+    db_path: Path,
+    report_dir: Path,
+    plan_path: Path,
+    warehouse_sha256: str,
+    plan_sha256: str,
+    threshold: int,
+) -> Path | None:
+    """Run the analysis plan on the warehouse and write the report folder (None: no patients yet).
+
+    Cached on the warehouse's content checksum and the plan's sha256: a night that loaded nothing new
+    does not recompute the same report.
+    """
+    return _write_report(db_path, report_dir, plan_path, warehouse_sha256, plan_sha256, threshold)
+
+
+def _write_report(
+    db_path: Path, report_dir: Path, plan_path: Path, warehouse_sha256: str, plan_sha256: str, threshold: int
+) -> Path | None:
+    # The glue of `cohortpool report` (cli/report.py), whose fetch step it reuses: warehouse, stats and
+    # report are stages that may not import each other, so they meet here.
+    plan = load_plan(plan_path)
+    frames, quality = fetch(db_path, views_for(plan))
+    if frames["patients"].empty:
+        get_run_logger().warning("the warehouse holds no patients yet: no report written")
+        return None
+    provenance = Provenance(
+        plan_name=plan.name,
+        plan_sha256=plan_sha256,
+        warehouse_sha256=warehouse_sha256,
+        batches=batches_by_site(frames),
+        libraries=library_versions(),
+    )
+    files = write_report(
+        run_plan(plan, frames),
+        frames,
+        report_dir,
+        provenance=provenance,
+        quality=quality_table(quality),
+        threshold=threshold,
+        title=plan.title,
+    )
+    return files.html.parent
+
+
+@task(name="publish-night-summary", cache_policy=NO_CACHE)
+def publish_night_summary(summary: NightSummary) -> None:
+    """The night's markdown summary and the quarantined counts per site, as Prefect artifacts."""
+    create_markdown_artifact(
+        key="nightly-summary", markdown=summary.markdown(), description="cohortpool nightly run"
+    )
+    create_table_artifact(
+        key="quarantine-by-site",
+        table=summary.quarantine_rows(),
+        description="Files and rows quarantined per site-night (counts only)",
+    )
