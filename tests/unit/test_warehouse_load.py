@@ -234,3 +234,12 @@ def test_batch_id_must_follow_the_contract(tmp_path: Path) -> None:
     (batch / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(BatchError, match="is not <site_id>_<night>_<12 hex>"):
         load_batch(tmp_path / "w.duckdb", batch)
+
+
+def test_meaningless_lineage_is_refused(tmp_path: Path) -> None:
+    batch = write_batch(tmp_path / "b", "site01", "2026-11-01", make_tables("site01", 3, seed=1))
+    reads = pd.read_parquet(batch / "accepted" / "reads.parquet")
+    reads["source_sha256"] = "not-a-checksum"
+    reads.to_parquet(batch / "accepted" / "reads.parquet", index=False)
+    with pytest.raises(LoadError, match=r"assert_lineage_complete.*'reads', 'reads\.csv', 'not-a-checksum'"):
+        load_batch(tmp_path / "w.duckdb", batch)
