@@ -1,0 +1,40 @@
+"""`cohortpool validate`: exit codes 0 / 1 / 2 and what it prints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+from validate_support import copy_clean, set_cell
+
+from cohortpool.cli import app
+
+
+def test_clean_submission_exits_zero_and_names_the_batch(tmp_path: Path) -> None:
+    sub = copy_clean(tmp_path / "submission")
+    result = CliRunner().invoke(app, ["validate", str(sub), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "clinical: 4 in, 4 accepted, 0 quarantined" in result.output
+    batch = json.loads((tmp_path / "out" / "summary.json").read_text())["batch_id"]
+    assert batch in result.output
+
+
+def test_quarantined_row_exits_one(tmp_path: Path) -> None:
+    sub = copy_clean(tmp_path / "submission")
+    set_cell(sub, "reads", 3, "level", "L7")
+    result = CliRunner().invoke(app, ["validate", str(sub), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert "reads: 18 in, 17 accepted, 1 quarantined" in result.output
+
+
+def test_folder_that_is_not_a_submission_exits_two_with_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["validate", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "submission.json" in result.output and "cohortpool deid" in result.output
+
+
+def test_help_documents_exit_codes() -> None:
+    result = CliRunner().invoke(app, ["validate", "--help"])
+    assert result.exit_code == 0
+    assert "Exit code 0" in result.output or "exit code 0" in result.output.lower()

@@ -1,0 +1,78 @@
+"""Quarantine decisions: duplicates, table-level errors, formula escaping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from validate_support import CLEAN
+
+from cohortpool.validate.findings import Finding
+from cohortpool.validate.frames import read_table
+from cohortpool.validate.quarantine import QUARANTINE_COLUMNS, resolve_duplicates, split_table, write_lines
+from cohortpool.validate.suites import load_suite
+
+LABEL = "column_values_to_be_unique(patient_id)"
+
+
+def _frames(tmp_path: Path, rows: list[int]):
+    frame = pd.read_csv(CLEAN / "clinical.csv", dtype=str, keep_default_na=False).iloc[rows]
+    frame = frame.assign(source_row=[str(i) for i in range(1, len(frame) + 1)])
+    frame.to_csv(tmp_path / "clinical.csv", index=False)
+    return read_table(tmp_path, load_suite("clinical"))
+
+
+def _dup(position: int) -> Finding:
+    return Finding(
+        "clinical",
+        position,
+        LABEL,
+        "error",
+        "one clinical row per patient",
+        ("patient_id",),
+        "keep_first_if_identical",
+    )
+
+
+def test_identical_copies_keep_the_first(tmp_path: Path) -> None:
+    frames = _frames(tmp_path, [0, 1, 0, 0])
+    kept = resolve_duplicates([_dup(0), _dup(2), _dup(3)], frames)
+    assert sorted(f.position for f in kept) == [2, 3]
+    assert all("duplicate of source row 1" in f.reason for f in kept)
+
+
+def test_conflicting_copies_are_all_quarantined(tmp_path: Path) -> None:
+    frames = _frames(tmp_path, [0, 1, 0])
+    frames.text.loc[2, "bmi"] = "30.00"
+    kept = resolve_duplicates([_dup(0), _dup(2)], frames)
+    assert sorted(f.position for f in kept) == [0, 2]
+    assert all("disagree" in f.reason for f in kept)
+
+
+def test_table_level_error_quarantines_every_row(tmp_path: Path) -> None:
+    frames = _frames(tmp_path, [0, 1, 2])
+    split = split_table(frames, load_suite("clinical"), [Finding("clinical", None, "x", "error", "broken")])
+    assert (split.rows_in, len(split.accepted), split.quarantined) == (3, 0, 3)
+    assert split.rejected == "x: broken"
+
+
+def test_warning_rows_are_accepted_and_reported(tmp_path: Path) -> None:
+    frames = _frames(tmp_path, [0, 1, 2])
+    split = split_table(
+        frames, load_suite("clinical"), [Finding("clinical", 1, "w", "warning", "odd", ("sex",))]
+    )
+    assert (len(split.accepted), split.quarantined, split.warned) == (3, 0, 1)
+    assert split.warnings.iloc[0]["value"] == frames.text.loc[1, "sex"]
+
+
+def test_formula_cells_are_escaped_but_negative_numbers_are_not(tmp_path: Path) -> None:
+    lines = pd.DataFrame(
+        [
+            ["clinical", 1, "k", "e", "error", "r", "=HYPERLINK(1)"],
+            ["clinical", 2, "k", "e", "error", "r", "-3.5"],
+        ],
+        columns=QUARANTINE_COLUMNS,
+    )
+    write_lines(lines, tmp_path / "q.csv")
+    back = pd.read_csv(tmp_path / "q.csv", dtype=str)
+    assert list(back["value"]) == ["'=HYPERLINK(1)", "-3.5"]
