@@ -78,6 +78,7 @@ def report_command(
     Exit 0 when written, 1 when the warehouse holds no patients to analyse, 2 on bad usage or a missing
     warehouse or plan.
     """
+    import duckdb
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from cohortpool.report.build import write_report
@@ -106,6 +107,13 @@ def report_command(
             warehouse_sha256 = checksum(db_path)
         except WarehouseError as exc:
             raise _fail(str(exc), EXIT_USAGE) from exc
+        except duckdb.Error as exc:
+            # a read-only report never migrates: an older warehouse lacks the columns the report reads
+            raise _fail(
+                f"{db_path}: cannot read the analysis views ({type(exc).__name__}: {exc}); if the warehouse "
+                f"was made by an older cohortpool, run `cohortpool db migrate --db {db_path}`",
+                EXIT_USAGE,
+            ) from exc
         if frames["patients"].empty:
             raise _fail(f"{db_path} holds no patients yet: load validated batches first", EXIT_ISSUES)
         progress.update(step, description=f"running plan {plan.name}")

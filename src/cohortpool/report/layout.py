@@ -172,6 +172,15 @@ def detection(frame: pd.DataFrame) -> Table:
     return headers, rows
 
 
+def _compact(row: pd.Series) -> str:
+    """``0.71 (0.59-0.80)``: an estimate with its interval, narrow enough for seven metrics a row."""
+    if blank(row.get("estimate")):
+        return ""
+    if blank(row.get("ci_low")) or blank(row.get("ci_high")):
+        return cell(row["estimate"], 2)
+    return f"{cell(row['estimate'], 2)} ({cell(row['ci_low'], 2)}–{cell(row['ci_high'], 2)})"
+
+
 def accuracy(frame: pd.DataFrame) -> Table:
     """One row per sign: its 2x2 counts and every metric with its 95 % CI."""
     metrics = [m for m in ACCURACY_METRICS if m in set(frame["metric"])]
@@ -213,12 +222,27 @@ def generic(frame: pd.DataFrame) -> Table:
         and f"{c}_display" not in frame.columns
         and not all(blank(v) for v in frame[c])
     ]
-    headers = [c.removesuffix("_display").replace("_", " ") for c in columns]
-    headers = ["P" if h == "p" else h for h in headers]
+    headers = [_HEADERS.get(c, c.removesuffix("_display").replace("_", " ").capitalize()) for c in columns]
     rows = []
     for _, row in frame.iterrows():
-        rows.append([test_name(row[c]) if c == "test" else cell(row[c]) for c in columns])
+        rows.append([_generic_cell(c, row[c]) for c in columns])
     return headers, rows
+
+
+_HEADERS = {"p_display": "P", "p_holm_display": "P (Holm)", "df": "df", "auc": "AUC", "se": "SE", "n": "n"}
+#: columns that hold variable or finding names (snake_case reads better with spaces)
+_NAME_COLUMNS = frozenset({"finding", "sign", "term", "variable"})
+
+
+def _generic_cell(column: str, value: Any) -> str:
+    if column == "test":
+        return test_name(value)
+    if column in _NAME_COLUMNS and isinstance(value, str):
+        return value.replace("_", " ")
+    integral = column in ("df", "n") or column.startswith("discordant")
+    if integral and isinstance(value, float) and value.is_integer():
+        return cell(value, 0)
+    return cell(value)
 
 
 def lay_out(result: ResultTable, frame: pd.DataFrame) -> Table:
