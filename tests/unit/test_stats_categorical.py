@@ -86,3 +86,17 @@ def test_no_variation_gives_no_test_and_a_warning() -> None:
 def test_negative_or_fractional_counts_are_rejected() -> None:
     with pytest.raises(ValueError, match="non-negative whole counts"):
         c.compare_categorical(np.array([[1.5, 2], [3, 4]]))
+
+
+def test_ffh_with_all_singleton_columns_does_not_crash() -> None:
+    # e.g. a date column: every level seen once; scipy's Monte Carlo raises on this table
+    table = np.array([[1] * 15 + [0] * 10, [0] * 15 + [1] * 10])
+    p, exact = c.fisher_freeman_halton(table, samples=500)
+    assert not exact
+    assert 0 < p <= 1
+
+
+def test_table_count_matches_enumeration() -> None:
+    rows, cols = [4, 5, 3], [3, 6, 3]
+    assert c.count_tables(rows, cols, 10_000) == c.all_tables_count(rows, cols)
+    assert c.count_tables([40, 40], [1] * 80, 1000) is None

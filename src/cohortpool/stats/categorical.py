@@ -20,7 +20,7 @@ from scipy.stats.contingency import odds_ratio as _scipy_odds_ratio
 from cohortpool.stats import tests as t
 
 #: tables with more members than this are not enumerated; the Monte Carlo estimate is used instead
-FFH_MAX_TABLES = 200_000
+FFH_MAX_TABLES = 100_000
 FFH_MONTE_CARLO_SAMPLES = 100_000
 FFH_SEED = 20251001
 #: R's fisher.test counts tables "as extreme" with this relative tolerance (fisher.test source: relErr)
@@ -75,27 +75,48 @@ def _tables_with_margins(rows: list[int], cols: list[int]) -> list[npt.NDArray[n
     out: list[npt.NDArray[np.int64]] = []
     r = len(rows)
 
-    def splits(total: int, caps: list[int]) -> list[tuple[int, ...]]:
-        if len(caps) == 1:
-            return [(total,)] if total <= caps[0] else []
-        res: list[tuple[int, ...]] = []
-        rest_cap = sum(caps[1:])
-        for first in range(max(0, total - rest_cap), min(total, caps[0]) + 1):
-            res.extend((first, *tail) for tail in splits(total - first, caps[1:]))
-        return res
-
     def walk(j: int, remaining: list[int], acc: list[tuple[int, ...]]) -> bool:
         if len(out) > FFH_MAX_TABLES:
             return False
         if j == len(cols) - 1:
             out.append(np.array([*acc, tuple(remaining)], dtype=np.int64).T.reshape(r, len(cols)))
             return True
-        for col in splits(cols[j], remaining):
+        for col in _splits(cols[j], remaining):
             if not walk(j + 1, [a - b for a, b in zip(remaining, col, strict=True)], [*acc, col]):
                 return False
         return True
 
     return out if walk(0, list(rows), []) else None
+
+
+def count_tables(rows: list[int], cols: list[int], cap: int) -> int | None:
+    """How many tables have these margins, or None once the count (or the DP's state space) passes ``cap``.
+
+    Dynamic programming over columns; the state is what each row still has to place.
+    """
+    states: dict[tuple[int, ...], int] = {tuple(rows): 1}
+    for c in cols:
+        nxt: dict[tuple[int, ...], int] = {}
+        for remaining, ways in states.items():
+            for split in _splits(c, list(remaining)):
+                key = tuple(a - b for a, b in zip(remaining, split, strict=True))
+                nxt[key] = nxt.get(key, 0) + ways
+                if len(nxt) > cap:
+                    return None
+        states = nxt
+    total = sum(states.values())
+    return total if total <= cap else None
+
+
+def _splits(total: int, caps: list[int]) -> list[tuple[int, ...]]:
+    """Every way to spread ``total`` over rows that can take at most ``caps``."""
+    if len(caps) == 1:
+        return [(total,)] if total <= caps[0] else []
+    out: list[tuple[int, ...]] = []
+    rest_cap = sum(caps[1:])
+    for first in range(max(0, total - rest_cap), min(total, caps[0]) + 1):
+        out.extend((first, *tail) for tail in _splits(total - first, caps[1:]))
+    return out
 
 
 def fisher_freeman_halton(
@@ -105,9 +126,9 @@ def fisher_freeman_halton(
 
     Exact by full enumeration of the tables with the observed margins when there are at most
     :data:`FFH_MAX_TABLES` of them (P is the total probability of tables no more probable than the observed
-    one, with R's relative tolerance). Larger tables get scipy's Monte Carlo estimate with a *fixed seed*:
-    scipy's R x C ``fisher_exact`` is Monte Carlo and unseeded by default, which would make reports differ
-    run to run. Hand-written enumeration because scipy offers no exact R x C test.
+    one, with R's relative tolerance). Otherwise Monte Carlo with a *fixed seed*, P = (1 + #{simulated
+    tables no more probable}) / (B + 1) as R's ``simulate.p.value``. Hand-written: scipy has no exact R x C
+    test, its Monte Carlo is unseeded by default and raises on tables whose columns are all singletons.
     """
     arr = _clean(table)
     arr = arr[arr.sum(axis=1) > 0][:, arr.sum(axis=0) > 0]
@@ -121,16 +142,18 @@ def fisher_freeman_halton(
         + special.gammaln(np.array(cols) + 1).sum()
         - special.gammaln(n + 1)
     )
-    tables = _tables_with_margins(rows, cols)
+    obs = _log_prob(arr, log_const)
+    tolerance = math.log(_R_REL_ERR)
+    tables = _tables_with_margins(rows, cols) if count_tables(rows, cols, FFH_MAX_TABLES) else None
     if tables is not None:
         stack = np.stack(tables)
         logp = log_const - special.gammaln(stack + 1).sum(axis=(1, 2))
-        obs = _log_prob(arr, log_const)
-        probs = np.exp(logp)
-        p = float(probs[logp <= obs + math.log(_R_REL_ERR)].sum())
+        p = float(np.exp(logp[logp <= obs + tolerance]).sum())
         return min(1.0, p), True
-    method = stats.MonteCarloMethod(n_resamples=samples, rng=np.random.default_rng(seed))
-    return float(stats.fisher_exact(arr, method=method).pvalue), False
+    rng = np.random.default_rng(seed)
+    sims = stats.random_table(rows, cols).rvs(size=samples, random_state=rng)
+    logp = log_const - special.gammaln(sims + 1).sum(axis=(1, 2))
+    return float((1 + np.count_nonzero(logp <= obs + tolerance)) / (samples + 1)), False
 
 
 def sample_odds_ratio(table: npt.ArrayLike, alpha: float = 0.05) -> tuple[float, float, float, bool]:

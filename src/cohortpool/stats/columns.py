@@ -1,8 +1,9 @@
 """Group comparison of any table (``cohortpool stats compare``): infer each column's type, then compare.
 
 Type rule (the CLI contract): a numeric column with more than two distinct values is continuous; 0/1,
-yes/no, true/false and text columns are categorical; explicit lists override. Text columns whose every value
-is distinct (identifiers) are skipped unless named explicitly: a table of 200 patient ids is not a variable.
+yes/no, true/false and text columns are categorical; explicit lists override. Text columns with more than ten
+levels where over half the values are distinct (identifiers, dates, names) are skipped unless named
+explicitly: a table of 200 patient ids is not a variable, and testing it would only burn time.
 """
 
 from __future__ import annotations
@@ -79,10 +80,9 @@ def infer_types(
             out_cont.append(col)
         elif numeric.notna().all() or _is_binary_text(values):
             out_cat.append(col)
-        elif values.nunique() == len(values) and len(values) > 10:
-            skipped.append(
-                (col, "every value distinct (an identifier?); name it with --categorical to compare")
-            )
+        elif values.nunique() > 10 and values.nunique() > len(values) // 2:
+            why = "over half the values distinct (an identifier, name or date?); name it with --categorical"
+            skipped.append((col, why))
         else:
             out_cat.append(col)
     return ColumnTypes(tuple(out_cont), tuple(out_cat), tuple(skipped))
