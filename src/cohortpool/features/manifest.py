@@ -38,9 +38,10 @@ MANIFEST_COLUMNS = (
     "source_row",
 )
 # fat suppression wins over weighting: a fat-suppressed T2 (SPAIR, STIR) is its own family in the study
-_FS = re.compile(r"\b(SPAIR|STIR|TIRM|FS|FATSAT|FAT ?SAT|FAT ?SUP\w*|SPIR|CHESS|DIXON)\b|FS$|_FS\b")
-_T1 = re.compile(r"(\b|_)T1(\b|_|W)")
-_T2 = re.compile(r"(\b|_)T2(\b|_|W|\*)")
+_FS = re.compile(r"\b(SPAIR|STIR|TIRM|FS|FATSAT|FAT SAT|FAT SUP\w*|FATSUP\w*|SPIR|CHESS|DIXON)\b")
+_T1 = re.compile(r"\bT1W?\b")
+_T2 = re.compile(r"\bT2W?\b")
+_SEPARATORS = re.compile(r"[^A-Z0-9]+")
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -70,10 +71,14 @@ def sequence_family(ds: Dataset) -> str:
     """
     if _text(ds, "Modality").upper() != "MR":
         return ""
-    words = " ".join(
-        _text(ds, k).upper() for k in ("SeriesDescription", "ProtocolName", "SequenceName", "ScanOptions")
+    # words split on anything but letters and digits: "t2_tse_sag_spair" -> "T2 TSE SAG SPAIR"
+    words = _SEPARATORS.sub(
+        " ",
+        " ".join(
+            _text(ds, k).upper() for k in ("SeriesDescription", "ProtocolName", "SequenceName", "ScanOptions")
+        ),
     )
-    if _FS.search(words.replace("\\", " ")):
+    if _FS.search(words):
         return "FS"
     if _T1.search(words):
         return "T1"

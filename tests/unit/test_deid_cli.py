@@ -1,0 +1,80 @@
+"""`cohortpool deid` usage errors exit 2 with a clear message; a clean drop exits 0."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
+from typer.testing import CliRunner
+
+from cohortpool.cli import app
+
+RUNNER = CliRunner()
+
+
+def _drop(root, name: str = "2024-05-06"):
+    drop = root / "site01" / name
+    (drop / "dicom" / "DOE_JANE_MRN42").mkdir(parents=True)
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.66"  # raw data: no pixel data needed
+    ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.1", "1.2.3", "1.2.3.2"
+    ds.PatientID, ds.PatientName, ds.Modality = "MRN42", "Doe^Jane", "OT"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    (drop / "dicom" / "DOE_JANE_MRN42" / "IM1.dcm").write_bytes(buffer.getvalue())
+    return drop
+
+
+def test_missing_secret_exits_2_and_says_how_to_set_it(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("COHORTPOOL_SECRET", raising=False)
+    result = RUNNER.invoke(app, ["deid", str(_drop(tmp_path)), str(tmp_path / "out"), "--site", "site01"])
+    assert result.exit_code == 2
+    assert "COHORTPOOL_SECRET" in result.output
+
+
+def test_vault_inside_the_submission_is_refused(tmp_path, test_secret) -> None:
+    out = tmp_path / "out"
+    args = ["deid", str(_drop(tmp_path)), str(out), "--site", "site01", "--vault", str(out / "vault")]
+    result = RUNNER.invoke(app, args)
+    assert result.exit_code == 2
+    assert "inside the output" in result.output
+    assert not (out / "vault").exists()
+
+
+@pytest.mark.parametrize(
+    ("site", "folder", "night", "message"),
+    [
+        ("Site 1", "2024-05-06", None, "--site"),
+        ("site01", "tonight", None, "--night"),
+        ("site01", "2024-05-06", "2024-05-07", "disagrees"),
+        ("site01", "tonight", "2024-13-01", "not a date"),
+    ],
+)
+def test_bad_usage_exits_2_naming_the_option(tmp_path, test_secret, site, folder, night, message) -> None:
+    args = ["deid", str(_drop(tmp_path, folder)), str(tmp_path / "out"), "--site", site]
+    if night:
+        args += ["--night", night]
+    result = RUNNER.invoke(app, [*args, "--vault", str(tmp_path / "v")])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_clean_drop_exits_0_with_a_submission_and_no_phi_in_the_output(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("COHORTPOOL_SECRET", raising=False)
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text("file-secret-123\n")
+    out = tmp_path / "out"
+    args = ["deid", str(_drop(tmp_path)), str(out), "--site", "site01", "--vault", str(tmp_path / "v"),
+            "--secret-file", str(secret_file), "--workers", "1"]  # fmt: skip
+    result = RUNNER.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "submission.json").read_text())
+    assert summary["counts"]["deidentified"] == 1 and summary["night"] == "2024-05-06"
+    assert summary["profile"]["edition"] == "DICOM PS3.15 2024b"
+    for text in (result.output, *(p.as_posix() for p in out.rglob("*"))):
+        assert "MRN42" not in text and "DOE" not in text and "file-secret-123" not in text

@@ -1,0 +1,67 @@
+"""The imaging manifest: sequence families from headers, one row per series."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from pydicom.dataset import Dataset
+
+from cohortpool.features.manifest import MANIFEST_COLUMNS, instance_record, sequence_family, write_manifest
+
+
+def _mr(description: str = "", tr: str = "", te: str = "", options: str = "") -> Dataset:
+    ds = Dataset()
+    ds.Modality = "MR"
+    if description:
+        ds.SeriesDescription = description
+    if tr:
+        ds.RepetitionTime, ds.EchoTime = tr, te
+    if options:
+        ds.ScanOptions = options
+    return ds
+
+
+@pytest.mark.parametrize(
+    ("ds", "family"),
+    [
+        (_mr("t1_tse_sag"), "T1"),
+        (_mr("SAG T2 TSE"), "T2"),
+        (_mr("t2_tse_sag_spair"), "FS"),
+        (_mr("Sag STIR"), "FS"),
+        (_mr("Ax T2 FSE", options="FS"), "FS"),
+        (_mr("", tr="500", te="12"), "T1"),
+        (_mr("", tr="4000", te="100"), "T2"),
+        (_mr("DWI", tr="1200", te="40"), "other"),
+    ],
+)
+def test_sequence_family_from_descriptions_then_timing(ds: Dataset, family: str) -> None:
+    assert sequence_family(ds) == family
+
+
+def test_sequence_family_is_empty_for_non_mr() -> None:
+    ds = Dataset()
+    ds.Modality, ds.SeriesDescription = "CT", "T1 looking text"
+    assert sequence_family(ds) == ""
+
+
+def test_manifest_groups_instances_into_series_with_counts(tmp_path) -> None:
+    ds = _mr("t2_tse_sag", "3000", "90")
+    ds.Rows, ds.Columns, ds.PixelSpacing, ds.SliceThickness = 512, 512, ["0.5", "0.6"], "3.0"
+    ds.MagneticFieldStrength, ds.Manufacturer = "1.5", "SIEMENS"
+    ids = {"patient_id": "P1", "accession_id": "A1", "study_uid": "2.25.1", "series_uid": "2.25.2",
+           "study_date": "20240220"}  # fmt: skip
+    records = [instance_record(ds, ids) for _ in range(3)]
+    records.append(instance_record(ds, {**ids, "series_uid": "2.25.3"}))
+    path = tmp_path / "imaging_manifest.csv"
+    assert write_manifest(records, path, "site01") == 2
+    rows = list(csv.DictReader(path.open()))
+    assert tuple(rows[0]) == MANIFEST_COLUMNS
+    assert [r["instance_count"] for r in rows] == ["3", "1"]
+    first = rows[0]
+    assert (first["study_date"], first["pixel_spacing"], first["sequence_family"]) == (
+        "2024-02-20",
+        "0.5",
+        "T2",
+    )
+    assert (first["field_strength"], first["image_rows"], first["source_row"]) == ("1.5", "512", "1")
