@@ -65,11 +65,17 @@ class DeidResult:
 
 
 def list_inputs(in_dir: Path) -> list[str]:
-    """Every file under ``in_dir`` except the top-level tables, as sorted relative POSIX paths."""
+    """Every file under ``in_dir`` except the top-level tables, as sorted relative POSIX paths.
+
+    Names starting with ``.`` are skipped: the ingest stage writes files under a hidden temporary
+    name and renames them when complete, so a hidden file is one still in transfer.
+    """
     found = []
     for root, dirs, files in os.walk(in_dir):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
+            if name.startswith("."):
+                continue
             relative = (Path(root) / name).relative_to(in_dir).as_posix()
             if relative not in TABLE_FILES:
                 found.append(relative)
