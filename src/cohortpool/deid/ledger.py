@@ -14,6 +14,7 @@ night leaves the vault byte-identical.
 from __future__ import annotations
 
 import csv
+import filecmp
 import io
 import os
 import shutil
@@ -87,6 +88,8 @@ class Vault:
         target = self.root / "quarantine" / night / relative
         for parent in reversed(target.relative_to(self.root).parents):
             _private_dir(self.root / parent)
+        if target.exists() and filecmp.cmp(source, target, shallow=False):
+            return target  # a second run of the same night changes nothing
         shutil.copyfile(source, target)
         target.chmod(0o600)
         return target
