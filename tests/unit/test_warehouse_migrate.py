@@ -169,3 +169,27 @@ def test_raw_tables_have_exactly_the_contract_types(tmp_path: Path) -> None:
     assert types[("imaging_manifest", "study_date")] == "DATE"
     assert types[("clinical", "pathology_confirmed")] == "VARCHAR"
     assert types[("reads", "fracture_line")] == "VARCHAR"
+
+
+def test_rows_loaded_under_an_earlier_version_survive_the_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        migrate(con, target=4)
+        con.execute(
+            "INSERT INTO raw.clinical (site_id, patient_id, sex, source_row, batch_id, source_file, "
+            "source_sha256, loaded_at, valid_from_seq) VALUES ('site01', 'P0000000000000001', 'F', 1, "
+            "'site01_2026-01-01_000000000000', 'clinical.csv', repeat('a', 64), now(), 1)"
+        )
+        con.execute(
+            "INSERT INTO raw.validation_summary VALUES "
+            "('site01_2026-01-01_000000000000', 'site01', 'reads', 5, 4, 1, 0, 0)"
+        )
+    with duckdb.connect(str(path)) as con:
+        migrate(con)
+        assert con.execute("SELECT patient_id, sex FROM raw.clinical").fetchall() == [
+            ("P0000000000000001", "F")
+        ]
+        assert con.execute(
+            "SELECT rows_in, accepted, rejected_reason FROM raw.validation_summary"
+        ).fetchall() == [(5, 4, None)]
+        assert con.execute("SELECT count(*) FROM analysis.patients").fetchall() == [(1,)]
