@@ -1,9 +1,10 @@
 """Integer samples with an exact sum and sum of squares: how site 1 hits Table 1 to the printed digit.
 
 The paper prints group means and SDs to 2-3 decimals. Drawing at random and hoping would need thousands
-of tries; instead we draw a plausible sample, then move it by unit steps until the sum (mean) and the sum
-of squares (SD) equal targets chosen so the statistics round to the printed values. Values are integers
-in the recorded unit (years; hundredths of kg/m2), so the recorded data reproduce the figures exactly.
+of tries; instead we draw a normal sample standardised to the targets, round it, then remove the rounding
+residue by unit steps until the sum (mean) and the sum of squares (SD) equal targets chosen so the
+statistics round to the printed values. Values are integers in the recorded unit (years; hundredths of
+kg/m2), so the recorded data reproduce the figures exactly.
 """
 
 from __future__ import annotations
@@ -35,47 +36,79 @@ def target_sumsq(n: int, total: int, sd: float, decimals: int, scale: int = 1) -
     raise ValueError(f"no integer sample of n={n}, sum={total} has SD rounding to {sd}")
 
 
+def _start(rng: np.random.Generator, n: int, total: int, sumsq: int, lo: int, hi: int) -> list[int]:
+    """A normal-looking draw whose continuous mean and SD already match, with ``lo`` and ``hi`` in it."""
+    rest_n = n - 2
+    rest_sum = total - lo - hi
+    rest_sumsq = sumsq - lo * lo - hi * hi
+    rest_mean = rest_sum / rest_n
+    rest_var = rest_sumsq / rest_n - rest_mean**2
+    if rest_var <= 0:
+        raise ValueError(f"range [{lo}, {hi}] is too wide for the requested SD")
+    z = rng.normal(size=rest_n)
+    z = (z - z.mean()) / z.std()
+    rest = np.clip(np.rint(rest_mean + math.sqrt(rest_var) * z), lo + 1, hi - 1)
+    return [lo, hi, *(int(v) for v in rest)]
+
+
 def solve_integers(rng: np.random.Generator, n: int, total: int, sumsq: int, lo: int, hi: int) -> list[int]:
     """``n`` integers in ``[lo, hi]`` with min ``lo``, max ``hi``, the given sum and sum of squares.
 
-    Deterministic for a given generator state. Raises ``ValueError`` if the targets are unreachable.
+    The draw is standardised to the target mean and SD before rounding, so only rounding residue is left
+    to remove and the shape stays that of a normal sample. Deterministic for a given generator state.
+    Raises ``ValueError`` if the targets are unreachable.
     """
-    mean = total / n
-    sd = sample_sd(total, sumsq, n)
-    values = [int(v) for v in np.clip(np.rint(rng.normal(mean, sd, size=n)), lo + 1, hi - 1)]
-    values[0], values[1] = lo, hi  # the printed range: both ends occur
-    free = list(range(2, n))
-    # fix the sum by unit steps on the values nearest the mean (changes the spread least)
+    values = _start(rng, n, total, sumsq, lo, hi)
+    free = list(range(2, n))  # the first two carry the printed range
+    order = [free[int(k)] for k in rng.permutation(len(free))]
+    # fix the sum by unit steps on randomly ordered values (rounding residue: a few units)
+    k = 0
     while (diff := total - sum(values)) != 0:
         step = 1 if diff > 0 else -1
-        movable = [i for i in free if lo < values[i] + step < hi]
-        if not movable:
+        i = order[k % len(order)]
+        k += 1
+        if lo < values[i] + step < hi:
+            values[i] += step
+        if k > 100 * n:
             raise ValueError(f"cannot reach sum {total} within [{lo}, {hi}]")
-        i = min(movable, key=lambda j: (abs(values[j] + step - mean), j))
-        values[i] += step
     # fix the sum of squares by pair moves (x_i + 1, x_j - 1): sum unchanged, squares change by
-    # 2 (x_i - x_j + 1); greedy on the remaining difference converges because steps of 2 exist
-    for _ in range(100_000):
+    # 2 (x_i - x_j + 1). Greedy moves close the gap; when no single move gets closer, two disjoint moves
+    # whose changes add up to the remaining gap finish it exactly.
+    for _ in range(10_000):
         diff = sumsq - sum(v * v for v in values)
         if diff == 0:
             return values
-        best: tuple[int, int, int] | None = None
-        for i in free:
-            if values[i] + 1 >= hi:
-                continue
-            for j in free:
-                if i == j or values[j] - 1 <= lo:
-                    continue
-                delta = 2 * (values[i] - values[j] + 1)
-                gap = abs(diff - delta)
-                if best is None or gap < best[0]:
-                    best = (gap, i, j)
-        if best is None or best[0] >= abs(diff):
-            raise ValueError(f"cannot reach sum of squares {sumsq} (stuck {diff} away)")
-        _, i, j = best
-        values[i] += 1
-        values[j] -= 1
+        moves = _unit_moves(values, free, lo, hi)
+        gap, i, j = min((abs(diff - delta), i, j) for delta, pairs in moves.items() for i, j in pairs)
+        if gap < abs(diff):
+            values[i] += 1
+            values[j] -= 1
+            continue
+        for delta, pairs in sorted(moves.items()):
+            for i, j in pairs:
+                for c, d in moves.get(diff - delta, []):
+                    if len({i, j, c, d}) == 4:
+                        for up, down in ((i, j), (c, d)):
+                            values[up] += 1
+                            values[down] -= 1
+                        return values
+        raise ValueError(f"cannot reach sum of squares {sumsq} (stuck {diff} away)")
     raise ValueError("sum-of-squares search did not converge")
+
+
+def _unit_moves(values: list[int], free: list[int], lo: int, hi: int) -> dict[int, list[tuple[int, int]]]:
+    """Change of the sum of squares -> up to 4 pairs (i up, j down) that make it, within the range."""
+    moves: dict[int, list[tuple[int, int]]] = {}
+    for i in free:
+        if values[i] + 1 >= hi:
+            continue
+        for j in free:
+            if i == j or values[j] - 1 <= lo:
+                continue
+            pairs = moves.setdefault(2 * (values[i] - values[j] + 1), [])
+            if len(pairs) < 4:
+                pairs.append((i, j))
+    return moves
 
 
 def calibrated_sample(

@@ -75,7 +75,9 @@ def plant_rows(
     rng = np.random.default_rng([seed, cohort.profile.number, 99])
     col = {c: i for i, c in enumerate(CLINICAL_COLUMNS)}
     rcol = {c: i for i, c in enumerate(READS_COLUMNS)}
+    # distinct targets where the site is big enough (tiny benchmark sites may reuse a patient)
     patient_pick = [int(i) for i in rng.choice(len(clinical), size=min(3, len(clinical)), replace=False)]
+    patient_pick = [patient_pick[k % len(patient_pick)] for k in range(3)]
     read_pick = [int(i) for i in rng.choice(len(reads), size=min(3, len(reads)), replace=False)]
     planted: list[Planted] = []
     originals = list(reads)  # positions chosen before insertions
@@ -171,7 +173,8 @@ def plant_files(
     """Apply the file defects of ``kinds`` under ``dicom_dir`` (``files`` are relative, sorted)."""
     rng = np.random.default_rng([seed, cohort.profile.number, 98])
     patients = cohort.patients
-    picks = [patients[int(i)] for i in rng.choice(len(patients), size=min(3, len(patients)), replace=False)]
+    chosen = [patients[int(i)] for i in rng.choice(len(patients), size=min(3, len(patients)), replace=False)]
+    picks = [chosen[k % len(chosen)] for k in range(3)]
     planted: list[Planted] = []
     for kind in kinds:
         if kind == "truncated_dicom":

@@ -14,13 +14,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
 from cohortpool.synth.cohort import Cohort, Patient, Study, completed_years
+from cohortpool.synth.encoder import SeriesEncoder, encode_elements
 from cohortpool.synth.pixels import BITS_STORED, image
-from cohortpool.synth.vendors import EXPLICIT_LE, SOP_CT, SOP_MR, MrProtocol, SiteProfile
+from cohortpool.synth.vendors import EXPLICIT_LE, IMPLICIT_LE, SOP_CT, SOP_MR, MrProtocol, SiteProfile
 
 PRIVATE_CREATOR = "ACME HOSPITAL PACS"
 IMPLEMENTATION_VERSION = "ACMEPACS_4_1"
@@ -212,21 +214,25 @@ def _pixel_module(ds: Dataset, rows: int, cols: int, photometric: str = "MONOCHR
     ds.PixelRepresentation = 0
 
 
-def _series_base(
-    cohort: Cohort, p: Patient, study: Study, study_no: int, plan: SeriesPlan, uids: UidMaker, fov_ct: float
-) -> Dataset:
-    profile = cohort.profile
+def _series_specific(p: Patient, study: Study, study_no: int, plan: SeriesPlan, uids: UidMaker) -> Dataset:
+    """The series elements that name this patient's series (dates, UIDs, comments)."""
     ds = Dataset()
-    ds.SpecificCharacterSet = profile.charset
-    _patient_module(ds, cohort, p, study)
-    _study_module(ds, cohort, p, study, study_no, uids)
-    _equipment(ds, profile, plan.kind)
     series_time = _plus_minutes(study.time, plan.number % 60)
     for attr in ("SeriesDate", "AcquisitionDate", "ContentDate", "InstanceCreationDate"):
         setattr(ds, attr, _da(study.date))
     for attr in ("SeriesTime", "AcquisitionTime", "ContentTime", "InstanceCreationTime"):
         setattr(ds, attr, series_time)
     ds.SeriesInstanceUID = uids.series(study_no, plan.number)
+    if plan.kind != "XR":
+        ds.FrameOfReferenceUID = uids.frame(study_no)
+    ds.ImageComments = f"{p.name.display} {p.mrn} {plan.description}"
+    return ds
+
+
+def _protocol_base(profile: SiteProfile, plan: SeriesPlan, fov_ct: float) -> Dataset:
+    """The series elements the scanner's protocol fixes: the same for every patient of the site."""
+    ds = Dataset()
+    _equipment(ds, profile, plan.kind)
     ds.SeriesNumber = plan.number
     ds.SeriesDescription = plan.description
     ds.ProtocolName = plan.description
@@ -263,7 +269,6 @@ def _series_base(
         ds.Modality = "CT"
         ds.SOPClassUID = SOP_CT
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.FrameOfReferenceUID = uids.frame(study_no)
         ds.KVP = profile.ct_kvp
         ds.SliceThickness = profile.ct_slice_thickness
         ds.ConvolutionKernel = profile.ct_kernel
@@ -284,7 +289,6 @@ def _series_base(
         ds.Modality = "MR"
         ds.SOPClassUID = SOP_MR
         ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
-        ds.FrameOfReferenceUID = uids.frame(study_no)
         ds.ScanningSequence = proto.scanning_sequence.split("\\")
         ds.SequenceVariant = proto.sequence_variant.split("\\")
         ds.ScanOptions = proto.scan_options.split("\\")
@@ -306,70 +310,128 @@ def _series_base(
         ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1] if proto.plane == "SAG" else [1, 0, 0, 0, 1, 0]
         ds.WindowCenter = 600
         ds.WindowWidth = 1200
-    ds.ImageComments = f"{p.name.display} {p.mrn} {plan.description}"
-    _private_block(ds, profile, p, study)
     return ds
 
 
-def _reference(sop_class: str, sop_uid: str) -> Sequence:
+def _study_base(cohort: Cohort, p: Patient, study: Study, study_no: int, uids: UidMaker) -> Dataset:
+    """The elements every instance of a study shares: patient, study, the PACS's private block."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = cohort.profile.charset
+    _patient_module(ds, cohort, p, study)
+    _study_module(ds, cohort, p, study, study_no, uids)
+    _private_block(ds, cohort.profile, p, study)
+    return ds
+
+
+def _encoded_reference(ref: tuple[str, str], implicit: bool) -> bytes:
+    """ReferencedImageSequence pointing at another instance (class, UID) of the patient, encoded."""
     item = Dataset()
-    item.ReferencedSOPClassUID = sop_class
-    item.ReferencedSOPInstanceUID = sop_uid
-    return Sequence([item])
+    item.ReferencedSOPClassUID = ref[0]
+    item.ReferencedSOPInstanceUID = ref[1]
+    ds = Dataset()
+    ds.ReferencedImageSequence = Sequence([item])
+    return encode_elements(ds, implicit, "ISO_IR 6")[0x00081140]
+
+
+#: the elements that differ between the instances of a series (everything else is encoded once)
+VARYING = (0x00080018, 0x00081140, 0x00200013, 0x00200032, 0x00201041, 0x7FE00010)
+
+
+def instance_elements(
+    sop_uid: str, number: int, position: list[float] | None, ref: bytes | None, pixels: bytes
+) -> dict[int, DataElement | bytes]:
+    """The per-instance elements of :data:`VARYING` (an instance's identity, place and pixels).
+
+    ``ref`` is the encoded ReferencedImageSequence (shared by most instances of a study).
+    """
+    elements: dict[int, DataElement | bytes] = {
+        0x00080018: DataElement(0x00080018, "UI", sop_uid),
+        0x00200013: DataElement(0x00200013, "IS", number),
+        0x7FE00010: DataElement(0x7FE00010, "OW", pixels),
+    }
+    if position is not None:
+        elements[0x00200032] = DataElement(0x00200032, "DS", position)
+        elements[0x00201041] = DataElement(
+            0x00201041, "DS", position[0] if position[1] == -150.0 else position[2]
+        )
+    if ref is not None:
+        elements[0x00081140] = ref
+    return elements
+
+
+#: encoded protocol-level elements, keyed by (plan, CT field of view, implicit VR); one per site
+ProtocolCache = dict[tuple[SeriesPlan, float, bool], dict[int, bytes]]
 
 
 def patient_instances(
-    cohort: Cohort, p: Patient, seed: int, sizes: Sizes
-) -> Iterator[tuple[str, str, Dataset]]:
-    """Every instance of a patient: (relative folder, file name, dataset ready to write).
+    cohort: Cohort, p: Patient, seed: int, sizes: Sizes, cache: ProtocolCache | None = None
+) -> Iterator[tuple[str, str, bytes]]:
+    """Every instance of a patient: (relative folder, file name, the file's bytes).
 
-    The dataset object of a series is reused and updated per instance (write each before the next).
+    ``cache`` (one per site) keeps the encoded protocol elements between patients.
     """
+    cache = {} if cache is None else cache
     profile = cohort.profile
     uids = UidMaker(profile, seed, p)
     patient_dir = f"{p.name.ascii_upper}_{p.mrn}"
     first_xr: tuple[str, str] | None = None
+    refs: dict[tuple[tuple[str, str], bool], bytes] = {}
     for study_no, modality in enumerate(("XR", "CT", "MR"), start=1):
         study = p.studies[modality]
         rng = np.random.default_rng([seed, profile.number, p.index, study_no])
         study_dir = f"{_da(study.date)}_{study.accession}"
         fov_ct = float(rng.choice([320.0, 350.0, 380.0]))
         study_first: tuple[str, str] | None = None
+        study_ds = _study_base(cohort, p, study, study_no, uids)
+        study_encoded: dict[bool, dict[int, bytes]] = {}
         for plan in series_plans(profile, modality, sizes, rng):
-            ds = _series_base(cohort, p, study, study_no, plan, uids, fov_ct)
             tsyntax = profile.ct_transfer_syntax if plan.kind == "CT" else EXPLICIT_LE
+            implicit = tsyntax == IMPLICIT_LE
+            key = (plan, fov_ct, implicit)
+            if key not in cache:
+                cache[key] = encode_elements(_protocol_base(profile, plan, fov_ct), implicit, profile.charset)
+            if implicit not in study_encoded:
+                study_encoded[implicit] = encode_elements(study_ds, implicit, profile.charset)
+            specific = _series_specific(p, study, study_no, plan, uids)
+            encoded = {
+                **study_encoded[implicit],
+                **cache[key],
+                **encode_elements(specific, implicit, profile.charset),
+            }
+            sop_class = {"XR": profile.xr_sop_class, "CT": SOP_CT, "MR": SOP_MR}[plan.kind]
+            slice_step = plan.protocol.slice_thickness + plan.protocol.slice_gap if plan.protocol else 0.0
+            meta = _file_meta(profile, sop_class, None, tsyntax)
+            encoder = SeriesEncoder(encoded, VARYING, implicit, profile.charset, meta)
             folder = f"{patient_dir}/{study_dir}/{plan.number}_{safe_name(plan.description)}"
             for i in range(1, plan.count + 1):
                 sop_uid = uids.instance(study_no, plan.number, i)
-                ds.SOPInstanceUID = sop_uid
-                ds.InstanceNumber = i
-                ds.file_meta = _file_meta(profile, ds.SOPClassUID, sop_uid, tsyntax)
+                position: list[float] | None = None
                 if plan.kind in ("CT", "MR"):
-                    spacing = (
-                        float(ds.SpacingBetweenSlices) if plan.kind == "MR" else profile.ct_slice_thickness
-                    )
+                    spacing = slice_step if plan.kind == "MR" else profile.ct_slice_thickness
                     pos = round((i - (plan.count + 1) / 2) * spacing, 3)
                     sag = plan.protocol is not None and plan.protocol.plane == "SAG"
-                    ds.ImagePositionPatient = [pos, -150.0, 200.0] if sag else [-175.0, -175.0, pos]
-                    ds.SliceLocation = pos
+                    position = [pos, -150.0, 200.0] if sag else [-175.0, -175.0, pos]
+                pixels = image(plan.kind, plan.rows, plan.cols, rng)
                 ref = study_first or first_xr
+                ref_bytes = None
                 if ref is not None:
-                    ds.ReferencedImageSequence = _reference(*ref)
-                elif "ReferencedImageSequence" in ds:
-                    del ds.ReferencedImageSequence
-                ds.PixelData = image(plan.kind, plan.rows, plan.cols, rng)
+                    if (ref, implicit) not in refs:
+                        refs[ref, implicit] = _encoded_reference(ref, implicit)
+                    ref_bytes = refs[ref, implicit]
+                elements = instance_elements(sop_uid, i, position, ref_bytes, pixels)
                 if study_first is None:
-                    study_first = (str(ds.SOPClassUID), sop_uid)
+                    study_first = (sop_class, sop_uid)
                 if first_xr is None:
                     first_xr = study_first
-                yield folder, f"IM{i:04d}.dcm", ds
+                yield folder, f"IM{i:04d}.dcm", encoder.encode(sop_uid, elements)
 
 
-def _file_meta(profile: SiteProfile, sop_class: str, sop_uid: str, tsyntax: str) -> FileMetaDataset:
+def _file_meta(profile: SiteProfile, sop_class: str, sop_uid: str | None, tsyntax: str) -> FileMetaDataset:
     meta = FileMetaDataset()
     meta.FileMetaInformationVersion = b"\x00\x01"
     meta.MediaStorageSOPClassUID = UID(sop_class)
-    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
+    if sop_uid is not None:
+        meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     meta.TransferSyntaxUID = UID(tsyntax)
     meta.ImplementationClassUID = UID(f"{profile.uid_root}.0.1")
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION

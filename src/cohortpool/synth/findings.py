@@ -35,22 +35,22 @@ LEVELS = tuple(f"T{i}" for i in range(1, 13)) + tuple(f"L{i}" for i in range(1, 
 #: true prevalence per vertebra (OP, MET); Table 2: MET more often bulging, collapse, posterior elements,
 #: soft-tissue mass, normal disc; less often wedge, posterior fat signal, cleft, disc compression
 PREVALENCE: dict[str, tuple[float, float]] = {
-    "fracture_line": (0.95, 0.75),
+    "fracture_line": (0.95, 0.85),
     "marrow_oedema": (0.88, 0.80),
     "soft_tissue_mass": (0.03, 0.55),
     "bone_destruction": (0.02, 0.90),
-    "posterior_wall_bulging": (0.15, 0.60),
+    "posterior_wall_bulging": (0.12, 0.65),
     "posterior_element_involvement": (0.05, 0.55),
-    "wedge_shape": (0.70, 0.25),
+    "wedge_shape": (0.75, 0.25),
     "posterior_fat_signal": (0.65, 0.15),
-    "intravertebral_cleft": (0.30, 0.05),
-    "whole_body_collapse": (0.15, 0.50),
+    "intravertebral_cleft": (0.45, 0.04),
+    "whole_body_collapse": (0.10, 0.55),
 }
 #: disc state probabilities (normal, compressed) per group; the rest are degenerate but not compressed
-DISC = {"OP": (0.35, 0.50), "MET": (0.80, 0.10)}
+DISC = {"OP": (0.30, 0.55), "MET": (0.80, 0.08)}
 #: reader sensitivity per modality (XR, CT, MR); 0 where the modality cannot show the sign
 SENSITIVITY: dict[str, tuple[float, float, float]] = {
-    "fracture_line": (0.58, 0.96, 0.78),
+    "fracture_line": (0.58, 0.97, 0.76),
     "marrow_oedema": (0.01, 0.06, 0.97),
     "soft_tissue_mass": (0.08, 0.60, 0.95),
     "bone_destruction": (0.33, 0.76, 0.70),
@@ -64,7 +64,7 @@ SENSITIVITY: dict[str, tuple[float, float, float]] = {
     "whole_body_collapse": (0.85, 0.92, 0.92),
 }
 #: reported although absent (XR reads are noisier)
-FALSE_POSITIVE = (0.03, 0.015, 0.015)
+FALSE_POSITIVE = (0.02, 0.01, 0.01)
 
 #: site 1, X-ray row of Table 3 (vcf_paper.md): (group, finding) -> vertebrae read positive on X-ray
 XR_TABLE3 = {

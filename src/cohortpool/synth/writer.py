@@ -9,11 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydicom import dcmwrite
-
 from cohortpool.synth.cohort import Cohort, build_cohort
 from cohortpool.synth.defects import kinds_for, plant_files, plant_rows, truth_entries
-from cohortpool.synth.dicom_builder import FULL, SMALL, patient_instances
+from cohortpool.synth.dicom_builder import FULL, SMALL, ProtocolCache, patient_instances
 from cohortpool.synth.tables import CLINICAL_COLUMNS, READS_COLUMNS, clinical_rows, reads_rows, write_csv
 from cohortpool.synth.vendors import site_profiles
 
@@ -49,13 +47,14 @@ def _write_site(
     sizes = FULL if full_size else SMALL
     files: list[str] = []
     total = len(cohort.patients)
+    cache: ProtocolCache = {}
     for n, patient in enumerate(cohort.patients, start=1):
         made: set[str] = set()
-        for folder, name, ds in patient_instances(cohort, patient, seed, sizes):
+        for folder, name, data in patient_instances(cohort, patient, seed, sizes, cache):
             if folder not in made:
                 (dicom_dir / folder).mkdir(parents=True, exist_ok=True)
                 made.add(folder)
-            dcmwrite(dicom_dir / folder / name, ds, enforce_file_format=True)
+            (dicom_dir / folder / name).write_bytes(data)
             files.append(f"{folder}/{name}")
         if progress is not None:
             progress(profile.site_id, n, total)
