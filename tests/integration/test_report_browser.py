@@ -2,7 +2,8 @@
 
 The warehouse is a real DuckDB file filled by the warehouse stage's own loader from validated batches of
 three sites (one of them small, so suppression has work to do); the report is written by the real CLI in
-a subprocess, twice, and must come out byte-identical; Chromium must render its tables and figures.
+a subprocess and Chromium must render its tables and figures. (Byte-identity of two runs is proved on the
+demo consortium, tests/e2e/test_report_demo.py: the flow's report and the CLI's are the same bytes.)
 """
 
 from __future__ import annotations
@@ -43,14 +44,6 @@ def _run_report(db: Path, out: Path) -> subprocess.CompletedProcess[str]:
         timeout=600,
         check=False,
     )
-
-
-def _tree_digest(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")
@@ -112,13 +105,6 @@ def test_released_tables_hide_small_counts_of_the_small_site(report: Path) -> No
             for value in frame[column]:
                 if value and value not in ("<5", "*"):
                     assert not 1 <= float(value) < 5, f"{column}={value} shown in a released table"
-
-
-def test_same_warehouse_gives_byte_identical_report(warehouse: Path, report: Path, tmp_path: Path) -> None:
-    again = tmp_path / "again"
-    result = _run_report(warehouse, again)
-    assert result.returncode == 0, result.stderr
-    assert _tree_digest(again) == _tree_digest(report)
 
 
 def test_report_provenance_names_warehouse_checksum_plan_and_batches(warehouse: Path, report: Path) -> None:
