@@ -102,7 +102,8 @@ def finish_night(
             summary.hub_error, summary.hub_detail = type(exc).__name__, str(exc)
             log_step("report", "consortium", "-", f"failed ({type(exc).__name__})", level=40)
         else:
-            log_step("report", "consortium", "-", f"report in {summary.report}")
+            done = f"report in {summary.report}" if summary.report else "no report (no patients loaded yet)"
+            log_step("report", "consortium", "-", done)
     publish_night_summary(summary)
     return summary
 

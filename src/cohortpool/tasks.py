@@ -31,6 +31,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.exceptions import MissingContextError
 from prefect.tasks import Task, exponential_backoff
 
 from cohortpool import __version__
@@ -53,6 +54,14 @@ from cohortpool.warehouse import WarehouseLockedError, checksum, load_batch
 HOUR = 3600
 #: cached steps: the inputs (paths, checksums, fingerprint) and this module's source
 CACHED = (INPUTS - "workers") + TASK_SOURCE
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The run's logger (its lines reach the Prefect API); a plain logger when a body runs via ``.fn()``."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
 
 
 def _retry_on_io(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -106,7 +115,7 @@ def log_step(
     ``total`` (on the scan step) is how many steps the run will take, so the bar can size itself.
     """
     extra = {"cohortpool_step": step, "cohortpool_total": total}
-    get_run_logger().log(level, "%s %s: %s", site_id, night, message, extra=extra)
+    _logger().log(level, "%s %s: %s", site_id, night, message, extra=extra)
 
 
 @task(
@@ -187,7 +196,7 @@ def _package_site_night(
         "allow_burned_in": result.allow_burned_in,
     }
     manifest = package_submission(submission_dir, site_id, night, profile, counts, __version__)
-    get_run_logger().info(
+    _logger().info(
         "%s %s: %d files, %d de-identified, %d quarantined",
         site_id,
         night,
@@ -265,7 +274,7 @@ def load_into_warehouse(
         result = load_batch(db_path, validated_dir)
     except WarehouseLockedError:
         waited = True
-        get_run_logger().warning(
+        _logger().warning(
             "warehouse %s is held by another run (DuckDB allows one writer): waiting up to %.0f s for it",
             db_path,
             wait_seconds,
@@ -349,7 +358,7 @@ def _write_report(
     plan = load_plan(plan_path)
     frames, quality = fetch(db_path, views_for(plan))
     if frames["patients"].empty:
-        get_run_logger().warning("the warehouse holds no patients yet: no report written")
+        _logger().warning("the warehouse holds no patients yet: no report written")
         return None
     provenance = Provenance(
         plan_name=plan.name,

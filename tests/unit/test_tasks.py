@@ -1,0 +1,149 @@
+"""Task bodies through ``.fn()`` (no Prefect run): each calls its stage, returns a PHI-free record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prefect.states import Completed, Failed
+
+from cohortpool import tasks
+from cohortpool.nightly import RunLayout
+from cohortpool.synth import write_consortium
+from cohortpool.warehouse import LoadError, WarehouseLockedError, checksum
+from warehouse_batches import make_tables, write_batch
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two sites, three patients each (site02 carries planted defects)."""
+    root = tmp_path_factory.mktemp("landing")
+    write_consortium(root, sites=2, max_patients=3)
+    return root
+
+
+@pytest.fixture
+def secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COHORTPOOL_SECRET", "unit-test-secret-not-real")
+
+
+def _site01(landing: Path, layout: RunLayout) -> tasks.SiteNight:
+    nights = tasks.scan_new_nights.fn(landing, layout.state)
+    return next(n for n in nights if n.site_id == "site01")
+
+
+def test_scan_finds_each_site_night_and_forgets_it_once_marked(landing: Path, tmp_path: Path) -> None:
+    layout = RunLayout(tmp_path)
+    nights = tasks.scan_new_nights.fn(landing, layout.state)
+    assert [(n.site_id, n.status) for n in nights] == [("site01", "new"), ("site02", "new")]
+    tasks.mark_night_processed.fn(nights[0], layout.state)
+    assert [n.site_id for n in tasks.scan_new_nights.fn(landing, layout.state)] == ["site02"]
+
+
+@pytest.mark.usefixtures("secret")
+def test_submission_summary_counts_the_drop_and_holds_no_identifier(landing: Path, tmp_path: Path) -> None:
+    layout = RunLayout(tmp_path)
+    night = next(n for n in tasks.scan_new_nights.fn(landing, layout.state) if n.site_id == "site02")
+    out = layout.submission("site02", night.night)
+    summary = tasks.build_submission.fn(
+        night.path, out, layout.vault("site02"), "site02", night.night, night.content_sha256, "fp", 1
+    )
+    manifest = json.loads((out / "submission.json").read_text())
+    assert summary.counts == manifest["counts"]
+    assert (
+        summary.counts["input_files"]
+        == summary.counts["deidentified"] + summary.files_quarantined + (summary.counts["duplicate"])
+    )
+    assert summary.files_quarantined >= 1  # site02 has planted bad files
+    assert sum(summary.reasons.values()) == summary.files_quarantined
+    # the record goes into Prefect's cache and artifacts: no MRN or name from the drop may be in it
+    clinical = (night.path / "clinical.csv").read_text().splitlines()[1:]
+    identifiers = {cell for line in clinical for cell in line.split(",")[:2]}
+    assert not any(value in repr(summary) for value in identifiers)
+
+
+@pytest.mark.usefixtures("secret")
+def test_validate_then_load_then_load_again_is_a_no_op(landing: Path, tmp_path: Path) -> None:
+    layout = RunLayout(tmp_path)
+    night = _site01(landing, layout)
+    out = layout.submission("site01", night.night)
+    sub = tasks.build_submission.fn(
+        night.path, out, layout.vault("site01"), "site01", night.night, night.content_sha256, "fp", 1
+    )
+    validated = tasks.validate_batch.fn(
+        out, layout.validated("site01", night.night), "site01", night.night, sub.sha256, "fp"
+    )
+    assert validated.batch_id.startswith(f"site01_{night.night}_")
+    for table in validated.tables.values():
+        assert table["rows_in"] == table["accepted"] + table["quarantined"]
+    assert validated.data_docs.is_file()
+    first = tasks.load_into_warehouse.fn(layout.warehouse, validated.path, "site01")
+    again = tasks.load_into_warehouse.fn(layout.warehouse, validated.path, "site01")
+    assert (first.status, again.status) == ("loaded", "unchanged")
+    assert first.rows["clinical"] == validated.tables["clinical"]["accepted"]
+    assert tasks.warehouse_checksum.fn(layout.warehouse) == checksum(layout.warehouse)
+
+
+def test_load_says_it_waits_for_another_run_holding_the_warehouse(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    batch = write_batch(tmp_path / "validated", "site01", "2025-03-01", make_tables("site01", 3, seed=1))
+    db = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(db)!r}); print(1, flush=True); time.sleep(3)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"1"
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="cohortpool.tasks"):
+            result = tasks.load_into_warehouse.fn(db, batch, "site01", wait_seconds=60)
+    finally:
+        holder.wait(timeout=30)
+    assert result.status == "loaded" and result.waited_for_lock
+    assert time.monotonic() - started >= 1.0
+    assert "held by another run" in caplog.text
+
+
+def test_only_io_errors_are_retried() -> None:
+    def state(exc: BaseException) -> Failed:
+        return Failed(data=exc)
+
+    assert tasks._retry_on_io(None, None, state(WarehouseLockedError("locked")))  # type: ignore[arg-type]
+    assert tasks._retry_on_io(None, None, state(OSError("disk")))  # type: ignore[arg-type]
+    assert not tasks._retry_on_io(None, None, state(LoadError("bad cells")))  # type: ignore[arg-type]
+    assert not tasks._retry_on_io(None, None, Completed(data=1))  # type: ignore[arg-type]
+
+
+def test_submission_cache_key_changes_with_the_secret_and_never_shows_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COHORTPOOL_SECRET", "first-secret")
+    first = tasks.submission_fingerprint()
+    assert first == tasks.submission_fingerprint()
+    monkeypatch.setenv("COHORTPOOL_SECRET", "second-secret")
+    assert tasks.submission_fingerprint() != first
+    assert "second-secret" not in tasks.submission_fingerprint()
+
+
+def test_cache_is_refreshed_only_when_the_output_is_gone(tmp_path: Path) -> None:
+    output = tmp_path / "summary.json"
+    assert tasks.cache_refresh(tasks.validate_batch, output).refresh_cache is True
+    output.write_text("{}")
+    assert tasks.cache_refresh(tasks.validate_batch, output) is tasks.validate_batch
+
+
+def test_cached_tasks_hash_paths_and_checksums_but_not_worker_count() -> None:
+    policy = tasks.build_submission.cache_policy
+    assert "workers" in repr(policy) and "Inputs" in repr(policy)
+    assert tasks.load_into_warehouse.cache_policy is not None
+    assert "_None" in type(tasks.load_into_warehouse.cache_policy).__name__
