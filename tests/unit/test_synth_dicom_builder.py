@@ -151,3 +151,19 @@ def test_sites_have_different_vendors(consortium: tuple[Path, dict[str, Any]]) -
     _, summary = consortium
     vendors = [tuple(sorted(s["vendors"].items())) for s in summary["sites"]]
     assert len(set(vendors)) == 3
+
+
+def test_dciodvfy_finds_no_iod_errors(consortium: tuple[Path, Any]) -> None:
+    dciodvfy = shutil.which("dciodvfy")
+    if dciodvfy is None:
+        pytest.skip("dicom3tools' dciodvfy is not installed (apt-get install dicom3tools)")
+    out, _ = consortium
+    for site in ("site01", "site02", "site03"):
+        for f in first_patient_files(out, site):
+            if f.name != "IM0001.dcm":
+                continue
+            result = subprocess.run([dciodvfy, str(f)], capture_output=True, text=True, errors="replace")
+            errors = [
+                line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")
+            ]
+            assert not errors, (f, errors)

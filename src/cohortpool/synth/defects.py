@@ -142,6 +142,11 @@ def _screenshot(cohort: Cohort, p: Patient, seed: int) -> tuple[str, Dataset]:
     ds.StudyID = study.study_id
     ds.ReferringPhysicianName = study.referring.pn
     ds.InstitutionName = profile.institution
+    ds.Manufacturer = "ACME"
+    ds.ManufacturerModelName = "PACS Viewer"
+    ds.StationName = f"RADWS{profile.number:02d}"
+    ds.BodyPartExamined = "SPINE"
+    ds.PatientOrientation = ""
     ds.Modality = "OT"
     ds.ConversionType = "WSD"
     ds.SeriesNumber = 999

@@ -259,16 +259,25 @@ def _protocol_base(profile: SiteProfile, plan: SeriesPlan, fov_ct: float) -> Dat
         ds.RescaleIntercept = 0
         ds.RescaleSlope = 1
         ds.RescaleType = "US"
+        ds.AnatomicRegionSequence = _spine_code()
         if profile.xr_modality == "DX":
             ds.PresentationIntentType = "FOR PRESENTATION"
             ds.PixelIntensityRelationship = "LOG"
             ds.PixelIntensityRelationshipSign = 1
+            ds.ImageLaterality = "U"  # unpaired body part
+            ds.PresentationLUTShape = "IDENTITY"
+            ds.LossyImageCompression = "00"
+            ds.DetectorType = "SCINTILLATOR"
+            ds.PositionerType = "NONE"
+            ds.AcquisitionContextSequence = Sequence()
         ds.WindowCenter = 2048
         ds.WindowWidth = 4096
     elif plan.kind == "CT":
         ds.Modality = "CT"
         ds.SOPClassUID = SOP_CT
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.PositionReferenceIndicator = ""
+        ds.AcquisitionNumber = 1
         ds.KVP = profile.ct_kvp
         ds.SliceThickness = profile.ct_slice_thickness
         ds.ConvolutionKernel = profile.ct_kernel
@@ -289,6 +298,8 @@ def _protocol_base(profile: SiteProfile, plan: SeriesPlan, fov_ct: float) -> Dat
         ds.Modality = "MR"
         ds.SOPClassUID = SOP_MR
         ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
+        ds.PositionReferenceIndicator = ""
+        ds.AcquisitionNumber = 1
         ds.ScanningSequence = proto.scanning_sequence.split("\\")
         ds.SequenceVariant = proto.sequence_variant.split("\\")
         ds.ScanOptions = proto.scan_options.split("\\")
@@ -321,6 +332,15 @@ def _study_base(cohort: Cohort, p: Patient, study: Study, study_no: int, uids: U
     _study_module(ds, cohort, p, study, study_no, uids)
     _private_block(ds, cohort.profile, p, study)
     return ds
+
+
+def _spine_code() -> Sequence:
+    """AnatomicRegionSequence for BodyPartExamined SPINE (PS3.16 CID 4031: SCT 421060004)."""
+    item = Dataset()
+    item.CodeValue = "421060004"
+    item.CodingSchemeDesignator = "SCT"
+    item.CodeMeaning = "Spine"
+    return Sequence([item])
 
 
 def _encoded_reference(ref: tuple[str, str], implicit: bool) -> bytes:

@@ -97,7 +97,7 @@ class SiteProfile:
 PHILIPS_PROTOCOLS = (
     MrProtocol("sT1W_TSE", "SAG", "T1", 600.0, 12.0, "SE", "SK", "FS", echo_train_length=4),
     MrProtocol("sT2W_TSE", "SAG", "T2", 2900.0, 110.0, "SE", "SK", "FS", echo_train_length=18),
-    MrProtocol("sT2W_SPAIR", "SAG", "FS", 6700.0, 180.0, "SE\\IR", "SK\\SP", "FS\\SP", echo_train_length=24),
+    MrProtocol("sT2W_SPAIR", "SAG", "FS", 6700.0, 180.0, "SE", "SK", "FS", echo_train_length=24),
     MrProtocol(
         "T2W_TSE_tra",
         "TRA",
