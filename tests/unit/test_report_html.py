@@ -139,3 +139,11 @@ def test_text_from_the_data_is_escaped() -> None:
     results[0] = type(results[0])(results[0].name, results[0].title, frame, results[0].notes)
     html = render_html(build_page(results, PROVENANCE, None, title="t"))
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_tiny_odds_ratios_keep_two_significant_digits_but_differences_keep_two_decimals() -> None:
+    from cohortpool.report.layout import effect
+
+    assert effect(0.0042) == "0.0042"
+    assert effect(0.0042, ratio=False) == "0.00"
+    assert effect(11.906) == "11.91"

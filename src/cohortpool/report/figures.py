@@ -24,6 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from cohortpool.report.layout import effect
 from cohortpool.stats.result import ResultTable
 
 #: modality order and colours (colour-blind safe: Okabe-Ito)
@@ -120,7 +121,7 @@ def _draw_forest(axis: Any, frame: pd.DataFrame, ratio: bool) -> None:
             size = 20 + 120 * (weight / max_weight if not math.isnan(weight) else 0)
             axis.scatter([estimate], [y], marker="s", s=size, color="#555555", zorder=3)
         axis.annotate(
-            f"{estimate:.2f} ({low:.2f} to {high:.2f})",
+            f"{effect(estimate, ratio)} ({effect(low, ratio)} to {effect(high, ratio)})",
             xy=(1.01, y),
             xycoords=("axes fraction", "data"),
             va="center",
@@ -130,7 +131,10 @@ def _draw_forest(axis: Any, frame: pd.DataFrame, ratio: bool) -> None:
     if ratio:
         axis.set_xscale("log")
         # plain numbers (0.5, 1, 2, 5 ...) read better than powers of ten on an odds-ratio axis
-        axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        finite = [float(v) for c in ("ci_low", "ci_high") for v in frame[c] if 0 < _num(v) < math.inf]
+        decades = math.log10(max(finite) / min(finite)) if finite else 0.0
+        # 1-2-5 ticks on a narrow axis; powers of ten only on a wide one, where 1-2-5 labels would collide
+        axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 3 else (1.0,)))
         axis.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         axis.xaxis.set_minor_formatter(NullFormatter())
     axis.set_yticks(range(rows), [_row_label(r) for _, r in frame.iloc[::-1].iterrows()])

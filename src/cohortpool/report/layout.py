@@ -64,15 +64,25 @@ def cell(value: Any, decimals: int = 3) -> str:
     return str(value)
 
 
-def _interval(row: pd.Series, estimate: str, low: str, high: str, decimals: int = 2) -> str:
+def effect(value: float, ratio: bool = True) -> str:
+    """An effect with two decimals; a ratio that would print 0.00 gets two significant digits instead."""
+    if ratio and value != 0 and abs(value) < 0.01:
+        return f"{value:.2g}"
+    return f"{value:.2f}"
+
+
+def _interval(row: pd.Series, estimate: str, low: str, high: str) -> str:
     if blank(row.get(estimate)):
         return ""
     if isinstance(row[estimate], int | float) and not math.isfinite(float(row[estimate])):
         return "not estimable"
-    shown = cell(row[estimate], decimals)
-    if blank(row.get(low)) or blank(row.get(high)):
+    if isinstance(row[estimate], str):
+        return str(row[estimate])
+    ratio = "ratio" in text_of(row.get("measure")) + text_of(row.get("estimate_kind"))
+    shown = effect(float(row[estimate]), ratio)
+    if blank(row.get(low)) or blank(row.get(high)) or isinstance(row[low], str):
         return shown
-    return f"{shown} ({cell(row[low], decimals)} to {cell(row[high], decimals)})"
+    return f"{shown} ({effect(float(row[low]), ratio)} to {effect(float(row[high]), ratio)})"
 
 
 def test_name(value: Any) -> str:
@@ -178,7 +188,11 @@ def _compact(row: pd.Series) -> str:
         return ""
     if blank(row.get("ci_low")) or blank(row.get("ci_high")):
         return cell(row["estimate"], 2)
-    return f"{cell(row['estimate'], 2)} ({cell(row['ci_low'], 2)}–{cell(row['ci_high'], 2)})"
+    if isinstance(row["estimate"], str) or isinstance(row["ci_low"], str):
+        return cell(row["estimate"])
+    return (
+        f"{effect(float(row['estimate']))} ({effect(float(row['ci_low']))}–{effect(float(row['ci_high']))})"
+    )
 
 
 def accuracy(frame: pd.DataFrame) -> Table:
