@@ -70,15 +70,20 @@ def subset(dicom: Path, target: Path, fraction: float) -> Path:
     return target
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MB, exit code) of one run under /usr/bin/time -v."""
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, float]:
+    """(wall seconds, peak RSS MB, exit code, CPU seconds user+sys incl. children) under /usr/bin/time -v.
+
+    CPU seconds are the contention-robust figure on a shared machine: wall time grows with other
+    people's load, the work a tool does does not.
+    """
     start = time.perf_counter()
     proc = subprocess.run(
         ["/usr/bin/time", "-v", *command], capture_output=True, text=True, env=env, check=False
     )
     wall = time.perf_counter() - start
     match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    return wall, (int(match[1]) / 1024 if match else float("nan")), proc.returncode
+    cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", proc.stderr))
+    return wall, (int(match[1]) / 1024 if match else float("nan")), proc.returncode, cpu
 
 
 def corpus_size(dicom: Path) -> tuple[int, int]:
@@ -118,37 +123,43 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(["cat", *map(str, dicom.rglob("*.dcm"))], stdout=subprocess.DEVNULL, check=False)  # warm
     rows = []
     for name in args.tools.split(","):
-        walls, peaks = [], []
+        walls, peaks, cpus = [], [], []
         for _ in range(args.runs):
             shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(vault, ignore_errors=True)
             out.mkdir(parents=True) if name in ("pydicom", "deid") else None
-            wall, peak, code = timed(tools[name](), env)
+            wall, peak, code, cpu = timed(tools[name](), env)
             if code not in (0, 1):
                 print(f"{name}: exit {code}", file=sys.stderr)
             walls.append(wall)
             peaks.append(peak)
-        rows.append((name, statistics.median(walls), max(peaks), walls))
-        print(f"{name}: runs {[round(w, 2) for w in walls]} s, peak {max(peaks):.0f} MB", file=sys.stderr)
+            cpus.append(cpu)
+        rows.append((name, statistics.median(walls), max(peaks), statistics.median(cpus)))
+        print(f"{name}: wall {[round(w, 2) for w in walls]} s, cpu {[round(c, 2) for c in cpus]} s, "
+              f"peak {max(peaks):.0f} MB, load {os.getloadavg()[0]:.1f}", file=sys.stderr)  # fmt: skip
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(vault, ignore_errors=True)
     q_files, _ = corpus_size(quarter / "dicom")
-    q_wall, q_peak, _ = timed(cohortpool(args.workers, quarter), env)
+    q_wall, q_peak, _, _ = timed(cohortpool(args.workers, quarter), env)
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(vault, ignore_errors=True)
 
     by = {name: wall for name, wall, _, _ in rows}
-    peers = [by[p] for p in ("dicognito", "deid", "pydicom") if p in by]
-    fastest_peer = min(peers) if peers else float("nan")
+    by_cpu = {name: cpu for name, _, _, cpu in rows}
+    peers = [p for p in ("dicognito", "deid") if p in by]  # the tools people use; pydicom is a baseline
+    fastest_peer = min((by[p] for p in peers), default=float("nan"))
+    fastest_peer_cpu = min((by_cpu[p] for p in peers), default=float("nan"))
     print(f"\ncorpus: {n_files} files, {n_bytes / 1e6:.0f} MB (cohortpool synth --full-size, "
           f"{args.patients} patients); {args.runs} runs each, median; workers={args.workers}; "
           f"{os.cpu_count()} cores\n")  # fmt: skip
-    print("| tool | median s | files/s | MB/s | vs cp | fastest peer / tool | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
-    for name, wall, peak, _ in rows:
+    print("| tool | median wall s | files/s | MB/s | throughput / cp | / fastest peer | median CPU s "
+          "| files per CPU-s | CPU: fastest peer / tool | peak RSS MB |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, wall, peak, cpu in rows:
         cp_ratio = by["cp"] / wall if "cp" in by else float("nan")
         print(f"| {name} | {wall:.2f} | {n_files / wall:.0f} | {n_bytes / 1e6 / wall:.0f} | "
-              f"{cp_ratio:.2f}x | {fastest_peer / wall:.2f}x | {peak:.0f} |")  # fmt: skip
+              f"{cp_ratio:.2f}x | {fastest_peer / wall:.2f}x | {cpu:.2f} | {n_files / max(cpu, 1e-9):.0f} | "
+              f"{fastest_peer_cpu / max(cpu, 1e-9):.2f}x | {peak:.0f} |")  # fmt: skip
     full_peak = max((p for n, _, p, _ in rows if n == "cohortpool"), default=float("nan"))
     print(f"\ncohortpool on a quarter of the corpus ({q_files} files): {q_wall:.2f} s, "
           f"peak RSS {q_peak:.0f} MB (full corpus: {full_peak:.0f} MB)")  # fmt: skip

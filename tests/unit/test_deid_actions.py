@@ -152,3 +152,12 @@ def test_implicit_vr_datasets_are_cleaned_the_same() -> None:
     out = _clean(ds, ts=ImplicitVRLittleEndian)
     assert "InstitutionAddress" not in out
     assert out.StudyDate == "20240220"
+
+
+def test_unknown_standard_attributes_are_removed_because_their_content_cannot_be_judged() -> None:
+    ds = _base()
+    ds.add_new(0x00091234, "LO", "private")  # private: removed anyway
+    ds.add_new(0x0011FFFE, "UN", b"x")  # odd group
+    ds.add_new(0x00F00010, "UN", b"Jane Doe")  # an even group no dictionary knows
+    out = _clean(ds)
+    assert 0x00F00010 not in out and 0x0011FFFE not in out

@@ -11,8 +11,9 @@ for Type 1, 2 and 3) and ``U`` for ``X/Z/U*`` (keep the reference sequence, repl
 Beyond the table, deliberately stricter than the Basic Profile:
 
 - private attributes are removed unless the Retain Safe Private option keeps a listed one;
-- free text (``LT``, ``ST``, ``UT``) and person names (``PN``) the table does not name are removed:
-  newer editions and vendors add such attributes, and they are where identifiers hide;
+- free text (``LT``, ``ST``, ``UT``), person names (``PN``) and attributes no dictionary knows (``UN``)
+  are removed when the table does not name them: newer editions and vendors add such attributes, and
+  they are where identifiers hide;
 - whole overlay groups (60xx) go when their data goes (an overlay plane without data is invalid),
   and curves (50xx), group lengths and trailing padding (FFFC,FFFC) are removed;
 - UIDs the table does not name are replaced unless the standard itself defines them.
@@ -42,7 +43,7 @@ PATIENT_ID = 0x00100020
 ACCESSION_NUMBER = 0x00080050
 SPECIFIC_CHARACTER_SET = 0x00080005
 TRAILING_PADDING = 0xFFFCFFFC
-_TEXT_GUARD = frozenset({"LT", "ST", "UT", "PN"})
+_TEXT_GUARD = frozenset({"LT", "ST", "UT", "PN", "UN"})
 _UNLISTED_VRS = _TEXT_GUARD | {"SQ", "UI"}
 _IDENTITY = frozenset({0x00100010, 0x00100020, 0x00080050})
 _STRING_VRS = frozenset(
