@@ -16,6 +16,7 @@ Both must give identical result tables (checked). Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -35,7 +36,7 @@ GENERATOR = Path(__file__).with_name("sql") / "make_stats_views.sql"
 def make_warehouse(path: Path, patients: int) -> float:
     """Write the synthetic analysis tables; returns seconds taken (not part of the timed analysis)."""
     start = time.perf_counter()
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config={"enable_progress_bar": False})
     for statement in duckdb.extract_statements(GENERATOR.read_text(encoding="utf-8")):
         params = {name: patients for name in statement.named_parameters}
         con.execute(statement, params) if params else con.execute(statement)
@@ -44,12 +45,13 @@ def make_warehouse(path: Path, patients: int) -> float:
 
 
 def run_duckdb(path: Path) -> tuple[float, dict[str, float], dict[str, pd.DataFrame]]:
+    """The analysis as the pipeline runs it: heavy aggregation in DuckDB, tests in Python."""
     plan = load_plan(PROJECT_ROOT / "plans" / "vcf_study.yaml")
     det = plan.detection[0].model_copy(update={"view": "detection_patterns"})
     plan = plan.model_copy(update={"detection": (det,)})
     phases: dict[str, float] = {}
     start = time.perf_counter()
-    con = duckdb.connect(str(path), read_only=True)
+    con = duckdb.connect(str(path), read_only=True, config={"enable_progress_bar": False})
     frames = {
         "patients": con.table("analysis.patients").df(),
         "vertebrae": con.table("analysis.vertebrae").df(),
@@ -66,10 +68,11 @@ def run_duckdb(path: Path) -> tuple[float, dict[str, float], dict[str, pd.DataFr
 
 
 def run_pandas(path: Path) -> tuple[float, dict[str, float], dict[str, pd.DataFrame]]:
+    """The peer: every view fetched whole into pandas, the reads pivoted there."""
     plan = load_plan(PROJECT_ROOT / "plans" / "vcf_study.yaml")
     phases: dict[str, float] = {}
     start = time.perf_counter()
-    con = duckdb.connect(str(path), read_only=True)
+    con = duckdb.connect(str(path), read_only=True, config={"enable_progress_bar": False})
     frames = {
         name: con.table(f"analysis.{name}").df() for name in ("patients", "vertebrae", "vertebra_reads")
     }
@@ -87,17 +90,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-pandas", action="store_true")
     args = parser.parse_args()
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average before the run: {load} ({os.cpu_count()} CPUs)")
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
         gen = make_warehouse(db, args.patients)
-        con = duckdb.connect(str(db), read_only=True)
+        con = duckdb.connect(str(db), read_only=True, config={"enable_progress_bar": False})
         n_reads = con.table("analysis.vertebra_reads").count("*").fetchall()[0][0]
         con.close()
         print(f"warehouse: {args.patients:,} patients, {n_reads:,} reads (generated in {gen:.1f} s)")
         totals: dict[str, list[float]] = {"duckdb": []}
         last: dict[str, dict[str, pd.DataFrame]] = {}
         for i in range(args.repeats):
+            cpu = time.process_time()
             total, phases, out = run_duckdb(db)
+            phases["process CPU (all threads)"] = time.process_time() - cpu
             totals["duckdb"].append(total)
             last["duckdb"] = out
             print(
@@ -107,7 +114,9 @@ def main() -> None:
         if not args.skip_pandas:
             totals["pandas"] = []
             for i in range(args.repeats):
+                cpu = time.process_time()
                 total, phases, out = run_pandas(db)
+                phases["process CPU (all threads)"] = time.process_time() - cpu
                 totals["pandas"].append(total)
                 last["pandas"] = out
                 print(
@@ -118,6 +127,7 @@ def main() -> None:
                 pd.testing.assert_frame_equal(last["duckdb"][name], last["pandas"][name], check_dtype=False)
             print("results identical: yes")
         med = {k: statistics.median(v) for k, v in totals.items()}
+        print(f"load average after the run: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print("median seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in med.items()))
         if "pandas" in med:
             print(f"ratio pandas / duckdb: {med['pandas'] / med['duckdb']:.2f}")

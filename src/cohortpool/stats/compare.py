@@ -19,7 +19,7 @@ from cohortpool.stats import format as fmt
 from cohortpool.stats import tests as t
 from cohortpool.stats.categorical import compare_categorical, sample_odds_ratio
 from cohortpool.stats.continuous import compare_continuous, summarize
-from cohortpool.stats.frames import level_text, levels_of, sites_of, weights
+from cohortpool.stats.frames import as_keys, codes_of, count_cube, level_text, levels_of, sites_of, weights
 from cohortpool.stats.plan import Comparison, Plan, Variable
 from cohortpool.stats.pooled import cmh, dersimonian_laird, log_odds_ratio, mean_difference
 
@@ -73,7 +73,8 @@ def _continuous_rows(plan: Plan, spec: Comparison, var: Variable, frame: pd.Data
     raw = pd.to_numeric(frame[var.column], errors="coerce").to_numpy(dtype=float)
     ww = w.to_numpy()
     by_site = _site_keys(frame, plan)
-    grouped = pd.Series(np.arange(len(frame))).groupby([by_site.to_numpy(), frame[gcol].to_numpy()]).indices
+    positions = pd.Series(np.arange(len(frame)), index=frame.index)
+    grouped = positions.groupby([by_site, frame[gcol]], observed=True).indices
     cells: dict[tuple[str, str], np.ndarray] = {}
     for key, idx in grouped.items():
         site_key, group_key = cast(tuple[object, object], key)
@@ -152,31 +153,38 @@ def _continuous_rows(plan: Plan, spec: Comparison, var: Variable, frame: pd.Data
 def _site_keys(frame: pd.DataFrame, plan: Plan) -> pd.Series:
     """Each row's site as text (the pooled label when the frame has no site column)."""
     if plan.site_column in frame.columns:
-        return frame[plan.site_column].astype(str)
+        return frame[plan.site_column]  # a categorical of text after as_keys
     return pd.Series(plan.pooled_label, index=frame.index)
 
 
 def _count_tables(
     frame: pd.DataFrame, plan: Plan, var: Variable, levels: list[object], sites: list[str]
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """groups x levels count tables per site and over all sites, from one weighted group-by."""
-    gcol = plan.groups.column
-    ok = frame[var.column].notna()
-    keys = [_site_keys(frame, plan)[ok], frame.loc[ok, gcol], frame.loc[ok, var.column]]
-    counts = weights(frame, plan)[ok].groupby(keys, observed=True).sum()
-    g_index = {g: i for i, g in enumerate(plan.groups.levels)}
-    l_index = {lv: j for j, lv in enumerate(levels)}
-    tables = {site: np.zeros((2, len(levels)), dtype=np.int64) for site in sites}
-    total = np.zeros((2, len(levels)), dtype=np.int64)
-    for key, n in counts.items():
-        site, group, level = cast(tuple[str, str, object], key)
-        i, j = g_index.get(group), l_index.get(level)
-        if i is None or j is None:
-            continue
-        total[i, j] += int(n)
-        if site in tables:
-            tables[site][i, j] += int(n)
-    return tables, total
+    """groups x levels count tables per site and over all sites, from one pass over the rows."""
+    site_codes, site_values = codes_of(_site_keys(frame, plan))
+    group_codes, group_values = codes_of(frame[plan.groups.column])
+    level_codes, level_values = codes_of(frame[var.column])
+    cube = count_cube(
+        weights(frame, plan),
+        (site_codes, len(site_values)),
+        (group_codes, len(group_values)),
+        (level_codes, len(level_values)),
+    )
+    g_pos = [group_values.index(g) if g in group_values else -1 for g in plan.groups.levels]
+    l_pos = [level_values.index(lv) if lv in level_values else -1 for lv in levels]
+
+    def table(block: np.ndarray) -> np.ndarray:
+        out = np.zeros((2, len(levels)), dtype=np.int64)
+        for i, gi in enumerate(g_pos):
+            for j, lj in enumerate(l_pos):
+                if gi >= 0 and lj >= 0:
+                    out[i, j] = block[gi, lj]
+        return out
+
+    tables = {str(s): table(cube[k]) for k, s in enumerate(site_values) if str(s) in sites}
+    for site in sites:
+        tables.setdefault(site, np.zeros((2, len(levels)), dtype=np.int64))
+    return tables, table(cube.sum(axis=0))
 
 
 def _categorical_rows(plan: Plan, spec: Comparison, var: Variable, frame: pd.DataFrame, sites: list[str]):  # type: ignore[no-untyped-def]
@@ -271,7 +279,7 @@ def compare_groups(plan: Plan, spec: Comparison, frame: pd.DataFrame) -> tuple[p
     missing = [c for c in (gcol, *(v.column for v in spec.variables)) if c not in frame.columns]
     if missing:
         raise KeyError(f"comparison {spec.name!r}: view {spec.view!r} lacks columns {missing}")
-    frame = frame[frame[gcol].isin(plan.groups.levels)]
+    frame = as_keys(frame[frame[gcol].isin(plan.groups.levels)], [plan.site_column, gcol])
     sites = sites_of(frame, plan)
     rows: list[Row] = []
     forest: list[Row] = []

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cohortpool.stats.accuracy import diagnostic_accuracy, logistic_rule
 from cohortpool.stats.compare import compare_groups
 from cohortpool.stats.detection import detection_patterns, detection_tables
-from cohortpool.stats.frames import apply_derived, sites_of, weights
+from cohortpool.stats.frames import apply_derived, as_keys, codes_of, count_cube, sites_of, weights
 from cohortpool.stats.plan import Accuracy, Plan
 from cohortpool.stats.result import ResultTable
 
@@ -43,41 +44,55 @@ def _accuracy(plan: Plan, spec: Accuracy, frame: pd.DataFrame) -> list[ResultTab
     missing = [c for c in (gcol, *spec.signs) if c not in frame.columns]
     if missing:
         raise KeyError(f"accuracy {spec.name!r}: view {spec.view!r} lacks columns {missing}")
-    frame = frame[frame[gcol].isin(plan.groups.levels)]
+    frame = as_keys(frame[frame[gcol].isin(plan.groups.levels)], [plan.site_column, gcol])
     site = (
-        frame[plan.site_column].astype(str)
+        frame[plan.site_column]
         if plan.site_column in frame.columns
         else pd.Series(plan.pooled_label, index=frame.index)
     )
-    pos = (frame[gcol] == spec.positive).rename("_pos")
+    pos = (frame[gcol] == spec.positive).to_numpy().astype(np.int64)
     w = weights(frame, plan)
     sites = sites_of(frame, plan)
+    site_codes, site_values = codes_of(site)
+    where = {str(v): k for k, v in enumerate(site_values)}
     scopes = [*sites, plan.pooled_label]
+
+    def scoped(cube: np.ndarray, scope: str) -> np.ndarray:
+        """The site's slice of a site-first count cube; the pooled scope sums every site."""
+        if scope == plan.pooled_label:
+            return np.asarray(cube.sum(axis=0))
+        return np.asarray(cube[where[scope]])
+
     metrics: list[pd.DataFrame] = []
     for sign in spec.signs:
-        # one weighted group-by per sign gives every site's 2 x 2 table (and the pooled one by summing)
-        cells = w.groupby([site.rename("_site"), pos, frame[sign].astype(bool).rename("_sign")]).sum()
+        present = frame[sign].astype(bool).to_numpy().astype(np.int64)
+        cube = count_cube(w, (site_codes, len(site_values)), (pos, 2), (present, 2))  # site x pos x sign
         for scope in scopes:
-            part = cells if scope == plan.pooled_label else cells.loc[[scope]]
-            by = part.groupby(level=["_pos", "_sign"]).sum()
-
-            def n(p: bool, s_: bool, by: pd.Series = by) -> int:
-                return int(by.get((p, s_), 0))
-
-            m = diagnostic_accuracy(
-                n(True, True), n(False, True), n(True, False), n(False, False), plan.options.alpha
-            )
+            c = scoped(cube, scope)
+            tp, fp, fn, tn = int(c[1, 1]), int(c[0, 1]), int(c[1, 0]), int(c[0, 0])
+            m = diagnostic_accuracy(tp, fp, fn, tn, plan.options.alpha)
             m.insert(0, "sign", sign)
             m.insert(0, "site_id", scope)
             metrics.append(m)
     models: list[dict[str, Any]] = []
     coefs: list[pd.DataFrame] = []
     if spec.model:
-        signs = [frame[s_].astype(bool) for s_ in spec.signs]
-        patterns = w.rename("_w").groupby([site.rename("_site"), *signs, pos]).sum().reset_index()
+        # every unit's signs as one integer pattern, so the model sees a few thousand weighted rows
+        bits = np.zeros(len(frame), dtype=np.int64)
+        for k, sign in enumerate(spec.signs):
+            bits |= frame[sign].astype(bool).to_numpy().astype(np.int64) << k
+        if len(spec.signs) > 62:
+            raise ValueError(f"accuracy {spec.name!r}: at most 62 signs fit one pattern code")
+        pattern_codes, pattern_values = codes_of(pd.Series(bits))
+        cube = count_cube(w, (site_codes, len(site_values)), (pattern_codes, len(pattern_values)), (pos, 2))
         for scope in scopes:
-            scoped = patterns if scope == plan.pooled_label else patterns[patterns["_site"] == scope]
-            model_frame = pd.DataFrame(scoped.groupby([*spec.signs, "_pos"], as_index=False)["_w"].sum())
+            c = scoped(cube, scope)
+            which, positive = np.nonzero(c)
+            pattern = np.asarray(pattern_values, dtype=np.int64)[which]
+            model_frame = pd.DataFrame(
+                {sign: (pattern >> k) & 1 == 1 for k, sign in enumerate(spec.signs)}
+                | {"_pos": positive == 1, "_w": c[which, positive]}
+            )
             if model_frame["_pos"].nunique() < 2:
                 continue
             rule = logistic_rule(model_frame, list(spec.signs), "_pos", "_w", plan.options.alpha)
