@@ -33,10 +33,16 @@ from cohortpool.warehouse.sql import query_df
 GENERATOR = Path(__file__).with_name("sql") / "make_stats_views.sql"
 
 
+def _connect(path: Path, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET enable_progress_bar = false")  # keep the benchmark log readable
+    return con
+
+
 def make_warehouse(path: Path, patients: int) -> float:
     """Write the synthetic analysis tables; returns seconds taken (not part of the timed analysis)."""
     start = time.perf_counter()
-    con = duckdb.connect(str(path), config={"enable_progress_bar": False})
+    con = _connect(path, read_only=False)
     for statement in duckdb.extract_statements(GENERATOR.read_text(encoding="utf-8")):
         params = {name: patients for name in statement.named_parameters}
         con.execute(statement, params) if params else con.execute(statement)
@@ -51,7 +57,7 @@ def run_duckdb(path: Path) -> tuple[float, dict[str, float], dict[str, pd.DataFr
     plan = plan.model_copy(update={"detection": (det,)})
     phases: dict[str, float] = {}
     start = time.perf_counter()
-    con = duckdb.connect(str(path), read_only=True, config={"enable_progress_bar": False})
+    con = _connect(path)
     frames = {
         "patients": con.table("analysis.patients").df(),
         "vertebrae": con.table("analysis.vertebrae").df(),
@@ -72,7 +78,7 @@ def run_pandas(path: Path) -> tuple[float, dict[str, float], dict[str, pd.DataFr
     plan = load_plan(PROJECT_ROOT / "plans" / "vcf_study.yaml")
     phases: dict[str, float] = {}
     start = time.perf_counter()
-    con = duckdb.connect(str(path), read_only=True, config={"enable_progress_bar": False})
+    con = _connect(path)
     frames = {
         name: con.table(f"analysis.{name}").df() for name in ("patients", "vertebrae", "vertebra_reads")
     }
@@ -95,7 +101,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
         gen = make_warehouse(db, args.patients)
-        con = duckdb.connect(str(db), read_only=True, config={"enable_progress_bar": False})
+        con = _connect(db)
         n_reads = con.table("analysis.vertebra_reads").count("*").fetchall()[0][0]
         con.close()
         print(f"warehouse: {args.patients:,} patients, {n_reads:,} reads (generated in {gen:.1f} s)")
