@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -230,3 +233,19 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
         write_consortium(tmp_path, sites=0)
     with pytest.raises(ValueError, match="seed"):
         write_consortium(tmp_path, seed=-1)
+
+
+def test_output_does_not_depend_on_the_process_hash_seed(tmp_path: Path) -> None:
+    args = ["--sites", "2", "--seed", "5", "--max-patients", "2"]
+    runs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / hash_seed
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run(
+            [sys.executable, "-m", "cohortpool", "synth", str(out), *args],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        runs.append(tree_hashes(out))
+    assert runs[0] == runs[1]
