@@ -16,6 +16,7 @@ the suppression threshold's own width on the tables this pipeline emits.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -70,20 +71,31 @@ def is_small(value: int, threshold: int) -> bool:
 
 
 def _recoveries(
-    grid: CellGrid, hidden: set[Hashable], lines: Sequence[tuple[Hashable, ...]]
+    grid: CellGrid,
+    hidden: set[Hashable],
+    lines: Sequence[tuple[Hashable, ...]],
+    lines_of: Mapping[Hashable, list[int]],
 ) -> dict[Hashable, tuple[Hashable, ...]]:
-    """Cells a reader can compute exactly from what is shown, each with the line that yields it."""
+    """Cells a reader can compute exactly from what is shown, each with the line that yields it.
+
+    Unit propagation: a line with one unknown cell yields it, which may leave another line with one; a
+    queue of such lines makes this linear in the size of the lines (the audit runs once per suppression).
+    """
     known = set(grid.values) - hidden
+    unknown = [sum(1 for k in line if k not in known) for line in lines]
+    queue = deque(i for i, count in enumerate(unknown) if count == 1)
     recovered: dict[Hashable, tuple[Hashable, ...]] = {}
-    changed = True
-    while changed:
-        changed = False
-        for line in lines:
-            unknown = [k for k in line if k not in known]
-            if len(unknown) == 1:
-                known.add(unknown[0])
-                recovered[unknown[0]] = line
-                changed = True
+    while queue:
+        i = queue.popleft()
+        if unknown[i] != 1:
+            continue
+        cell = next(k for k in lines[i] if k not in known)
+        known.add(cell)
+        recovered[cell] = lines[i]
+        for j in lines_of[cell]:
+            unknown[j] -= 1
+            if unknown[j] == 1:
+                queue.append(j)
     return recovered
 
 
@@ -136,11 +148,15 @@ def protect(grid: CellGrid, threshold: int, *, protect_complements: bool = False
     candidates = grid.values if protect_complements else {k: grid.values[k] for k in grid.published}
     sensitive = {k for k, v in candidates.items() if is_small(v, threshold)}
     unpublished = set(grid.values) - grid.published
-    # only lines that touch something hidden can ever matter; keep them in a stable order
+    # a stable order: the same tables always give the same suppression pattern
     lines = sorted(set(grid.lines), key=repr)
+    lines_of: dict[Hashable, list[int]] = {k: [] for k in grid.values}
+    for i, line in enumerate(lines):
+        for key in line:
+            lines_of[key].append(i)
     while True:
         hidden = set(marks) | unpublished
-        recovered = _recoveries(grid, hidden, lines)
+        recovered = _recoveries(grid, hidden, lines, lines_of)
         leaked = sorted((k for k in recovered if k in marks or k in sensitive), key=repr)
         if not leaked:
             return marks
