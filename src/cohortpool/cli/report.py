@@ -18,6 +18,7 @@ from cohortpool.config import load_settings
 if TYPE_CHECKING:
     import pandas as pd
 
+    from cohortpool.report.build import ReportFiles
     from cohortpool.stats.plan import Plan
 
 #: views every report reads besides the plan's own: provenance (batch ids) and the SPSS analysis sets
@@ -55,6 +56,50 @@ def fetch(db_path: Path, views: list[str]) -> tuple[dict[str, pd.DataFrame], pd.
     return frames, quality
 
 
+def generate(
+    db_path: Path,
+    out_dir: Path,
+    plan_path: Path,
+    *,
+    threshold: int,
+    warehouse_sha256: str | None = None,
+    plan_sha256: str | None = None,
+) -> ReportFiles | None:
+    """Warehouse -> ``run_plan`` -> report folder; None when the warehouse holds no patients yet.
+
+    The one glue path shared by ``cohortpool report`` and the hub flow's report task, so both write the
+    same bytes for the same warehouse. Raises the plan's ``PlanError``, the warehouse's
+    ``WarehouseError`` or ``duckdb.Error`` for the caller to turn into its own exit or failure.
+    """
+    from cohortpool.report.build import write_report
+    from cohortpool.report.provenance import Provenance, batches_by_site, library_versions, sha256_file
+    from cohortpool.report.quality import quality_table
+    from cohortpool.stats.engine import run_plan
+    from cohortpool.stats.plan import load_plan
+    from cohortpool.warehouse import checksum
+
+    plan = load_plan(plan_path)
+    frames, summary = fetch(db_path, views_for(plan))
+    if frames["patients"].empty:
+        return None
+    provenance = Provenance(
+        plan_name=plan.name,
+        plan_sha256=plan_sha256 or sha256_file(plan_path),
+        warehouse_sha256=warehouse_sha256 or checksum(db_path),
+        batches=batches_by_site(frames),
+        libraries=library_versions(),
+    )
+    return write_report(
+        run_plan(plan, frames),
+        frames,
+        out_dir,
+        provenance=provenance,
+        quality=quality_table(summary),
+        threshold=threshold,
+        title=plan.title,
+    )
+
+
 @app.command("report")
 def report_command(
     db: Annotated[
@@ -81,12 +126,8 @@ def report_command(
     import duckdb
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    from cohortpool.report.build import write_report
-    from cohortpool.report.provenance import Provenance, batches_by_site, library_versions, sha256_file
-    from cohortpool.report.quality import quality_table
-    from cohortpool.stats.engine import run_plan
-    from cohortpool.stats.plan import PlanError, load_plan
-    from cohortpool.warehouse import WarehouseError, checksum
+    from cohortpool.stats.plan import PlanError
+    from cohortpool.warehouse import WarehouseError
 
     try:
         settings = load_settings()
@@ -95,16 +136,13 @@ def report_command(
     db_path = db or settings.warehouse
     out_dir = out or settings.data_dir / "report"
     plan_path = plan_file or settings.plans_dir / "vcf_study.yaml"
-    try:
-        plan = load_plan(plan_path)
-    except PlanError as exc:
-        raise _fail(f"{exc} (pass --plan FILE)", EXIT_USAGE) from exc
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as progress:
-        step = progress.add_task(f"reading {db_path}", total=None)
+        progress.add_task(f"{db_path} -> plan {plan_path.name} -> {out_dir}", total=None)
         try:
-            frames, summary = fetch(db_path, views_for(plan))
-            warehouse_sha256 = checksum(db_path)
+            files = generate(db_path, out_dir, plan_path, threshold=settings.small_cell_threshold)
+        except PlanError as exc:
+            raise _fail(f"{exc} (pass --plan FILE)", EXIT_USAGE) from exc
         except WarehouseError as exc:
             raise _fail(str(exc), EXIT_USAGE) from exc
         except duckdb.Error as exc:
@@ -114,28 +152,9 @@ def report_command(
                 f"was made by an older cohortpool, run `cohortpool db migrate --db {db_path}`",
                 EXIT_USAGE,
             ) from exc
-        if frames["patients"].empty:
-            raise _fail(f"{db_path} holds no patients yet: load validated batches first", EXIT_ISSUES)
-        progress.update(step, description=f"running plan {plan.name}")
-        results = run_plan(plan, frames)
-        progress.update(step, description=f"writing {out_dir}")
-        provenance = Provenance(
-            plan_name=plan.name,
-            plan_sha256=sha256_file(plan_path),
-            warehouse_sha256=warehouse_sha256,
-            batches=batches_by_site(frames),
-            libraries=library_versions(),
-        )
-        files = write_report(
-            results,
-            frames,
-            out_dir,
-            provenance=provenance,
-            quality=quality_table(summary),
-            threshold=settings.small_cell_threshold,
-            title=plan.title,
-        )
+    if files is None:
+        raise _fail(f"{db_path} holds no patients yet: load validated batches first", EXIT_ISSUES)
     typer.echo(f"report: {files.html}")
     typer.echo(f"tables: {files.xlsx} and {len(files.csvs)} CSV files in {out_dir / 'tables'}")
-    typer.echo(f"internal (keep inside the hub): {files.html.parent / 'internal'}")
+    typer.echo(f"internal (keep inside the hub): {out_dir / 'internal'}")
     raise typer.Exit(EXIT_OK)

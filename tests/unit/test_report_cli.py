@@ -1,0 +1,48 @@
+"""`cohortpool report`: usage errors name the file at fault; an empty warehouse is not a silent success."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cohortpool.cli import app
+from cohortpool.cli.report import views_for
+from cohortpool.config import PROJECT_ROOT
+from cohortpool.stats.plan import load_plan
+from cohortpool.warehouse import connect, migrate
+
+runner = CliRunner()
+
+
+def test_missing_warehouse_exits_2_naming_it(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["report", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert "none.duckdb" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_unreadable_plan_exits_2_naming_it(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: [\n")
+    result = runner.invoke(app, ["report", "--plan", str(plan), "--db", str(tmp_path / "w.duckdb")])
+    assert result.exit_code == 2
+    assert "plan.yaml" in result.output
+
+
+def test_warehouse_without_patients_exits_1_and_writes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    con = connect(db)
+    migrate(con)
+    con.close()
+    result = runner.invoke(app, ["report", "--db", str(db), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "no patients" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_report_reads_the_views_the_plan_names_and_its_own() -> None:
+    plan = load_plan(PROJECT_ROOT / "plans" / "vcf_study.yaml")
+    assert views_for(plan) == ["patients", "vertebra_reads", "vertebrae"]
