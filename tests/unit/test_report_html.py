@@ -147,3 +147,11 @@ def test_tiny_odds_ratios_keep_two_significant_digits_but_differences_keep_two_d
     assert effect(0.0042) == "0.0042"
     assert effect(0.0042, ratio=False) == "0.00"
     assert effect(11.906) == "11.91"
+
+
+def test_every_id_is_unique_and_every_internal_link_resolves() -> None:
+    html = _html()
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))
+    refs = set(re.findall(r'(?:url\(#|href="#)([^")]+)', html))
+    assert refs and refs <= set(ids)
