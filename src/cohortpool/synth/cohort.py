@@ -130,9 +130,20 @@ def _site_rng(seed: int, profile: SiteProfile, purpose: int) -> np.random.Genera
     return np.random.default_rng([seed, profile.number, purpose])
 
 
-def _demographics(rng: np.random.Generator, profile: SiteProfile) -> list[dict[str, object]]:
+@dataclass(frozen=True)
+class Demographics:
+    """The Table 1 variables of one patient, before the patient is placed in the export."""
+
+    diagnosis: str
+    age: int
+    bmi: float
+    sex: str
+    t_score: float
+
+
+def _demographics(rng: np.random.Generator, profile: SiteProfile) -> list[Demographics]:
     """Group, age, BMI, sex, T-score per patient; site 1 exactly as Table 1."""
-    rows: list[dict[str, object]] = []
+    rows: list[Demographics] = []
     for group, n in (("OP", profile.n_op), ("MET", profile.n_met)):
         if profile.number == 1:
             spec = TABLE1[group]
@@ -153,8 +164,7 @@ def _demographics(rng: np.random.Generator, profile: SiteProfile) -> list[dict[s
             osteo = {i for i in range(n) if rng.random() < p_osteo}
         for i in range(n):
             t = float(rng.uniform(-4.6, -2.5) if i in osteo else rng.uniform(-2.4, 0.8))
-            rows.append({"diagnosis": group, "age": int(ages[i]), "bmi": float(bmis[i]),
-                         "sex": "M" if i in men else "F", "t_score": t})  # fmt: skip
+            rows.append(Demographics(group, int(ages[i]), float(bmis[i]), "M" if i in men else "F", t))
     return rows
 
 
@@ -164,12 +174,10 @@ def _tumour(rng: np.random.Generator, sex: str) -> str:
     return table[int(rng.choice(len(table), p=p / p.sum()))][0]
 
 
-def _vertebra_counts(
-    rng: np.random.Generator, profile: SiteProfile, rows: list[dict[str, object]]
-) -> list[int]:
+def _vertebra_counts(rng: np.random.Generator, profile: SiteProfile, rows: list[Demographics]) -> list[int]:
     counts: list[int] = []
     for group in ("OP", "MET"):
-        n = sum(1 for r in rows if r["diagnosis"] == group)
+        n = sum(1 for r in rows if r.diagnosis == group)
         if profile.number == 1:
             counts += split_count(rng, TABLE1[group].vertebrae, n)
         else:
@@ -196,15 +204,16 @@ def build_cohort(profile: SiteProfile, seed: int, night: dt.date) -> Cohort:
     mrn_numbers = rng.choice(10 ** (profile.mrn_digits - 1), size=len(rows), replace=False)
     acc_counter = int(rng.integers(1000, 5000))
     prev_shift = {f: float(rng.normal(0, 0.35)) if profile.number > 1 else 0.0 for f in PREVALENCE}
-    sens_shift = (0.0, 0.0, 0.0) if profile.number == 1 else tuple(float(x) for x in rng.normal(0, 0.3, 3))
+    xr_s, ct_s, mr_s = (float(x) for x in rng.normal(0, 0.3, 3)) if profile.number > 1 else (0.0, 0.0, 0.0)
+    sens_shift = (xr_s, ct_s, mr_s)
     patients: list[Patient] = []
     for k, src in enumerate(order):
         row = rows[src]
         prng = _site_rng(seed, profile, 1000 + k)
-        sex, group = str(row["sex"]), str(row["diagnosis"])
+        sex, group = row.sex, row.diagnosis
         exam = start + dt.timedelta(days=offsets[k])
-        age = int(row["age"])  # type: ignore[call-overload]
-        bmi = round(float(row["bmi"]), 2)  # type: ignore[arg-type]
+        age = row.age
+        bmi = round(row.bmi, 2)
         height = round(float(prng.normal(168 if sex == "M" else 157, 6)), 1)
         weight = round(bmi * (height / 100) ** 2, 1)
         name = person_name(prng, profile.name_style, sex)
@@ -220,7 +229,7 @@ def build_cohort(profile: SiteProfile, seed: int, night: dt.date) -> Cohort:
             height_cm=height,
             weight_kg=weight,
             bmi=bmi,
-            t_score=round(float(row["t_score"]), 1),  # type: ignore[arg-type]
+            t_score=round(row.t_score, 1),
             diagnosis=group,
             pathology_confirmed="yes" if profile.number == 1 or prng.random() > 0.04 else "no",
             primary_tumour=_tumour(prng, sex) if group == "MET" else "",
@@ -244,7 +253,7 @@ def build_cohort(profile: SiteProfile, seed: int, night: dt.date) -> Cohort:
             )
         for level in draw_levels(prng, group, counts[src]):
             v = draw_vertebra(prng, level, group, prev_shift)
-            read_vertebra(prng, v, sens_shift)  # type: ignore[arg-type]
+            read_vertebra(prng, v, sens_shift)
             patient.vertebrae.append(v)
         patients.append(patient)
     if profile.number == 1:
