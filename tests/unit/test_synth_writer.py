@@ -112,6 +112,7 @@ def test_every_patient_has_xr_ct_mr_studies_and_reads_link_to_them(
         for row_no, r in enumerate(read_csv(drop(out, site) / "reads.csv"), start=1):
             if row_no in orphans:
                 assert r["mrn"] not in studies
+                assert r["accession_number"] not in all_accessions
                 continue
             assert studies[r["mrn"]][r["accession_number"]] == r["modality"], (site, row_no)
 

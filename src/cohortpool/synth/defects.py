@@ -110,7 +110,11 @@ def plant_rows(
             while mrn in known:  # same format as the site's MRNs, but nobody's
                 mrn = mrn[:-4] + f"{int(rng.integers(0, 10000)):04d}"
             orphan[rcol["mrn"]] = mrn
-            orphan[rcol["accession_number"]] = source[rcol["accession_number"]][:-3] + "999"
+            accessions = {r[rcol["accession_number"]] for r in reads}
+            accession = source[rcol["accession_number"]][:-3] + "999"
+            while accession in accessions:  # a study this site never sent
+                accession = accession[:-3] + f"{int(rng.integers(0, 1000)):03d}"
+            orphan[rcol["accession_number"]] = accession
             reads.insert(int(rng.integers(0, len(reads) + 1)), orphan)
             planted.append(Planted(kind, "reads", None, orphan, mrn, "mrn", mrn))
         elif kind == "unknown_level":
