@@ -8,8 +8,11 @@ and seeded so the same arguments give the same files.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -181,4 +184,23 @@ def write_batch(
         "tables": summary_tables,
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return folder
+
+
+def build_once(base_temp: Path, name: str, build: Callable[[Path], None]) -> Path:
+    """``build(folder)`` once per test session, shared by every pytest-xdist worker.
+
+    ``base_temp`` is ``tmp_path_factory.getbasetemp()``. Workers share its parent; an exclusive file
+    lock makes the first worker build and the others wait, then reuse the folder (treat it as
+    read-only: copy a DuckDB file out of it before opening it read-write). We do not rely on
+    ``xdist_group`` here: with pytest 9.2 and xdist 3.8 it does not keep a group on one worker.
+    """
+    root = base_temp.parent if os.environ.get("PYTEST_XDIST_WORKER") else base_temp
+    folder = root / name
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".built").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            build(folder)
+            (folder / ".built").touch()
     return folder

@@ -9,6 +9,7 @@ with an accepted clinical row.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,9 @@ import pandas as pd
 import pytest
 
 from cohortpool.warehouse import checksum, export_parquet, load_batch
+from warehouse_batches import build_once
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("warehouse_consortium")]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SITES = ("site01", "site02", "site03")
 NIGHT = "2025-03-01"
@@ -46,10 +48,8 @@ def _cli(*args: str) -> None:
     assert done.returncode in (0, 1), done.stderr[-3000:]
 
 
-@pytest.fixture(scope="module")
-def consortium(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def _build(root: Path) -> None:
     validate_batch = pytest.importorskip("cohortpool.validate.batch", reason="validation stage not there yet")
-    root = tmp_path_factory.mktemp("consortium")
     mp = pytest.MonkeyPatch()
     mp.setenv("COHORTPOOL_SECRET", "warehouse-consortium-test-secret-0123456789")
     try:
@@ -70,9 +70,18 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             validate_batch.validate_submission(root / "submissions" / site, root / "validated" / site)
     finally:
         mp.undo()
-    db = root / "warehouse.duckdb"
     for site in SITES:
-        load_batch(db, root / "validated" / site)
+        load_batch(root / "warehouse.duckdb", root / "validated" / site)
+
+
+@pytest.fixture(scope="session")
+def consortium(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The demo consortium, validated and loaded once per session (shared by xdist workers); each
+    worker gets its own copy of the warehouse file, since a DuckDB file has one writer at a time."""
+    pytest.importorskip("cohortpool.validate.batch", reason="validation stage not there yet")
+    root = build_once(tmp_path_factory.getbasetemp(), "warehouse_consortium", _build)
+    db = tmp_path_factory.mktemp("consortium_db") / "warehouse.duckdb"
+    shutil.copyfile(root / "warehouse.duckdb", db)
     return {"root": root, "db": db}
 
 

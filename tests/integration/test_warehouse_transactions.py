@@ -17,11 +17,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from typer.testing import CliRunner
 
+from cohortpool.cli import app
 from cohortpool.warehouse import WarehouseLockedError, checksum, connect, load_batch
-from warehouse_batches import make_tables, write_batch
+from warehouse_batches import build_once, make_tables, write_batch
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("warehouse_processes")]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MARKER = "test hook: paused inside the load transaction"
 BIG_PATIENTS = 25_000  # 150,000 reads and 150,000 series: more than one DuckDB row group (122,880)
@@ -62,14 +64,18 @@ def _wait_for_marker(proc: subprocess.Popen[str], timeout: float = 120) -> None:
     raise AssertionError(f"loader never reached the pause; stderr: {''.join(seen)[-2000:]}")
 
 
-@pytest.fixture(scope="module")
-def batches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("batches")
-    return {
-        "base": write_batch(root / "base", "site01", "2026-11-01", make_tables("site01", 20, seed=1)),
-        "small": write_batch(root / "small", "site03", "2026-11-01", make_tables("site03", 20, seed=5)),
-        "big": write_batch(root / "big", "site02", "2026-11-02", make_tables("site02", BIG_PATIENTS, seed=3)),
-    }
+def _write_batches(root: Path) -> None:
+    write_batch(root / "base", "site01", "2026-11-01", make_tables("site01", 20, seed=1))
+    write_batch(root / "small", "site03", "2026-11-01", make_tables("site03", 20, seed=5))
+    write_batch(root / "other", "site04", "2026-11-01", make_tables("site04", 20, seed=6))
+    write_batch(root / "big", "site02", "2026-11-02", make_tables("site02", BIG_PATIENTS, seed=3))
+
+
+@pytest.fixture(scope="session")
+def warehouse_batches_on_disk(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three validated batches, written once per session and shared (read-only) by xdist workers."""
+    root = build_once(tmp_path_factory.getbasetemp(), "warehouse_batches", _write_batches)
+    return {name: root / name for name in ("base", "small", "other", "big")}
 
 
 def _disk_bytes(db: Path) -> int:
@@ -77,14 +83,16 @@ def _disk_bytes(db: Path) -> int:
     return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
 
-def test_killed_load_leaves_the_warehouse_as_it_was(tmp_path: Path, batches: dict[str, Path]) -> None:
+def test_killed_load_leaves_the_warehouse_as_it_was(
+    tmp_path: Path, warehouse_batches_on_disk: dict[str, Path]
+) -> None:
     db = tmp_path / "w.duckdb"
-    load_batch(db, batches["base"])
+    load_batch(db, warehouse_batches_on_disk["base"])
     before = _snapshot(db)
     before_checksum = checksum(db)
     bytes_before = _disk_bytes(db)
 
-    proc = _start_load(batches["big"], db, "--test-pause-before-commit", "120")
+    proc = _start_load(warehouse_batches_on_disk["big"], db, "--test-pause-before-commit", "120")
     _wait_for_marker(proc)
     grown = _disk_bytes(db) - bytes_before
     os.kill(proc.pid, signal.SIGKILL)
@@ -99,57 +107,59 @@ def test_killed_load_leaves_the_warehouse_as_it_was(tmp_path: Path, batches: dic
     assert checksum(db) == before_checksum
 
     # the warehouse is healthy: the same batch now loads in full
-    result = load_batch(db, batches["big"])
+    result = load_batch(db, warehouse_batches_on_disk["big"])
     assert result.status == "loaded"
     assert result.load_seq == 2
     assert result.rows["reads"] == BIG_PATIENTS * 6
 
 
 def test_second_writer_fails_clearly_or_waits_and_never_corrupts(
-    tmp_path: Path, batches: dict[str, Path]
+    tmp_path: Path, warehouse_batches_on_disk: dict[str, Path]
 ) -> None:
+    batches = warehouse_batches_on_disk
     db = tmp_path / "w.duckdb"
     load_batch(db, batches["base"])
-    first = _start_load(batches["big"], db, "--test-pause-before-commit", "6")
+    first = _start_load(batches["other"], db, "--test-pause-before-commit", "10")
     _wait_for_marker(first)
+    paused_at = time.monotonic()
 
-    # a second writer without --wait: refused at once, naming the file and the way out
-    refused = subprocess.run(
-        [sys.executable, "-m", "cohortpool", "load", str(batches["small"]), "--db", str(db)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert refused.returncode == 1
-    assert "is locked by another process" in refused.stderr
-    assert str(db) in refused.stderr
-    assert "--wait" in refused.stderr
+    # a second `cohortpool load` without --wait: refused at once, naming the file and the way out
+    # (in-process through the real CLI app, so it runs while the first writer is surely still paused)
+    refused = CliRunner().invoke(app, ["load", str(batches["small"]), "--db", str(db)])
+    assert refused.exit_code == 1
+    assert "is locked by another process" in refused.output
+    assert str(db) in refused.output
+    assert "--wait" in refused.output
     # an analyst's read-only open is refused the same way while a writer holds the file
     with pytest.raises(WarehouseLockedError, match="Conflicting lock"):
         connect(db, read_only=True)
+    assert time.monotonic() - paused_at < 10, "the checks above ran after the first writer resumed"
 
-    # a second writer with --wait queues behind the first and then loads
-    waiter = _start_load(batches["small"], db, "--wait", "120")
-    out_first, _ = first.communicate(timeout=180)
-    out_waiter, err_waiter = waiter.communicate(timeout=180)
-    assert first.returncode == 0, out_first
-    assert waiter.returncode == 0, err_waiter
-    assert "loaded site02_2026-11-02" in out_first
-    assert "loaded site03_2026-11-01" in out_waiter
+    # a second writer that waits queues behind the first and loads once the lock is free
+    queued = load_batch(db, batches["small"], wait_seconds=300)
+    waited = time.monotonic() - paused_at
+    out_first, err_first = first.communicate(timeout=180)
+    assert first.returncode == 0, err_first
+    assert "loaded site04_2026-11-01" in out_first
+    assert queued.status == "loaded"
+    assert waited >= 5, f"the waiting writer got in after {waited:.1f} s, before the first one committed"
 
     with duckdb.connect(str(db), read_only=True) as con:
         loads = con.execute("SELECT load_seq, site_id FROM raw.batches ORDER BY load_seq").fetchall()
-        counts = con.execute("SELECT site_id, patients FROM analysis.site_counts ORDER BY 1, 2").fetchall()
-        reads = con.execute("SELECT count(*) FROM raw.reads").fetchone()
-    assert loads == [(1, "site01"), (2, "site02"), (3, "site03")]
-    assert sum(p for s, p in counts if s == "site02") == BIG_PATIENTS
-    assert reads == ((20 + BIG_PATIENTS + 20) * 6,)
+        patients = con.execute(
+            "SELECT site_id, count(*) FROM analysis.patients GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    # both writers' batches are in, whole, in the order they committed
+    assert loads == [(1, "site01"), (2, "site04"), (3, "site03")]
+    assert patients == [("site01", 20), ("site03", 20), ("site04", 20)]
 
 
-def test_wait_gives_up_with_the_lock_error(tmp_path: Path, batches: dict[str, Path]) -> None:
+def test_wait_gives_up_with_the_lock_error(
+    tmp_path: Path, warehouse_batches_on_disk: dict[str, Path]
+) -> None:
     db = tmp_path / "w.duckdb"
-    load_batch(db, batches["base"])
-    holder = _start_load(batches["small"], db, "--test-pause-before-commit", "8")
+    load_batch(db, warehouse_batches_on_disk["base"])
+    holder = _start_load(warehouse_batches_on_disk["small"], db, "--test-pause-before-commit", "5")
     _wait_for_marker(holder)
     started = time.monotonic()
     with pytest.raises(WarehouseLockedError, match=r"after waiting 1\.5 s"):
