@@ -50,7 +50,7 @@ PREVALENCE: dict[str, tuple[float, float]] = {
 DISC = {"OP": (0.30, 0.55), "MET": (0.80, 0.08)}
 #: reader sensitivity per modality (XR, CT, MR); 0 where the modality cannot show the sign
 SENSITIVITY: dict[str, tuple[float, float, float]] = {
-    "fracture_line": (0.58, 0.97, 0.76),
+    "fracture_line": (0.58, 0.97, 0.80),
     "marrow_oedema": (0.01, 0.06, 0.97),
     "soft_tissue_mass": (0.08, 0.60, 0.95),
     "bone_destruction": (0.33, 0.76, 0.70),
@@ -166,7 +166,7 @@ def read_vertebra(rng: np.random.Generator, v: Vertebra, sens_shift: tuple[float
         for finding in FINDINGS:
             sens = SENSITIVITY[finding][m]
             if v.truth[finding]:
-                p = shifted(sens, 0.9 * v.conspicuity + sens_shift[m])
+                p = shifted(sens, 0.6 * v.conspicuity + sens_shift[m])
             else:
                 p = FALSE_POSITIVE[m] if sens > 0 else 0.0
             seen[finding] = bool(rng.random() < p)
