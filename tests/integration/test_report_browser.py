@@ -169,10 +169,3 @@ def test_report_renders_in_chromium_with_tables_and_svg_figures(report: Path, tm
         check=True,
     )
     assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
-
-
-def test_missing_warehouse_is_a_usage_error_naming_the_file(tmp_path: Path) -> None:
-    result = _run_report(tmp_path / "nowhere.duckdb", tmp_path / "out")
-    assert result.returncode == 2
-    assert "nowhere.duckdb" in result.stderr
-    assert not (tmp_path / "out").exists()
