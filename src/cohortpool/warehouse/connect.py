@@ -7,6 +7,8 @@ from pathlib import Path
 
 import duckdb
 
+from cohortpool.warehouse import sql
+
 
 class WarehouseError(RuntimeError):
     """Something about the warehouse file itself is wrong (locked, missing)."""
@@ -61,7 +63,7 @@ def connect(
     deadline = time.monotonic() + max(wait_seconds, 0.0)
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:
             if not _is_lock_conflict(exc):
                 raise
@@ -73,3 +75,6 @@ def connect(
                     "--wait SECONDS."
                 ) from exc
             time.sleep(poll_seconds)
+            continue
+        sql.run_sql(con, "load/set_session")
+        return con
