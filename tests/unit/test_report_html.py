@@ -120,16 +120,20 @@ def test_provenance_names_plan_warehouse_and_batches_behind_each_table() -> None
     assert "site01_2026-11-24" not in site02_section
 
 
-def test_quality_summary_is_a_table() -> None:
-    tables = _tables(_html()).tables
-    quality = next(t for t in tables if t[0][:2] == ["Site", "Night"])
-    assert quality[1][:5] == [
+def test_quality_summary_is_a_table_with_flagged_sites_named() -> None:
+    html = _html()
+    quality = next(t for t in _tables(html).tables if t[0][:2] == ["Site", "Night"])
+    assert quality[1][:8] == [
         "site01",
         "2026-11-24",
-        "site01_2026-11-24_aaaaaaaaaaaa",
+        "aaaaaaaaaaaa",
         "quarantined",
         "clinical",
+        "81",
+        "80",
+        "98.8",
     ]
+    assert "quarantined rows or had a table rejected: site01." in html
 
 
 def test_text_from_the_data_is_escaped() -> None:

@@ -20,6 +20,7 @@ from cohortpool.report.cells import POOLED_SITES, text_of
 from cohortpool.report.figures import figure_svg
 from cohortpool.report.layout import cell, lay_out
 from cohortpool.report.provenance import Provenance, sites_of
+from cohortpool.report.quality import flagged_sites
 from cohortpool.stats.result import ResultTable
 
 _ANCHOR = re.compile(r"[^a-z0-9_-]+")
@@ -125,7 +126,7 @@ def _section(
 
 
 def quality_section(quality: pd.DataFrame) -> Section:
-    """The data-quality summary table (one row per site, night and table)."""
+    """The data-quality summary: one row per site, night, batch and table; flagged sites in a note."""
     headers = [
         "Site",
         "Night",
@@ -134,18 +135,41 @@ def quality_section(quality: pd.DataFrame) -> Section:
         "Table",
         "Rows in",
         "Accepted",
+        "Accepted %",
         "Quarantined",
         "Warnings",
-        "Rejected",
-        "Accepted %",
+        "Table rejected",
     ]
-    rows = [[cell(v) for v in row] for row in quality.itertuples(index=False)]
+    rows = [
+        [
+            cell(r.site_id),
+            cell(r.night),
+            # the batch id is <site>_<night>_<12 hex>: the first two are in their own columns already
+            str(r.batch_id).rsplit("_", 1)[-1],
+            cell(r.validation_outcome),
+            cell(r.table_name).replace("_", " "),
+            cell(r.rows_in),
+            cell(r.accepted),
+            cell(r.accepted_pct),
+            cell(r.quarantined),
+            cell(r.warnings),
+            cell(r.rejected_reason),
+        ]
+        for r in quality.itertuples(index=False)
+    ]
+    flagged = flagged_sites(quality)
+    notes = (
+        "Sites whose last night quarantined rows or had a table rejected: "
+        + (", ".join(flagged) if flagged else "none")
+        + ". Counts of submitted rows, not of patients with an attribute: not small-cell suppressed.",
+    )
     return Section(
         "data-quality",
         "Data quality of the last night per site",
         "quality",
         headers,
         rows,
+        notes=notes,
         numeric=numeric_columns(rows),
     )
 
