@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cohortpool.cli import app
@@ -75,3 +76,15 @@ def test_export_refuses_other_formats(tmp_path: Path) -> None:
     result = runner.invoke(app, ["export", "--format", "csv", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "use --format parquet" in result.output
+
+
+def test_default_warehouse_is_the_setting_relative_to_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = write_batch(tmp_path / "b", "site01", "2026-11-01", make_tables("site01", 2, seed=1))
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["load", str(batch)]).exit_code == 0
+    assert (tmp_path / "data" / "warehouse.duckdb").is_file()
+    monkeypatch.setenv("COHORTPOOL_WAREHOUSE", str(tmp_path / "elsewhere.duckdb"))
+    assert runner.invoke(app, ["db", "migrate"]).exit_code == 0
+    assert (tmp_path / "elsewhere.duckdb").is_file()
