@@ -7,11 +7,13 @@ when any site-night failed, so the Prefect UI shows it, and its result is the ni
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prefect import flow
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from cohortpool.config import load_settings
 from cohortpool.ingest import SiteNight
@@ -26,8 +28,17 @@ from cohortpool.tasks import (
 from flows.hub import Key, finish_night, submit_validation
 from flows.site_edge import submit_submission
 
+#: sites at once on the thread runner; each de-identification also starts its own worker processes, so
+#: more threads than cores would only multiply processes and memory (30 sites must not mean 60 processes)
+SITES_AT_ONCE = max(2, os.cpu_count() or 1)
 
-@flow(name="nightly", flow_run_name="nightly", log_prints=False)
+
+@flow(
+    name="nightly",
+    flow_run_name="nightly",
+    log_prints=False,
+    task_runner=ThreadPoolTaskRunner(max_workers=SITES_AT_ONCE),
+)
 def nightly(landing_dir: Path, out_dir: Path, workers: int | None = None) -> State[NightSummary]:
     """One night of the consortium: fetch, scan, de-identify, validate, load, report.
 

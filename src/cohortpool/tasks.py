@@ -35,18 +35,13 @@ from prefect.exceptions import MissingContextError
 from prefect.tasks import Task, exponential_backoff
 
 from cohortpool import __version__
-from cohortpool.cli.report import fetch, views_for
+from cohortpool.cli.report import generate
 from cohortpool.config import load_settings
 from cohortpool.deid import QUARANTINED, Pseudonymiser, deidentify_tree
 from cohortpool.features import TableError, instance_record, package_submission, write_manifest
 from cohortpool.features import pseudonymise_tables as pseudonymise_feature_tables
 from cohortpool.ingest import FetchResult, SiteNight, fetch_new_studies, mark_processed, scan_landing
 from cohortpool.nightly import LoadSummary, NightSummary, SubmissionSummary, ValidationSummary
-from cohortpool.report.build import write_report
-from cohortpool.report.provenance import Provenance, batches_by_site, library_versions
-from cohortpool.report.quality import quality_table
-from cohortpool.stats.engine import run_plan
-from cohortpool.stats.plan import load_plan
 from cohortpool.validate import validate_submission
 from cohortpool.validate.distribution import compare_sites
 from cohortpool.warehouse import WarehouseLockedError, checksum, load_batch
@@ -347,35 +342,19 @@ def write_consortium_report(
     Cached on the warehouse's content checksum and the plan's sha256: a night that loaded nothing new
     does not recompute the same report.
     """
-    return _write_report(db_path, report_dir, plan_path, warehouse_sha256, plan_sha256, threshold)
-
-
-def _write_report(
-    db_path: Path, report_dir: Path, plan_path: Path, warehouse_sha256: str, plan_sha256: str, threshold: int
-) -> Path | None:
-    # The glue of `cohortpool report` (cli/report.py), whose fetch step it reuses: warehouse, stats and
-    # report are stages that may not import each other, so they meet here.
-    plan = load_plan(plan_path)
-    frames, quality = fetch(db_path, views_for(plan))
-    if frames["patients"].empty:
+    # `generate` is the glue of `cohortpool report` (warehouse -> stats -> report: stages that may not
+    # import each other); the flow and the CLI write the same bytes through it.
+    files = generate(
+        db_path,
+        report_dir,
+        plan_path,
+        threshold=threshold,
+        warehouse_sha256=warehouse_sha256,
+        plan_sha256=plan_sha256,
+    )
+    if files is None:
         _logger().warning("the warehouse holds no patients yet: no report written")
         return None
-    provenance = Provenance(
-        plan_name=plan.name,
-        plan_sha256=plan_sha256,
-        warehouse_sha256=warehouse_sha256,
-        batches=batches_by_site(frames),
-        libraries=library_versions(),
-    )
-    files = write_report(
-        run_plan(plan, frames),
-        frames,
-        report_dir,
-        provenance=provenance,
-        quality=quality_table(quality),
-        threshold=threshold,
-        title=plan.title,
-    )
     return files.html.parent
 
 
