@@ -37,6 +37,7 @@ def test_demo_writes_report_and_warehouse_and_a_second_run_changes_nothing(tmp_p
     assert f"report:     {out / 'report' / 'report.html'}" in demo.stdout
     assert f"warehouse:  {out / 'warehouse.duckdb'}" in demo.stdout
     assert (out / "report" / "report.html").is_file()
+    assert (out / "_truth.json").is_file() and not (out / "landing" / "_truth.json").exists()
     assert sorted(p.name for p in (out / "submissions").iterdir()) == ["site01", "site02", "site03"]
     # Prefect's home, result cache and scratch files stay inside the run's folder
     assert (out / ".prefect" / "results").is_dir() and any((out / ".prefect" / "results").iterdir())

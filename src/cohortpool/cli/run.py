@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,13 +18,11 @@ import typer
 
 from cohortpool.cli._app import EXIT_ISSUES, EXIT_USAGE, app
 from cohortpool.config import MissingSecretError, Settings, load_settings
-from cohortpool.nightly import RunLayout
+from cohortpool.nightly import NightSummary, RunLayout
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
-
-    from cohortpool.nightly import NightSummary
 
 #: labelled as what it is wherever it appears: it keys pseudonyms of synthetic data only
 DEMO_SECRET = "cohortpool-DEMO-ONLY-secret-never-use-for-real-data"  # noqa: S105  (public on purpose)
@@ -110,7 +109,7 @@ def _run_nightly(landing: Path, layout: RunLayout, dask: str | None, verbose: bo
     address = dask or settings.dask_address
     options: dict[str, Any] = {}
     if address:
-        from prefect_dask import DaskTaskRunner
+        from prefect_dask.task_runners import DaskTaskRunner
 
         options["task_runner"] = DaskTaskRunner(address=address)
     flow_logger = logging.getLogger("prefect.flow_runs")
@@ -140,8 +139,8 @@ def _run_nightly(landing: Path, layout: RunLayout, dask: str | None, verbose: bo
         finally:
             flow_logger.removeHandler(handler)
         progress.update(bar, description="nightly run")
-    summary = state.result(raise_on_failure=False)
-    if isinstance(summary, BaseException):
+    summary: object = state.result(raise_on_failure=False)
+    if not isinstance(summary, NightSummary):
         typer.echo(f"error: the nightly run crashed: {type(summary).__name__}: {summary}", err=True)
         return EXIT_ISSUES
     _print_summary(summary, console)
@@ -236,6 +235,10 @@ def demo(
     prepare_environment(layout)
     typer.echo(f"synthesizing a 3-site consortium into {layout.landing} ...")
     summary = write_consortium(layout.landing, sites=3)
+    # the planted-defect list is no hospital's export: keep it beside the landing folder, not in it
+    truth = Path(summary["truth"])
+    shutil.move(truth, layout.out / truth.name)
+    typer.echo(f"planted defects (what should be quarantined): {layout.out / truth.name}")
     typer.echo(
         f"{sum(s['dicom_files'] for s in summary['sites'])} DICOM files from {len(summary['sites'])} sites"
     )
