@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from validate_support import CLEAN, read_rows, write_rows
 
+from cohortpool.validate import run as run_module
 from cohortpool.validate.frames import read_table
 from cohortpool.validate.quarantine import split_table
 from cohortpool.validate.run import SuiteRunner, expectation_label
@@ -228,7 +229,7 @@ MANIFEST = [
         )
     ],
     Plant("slice_thickness", "20", (f"{BT}(slice_thickness)",), _any(modality="CT")),
-    Plant("pixel_spacing", "9", (f"{BT}(pixel_spacing)",)),
+    Plant("pixel_spacing", "25", (f"{BT}(pixel_spacing)",)),
     Plant("image_rows", "0", (f"{BT}(image_rows)",)),
     Plant("image_columns", "70000", (f"{BT}(image_columns)",)),
     Plant("instance_count", "0", (f"{BT}(instance_count)",)),
@@ -293,10 +294,16 @@ def runner() -> SuiteRunner:
     return SuiteRunner()
 
 
-@pytest.mark.parametrize("table", TABLES)
+@pytest.mark.parametrize(
+    ("table", "by_columns"),
+    [*((t, False) for t in TABLES), ("reads", True)],
+    ids=[*TABLES, "reads-by-columns"],
+)
 def test_each_planted_row_is_flagged_by_exactly_its_expectations(
-    table: str, runner: SuiteRunner, tmp_path: Path
+    table: str, by_columns: bool, runner: SuiteRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """``by_columns``: the large-table path that runs each group of expectations on its own columns."""
+    monkeypatch.setattr(run_module, "GROUP_COLUMNS_FROM_ROWS", 0 if by_columns else 10**9)
     folder, expected = _plant(table, tmp_path)
     suite = load_suite(table)
     frames = read_table(folder, suite)

@@ -97,8 +97,16 @@ class TableSuite:
                 out[kwargs["column"]] = list(kwargs["value_set"])
         return out
 
-    def gx_suite(self, applies_to: str) -> ExpectationSuite:
-        """A GX suite of the expectations that run on the ``text`` or ``typed`` frame.
+    def positions(self, applies_to: str) -> list[int]:
+        """Positions (in the suite file) of the expectations that run on the ``text`` or ``typed`` frame."""
+        return [
+            position
+            for position, exp in enumerate(self.expectations)
+            if exp["meta"].get("applies_to", TYPED) == applies_to
+        ]
+
+    def gx_suite(self, applies_to: str, positions: list[int] | None = None) -> ExpectationSuite:
+        """A GX suite of the expectations that run on the ``text`` or ``typed`` frame (or some of them).
 
         Built with ``ExpectationSuite(**json)`` and deterministic ids: a suite JSON with ``"id": null``
         loads but fails to run in GX 1.24 (``ResourceFreshnessAggregateError``), and random ids would make
@@ -107,13 +115,17 @@ class TableSuite:
         from great_expectations.core import ExpectationSuite
 
         chosen = []
-        for position, exp in enumerate(self.expectations):
-            if exp["meta"].get("applies_to", TYPED) != applies_to:
-                continue
+        for position in self.positions(applies_to) if positions is None else positions:
+            exp = self.expectations[position]
             chosen.append({**exp, "id": str(uuid.uuid5(_ID_NAMESPACE, f"{self.name}#{position}"))})
-        suite_id = str(uuid.uuid5(_ID_NAMESPACE, f"{self.name}/{applies_to}"))
+        name = f"{self.name}.{applies_to}"
+        if positions is not None:
+            name += "." + "-".join(map(str, positions))
         return ExpectationSuite(
-            name=f"{self.name}.{applies_to}", expectations=chosen, meta=dict(self.meta), id=suite_id
+            name=name,
+            expectations=chosen,
+            meta=dict(self.meta),
+            id=str(uuid.uuid5(_ID_NAMESPACE, name)),
         )
 
 
@@ -178,11 +190,22 @@ def ephemeral_context() -> AbstractDataContext:
     """A GX context that lives in memory only, with progress bars off.
 
     Telemetry is already off (``GX_ANALYTICS_ENABLED=false``, set when ``cohortpool`` is imported); GX's
-    progress bars ignore ``TQDM_DISABLE`` and must be switched off in the context itself.
+    progress bars ignore ``TQDM_DISABLE`` and must be switched off in the context itself. GX's default
+    ephemeral context also creates a temporary Data Docs folder it never removes; cohortpool renders its
+    own Data Docs (:mod:`cohortpool.validate.docs`), so the context gets none.
     """
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
-    context = gx.get_context(mode="ephemeral")
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+        analytics_enabled=False,
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     return context
