@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -52,9 +52,13 @@ def nightly(landing_dir: Path, out_dir: Path, workers: int | None = None) -> Sta
         De-identification worker processes per site-night (default: ``Settings.workers``; 1 on Dask,
         whose workers are the parallelism).
     """
-    settings = load_settings()
     layout = RunLayout(Path(out_dir))
-    landing = Path(landing_dir)
+    with layout.exclusive(on_wait=get_run_logger().warning):
+        return _night(Path(landing_dir), layout, workers)
+
+
+def _night(landing: Path, layout: RunLayout, workers: int | None) -> State[NightSummary]:
+    settings = load_settings()
     configured = [s.site_id for s in settings.sites]
     n_workers = workers or settings.workers
     outcomes: dict[Key, SiteNightOutcome] = {}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from cohortpool.nightly import (
@@ -69,3 +72,31 @@ def test_run_layout_keeps_site_private_folders_apart_from_what_leaves_the_site(t
     assert layout.submission("site01", "2025-03-01") == tmp_path / "submissions" / "site01" / "2025-03-01"
     assert not layout.vault("site01").is_relative_to(layout.submissions)
     assert layout.results.is_relative_to(tmp_path) and layout.scratch.is_relative_to(tmp_path)
+
+
+def test_a_second_run_on_the_same_folder_says_it_waits_then_runs(tmp_path: Path) -> None:
+    layout = RunLayout(tmp_path)
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from cohortpool.nightly import RunLayout\n"
+        "with RunLayout(Path(sys.argv[1])).exclusive(on_wait=print):\n"
+        "    print('holding', flush=True)\n"
+        "    time.sleep(2)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        said: list[str] = []
+        started = time.monotonic()
+        with layout.exclusive(on_wait=said.append):
+            waited = time.monotonic() - started
+    finally:
+        holder.wait(timeout=30)
+    assert waited >= 0.5
+    assert said == [f"another run (pid {holder.pid}) is using {tmp_path}: waiting for it to finish"]
+    with layout.exclusive(on_wait=said.append):  # free again: no waiting
+        pass
+    assert len(said) == 1

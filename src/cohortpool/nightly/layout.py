@@ -14,6 +14,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,3 +70,35 @@ class RunLayout:
     def scratch(self) -> Path:
         """TMPDIR for Prefect's and Dask's scratch files, so nothing lands in the system temp folder."""
         return self.prefect_home / "tmp"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.out / ".run.lock"
+
+    @contextmanager
+    def exclusive(self, on_wait: Callable[[str], None]) -> Iterator[None]:
+        """Hold the output folder for one run at a time; a second run says why it waits, then waits.
+
+        Two runs on one folder would both de-identify the same night into the same staging folders and
+        both write the warehouse. An OS file lock (``flock``, released by the kernel when a run dies, so
+        a crash never leaves it stuck) rather than a lock file that outlives its process.
+        """
+        self.out.mkdir(parents=True, exist_ok=True)
+        with self.lock_file.open("a+", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                on_wait(f"another run (pid {holder}) is using {self.out}: waiting for it to finish")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                handle.truncate()
+                fcntl.flock(handle, fcntl.LOCK_UN)
