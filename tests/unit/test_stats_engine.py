@@ -219,3 +219,30 @@ def test_site01_table1_prints_the_papers_p_values(plan: Plan) -> None:
     site = t1[t1["site_id"] == "site01"]
     assert list(site["p_display"]) == ["< 0.001", "< 0.001", "0.468", "< 0.001"]
     assert site.set_index("variable").loc[["age_years", "bmi"], "test"].eq(t.STUDENT_T).all()
+
+
+def test_site01_detection_reproduces_the_papers_xray_row(plan: Plan) -> None:
+    synth = pytest.importorskip("cohortpool.synth.cohort")
+    from cohortpool.synth.tables import CLINICAL_COLUMNS, READS_COLUMNS, clinical_rows, reads_rows
+    from cohortpool.synth.vendors import site01
+    from cohortpool.synth.writer import DEFAULT_NIGHT
+
+    cohort = synth.build_cohort(site01(), 7, DEFAULT_NIGHT)
+    clinical = pd.DataFrame(clinical_rows(cohort), columns=CLINICAL_COLUMNS)
+    reads = pd.DataFrame(reads_rows(cohort), columns=READS_COLUMNS)
+    reads = reads.merge(clinical[["mrn", "diagnosis"]], on="mrn").rename(columns={"mrn": "patient_id"})
+    for finding in FINDINGS:
+        reads[finding] = reads[finding] == "yes"
+    reads["site_id"] = "site01"
+    one = Plan.model_validate({**plan.model_dump(), "comparisons": [], "accuracy": [], "derived": []})
+    rates = next(r.frame for r in run_plan(one, {"vertebra_reads": reads}) if r.kind == "detection")
+    xr = rates[(rates["site_id"] == "site01") & (rates["modality"] == "XR")].set_index(
+        ["diagnosis", "finding"]
+    )
+    # the paper's legible X-ray row: OP (n = 98) fracture line 56, marrow oedema 1; MET (n = 43) fracture
+    # line 18, bone destruction 13, soft-tissue mass 2
+    assert xr.loc[("OP", "fracture_line"), ["detected", "n"]].tolist() == [56, 98]
+    assert xr.loc[("OP", "marrow_oedema"), "detected"] == 1
+    assert xr.loc[("MET", "fracture_line"), ["detected", "n"]].tolist() == [18, 43]
+    assert xr.loc[("MET", "bone_destruction"), "detected"] == 13
+    assert xr.loc[("MET", "soft_tissue_mass"), "detected"] == 2
