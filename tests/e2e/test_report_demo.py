@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -32,14 +32,10 @@ def _digests(folder: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "demo_out"
-    result = _cli("demo", "--out", str(out))
-    # 1: the demo plants defects, so something is quarantined by design
-    assert result.returncode in (0, 1), result.stderr[-3000:]
-    assert (out / "report" / "report.html").is_file(), result.stdout[-3000:]
-    return out
+@pytest.fixture
+def demo(demo_out: Path) -> Path:
+    """The shared demo run (tests/e2e/conftest.py)."""
+    return demo_out
 
 
 class _SectionTable(HTMLParser):
