@@ -11,6 +11,11 @@ table, from the group size, from the accuracy table or from a percentage. What a
   P: on known margins each can single out the hidden count), keeping a banded P (``< 0.001``, ``< 0.01``,
   ``< 0.05``, ``>= 0.05``); so does the same row in the forest plot, in the modality comparisons of the same
   finding and in the accuracy of the same sign.
+
+Known residual risk: pooled rows (Mantel-Haenszel OR, Breslow-Day, DerSimonian-Laird) are computed on
+every site's cells, hidden ones included, and stay shown unless their own counts are hidden; each is one
+more equation in the hidden cells. Hiding them whenever any site has a small cell would hide most pooled
+results of a consortium with one small site, which is the point of pooling.
 """
 
 from __future__ import annotations
