@@ -95,3 +95,33 @@ def test_release_leaves_the_input_tables_untouched() -> None:
     results = paper_results()
     release(results, threshold=5)
     assert _sex_row(_by_name(results)["table1"].frame, "site02")["summary_OP"] == "3 (7.50)"
+
+
+def test_count_stays_without_its_percentage_when_only_the_group_size_is_hidden() -> None:
+    from cohortpool.stats.result import ResultTable
+
+    rows = [
+        {
+            "analysis": "t",
+            "unit": "patient",
+            "site_id": site,
+            "variable": "sex",
+            "label": "Male",
+            "level": "M",
+            "n_MET": n,
+            "count_MET": float(k),
+            "summary_MET": f"{k} ({100 * k / n:.2f})",
+            "test": "fisher_exact",
+            "statistic": None,
+            "df": None,
+            "p_value": 0.3,
+            "p_display": "0.300",
+            "warnings": "",
+        }
+        for site, n, k in (("s1", 31, 22), ("s2", 3, 0), ("ALL", 34, 22))
+    ]
+    frame = release([ResultTable("t", "T", pd.DataFrame(rows))], threshold=5)[0].frame.set_index("site_id")
+    assert frame.loc["s2", "n_MET"] == "<5" and frame.loc["s2", "summary_MET"] == "0"
+    # 34 - 3 = 31: site s1's group size goes too (the pooled one is kept), its count stays bare
+    assert frame.loc["s1", "n_MET"] == "*" and frame.loc["s1", "summary_MET"] == "22"
+    assert frame.loc["ALL", "n_MET"] == 34 and frame.loc["ALL", "summary_MET"] == "22 (64.71)"
