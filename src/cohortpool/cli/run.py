@@ -265,14 +265,15 @@ def serve(
     layout = RunLayout(out if out is not None else settings.data_dir)
     landing_dir = landing if landing is not None else layout.landing
     schedule = cron or settings.schedule_cron
-    prepare_environment(layout, own_home=False)
-    from flows.nightly import nightly
     from prefect.client.schemas.schedules import CronSchedule
 
     try:
         CronSchedule(cron=schedule)
     except ValueError as exc:
         raise _fail(f"--cron {schedule!r} is not a cron expression: {exc}") from None
+    # served runs are child processes: they read the results and scratch locations from the environment
+    prepare_environment(layout, own_home=False)
+    from flows.nightly import nightly
 
     typer.echo(f"serving the nightly flow on {schedule!r}: landing {landing_dir}, outputs {layout.out}")
     nightly.serve(
