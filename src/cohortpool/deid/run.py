@@ -71,8 +71,14 @@ def list_inputs(in_dir: Path) -> list[str]:
     name and renames them when complete, so a hidden file is one still in transfer.
     """
     found = []
-    for root, dirs, files in os.walk(in_dir):
+
+    def unlistable(error: OSError) -> None:  # recorded (the worker quarantines it), never skipped
+        found.append(Path(str(error.filename)).relative_to(in_dir).as_posix())
+
+    for root, dirs, files in os.walk(in_dir, onerror=unlistable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        # a symlinked folder is not walked (it may lead out of the drop): listed, so it is accounted for
+        files = [*files, *(d for d in dirs if (Path(root) / d).is_symlink())]
         for name in files:
             if name.startswith("."):
                 continue

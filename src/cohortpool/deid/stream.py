@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filereader import read_dataset
+from pydicom.filereader import read_dataset, read_preamble
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import (
     UID,
@@ -47,6 +48,8 @@ _NATIVE_TS = {
     (False, True): ExplicitVRLittleEndian,
     (False, False): ExplicitVRBigEndian,
 }
+#: a deflated data set may not inflate past this (real deflated instances are far smaller)
+MAX_INFLATED_BYTES = 512 << 20
 _TRUNCATION_HINTS = ("end of file", "eof", "delimiter", "truncated", "ran out")
 
 
@@ -157,6 +160,46 @@ def _check_complete(ds: Dataset, size: int) -> None:
                 raise UnreadableError(f"truncated: element {last.tag} runs past the end of the file")
 
 
+def _check_inflated_size(fp: io.BufferedIOBase | io.BytesIO, data: memoryview) -> None:
+    """Refuse a deflated data set that inflates past :data:`MAX_INFLATED_BYTES` (a decompression bomb).
+
+    pydicom inflates a deflated file whole, in memory, before parsing anything; deflate reaches about
+    1:1000, so a 1 MB file could ask for a gigabyte per worker. The stream is inflated here first in
+    bounded steps, counting and discarding, so memory stays at one step whatever the file claims.
+    """
+    if not any(uid.encode() in bytes(data[:1024]) for uid in _DEFLATED):
+        return
+    try:
+        fp.seek(0)
+        read_preamble(fp, True)
+        meta = read_dataset(fp, False, True, stop_when=lambda tag, vr, length: tag.group != 2)
+    except Exception:
+        fp.seek(0)
+        return  # no readable file meta: pydicom will not take it as deflated either
+    start = fp.tell()
+    fp.seek(0)
+    if str(meta.get("TransferSyntaxUID", "") or "") not in _DEFLATED:
+        return
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total, offset, step = 0, start, 1 << 20
+    while not inflater.eof:
+        chunk = inflater.unconsumed_tail
+        if not chunk:
+            if offset >= len(data):
+                return  # the stream ends early: pydicom reports the file as truncated
+            chunk = bytes(data[offset : offset + step])
+            offset += len(chunk)
+        try:
+            total += len(inflater.decompress(chunk, step))
+        except zlib.error as exc:
+            raise UnreadableError(f"corrupt deflated data set: {exc}") from exc
+        if total > MAX_INFLATED_BYTES:
+            raise UnreadableError(
+                f"deflated data set expands beyond {MAX_INFLATED_BYTES >> 20} MiB from "
+                f"{len(data) - start} bytes (decompression bomb?): not inflated"
+            )
+
+
 def read_header(fp: io.BufferedIOBase | io.BytesIO, data: memoryview) -> Header:
     """Parse the header of the file open as ``fp`` whose bytes are ``data`` (an mmap view).
 
@@ -167,6 +210,7 @@ def read_header(fp: io.BufferedIOBase | io.BytesIO, data: memoryview) -> Header:
     """
     if not _looks_like_dicom(data):
         raise UnreadableError("not DICOM: no DICM prefix and no DICOM element at the start of the file")
+    _check_inflated_size(fp, data)
     ds = _read(fp, stop=True)
     original = snapshot(ds)
     implicit, little = ds.original_encoding

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,10 +81,37 @@ class Worker:
         self.cleaner = Cleaner(self.profile, self.keys, self.uids)
         self.vault = Vault(job.vault)
 
+    def _refused(self, source: Path) -> str | None:
+        """Why an entry is not read at all: a symlink leaving the drop, a folder, a pipe or device.
+
+        Nothing is opened or copied for these (a symlink may point at another patient's file on the
+        site machine; opening a named pipe blocks the run forever).
+        """
+        info = source.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            target = source.resolve()
+            if not target.is_relative_to(self.job.in_dir.resolve()):
+                return "symlink pointing outside the drop folder: not followed, not copied"
+            if target.is_dir():
+                return "symlink to a folder: not followed (send the files themselves)"
+            info = target.stat()
+        if stat.S_ISDIR(info.st_mode):
+            return "folder that cannot be listed: check its permissions"
+        if not stat.S_ISREG(info.st_mode):
+            return "not a regular file (pipe, socket or device): not read"
+        return None
+
     def run(self, relative: str) -> Outcome:
         """De-identify ``in_dir / relative``, or quarantine it with the reason."""
         source = self.job.in_dir / relative
-        with source.open("rb") as handle:
+        try:
+            refused = self._refused(source)
+            handle = source.open("rb") if refused is None else None
+        except OSError as exc:  # unreadable (permissions, vanished): recorded, never a crash of the run
+            refused = f"cannot read: {type(exc).__name__} (errno {exc.errno}): check the file's permissions"
+        if refused is not None or handle is None:
+            return Outcome(relative, 0, hashlib.sha256().hexdigest(), QUARANTINED, reason=refused or "")
+        with handle:
             size = os.fstat(handle.fileno()).st_size
             if size == 0:
                 return self._quarantine(
