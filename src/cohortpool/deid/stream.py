@@ -19,7 +19,7 @@ import struct
 import warnings
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
@@ -171,8 +171,9 @@ def _check_inflated_size(fp: io.BufferedIOBase | io.BytesIO, data: memoryview) -
         return
     try:
         fp.seek(0)
-        read_preamble(fp, True)
-        meta = read_dataset(fp, False, True, stop_when=lambda tag, vr, length: tag.group != 2)
+        stream = cast(BinaryIO, fp)
+        read_preamble(stream, True)
+        meta = read_dataset(stream, False, True, stop_when=lambda tag, vr, length: tag.group != 2)
     except Exception:
         fp.seek(0)
         return  # no readable file meta: pydicom will not take it as deflated either
