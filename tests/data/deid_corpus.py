@@ -10,11 +10,16 @@ of every input file.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
+import os
+import pickle
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.datadict import dictionary_VR, keyword_for_tag
@@ -528,3 +533,21 @@ def find_leaks(root: Path, literal_tokens: list[str], extra_text: str = "") -> l
             text_hits(f"text {relative}", _decoded_text(path))
     text_hits("log", extra_text)
     return hits
+
+
+# -- sharing an expensive fixture between pytest-xdist workers ----------------------------------------
+def shared_build(base: Path, name: str, build: Callable[[Path], Any]) -> Any:
+    """Build ``name`` once per test session even when xdist spreads its tests over workers.
+
+    ``base`` is ``tmp_path_factory.getbasetemp()``; under xdist its parent is shared by all workers,
+    so the first worker builds under an exclusive ``flock`` and the others load the pickled result.
+    """
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    target = root / name
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = root / f"{name}.pickle"
+        if not done.exists():
+            target.mkdir(parents=True, exist_ok=True)
+            done.write_bytes(pickle.dumps(build(target)))
+        return pickle.loads(done.read_bytes())

@@ -37,7 +37,7 @@ def run_deid(drop: Path, out: Path, vault: Path, workers: int = 2) -> subprocess
     return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def planted(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Corpus, Path, Path, subprocess.CompletedProcess[str]]:
@@ -179,14 +179,17 @@ def test_dicom_and_csv_pseudonyms_link(planted) -> None:
 def test_same_input_and_secret_give_byte_identical_output_and_second_run_changes_nothing(
     planted, tmp_path
 ) -> None:
-    corpus, out, vault, _ = planted
+    corpus, shared_out, shared_vault, _ = planted
+    out, vault = tmp_path / "again" / "out", tmp_path / "again" / "vault"
+    shutil.copytree(shared_out, out)
+    shutil.copytree(shared_vault, vault)
     first = _tree_digest(out)
     vault_before = _tree_digest(vault)
     again = run_deid(corpus.drop, out, vault, workers=1)
     assert again.returncode == 1
     assert _tree_digest(out) == first
     assert _tree_digest(vault) == vault_before
-    fresh_out, fresh_vault = tmp_path / "out", tmp_path / "vault"
+    fresh_out, fresh_vault = tmp_path / "fresh" / "out", tmp_path / "fresh" / "vault"
     run_deid(corpus.drop, fresh_out, fresh_vault, workers=2)
     assert _tree_digest(fresh_out) == first
 

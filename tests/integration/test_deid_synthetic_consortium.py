@@ -21,6 +21,9 @@ import pytest
 
 from cohortpool.deid import Vault
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+from deid_corpus import shared_build
+
 pytestmark = pytest.mark.integration
 SECRET = "synthetic-consortium-secret"
 NIGHT = "2025-03-01"
@@ -34,12 +37,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def consortium(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
-    root = tmp_path_factory.mktemp("consortium")
+def _build(root: Path) -> tuple[Path, dict, dict]:
     made = _cli("synth", str(root / "landing"), "--sites", "3", "--seed", "7", "--max-patients", "6")
     if made.returncode != 0:
-        pytest.fail(f"cohortpool synth failed: {made.stderr[-2000:]}")
+        raise RuntimeError(f"cohortpool synth failed: {made.stderr[-2000:]}")
     truth = json.loads((root / "landing" / "_truth.json").read_text(encoding="utf-8"))
     runs = {}
     for site in SITES:
@@ -48,6 +49,11 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, di
             "--vault", str(root / "vault" / site), "--workers", "2",
         )  # fmt: skip
     return root, truth, runs
+
+
+@pytest.fixture(scope="session")
+def consortium(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
+    return shared_build(tmp_path_factory.getbasetemp(), "deid_consortium", _build)
 
 
 @pytest.mark.parametrize("site", SITES)
