@@ -207,7 +207,13 @@ def run_gx_duckdb(db_path: Path, fixed: bool) -> tuple[set[tuple[int, str]], set
     gx_suite = context.suites.add(ExpectationSuite(name="reads.sql", expectations=chosen))
     result = batch.get_batch().validate(
         gx_suite,
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["source_row"]},
+        # second trap: on SQL, unexpected_index_list stops at partial_unexpected_count (20) even with
+        # COMPLETE, silently; ask for every row
+        result_format={
+            "result_format": "COMPLETE",
+            "unexpected_index_column_names": ["source_row"],
+            "partial_unexpected_count": 10**9,
+        },
         expectation_parameters={"site_ids": ["site02"]},
     )
     errors = [m for r in result.results if (m := exception_message(r.exception_info))]

@@ -202,6 +202,13 @@ class SuiteRunner:
         errored = exception_message(exp_result.exception_info)
         details = exp_result.result or {}
         positions = details.get("unexpected_index_list")
+        if errored is None and positions is not None and len(positions) != details.get("unexpected_count"):
+            # GX's SQL engine silently caps this list at partial_unexpected_count even with COMPLETE;
+            # a row-level quarantine that missed rows would be worse than none
+            errored = (
+                f"GX returned {len(positions)} row indexes for {details.get('unexpected_count')} "
+                "unexpected rows"
+            )
         outcome = CheckOutcome(
             table=suite.table,
             expectation=label,
