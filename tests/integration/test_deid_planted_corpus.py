@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -199,3 +200,9 @@ def test_vault_is_owner_only(planted) -> None:
     for path in [vault, *vault.rglob("*")]:
         mode = path.stat().st_mode & 0o777
         assert mode in (0o700, 0o600), (path, oct(mode))
+
+
+def test_submission_json_lists_every_output_with_its_true_sha256(planted) -> None:
+    _, out, _, _ = planted
+    listed = json.loads((out / "submission.json").read_text(encoding="utf-8"))["files"]
+    assert listed == {k: v for k, v in _tree_digest(out).items() if k != "submission.json"}

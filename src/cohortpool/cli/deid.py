@@ -144,7 +144,7 @@ def deid(
         "options": list(result.options),
         "allow_burned_in": result.allow_burned_in,
     }
-    package_submission(out_dir, site, the_night, profile, counts, __version__)
+    package_submission(out_dir, site, the_night, profile, counts, __version__, result.hashes)
 
     summary = ", ".join(f"{k} {v}" for k, v in counts.items())
     typer.echo(f"{site} {the_night}: {summary}")

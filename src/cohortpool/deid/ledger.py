@@ -43,6 +43,20 @@ class LedgerRow:
     reason: str = ""
 
 
+def _formula_safe(value: object) -> object:
+    """Text a spreadsheet would run as a formula (= + - @, tab, CR first; not a number) gets a leading '.
+
+    Site staff open the ledger and crosswalk in Excel; file names and MRNs come from outside (OWASP
+    "CSV injection").
+    """
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
 def _private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o700)
@@ -100,7 +114,7 @@ class Vault:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(LEDGER_COLUMNS)
         for row in sorted(rows, key=lambda r: r.input_path):
-            writer.writerow([getattr(row, c) for c in LEDGER_COLUMNS])
+            writer.writerow([_formula_safe(getattr(row, c)) for c in LEDGER_COLUMNS])
         path = self.root / "ledger" / f"{night}.csv"
         self._write(path, buffer.getvalue())
         return path
@@ -121,7 +135,7 @@ class Vault:
         if path.exists():
             with path.open(encoding="utf-8", newline="") as handle:
                 known = {tuple(r[c] for c in CROSSWALK_COLUMNS) for r in csv.DictReader(handle)}  # type: ignore[misc]
-        known.update(entries)
+        known.update(tuple(_formula_safe(v) for v in e) for e in entries)  # type: ignore[misc]
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(CROSSWALK_COLUMNS)

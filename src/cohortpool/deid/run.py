@@ -40,6 +40,8 @@ class DeidResult:
     rows: list[LedgerRow] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    #: output path -> sha256 of its bytes (computed by the workers, for submission.json)
+    hashes: dict[str, str] = field(default_factory=dict)
 
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.rows if r.outcome == outcome)
@@ -128,6 +130,7 @@ def _place(outcomes: list[Outcome], out_dir: Path, result: DeidResult) -> list[t
             staged.replace(target)
         result.rows.append(LedgerRow(o.input_path, o.size, o.sha256, DEIDENTIFIED, o.output_path))
         result.outputs.append(o.output_path)
+        result.hashes[o.output_path] = o.output_sha256
         crosswalk.extend(o.crosswalk)
         if o.record is not None:
             result.records.append(o.record)

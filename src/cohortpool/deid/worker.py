@@ -65,6 +65,7 @@ class Outcome:
     reason: str = ""
     staged: str = ""
     output_path: str = ""
+    output_sha256: str = ""
     sop_uid: str = ""
     crosswalk: list[tuple[str, str, str, str]] = field(default_factory=list)
     record: dict[str, Any] | None = None
@@ -177,11 +178,17 @@ class Worker:
             raise UnreadableError(f"cannot re-encode cleaned header: {type(exc).__name__}: {exc}") from exc
         output = f"dicom/{ids['patient_id']}/{ids['study_uid']}/{ids['series_uid']}/{ids['sop_uid']}.dcm"
         staged = self.job.staging / (hashlib.sha256(relative.encode("utf-8")).hexdigest() + ".dcm")
+        # the output's sha256 (for submission.json) is taken here, in parallel, from the bytes written
+        output_digest = hashlib.sha256(head)
         with staged.open("wb") as out:
             out.write(head)
             if header.pixel_end > header.pixel_start:
-                out.write(view[header.pixel_start : header.pixel_end])
+                pixels = view[header.pixel_start : header.pixel_end]
+                out.write(pixels)
+                output_digest.update(pixels)
+                pixels.release()
             out.write(tail)
+            output_digest.update(tail)
         return Outcome(
             relative,
             size,
@@ -189,6 +196,7 @@ class Worker:
             DEIDENTIFIED,
             staged=str(staged),
             output_path=output,
+            output_sha256=output_digest.hexdigest(),
             sop_uid=ids["sop_uid"],
             crosswalk=crosswalk,
             record=record,

@@ -16,6 +16,8 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from cohortpool.features.tables import formula_safe
+
 MANIFEST_COLUMNS = (
     "site_id",
     "patient_id",
@@ -146,5 +148,5 @@ def write_manifest(records: Iterable[dict[str, Any]], path: Path, site_id: str) 
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, MANIFEST_COLUMNS, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: formula_safe(v) for k, v in row.items()} for row in rows)
     return len(rows)

@@ -29,6 +29,7 @@ def package_submission(
     profile: dict[str, Any],
     counts: dict[str, Any],
     tool_version: str,
+    known_sha256: dict[str, str] | None = None,
 ) -> Path:
     """Write ``out_dir/submission.json`` listing every other file under ``out_dir`` with its sha256.
 
@@ -38,12 +39,16 @@ def package_submission(
         ``edition``, ``options`` and ``allow_burned_in`` of the de-identification.
     counts
         Input files, de-identified, quarantined, duplicates, series and table rows.
+    known_sha256
+        Digests already taken while writing (the de-identification workers hash each output in
+        parallel), keyed by relative path; every other file is hashed here.
     """
-    files = {
-        p.relative_to(out_dir).as_posix(): sha256_file(p)
-        for p in sorted(out_dir.rglob("*"))
-        if p.is_file() and p.name != SUBMISSION_FILE and not p.relative_to(out_dir).as_posix().startswith(".")
-    }
+    known = known_sha256 or {}
+    files = {}
+    for path in sorted(out_dir.rglob("*")):
+        relative = path.relative_to(out_dir).as_posix()
+        if path.is_file() and path.name != SUBMISSION_FILE and not relative.startswith("."):
+            files[relative] = known.get(relative) or sha256_file(path)
     document = {
         "site_id": site_id,
         "night": night,

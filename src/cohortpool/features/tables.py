@@ -11,11 +11,13 @@ never passed through unshifted: a date that does not parse becomes empty.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Protocol
 
 from cohortpool.features._dates import age_years, shift_iso
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 FINDINGS = (
     "fracture_line",
     "marrow_oedema",
@@ -90,21 +92,45 @@ class TableError(ValueError):
 def _read(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
     if not path.is_file():
         raise TableError(f"{path}: missing; the site drop must contain it (docs/data_contract.md section 1)")
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # e.g. GBK/GB18030 or Latin-1 exports: never guess an encoding
+        line = data[: exc.start].count(b"\n") + 1
+        raise TableError(f"{path}: line {line} is not UTF-8; re-export the table as UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
         missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
+            header = ",".join(reader.fieldnames or [])
+            hint = " (the header has no commas: separate columns with ',')" if "," not in header else ""
             raise TableError(
-                f"{path}: missing column(s) {', '.join(missing)}; see docs/data_contract.md section 1"
+                f"{path}: missing column(s) {', '.join(missing)}{hint}; see docs/data_contract.md section 1"
             )
         return list(reader)
+    except csv.Error as exc:  # a cell past the csv module's field limit (128 KiB), a NUL byte, ...
+        # line_num counts the lines read before the failing one
+        raise TableError(f"{path}: line {reader.line_num + 1} cannot be read as CSV: {exc}") from None
+
+
+def formula_safe(value: object) -> object:
+    """Text a spreadsheet would run as a formula (= + - @, tab, CR first; not a number) gets a leading '.
+
+    Submissions are opened in Excel at the hub (OWASP "CSV injection"); the report's exports do the same.
+    """
+    if isinstance(value, str) and value[:1] in _FORMULA_START:
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
 
 
 def _write(path: Path, columns: tuple[str, ...], rows: list[dict[str, object]]) -> None:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: formula_safe(v) for k, v in row.items()} for row in rows)
 
 
 def _age(birth: str, exam: str) -> str:
