@@ -1,10 +1,11 @@
 """De-identify a site drop's DICOM tree with a pool of worker processes.
 
 Files are sorted by input-relative path and sent to the workers in chunks (one task per chunk keeps
-scheduling overhead out of the per-file cost). Workers write to a staging folder; the parent then,
-in input order, moves each output into place, so the first copy of a SOP instance wins and later
-copies are recorded as duplicates, whatever order the workers finished in. An output that already
-holds the same bytes is left alone, so a second run over the same night changes nothing.
+scheduling overhead out of the per-file cost). Workers write to a staging folder; the parent, taking
+the chunks in input order as they finish, moves each output into place, so the first copy of a SOP
+instance wins and later copies are recorded as duplicates, whatever order the workers finished in.
+An output that already holds the same bytes is left alone, so a second run over the same night
+changes nothing.
 """
 
 from __future__ import annotations
@@ -108,9 +109,30 @@ def _same_bytes(a: Path, b: Path) -> bool:
                 return True
 
 
-def _place(outcomes: list[Outcome], out_dir: Path, result: DeidResult) -> list[tuple[str, str, str, str]]:
-    seen: dict[str, str] = {}
-    crosswalk: list[tuple[str, str, str, str]] = []
+class _Placer:
+    """Moves staged outputs into place in input order (the first copy of a SOP instance wins).
+
+    Chunks are contiguous slices of the sorted inputs and are placed in submission order, so
+    placing each chunk as soon as it is done keeps the input order while the workers go on.
+    """
+
+    def __init__(self, out_dir: Path, result: DeidResult) -> None:
+        self.out_dir = out_dir
+        self.result = result
+        self.seen: dict[str, str] = {}
+        self.crosswalk: list[tuple[str, str, str, str]] = []
+
+    def place(self, outcomes: list[Outcome]) -> None:
+        _place(outcomes, self.out_dir, self.result, self.seen, self.crosswalk)
+
+
+def _place(
+    outcomes: list[Outcome],
+    out_dir: Path,
+    result: DeidResult,
+    seen: dict[str, str],
+    crosswalk: list[tuple[str, str, str, str]],
+) -> None:
     for o in sorted(outcomes, key=lambda o: o.input_path):
         if o.outcome == QUARANTINED:
             result.rows.append(LedgerRow(o.input_path, o.size, o.sha256, QUARANTINED, reason=o.reason))
@@ -134,7 +156,6 @@ def _place(outcomes: list[Outcome], out_dir: Path, result: DeidResult) -> list[t
         crosswalk.extend(o.crosswalk)
         if o.record is not None:
             result.records.append(o.record)
-    return crosswalk
 
 
 def _remove_stale(out_dir: Path, keep: set[str]) -> None:
@@ -205,12 +226,13 @@ def deidentify_tree(
         hook=record_hook,
     )
     inputs = list_inputs(in_dir)
-    outcomes: list[Outcome] = []
+    result = DeidResult(site_id, night, EDITION, profile.options, config.allow_burned_in)
+    placer = _Placer(out_dir, result)
     try:
         if workers <= 1 or len(inputs) < 2:
             worker = Worker(job)
             for relative in inputs:
-                outcomes.append(worker.run(relative))
+                placer.place([worker.run(relative)])
                 if progress:
                     progress(1)
         else:
@@ -221,16 +243,14 @@ def deidentify_tree(
                 workers, mp_context=context, initializer=init_worker, initargs=(job,)
             ) as pool:
                 futures = [pool.submit(run_chunk, chunk) for chunk in _chunks(inputs, workers)]
-                for future in futures:
+                for future in futures:  # in submission order, which is input order
                     done = future.result()
-                    outcomes.extend(done)
+                    placer.place(done)
                     if progress:
                         progress(len(done))
-        result = DeidResult(site_id, night, EDITION, profile.options, config.allow_burned_in)
-        crosswalk = _place(outcomes, out_dir, result)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _remove_stale(out_dir, set(result.outputs))
     vault_store.write_ledger(night, result.rows)
-    vault_store.merge_crosswalk(crosswalk)
+    vault_store.merge_crosswalk(placer.crosswalk)
     return result
