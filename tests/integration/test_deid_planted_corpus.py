@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import pydicom
@@ -206,3 +207,22 @@ def test_submission_json_lists_every_output_with_its_true_sha256(planted) -> Non
     _, out, _, _ = planted
     listed = json.loads((out / "submission.json").read_text(encoding="utf-8"))["files"]
     assert listed == {k: v for k, v in _tree_digest(out).items() if k != "submission.json"}
+
+
+def test_each_patient_has_its_own_keyed_date_shift_and_device_identity_is_gone(planted) -> None:
+    # what dicognito gets wrong (one shared offset, serial number kept) and deid too (station, institution)
+    corpus, out, _, _ = planted
+    keys = Pseudonymiser(SECRET.encode(), SITE)
+    shifts = {}
+    for path in (out / "dicom").rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        shifts.setdefault(ds.PatientID, set()).add(ds.StudyDate)
+        assert ds.get("DeviceSerialNumber") in (None, "", "REMOVED")
+        assert ds.get("StationName") in (None, "", "REMOVED")
+        assert ds.get("InstitutionName") in (None, "", "REMOVED")
+    expected = {
+        keys.patient_id(mrn): {(date(2024, 3, 1) + timedelta(days=keys.shift_days(mrn))).strftime("%Y%m%d")}
+        for mrn in corpus.mrns
+    }
+    assert shifts == expected
+    assert len({next(iter(v)) for v in expected.values()}) == 2
