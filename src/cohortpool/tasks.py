@@ -42,6 +42,7 @@ from cohortpool.features import TableError, instance_record, package_submission,
 from cohortpool.features import pseudonymise_tables as pseudonymise_feature_tables
 from cohortpool.ingest import FetchResult, SiteNight, fetch_new_studies, mark_processed, scan_landing
 from cohortpool.nightly import LoadSummary, NightSummary, SubmissionSummary, ValidationSummary
+from cohortpool.report.exports import escape_formula
 from cohortpool.validate import validate_submission
 from cohortpool.validate.distribution import compare_sites
 from cohortpool.warehouse import WarehouseLockedError, checksum, load_batch
@@ -300,7 +301,7 @@ def compare_site_distributions(validated_root: Path, out_csv: Path) -> int:
         if nights
     }
     warnings = compare_sites(frames)
-    warnings.to_csv(out_csv, index=False, lineterminator="\n")
+    warnings.map(escape_formula).to_csv(out_csv, index=False, lineterminator="\n")
     return len(warnings)
 
 

@@ -1,0 +1,196 @@
+"""Bad site tables (tests/hardening/bad_csv.py) through the site's pseudonymiser, validation and the load.
+
+At the site each broken ``clinical.csv`` is either pseudonymised correctly or refused whole with an error
+naming the file, the line or the column and what to do (never a crash, never a date passed unshifted,
+never an unknown column sent on). At the hub, formula cells stay inert in every CSV written and
+injection-looking identifiers never reach SQL as code.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bad_csv import EXTRA_TOKEN, FORMULAS, SQL_COLUMN, SQL_SITE, VARIANTS
+from support import cli
+
+from cohortpool.deid import Pseudonymiser, deidentify_tree
+from cohortpool.features import (
+    TableError,
+    instance_record,
+    package_submission,
+    pseudonymise_tables,
+    write_manifest,
+)
+from cohortpool.synth import write_consortium
+
+pytestmark = pytest.mark.xdist_group("hardening-csv")
+KEY = b"hardening-csv-key-0123456789abcdef"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A clean one-site drop (3 patients) and its submission."""
+    root = tmp_path_factory.mktemp("bad-csv")
+    write_consortium(root / "landing", sites=1, max_patients=3)
+    drop = next((root / "landing" / "site01").iterdir())
+    sub = root / "submission"
+    result = deidentify_tree(
+        drop, sub, root / "vault", "site01", KEY, drop.name, record_hook=instance_record, workers=1
+    )
+    pseudonymise_tables(drop, sub, Pseudonymiser(KEY, "site01", 365))
+    write_manifest(result.records, sub / "imaging_manifest.csv", "site01")
+    package_submission(sub, "site01", drop.name, {}, result.counts, "test")
+    return drop, sub
+
+
+def _variant(base: tuple[Path, Path], name: str, tmp_path: Path) -> Path:
+    drop, _ = base
+    variant = tmp_path / name
+    variant.mkdir()
+    shutil.copy(drop / "reads.csv", variant / "reads.csv")
+    clean = (drop / "clinical.csv").read_text(encoding="utf-8")
+    (variant / "clinical.csv").write_bytes(VARIANTS[name](clean))
+    return variant
+
+
+def _pseudonymise(folder: Path, out: Path) -> dict[str, int]:
+    return pseudonymise_tables(folder, out, Pseudonymiser(KEY, "site01", 365))
+
+
+def _cells(path: Path) -> list[str]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [cell for row in csv.reader(handle) for cell in row]
+
+
+def _live_formulas(path: Path) -> list[str]:
+    """Cells a spreadsheet would evaluate: start with = + - @ tab CR and are not numbers."""
+    live = []
+    for cell in _cells(path):
+        if cell.startswith(FORMULA_START):
+            try:
+                float(cell)
+            except ValueError:
+                live.append(cell)
+    return live
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("gbk", ("clinical.csv", "line 2", "not UTF-8", "re-export")),
+        ("semicolons", ("clinical.csv", "missing column", "separate columns with ','")),
+        ("renamed", ("clinical.csv", "missing column", "sex")),
+        ("long_line", ("clinical.csv", "line 3", "field larger")),
+    ],
+)
+def test_a_broken_table_is_refused_whole_naming_file_line_or_column(base, tmp_path, name, words) -> None:
+    folder = _variant(base, name, tmp_path)
+    with pytest.raises(TableError) as error:
+        _pseudonymise(folder, tmp_path / "out")
+    for word in words:
+        assert word in str(error.value), str(error.value)
+    assert "王秀英" not in str(error.value)  # the message names the place, never the value
+
+
+def test_a_utf8_bom_gives_the_same_table_as_without(base, tmp_path) -> None:
+    _, sub = base
+    folder = _variant(base, "utf8_bom", tmp_path)
+    _pseudonymise(folder, tmp_path / "out")
+    assert (tmp_path / "out" / "clinical.csv").read_bytes() == (sub / "clinical.csv").read_bytes()
+
+
+def test_an_extra_column_is_never_sent_on(base, tmp_path) -> None:
+    folder = _variant(base, "extra_column", tmp_path)
+    _pseudonymise(folder, tmp_path / "out")
+    text = (tmp_path / "out" / "clinical.csv").read_text(encoding="utf-8")
+    assert EXTRA_TOKEN not in text and "email" not in text
+
+
+def test_excel_dates_are_never_passed_through_unshifted(base, tmp_path) -> None:
+    folder = _variant(base, "excel_dates", tmp_path)
+    _pseudonymise(folder, tmp_path / "out")
+    with (tmp_path / "out" / "clinical.csv").open(encoding="utf-8", newline="") as handle:
+        first = next(csv.DictReader(handle))
+    assert first["age_years"] == "" and first["first_exam_date"] == ""
+    text = (tmp_path / "out" / "clinical.csv").read_text(encoding="utf-8")
+    assert "1931" not in text and "45000" not in text
+
+
+def test_formula_cells_are_inert_in_every_csv_the_site_writes(base, tmp_path) -> None:
+    folder = _variant(base, "formulas", tmp_path)
+    _pseudonymise(folder, tmp_path / "out")
+    out = tmp_path / "out" / "clinical.csv"
+    assert _live_formulas(out) == []
+    cells = _cells(out)
+    for value in FORMULAS.values():
+        assert "'" + value in cells  # kept (validation judges it), made inert
+
+
+@pytest.mark.integration
+def test_formula_cells_and_an_injection_column_through_validate_and_load(base, tmp_path) -> None:
+    from cohortpool.validate import validate_submission
+    from cohortpool.warehouse import connect, load_batch
+
+    drop, sub = base
+    mine = tmp_path / "submission"
+    shutil.copytree(sub, mine)
+    header, *body = list(csv.reader(io.StringIO((mine / "clinical.csv").read_text(encoding="utf-8"))))
+    for column, value in FORMULAS.items():  # as a careless tool would write them: not escaped
+        body[0][header.index(column)] = value
+    header.append(SQL_COLUMN)
+    body = [[*row, "1"] for row in body]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([header, *body])
+    (mine / "clinical.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    package_submission(mine, "site01", drop.name, {}, {}, "test")
+
+    outcome = validate_submission(mine, tmp_path / "validated")
+    assert outcome.tables["clinical"].quarantined >= 1  # the sex and diagnosis values are not in the set
+    for name in ("quarantine.csv", "warnings.csv"):
+        assert _live_formulas(tmp_path / "validated" / name) == [], name
+    db = tmp_path / "warehouse.duckdb"
+    load_batch(db, tmp_path / "validated")
+    con = connect(db, read_only=True)
+    try:
+        query = "select column_name from duckdb_columns() where table_name = 'clinical'"
+        columns = {r[0] for r in con.execute(query).fetchall()}
+        assert SQL_COLUMN not in columns
+        assert con.execute("select count(*) from raw.clinical").fetchone()[0] == len(body) - 1
+        assert con.execute("select count(*) from raw.batches").fetchone()[0] == 1
+    finally:
+        con.close()
+
+
+def test_an_injection_looking_site_id_is_refused_before_any_work(base, tmp_path) -> None:
+    drop, sub = base
+    proc = cli("deid", str(drop), str(tmp_path / "out"), "--site", SQL_SITE, "--vault", str(tmp_path / "v"))
+    assert proc.returncode == 2 and "--site" in proc.stderr and "a-z, 0-9 and _" in proc.stderr
+    assert not (tmp_path / "out").exists()
+    mine = tmp_path / "submission"
+    shutil.copytree(sub, mine)
+    meta = json.loads((mine / "submission.json").read_text())
+    (mine / "submission.json").write_text(json.dumps({**meta, "site_id": SQL_SITE}))
+    proc = cli("validate", str(mine), "--out", str(tmp_path / "validated"))
+    assert proc.returncode == 2 and "site_id must be" in proc.stderr
+    assert not (tmp_path / "validated").exists() or not any((tmp_path / "validated").iterdir())
+
+
+def test_stats_compare_output_is_formula_safe(tmp_path) -> None:
+    table = tmp_path / "t.csv"
+    table.write_text("=cmd|' /C calc'!A0,group\n1,a\n2,a\n3,b\n5,b\n7,a\n8,b\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "cohortpool", "stats", "compare", str(table), "--group", "group",
+         "--continuous", "=cmd|' /C calc'!A0", "--out", str(tmp_path / "out.csv")],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert _live_formulas(tmp_path / "out.csv") == []
+    assert any(c.startswith("'=cmd") for c in _cells(tmp_path / "out.csv"))
