@@ -107,6 +107,13 @@ def test_output_paths_are_built_from_pseudonyms_and_new_uids_only(planted) -> No
     pattern = re.compile(r"^dicom/P[0-9A-F]{16}/2\.25\.\d{1,39}/2\.25\.\d{1,39}/2\.25\.\d{1,39}\.dcm$")
     for path in (out / "dicom").rglob("*.dcm"):
         assert pattern.match(path.relative_to(out).as_posix())
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        assert path.relative_to(out).parts[1:] == (
+            ds.PatientID,
+            ds.StudyInstanceUID,
+            ds.SeriesInstanceUID,
+            f"{ds.SOPInstanceUID}.dcm",
+        )
 
 
 def test_pixel_data_is_byte_identical_to_the_input(planted) -> None:

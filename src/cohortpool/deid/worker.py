@@ -18,7 +18,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from cohortpool.deid.actions import Cleaner, Context
+from cohortpool.deid.actions import Cleaner, Context, ascii_values
 from cohortpool.deid.burned_in import burned_in_reason
 from cohortpool.deid.ledger import DEIDENTIFIED, QUARANTINED, Vault
 from cohortpool.deid.markers import MARKER_TAGS, add_markers
@@ -29,6 +29,13 @@ from cohortpool.deid.uids import UidMapper
 
 #: (original header, identifiers of the output) -> a row for the imaging manifest
 RecordHook = Callable[[Dataset, dict[str, str]], dict[str, Any]]
+_UID_TAGS = (
+    ("SOPClassUID", 0x00080016),
+    ("SOPInstanceUID", 0x00080018),
+    ("StudyInstanceUID", 0x0020000D),
+    ("SeriesInstanceUID", 0x0020000E),
+)
+_STUDY_DATE = 0x00080020
 _REQUIRED = (
     ("SOPClassUID", "(0008,0016)"),
     ("SOPInstanceUID", "(0008,0018)"),
@@ -139,9 +146,12 @@ class Worker:
     def _deidentify(self, relative: str, handle: Any, view: memoryview, size: int, digest: str) -> Outcome:
         header = read_header(handle, view)
         ds = header.ds
-        for keyword, tag in _REQUIRED:
-            if not str(ds.get(keyword, "") or "").strip():
-                raise UnreadableError(f"missing {keyword} {tag}: cannot place or pseudonymise the instance")
+        # UIDs and dates are ASCII: read from the raw bytes, which spares pydicom's value conversion
+        uid = {keyword: (ascii_values(ds, tag) or [""])[0] if tag in ds else "" for keyword, tag in _UID_TAGS}
+        for keyword, label in _REQUIRED:
+            value = uid[keyword] if keyword in uid else str(ds.get(keyword, "") or "").strip()
+            if not value:
+                raise UnreadableError(f"missing {keyword} {label}: cannot place or pseudonymise the instance")
         if not self.job.allow_burned_in:
             reason = burned_in_reason(ds)
             if reason:
@@ -152,10 +162,10 @@ class Worker:
         ids = {
             "patient_id": ctx.patient_id,
             "accession_id": self.keys.accession_id(accession) if accession else "",
-            "study_uid": self.uids.map(str(ds.StudyInstanceUID)),
-            "series_uid": self.uids.map(str(ds.SeriesInstanceUID)),
-            "sop_uid": self.uids.map(str(ds.SOPInstanceUID)),
-            "study_date": shift_da(str(ds.get("StudyDate", "") or ""), ctx.shift_days) or "",
+            "study_uid": self.uids.map(uid["StudyInstanceUID"]),
+            "series_uid": self.uids.map(uid["SeriesInstanceUID"]),
+            "sop_uid": self.uids.map(uid["SOPInstanceUID"]),
+            "study_date": shift_da((ascii_values(ds, _STUDY_DATE) or [""])[0], ctx.shift_days) or "",
         }
         record = self.job.hook(ds, ids) if self.job.hook is not None else None
         crosswalk = [("patient", mrn, ctx.patient_id, str(ctx.shift_days))]
