@@ -8,7 +8,8 @@ large site does not hide in its own average):
 - numeric variables: the standardised mean difference (site mean - others' mean) / pooled SD;
 - proportions: the absolute difference in the share of one category.
 
-The variables and thresholds live in the clinical suite's ``meta.distribution`` (reviewed with the suite).
+The variables and thresholds live in the clinical suite's ``meta.distribution`` (reviewed with the suite):
+by default |SMD| > 0.5 (Cohen's "medium" effect) or a share more than 20 percentage points away.
 Hand-written rather than GX's ``expect_column_mean_to_be_between``: that expectation needs the bounds before
 it runs, and here the bounds are the other sites' data, known only after every site is validated.
 """
@@ -66,8 +67,8 @@ def compare_sites(frames_by_site: Mapping[str, pd.DataFrame], table: str = "clin
     """
     spec = load_suite(table).meta.get("distribution") or {}
     min_rows = int(spec.get("min_rows", 10))
-    max_smd = float(spec.get("max_abs_smd", 0.8))
-    max_diff = float(spec.get("max_abs_difference", 0.3))
+    max_smd = float(spec.get("max_abs_smd", 0.5))
+    max_diff = float(spec.get("max_abs_difference", 0.2))
     rows: list[dict[str, object]] = []
     for site_id in sorted(frames_by_site):
         site_frame = frames_by_site[site_id]
