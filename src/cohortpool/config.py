@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     #: minimum k-anonymity of a submission's quasi-identifiers; 0 = off
     min_k_anonymity: int = 0
     schedule_cron: str = "0 2 * * *"
+    #: set only by `cohortpool demo`: accepts the public DEMO-ONLY secret (synthetic data only)
+    demo: bool = False
     dask_address: str | None = None
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -147,13 +149,14 @@ class Settings(BaseSettings):
         raise KeyError(f"unknown site {site_id!r}; configured sites: {known} (edit {config_file()})")
 
     def secret_bytes(self) -> bytes:
-        """The consortium secret, from COHORTPOOL_SECRET or the secret file; raises if neither is set."""
+        """The consortium secret, from COHORTPOOL_SECRET or the secret file; raises if neither is set
+        or if it is weak (:func:`check_secret_strength`)."""
         if self.secret is not None and self.secret.get_secret_value():
-            return self.secret.get_secret_value().encode("utf-8")
+            return check_secret_strength(self.secret.get_secret_value(), self.demo).encode("utf-8")
         if self.secret_file is not None:
             text = self.secret_file.read_text(encoding="utf-8").strip()
             if text:
-                return text.encode("utf-8")
+                return check_secret_strength(text, self.demo).encode("utf-8")
         raise MissingSecretError(
             "no consortium secret: set COHORTPOOL_SECRET or pass --secret-file FILE "
             "(ask the consortium's key custodian; it is never stored by cohortpool)"
@@ -162,6 +165,38 @@ class Settings(BaseSettings):
 
 class MissingSecretError(RuntimeError):
     """No consortium secret was configured."""
+
+
+class WeakSecretError(MissingSecretError):
+    """The configured secret is too easy to guess (a guessed key re-identifies every pseudonym)."""
+
+
+#: the shortest secret accepted; the key custodian should use ``openssl rand -hex 32`` (64 characters)
+MIN_SECRET_CHARS = 16
+_PLACEHOLDERS = ("secret", "password", "changeme", "cohortpool", "test", "example", "default")
+
+
+def check_secret_strength(secret: str, demo: bool = False) -> str:
+    """The secret, or :class:`WeakSecretError` saying why it is refused (never quoting it).
+
+    Pseudonyms are keyed HMACs of MRNs, a small and structured space: whoever guesses the key can
+    re-identify every patient by trying MRNs. A short, repetitive or placeholder secret is guessable;
+    the public DEMO-ONLY secret is refused outside ``cohortpool demo``.
+    """
+    fix = "generate one with `openssl rand -hex 32` and give it to every site (COHORTPOOL_SECRET)"
+    if "DEMO-ONLY" in secret:
+        if demo:
+            return secret
+        raise WeakSecretError(f"the DEMO-ONLY secret is public and only for `cohortpool demo`; {fix}")
+    if len(secret) < MIN_SECRET_CHARS:
+        raise WeakSecretError(
+            f"the consortium secret is {len(secret)} characters; at least {MIN_SECRET_CHARS} are "
+            f"required; {fix}"
+        )
+    lowered = secret.lower()
+    if len(set(secret)) < 6 or any(lowered.strip("-_ 0123456789") == word for word in _PLACEHOLDERS):
+        raise WeakSecretError(f"the consortium secret is a placeholder or too repetitive; {fix}")
+    return secret
 
 
 def load_settings(**overrides: Any) -> Settings:

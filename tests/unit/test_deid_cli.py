@@ -67,7 +67,7 @@ def test_bad_usage_exits_2_naming_the_option(tmp_path, test_secret, site, folder
 def test_clean_drop_exits_0_with_a_submission_and_no_phi_in_the_output(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("COHORTPOOL_SECRET", raising=False)
     secret_file = tmp_path / "secret.txt"
-    secret_file.write_text("file-secret-123\n")
+    secret_file.write_text("file-secret-123456789\n")
     out = tmp_path / "out"
     args = ["deid", str(_drop(tmp_path)), str(out), "--site", "site01", "--vault", str(tmp_path / "v"),
             "--secret-file", str(secret_file), "--workers", "1"]  # fmt: skip
@@ -77,4 +77,4 @@ def test_clean_drop_exits_0_with_a_submission_and_no_phi_in_the_output(tmp_path,
     assert summary["counts"]["deidentified"] == 1 and summary["night"] == "2024-05-06"
     assert summary["profile"]["edition"] == "DICOM PS3.15 2024b"
     for text in (result.output, *(p.as_posix() for p in out.rglob("*"))):
-        assert "MRN42" not in text and "DOE" not in text and "file-secret-123" not in text
+        assert "MRN42" not in text and "DOE" not in text and "file-secret-123456789" not in text

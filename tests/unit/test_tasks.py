@@ -127,12 +127,12 @@ def test_only_io_errors_are_retried() -> None:
 def test_submission_cache_key_changes_with_the_secret_and_never_shows_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("COHORTPOOL_SECRET", "first-secret")
+    monkeypatch.setenv("COHORTPOOL_SECRET", "first-secret-0123456789")
     first = tasks.submission_fingerprint()
     assert first == tasks.submission_fingerprint()
-    monkeypatch.setenv("COHORTPOOL_SECRET", "second-secret")
+    monkeypatch.setenv("COHORTPOOL_SECRET", "second-secret-0123456789")
     assert tasks.submission_fingerprint() != first
-    assert "second-secret" not in tasks.submission_fingerprint()
+    assert "second-secret-0123456789" not in tasks.submission_fingerprint()
 
 
 def test_cache_is_refreshed_only_when_the_output_is_gone(tmp_path: Path) -> None:

@@ -228,6 +228,7 @@ def demo(
         settings.secret_bytes()
     except MissingSecretError:
         os.environ["COHORTPOOL_SECRET"] = DEMO_SECRET
+        os.environ["COHORTPOOL_DEMO"] = "true"  # the one place the public demo secret is accepted
         typer.echo(
             "note: COHORTPOOL_SECRET is not set: using the fixed DEMO-ONLY secret (synthetic data only)"
         )
