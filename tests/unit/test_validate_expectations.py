@@ -327,6 +327,6 @@ def test_every_row_level_expectation_has_a_planted_failing_row() -> None:
         planted |= {UNIQUE[table], "column_values_to_be_unique(source_row)"}
         for exp in load_suite(table).expectations:
             if exp["type"] in ("expect_column_type_to_be", "expect_table_columns_to_match_set"):
-                continue  # table-level: tests in test_validate_run.py
+                continue  # table-level: tested in test_validate_run.py
             label = expectation_label(exp["type"], exp["kwargs"])
             assert label in planted, f"{table}: no failing-row test for {label}"

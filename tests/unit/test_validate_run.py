@@ -65,3 +65,43 @@ def test_labels_name_type_columns_and_condition() -> None:
         )
         == 'column_values_to_be_between(echo_time) where a=="b"'
     )
+
+
+def test_a_column_of_the_wrong_type_rejects_the_table(tmp_path) -> None:
+    """expect_column_type_to_be is table-level: a wrong dtype has no rows to point at, so all rows go."""
+    from validate_support import copy_clean
+
+    from cohortpool.validate.frames import read_table
+    from cohortpool.validate.quarantine import split_table
+
+    suite = load_suite("clinical")
+    frames = read_table(copy_clean(tmp_path / "sub"), suite)
+    frames.typed["age_years"] = frames.typed["age_years"].astype("float64")
+    run = SuiteRunner().run(suite, frames, "site02")
+    assert [o.expectation for o in run.outcomes if not o.success] == ["column_type_to_be(age_years)"]
+    split = split_table(frames, suite, run.findings)
+    assert split.rejected is not None and "column_type_to_be(age_years)" in split.rejected
+    assert (split.quarantined, len(split.accepted)) == (4, 0)
+
+
+def test_a_column_outside_the_contract_is_a_warning_and_is_not_loaded(tmp_path) -> None:
+    import pandas as pd
+    from validate_support import copy_clean
+
+    from cohortpool.validate.frames import read_table
+    from cohortpool.validate.quarantine import split_table
+
+    sub = copy_clean(tmp_path / "sub")
+    clinical = pd.read_csv(sub / "clinical.csv", dtype=str, keep_default_na=False)
+    clinical.insert(2, "patient_name", "Doe^Jane")
+    clinical.to_csv(sub / "clinical.csv", index=False)
+    suite = load_suite("clinical")
+    frames = read_table(sub, suite)
+    assert frames.extra_columns == ["patient_name"]
+    split = split_table(frames, suite, SuiteRunner().run(suite, frames, "site02").findings)
+    assert list(split.warnings["expectation"]) == ["table_columns_to_match_set"]
+    assert split.warnings.iloc[0]["value"] == "unexpected: patient_name"
+    assert split.warned == 0  # a table-level warning flags no row
+    assert (split.quarantined, len(split.accepted)) == (0, 4)
+    assert "patient_name" not in split.accepted.columns
+    assert "Doe" not in split.warnings.to_csv()

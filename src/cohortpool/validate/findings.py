@@ -23,6 +23,8 @@ class Finding:
     reason: str
     columns: tuple[str, ...] = ()
     duplicates: str | None = None
+    #: for a table-level finding: what to report as the offending value (e.g. unexpected column names)
+    value: str = ""
 
 
 @dataclass

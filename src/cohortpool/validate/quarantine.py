@@ -121,7 +121,7 @@ def _lines(findings: list[Finding], frames: TableFrames, suite: TableSuite) -> p
     records: list[tuple[str, int | None, str, str, str, str, str]] = []
     for f in findings:
         if f.position is None:
-            records.append((f.table, None, "", f.expectation, f.severity, f.reason, ""))
+            records.append((f.table, None, "", f.expectation, f.severity, f.reason, f.value))
             continue
         records.append(
             (
@@ -150,7 +150,7 @@ def split_table(frames: TableFrames, suite: TableSuite, findings: list[Finding])
     warnings = [f for f in findings if f.severity == WARNING]
     bad = sorted({f.position for f in errors if f.position is not None})
     accepted = frames.typed.drop(index=bad)[suite.columns].reset_index(drop=True)
-    warned_rows = {f.position for f in warnings} - set(bad)
+    warned_rows = {f.position for f in warnings if f.position is not None} - set(bad)
     return TableSplit(
         accepted=accepted,
         quarantine=_lines(errors, frames, suite),

@@ -234,7 +234,15 @@ class SuiteRunner:
             columns = expectation_columns(config.kwargs)
             if positions is None:
                 # a table-level expectation (columns, types): it has no rows to point at
-                table_run.findings.append(Finding(suite.table, None, label, severity, reason, columns))
+                mismatched = (details.get("details") or {}).get("mismatched") or {}
+                value = "; ".join(
+                    f"{kind}: {', '.join(map(str, names))}"
+                    for kind, names in sorted(mismatched.items())
+                    if names
+                )
+                table_run.findings.append(
+                    Finding(suite.table, None, label, severity, reason, columns, value=value)
+                )
             else:
                 duplicates = meta.get("duplicates")
                 table_run.findings.extend(
