@@ -38,7 +38,16 @@ from cohortpool import __version__
 from cohortpool.cli.report import generate
 from cohortpool.config import load_settings
 from cohortpool.deid import QUARANTINED, Pseudonymiser, deidentify_tree
-from cohortpool.features import TableError, instance_record, package_submission, write_manifest
+from cohortpool.features import (
+    BLOCKED_FILE,
+    ReleaseBlockedError,
+    TableError,
+    instance_record,
+    k_anonymity,
+    package_submission,
+    withhold,
+    write_manifest,
+)
 from cohortpool.features import pseudonymise_tables as pseudonymise_feature_tables
 from cohortpool.ingest import FetchResult, SiteNight, fetch_new_studies, mark_processed, scan_landing
 from cohortpool.nightly import LoadSummary, NightSummary, SubmissionSummary, ValidationSummary
@@ -79,7 +88,12 @@ def submission_fingerprint() -> str:
     """
     settings = load_settings()
     secret_id = hmac.new(settings.secret_bytes(), b"cohortpool task cache", hashlib.sha256).hexdigest()
-    parts = {"version": __version__, "secret": secret_id, "deid": settings.deid.model_dump()}
+    parts = {
+        "version": __version__,
+        "secret": secret_id,
+        "deid": settings.deid.model_dump(),
+        "min_k": settings.min_k_anonymity,  # a new minimum re-checks every night's release
+    }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -191,15 +205,24 @@ def _package_site_night(
         "options": list(result.options),
         "allow_burned_in": result.allow_burned_in,
     }
-    manifest = package_submission(submission_dir, site_id, night, profile, counts, __version__)
+    (submission_dir / BLOCKED_FILE).unlink(missing_ok=True)  # a withheld earlier run of this night
+    privacy = k_anonymity(submission_dir / "clinical.csv", settings.min_k_anonymity)
+    manifest = package_submission(
+        submission_dir, site_id, night, profile, counts, __version__, privacy=privacy.as_dict()
+    )
     _logger().info(
-        "%s %s: %d files, %d de-identified, %d quarantined",
+        "%s %s: %d files, %d de-identified, %d quarantined; k-anonymity %d (minimum %d)",
         site_id,
         night,
         counts["input_files"],
         counts["deidentified"],
         result.count(QUARANTINED),
+        privacy.k,
+        privacy.min_k,
     )
+    if privacy.blocked:  # withheld at the site: the hub never sees it; the night fails with the reason
+        withhold(submission_dir)
+        raise ReleaseBlockedError(f"{site_id} {night}: {privacy.reason()}")
     return SubmissionSummary(
         site_id, night, submission_dir, _sha256(manifest), counts, result.reasons, table_error
     )

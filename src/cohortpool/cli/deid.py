@@ -69,10 +69,13 @@ def deid(
 
     from cohortpool.deid import QUARANTINED, Pseudonymiser, VaultError, deidentify_tree, list_inputs
     from cohortpool.features import (
+        BLOCKED_FILE,
         TableError,
         instance_record,
+        k_anonymity,
         package_submission,
         pseudonymise_tables,
+        withhold,
         write_manifest,
     )
 
@@ -144,7 +147,16 @@ def deid(
         "options": list(result.options),
         "allow_burned_in": result.allow_burned_in,
     }
-    package_submission(out_dir, site, the_night, profile, counts, __version__, result.hashes)
+    (out_dir / BLOCKED_FILE).unlink(missing_ok=True)  # a withheld earlier run of this night
+    privacy = k_anonymity(out_dir / "clinical.csv", settings.min_k_anonymity)
+    package_submission(
+        out_dir, site, the_night, profile, counts, __version__, result.hashes, privacy=privacy.as_dict()
+    )
+    typer.echo(f"k-anonymity {privacy.k} over age_years, sex, site_id, first_exam_date")
+    if privacy.blocked:
+        withhold(out_dir)
+        typer.echo(f"error: release blocked: {privacy.reason()}", err=True)
+        failed = True
 
     summary = ", ".join(f"{k} {v}" for k, v in counts.items())
     typer.echo(f"{site} {the_night}: {summary}")

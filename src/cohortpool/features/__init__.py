@@ -7,17 +7,23 @@ and the manifest's per-instance rows come from :func:`instance_record`, which th
 workers call on each original header.
 """
 
+from cohortpool.features.kanon import BLOCKED_FILE, KAnonymity, ReleaseBlockedError, k_anonymity, withhold
 from cohortpool.features.manifest import MANIFEST_COLUMNS, instance_record, sequence_family, write_manifest
 from cohortpool.features.package import package_submission
 from cohortpool.features.tables import Keys, TableError, pseudonymise_tables
 
 __all__ = [
+    "BLOCKED_FILE",
     "MANIFEST_COLUMNS",
+    "KAnonymity",
     "Keys",
+    "ReleaseBlockedError",
     "TableError",
     "instance_record",
+    "k_anonymity",
     "package_submission",
     "pseudonymise_tables",
     "sequence_family",
+    "withhold",
     "write_manifest",
 ]

@@ -30,6 +30,7 @@ def package_submission(
     counts: dict[str, Any],
     tool_version: str,
     known_sha256: dict[str, str] | None = None,
+    privacy: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``out_dir/submission.json`` listing every other file under ``out_dir`` with its sha256.
 
@@ -42,6 +43,8 @@ def package_submission(
     known_sha256
         Digests already taken while writing (the de-identification workers hash each output in
         parallel), keyed by relative path; every other file is hashed here.
+    privacy
+        The re-identification risk report (:meth:`cohortpool.features.kanon.KAnonymity.as_dict`).
     """
     known = known_sha256 or {}
     files = {}
@@ -57,6 +60,8 @@ def package_submission(
         "tool": {"name": "cohortpool", "version": tool_version},
         "files": files,
     }
+    if privacy is not None:
+        document["privacy"] = privacy
     path = out_dir / SUBMISSION_FILE
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
