@@ -264,6 +264,13 @@ def test_folder_without_submission_json_is_bad_usage(tmp_path: Path) -> None:
         validate_submission(sub, tmp_path / "out")
 
 
+def test_withheld_submission_is_bad_usage_naming_the_reason(tmp_path: Path) -> None:
+    sub = copy_clean(tmp_path / "submission")
+    (sub / "submission.json").rename(sub / "release_blocked.json")
+    with pytest.raises(SubmissionError, match="withheld"):
+        validate_submission(sub, tmp_path / "out")
+
+
 def test_refuses_to_overwrite_a_folder_that_is_not_a_batch(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "submission.json"
+#: what a site writes instead of submission.json when its release is blocked (data contract section 2)
+WITHHELD = "release_blocked.json"
 _SITE_ID = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 _NIGHT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _CHUNK = 1 << 20
@@ -62,6 +64,11 @@ def open_submission(folder: Path) -> Submission:
     if not folder.is_dir():
         raise SubmissionError(f"{folder}: not a directory; pass the folder `cohortpool deid` wrote")
     manifest = folder / MANIFEST
+    if not manifest.is_file() and (folder / WITHHELD).is_file():
+        raise SubmissionError(
+            f"{folder}: the site withheld this submission ({WITHHELD}: k-anonymity below the minimum); "
+            "there is nothing to validate until the site releases it"
+        )
     if not manifest.is_file():
         raise SubmissionError(
             f"{manifest}: missing; a submission is the output folder of `cohortpool deid` "
