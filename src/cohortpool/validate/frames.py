@@ -52,6 +52,10 @@ class TableFrames:
         return claimed.where(claimed >= 1, positional).fillna(positional).astype("Int64")
 
 
+#: delimiters spreadsheet exports use instead of commas
+_SEPARATORS = ((";", "semicolon"), ("\t", "tab"), ("|", "pipe"))
+
+
 def _count_data_rows(data: bytes) -> int:
     """Data rows of a file that could not be parsed: its non-empty lines minus the header."""
     lines = [line for line in data.splitlines() if line.strip()]
@@ -103,11 +107,20 @@ def read_table(submission_dir: Path, suite: TableSuite) -> TableFrames:
         ) from exc
     missing = [col for col in suite.columns if col not in frame.columns]
     if missing:
+        header = str(frame.columns[0]) if len(frame.columns) == 1 else ""
+        hint = next(
+            (
+                f"; it looks {label}-separated, export it comma-separated"
+                for sep, label in _SEPARATORS
+                if sep in header
+            ),
+            "",
+        )
         raise TableRejected(
             suite.table,
             name,
             f"missing column(s) {', '.join(missing)}; the data contract (section 2) lists "
-            f"{', '.join(suite.columns)}",
+            f"{', '.join(suite.columns)}{hint}",
             len(frame),
             sha256,
         )
