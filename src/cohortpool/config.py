@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     schedule_cron: str = "0 2 * * *"
     #: set only by `cohortpool demo`: accepts the public DEMO-ONLY secret (synthetic data only)
     demo: bool = False
+    #: tests only (tests/hardening): pause the nightly run this long at a step ("deidentify",
+    #: "validate" or "load", the latter with the load's transaction open) so a test can kill it there
+    test_pause_at: str = ""
+    test_pause_seconds: float = 0.0
     dask_address: str | None = None
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
 

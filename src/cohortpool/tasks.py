@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,7 @@ def _package_site_night(
         workers=workers,
         record_hook=instance_record,
     )
+    _test_pause("deidentify")
     table_error = None
     table_counts: dict[str, int] = {}
     try:
@@ -228,6 +230,14 @@ def _package_site_night(
     )
 
 
+def _test_pause(step: str) -> None:
+    """Sleep at ``step`` when the hardening tests ask for it (``Settings.test_pause_at``), never otherwise."""
+    settings = load_settings()
+    if settings.test_pause_at == step and settings.test_pause_seconds > 0:
+        _logger().warning("test pause at %s for %.0f s", step, settings.test_pause_seconds)
+        time.sleep(settings.test_pause_seconds)
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -262,6 +272,7 @@ def validate_batch(
 ) -> ValidationSummary:
     """Validate one submission into a batch: accepted rows, quarantine, warnings, Data Docs (hub)."""
     outcome = validate_submission(submission_dir, validated_dir)
+    _test_pause("validate")
     tables = {
         name: {
             "rows_in": t.rows_in,
@@ -289,8 +300,10 @@ def load_into_warehouse(
 ) -> LoadSummary:
     """Load a validated batch; if another run holds the warehouse, say so and wait for it."""
     waited = False
+    settings = load_settings()
+    pause = settings.test_pause_seconds if settings.test_pause_at == "load" else 0.0
     try:
-        result = load_batch(db_path, validated_dir)
+        result = load_batch(db_path, validated_dir, pause_before_commit=pause)
     except WarehouseLockedError:
         waited = True
         _logger().warning(

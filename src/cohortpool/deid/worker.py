@@ -7,6 +7,7 @@ size. The output goes to a temporary name; the parent decides duplicates and mov
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import mmap
 import os
@@ -36,6 +37,8 @@ _UID_TAGS = (
     ("SeriesInstanceUID", 0x0020000E),
 )
 _STUDY_DATE = 0x00080020
+#: write errors of the machine, not of the input file (never a reason to quarantine a file)
+_MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 _REQUIRED = (
     ("SOPClassUID", "(0008,0016)"),
     ("SOPInstanceUID", "(0008,0018)"),
@@ -133,6 +136,11 @@ class Worker:
                         return self._deidentify(relative, handle, view, size, digest)
                     except UnreadableError as exc:
                         return self._quarantine(relative, source, size, digest, str(exc))
+                    except OSError as exc:
+                        if exc.errno in _MACHINE_ERRNOS:
+                            raise  # the disk is full or failing: the run fails, the file is not to blame
+                        reason = f"cannot de-identify: {type(exc).__name__}: {exc}"
+                        return self._quarantine(relative, source, size, digest, reason)
                     except Exception as exc:  # nothing is lost: any other failure quarantines the file
                         reason = f"cannot de-identify: {type(exc).__name__}: {exc}"
                         return self._quarantine(relative, source, size, digest, reason)

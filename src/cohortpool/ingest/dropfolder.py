@@ -93,15 +93,24 @@ def scan_landing(landing: Path, state_dir: Path, *, settle_seconds: float = 0.0)
             site_id = _checked(site_dir, check_site_id, "a site id (a-z, 0-9, _; 2-32 characters)")
             if site_id is None:
                 continue
-            for night_dir in sorted(p for p in site_dir.iterdir() if not p.name.startswith(".")):
-                night = _checked(night_dir, check_night, "a night (YYYY-MM-DD)")
-                if night is None:
-                    continue
-                found = _pending_night(
-                    conn, site_id, night, night_dir, done.get((site_id, night)), now, settle_seconds
+            try:
+                for night_dir in sorted(p for p in site_dir.iterdir() if not p.name.startswith(".")):
+                    night = _checked(night_dir, check_night, "a night (YYYY-MM-DD)")
+                    if night is None:
+                        continue
+                    found = _pending_night(
+                        conn, site_id, night, night_dir, done.get((site_id, night)), now, settle_seconds
+                    )
+                    if found is not None:
+                        pending.append(found)
+            except OSError as exc:  # one site's folder gone or unreadable: the other sites still run
+                log.error(
+                    "site %s: cannot read its landing folder (%s, errno %s): skipped this run, taken "
+                    "again by the next one once readable",
+                    site_id,
+                    type(exc).__name__,
+                    exc.errno,
                 )
-                if found is not None:
-                    pending.append(found)
     return pending
 
 
