@@ -1,4 +1,4 @@
-"""`cohortpool demo` end to end on the demo consortium, then the same night again through `cohortpool run`."""
+"""`cohortpool demo` end to end on the demo consortium, then the same demo night again: nothing changes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from cohortpool.cli.run import DEMO_SECRET
 from cohortpool.warehouse import checksum
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -45,13 +44,9 @@ def test_demo_writes_report_and_warehouse_and_a_second_run_changes_nothing(tmp_p
     report, warehouse = _digests(out / "report"), checksum(out / "warehouse.duckdb")
     submissions = _digests(out / "submissions")
     again = subprocess.run(
-        [COHORTPOOL, "run", str(out / "landing"), "--out", str(out)],
-        env={**env, "COHORTPOOL_SECRET": DEMO_SECRET},
-        capture_output=True,
-        text=True,
-        timeout=600,
+        [COHORTPOOL, "demo", "--out", str(out)], env=env, capture_output=True, text=True, timeout=900
     )
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.returncode == 0, again.stderr[-3000:]  # nothing new: nothing quarantined tonight
     assert "nothing new from: site01, site02, site03" in again.stderr + again.stdout
     assert _digests(out / "report") == report
     assert _digests(out / "submissions") == submissions
@@ -59,6 +54,7 @@ def test_demo_writes_report_and_warehouse_and_a_second_run_changes_nothing(tmp_p
 
 
 def test_run_refuses_to_start_without_a_real_secret(tmp_path: Path) -> None:
+    """No secret, or the public demo one: `cohortpool run` stops before any work (exit 2)."""
     env = {k: v for k, v in os.environ.items() if k != "COHORTPOOL_SECRET"}
     (tmp_path / "landing").mkdir()
     result = subprocess.run(
@@ -71,3 +67,22 @@ def test_run_refuses_to_start_without_a_real_secret(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no consortium secret" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_run_refuses_the_public_demo_secret(tmp_path: Path) -> None:
+    from cohortpool.cli.run import DEMO_SECRET
+
+    (tmp_path / "landing").mkdir()
+    result = subprocess.run(
+        [COHORTPOOL, "run", str(tmp_path / "landing"), "--out", str(tmp_path / "out")],
+        env={
+            **os.environ,
+            "COHORTPOOL_SECRET": DEMO_SECRET,
+            "COHORTPOOL_CONFIG": str(tmp_path / "none.yaml"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "DEMO-ONLY secret is public" in result.stderr

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cohortpool.cli._app import EXIT_ISSUES, EXIT_USAGE, app
-from cohortpool.config import MissingSecretError, Settings, load_settings
+from cohortpool.config import MissingSecretError, Settings, WeakSecretError, load_settings
 from cohortpool.nightly import NightSummary, RunLayout
 
 if TYPE_CHECKING:
@@ -223,12 +223,15 @@ def demo(
     """
     from cohortpool.synth import write_consortium
 
+    # the public DEMO-ONLY secret is accepted only here (Settings.demo), by this process and its tasks
+    os.environ["COHORTPOOL_DEMO"] = "1"
     settings = _settings()
     try:
         settings.secret_bytes()
+    except WeakSecretError as exc:
+        raise _fail(str(exc)) from None
     except MissingSecretError:
         os.environ["COHORTPOOL_SECRET"] = DEMO_SECRET
-        os.environ["COHORTPOOL_DEMO"] = "true"  # the one place the public demo secret is accepted
         typer.echo(
             "note: COHORTPOOL_SECRET is not set: using the fixed DEMO-ONLY secret (synthetic data only)"
         )
