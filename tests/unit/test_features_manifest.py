@@ -30,6 +30,10 @@ def _mr(description: str = "", tr: str = "", te: str = "", options: str = "") ->
         (_mr("t2_tse_sag_spair"), "FS"),
         (_mr("Sag STIR"), "FS"),
         (_mr("Ax T2 FSE", options="FS"), "FS"),
+        # Philips names, as the reference site's scanner writes them
+        (_mr("sT1W_TSE", options="PFP"), "T1"),
+        (_mr("sT2W_TSE", options="PFP"), "T2"),
+        (_mr("sT2W_SPAIR", options="FS"), "FS"),
         (_mr("", tr="500", te="12"), "T1"),
         (_mr("", tr="4000", te="100"), "T2"),
         (_mr("DWI", tr="1200", te="40"), "other"),

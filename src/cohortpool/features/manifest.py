@@ -41,8 +41,9 @@ MANIFEST_COLUMNS = (
 )
 # fat suppression wins over weighting: a fat-suppressed T2 (SPAIR, STIR) is its own family in the study
 _FS = re.compile(r"\b(SPAIR|STIR|TIRM|FS|FATSAT|FAT SAT|FAT SUP\w*|FATSUP\w*|SPIR|CHESS|DIXON)\b")
-_T1 = re.compile(r"\bT1W?\b")
-_T2 = re.compile(r"\bT2W?\b")
+# Philips names prefix the plane: "sT1W_TSE" is a sagittal T1-weighted series
+_T1 = re.compile(r"\bS?T1W?\b")
+_T2 = re.compile(r"\bS?T2W?\b")
 _SEPARATORS = re.compile(r"[^A-Z0-9]+")
 
 

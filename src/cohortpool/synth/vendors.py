@@ -94,9 +94,10 @@ class SiteProfile:
         return SOP_DX if self.xr_modality == "DX" else SOP_CR
 
 
+# ScanOptions FS means fat saturation (PS3.3 C.8.3.1): only the SPAIR series carries it
 PHILIPS_PROTOCOLS = (
-    MrProtocol("sT1W_TSE", "SAG", "T1", 600.0, 12.0, "SE", "SK", "FS", echo_train_length=4),
-    MrProtocol("sT2W_TSE", "SAG", "T2", 2900.0, 110.0, "SE", "SK", "FS", echo_train_length=18),
+    MrProtocol("sT1W_TSE", "SAG", "T1", 600.0, 12.0, "SE", "SK", "PFP", echo_train_length=4),
+    MrProtocol("sT2W_TSE", "SAG", "T2", 2900.0, 110.0, "SE", "SK", "PFP", echo_train_length=18),
     MrProtocol("sT2W_SPAIR", "SAG", "FS", 6700.0, 180.0, "SE", "SK", "FS", echo_train_length=24),
     MrProtocol(
         "T2W_TSE_tra",
@@ -106,7 +107,7 @@ PHILIPS_PROTOCOLS = (
         129.0,
         "SE",
         "SK",
-        "FS",
+        "PFP",
         fov_mm=280.0,
         acquisition_matrix=(458, 280),
     ),
