@@ -37,8 +37,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src flows tests benchmarks
 	$(VENV)/bin/mypy
 
-bench: $(STAMP)
-	$(VENV)/bin/python -m benchmarks.run_all
+bench: $(STAMP)  ## every benchmark with its default size (long: tens of minutes); see benchmarks/RESULTS.md
+	set -e; for script in benchmarks/bench_*.py; do echo "== $$script"; $(VENV)/bin/python $$script; done
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
