@@ -73,6 +73,8 @@ def prepare_environment(layout: RunLayout, *, own_home: bool = True) -> None:
     if "TMPDIR" not in os.environ:
         os.environ["TMPDIR"] = str(layout.scratch.resolve())
         tempfile.tempdir = None  # forget a temp folder chosen before TMPDIR was set
+    # the library's own warnings (e.g. a site's unreadable landing folder) reach the run's log and terminal
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "cohortpool")
     # a fresh PREFECT_HOME builds the temporary server's database first: allow for a busy machine
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,10 @@ _DROPPED_KEYS = ("unexpected_list", "unexpected_index_list", "partial_unexpected
 _SAMPLE_SIZE = 20
 #: from this many rows on, expectations run on the columns they read (see column_groups)
 GROUP_COLUMNS_FROM_ROWS = 50_000
+
+
+#: one GX validation at a time per process (the nightly flow validates sites in threads)
+_GX_LOCK = threading.Lock()
 
 
 def expectation_label(exp_type: str, kwargs: dict[str, Any]) -> str:
@@ -136,8 +141,9 @@ class SuiteRunner:
     def run(self, suite: TableSuite, frames: TableFrames, site_id: str) -> TableRun:
         """Run the text and typed halves of ``suite`` on ``frames``."""
         table_run = TableRun()
-        for applies_to, frame in ((TEXT, frames.text), (TYPED, frames.typed)):
-            self._run_half(suite, applies_to, frame, site_id, table_run)
+        with _GX_LOCK:  # GX's suite-parameter parser (pyparsing) breaks when two threads parse at once
+            for applies_to, frame in ((TEXT, frames.text), (TYPED, frames.typed)):
+                self._run_half(suite, applies_to, frame, site_id, table_run)
         for outcome in table_run.errored:
             log.error(
                 "%s: expectation %s could not be evaluated: %s",
