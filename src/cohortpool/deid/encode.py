@@ -81,8 +81,12 @@ class Encoder:
         (it replaces elements, as raw elements), which is what makes this safe.
         """
         charset = getattr(ds, "_character_set", None) or encodings
-        for tag in sorted(ds.keys()):
-            elem: Any = ds.get_item(tag)
+        # pydicom's element store, sorted by plain int keys: BaseTag's comparisons and get_item's
+        # key conversion are Python-level and cost more than the copying itself
+        for key, stored in sorted(ds._dict.items(), key=_tag_order):
+            tag, elem = int(key), stored
+            if isinstance(elem, RawDataElement) and elem.value is None:
+                elem = ds.get_item(tag)  # a deferred read: let pydicom load it
             if original is not None and isinstance(elem, DataElement) and elem.VR != "SQ":
                 before = original.get(tag)
                 if isinstance(before, RawDataElement):
@@ -112,10 +116,18 @@ class Encoder:
         return bytes(buffer.getvalue())
 
 
+def _tag_order(item: tuple[Any, Any]) -> int:
+    return int(item[0])
+
+
+#: the file meta group's encoding (PS3.10 7.1), built once per process
+_META = Encoder(False, True)
+
+
 def _meta_element(tag: int, vr: str, value: bytes) -> bytes:
     if len(value) % 2:
         value += b"\x00" if vr in ("UI", "OB") else b" "
-    head = Encoder(False, True)._header(tag, vr, len(value))
+    head = _META._header(tag, vr, len(value))
     return head + value
 
 
