@@ -28,7 +28,7 @@ from functools import lru_cache
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset
+from pydicom.dataset import PIXEL_KEYWORDS, Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
@@ -146,8 +146,16 @@ class Cleaner:
 
     # -- traversal -------------------------------------------------------------------------------
     def _set(self, ds: Dataset, tag: int, elem: DataElement | RawDataElement) -> None:
-        """Replace an element, remembering which top-level tags were replaced (see ``replaced``)."""
-        ds[tag] = elem
+        """Replace an element, remembering which top-level tags were replaced (see ``replaced``).
+
+        A raw replacement of a standard, non-pixel element goes straight into pydicom's element
+        store: that is all ``Dataset.__setitem__`` does for one after its checks (private-creator
+        lookup, pixel cache reset, sequence wrapping), which cost a fifth of the cleaning time.
+        """
+        if isinstance(elem, RawDataElement) and not (tag >> 16) & 1 and tag not in PIXEL_KEYWORDS:
+            ds._dict[BaseTag(tag)] = elem
+        else:
+            ds[tag] = elem
         if ds is self._top:
             self.replaced.add(tag)
 
