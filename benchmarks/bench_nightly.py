@@ -144,6 +144,27 @@ def _seconds(a: str, b: str) -> float:
     return (dt.datetime.fromisoformat(b) - dt.datetime.fromisoformat(a)).total_seconds()
 
 
+def orchestration_gaps(db: sqlite3.Connection) -> float:
+    """Seconds of the flow run during which no task was running: Prefect's own time between tasks.
+
+    Measured inside one run, so unlike a bare-versus-Prefect difference it does not swing with the load
+    other processes put on a shared machine.
+    """
+    flow_start, flow_end = db.execute(
+        "select start_time, end_time from flow_run where name = 'nightly'"
+    ).fetchone()
+    spans = sorted(
+        (_seconds(flow_start, a), _seconds(flow_start, b))
+        for a, b in db.execute("select start_time, end_time from task_run where end_time is not null")
+    )
+    busy, reach = 0.0, 0.0
+    for a, b in spans:
+        a = max(a, reach)
+        if b > a:
+            busy, reach = busy + b - a, b
+    return _seconds(flow_start, flow_end) - busy
+
+
 def prefect(landing: Path, out: Path, env: dict[str, str]) -> dict[str, float]:
     """`cohortpool run` in a child process; stage times from the task runs in its Prefect database."""
     started = time.perf_counter()
@@ -168,6 +189,7 @@ def prefect(landing: Path, out: Path, env: dict[str, str]) -> dict[str, float]:
         stage = next((label for prefix, label in STAGES.items() if name.startswith(prefix)), name)
         times[stage] += _seconds(start, end)
     times["flow run"] = _seconds(flow_start, flow_end)
+    times["orchestration gaps"] = orchestration_gaps(db)
     times["total"] = wall
     times["start-up (imports, temporary server)"] = wall - times["flow run"]
     return dict(times)
@@ -218,6 +240,7 @@ def main() -> None:
             print(f"| {stage} | {bar.get(stage, 0):.1f} | {pre.get(stage, 0):.1f} |")
         print(f"| whole run, bare (incl. imports) | {bar['total']:.1f} | |")
         print(f"| flow run (Prefect API start to end) | | {pre['flow run']:.1f} |")
+        print(f"| of which no task running (orchestration gaps) | | {pre['orchestration gaps']:.1f} |")
         start_up = pre["start-up (imports, temporary server)"]
         print(f"| start-up: imports + temporary server | | {start_up:.1f} |")
         print(f"| whole `cohortpool run` | | {pre['total']:.1f} |")
