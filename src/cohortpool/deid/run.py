@@ -121,9 +121,11 @@ class _Placer:
         self.result = result
         self.seen: dict[str, str] = {}
         self.crosswalk: list[tuple[str, str, str, str]] = []
+        #: output folders already made this run (one mkdir per series, not one per file)
+        self.made: set[Path] = set()
 
     def place(self, outcomes: list[Outcome]) -> None:
-        _place(outcomes, self.out_dir, self.result, self.seen, self.crosswalk)
+        _place(outcomes, self.out_dir, self.result, self.seen, self.crosswalk, self.made)
 
 
 def _place(
@@ -132,6 +134,7 @@ def _place(
     result: DeidResult,
     seen: dict[str, str],
     crosswalk: list[tuple[str, str, str, str]],
+    made: set[Path],
 ) -> None:
     for o in sorted(outcomes, key=lambda o: o.input_path):
         if o.outcome == QUARANTINED:
@@ -145,7 +148,9 @@ def _place(
             continue
         seen[o.sop_uid] = o.input_path
         target = out_dir / o.output_path
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
         if target.exists() and _same_bytes(target, staged):
             staged.unlink()
         else:
