@@ -126,3 +126,28 @@ def test_one_site_failing_does_not_stop_the_others(
     assert [(o.site_id, o.load.status if o.load else None) for o in summary.outcomes] == [
         ("site02", "loaded")
     ]
+
+
+def test_site_edge_then_hub_give_the_nightly_flows_outputs(
+    default_run: tuple[RunLayout, Any],
+    tiny_landing: Path,
+    tree_digest: Callable[..., dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    """The production split: each hospital runs site-edge, the hub runs hub on what was uploaded."""
+    from flows.hub import hub
+    from flows.site_edge import site_edge
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+
+    nightly_layout, _ = default_run
+    layout = RunLayout(tmp_path)
+    with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: layout.results}):
+        for site in ("site01", "site02"):
+            summaries = site_edge(landing_dir=tiny_landing, out_dir=tmp_path, site_id=site)
+            assert [(s.site_id, s.night) for s in summaries] == [(site, "2025-03-01")]
+        assert site_edge(landing_dir=tiny_landing, out_dir=tmp_path, site_id="site01") == []  # nothing new
+        summary = hub(out_dir=tmp_path)
+    assert [o.load.status for o in summary.outcomes if o.load] == ["loaded", "loaded"]
+    assert tree_digest(layout.submissions) == tree_digest(nightly_layout.submissions)
+    assert tree_digest(layout.report) == tree_digest(nightly_layout.report)
+    assert checksum(layout.warehouse) == checksum(nightly_layout.warehouse)
