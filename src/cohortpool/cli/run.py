@@ -153,11 +153,11 @@ def _print_summary(summary: NightSummary, console: Console) -> None:
     from rich.table import Table
 
     table = Table(title="nightly run", title_justify="left")
-    for column in ("site", "night", "status", "files", "quarantined files", "quarantined rows", "batch"):
-        table.add_column(column)
+    # "out" = quarantined; batch ids are in the Prefect artifact and the Data Docs (fits 80 columns)
+    for column in ("site", "night", "status", "files in", "files out", "rows out"):
+        table.add_column(column, no_wrap=column in ("night", "status"))
     for row, o in zip(summary.quarantine_rows(), summary.outcomes, strict=True):
         status = row["status"] if not o.failed_step else f"failed at {o.failed_step}"
-        batch = o.validation.batch_id if o.validation else ""
         table.add_row(
             row["site_id"],
             row["night"],
@@ -165,7 +165,6 @@ def _print_summary(summary: NightSummary, console: Console) -> None:
             str(row["files_in"]),
             str(row["files_quarantined"]),
             str(row["rows_quarantined"]),
-            batch,
         )
     console.print(table)
     for o in summary.outcomes:
