@@ -152,7 +152,7 @@ def _run_nightly(landing: Path, layout: RunLayout, dask: str | None, verbose: bo
 def _print_summary(summary: NightSummary, console: Console) -> None:
     from rich.table import Table
 
-    table = Table(title="nightly run", title_justify="left")
+    table = Table(title="nightly run (out: quarantined)", title_justify="left")
     # "out" = quarantined; batch ids are in the Prefect artifact and the Data Docs (fits 80 columns)
     for column in ("site", "night", "status", "files in", "files out", "rows out"):
         table.add_column(column, no_wrap=column in ("night", "status"))
