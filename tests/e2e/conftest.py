@@ -15,19 +15,30 @@ from pathlib import Path
 import pytest
 
 
+def demo_env() -> dict[str, str]:
+    """The environment a newcomer has: no secret, no Prefect home, no TMPDIR of ours."""
+    return {k: v for k, v in os.environ.items() if k not in {"COHORTPOOL_SECRET", "PREFECT_HOME", "TMPDIR"}}
+
+
 @pytest.fixture(scope="session")
-def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The output folder of one `cohortpool demo` run (landing, submissions, warehouse, report)."""
-    env = {k: v for k, v in os.environ.items() if k not in {"COHORTPOOL_SECRET", "PREFECT_HOME", "TMPDIR"}}
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One `cohortpool demo` run for the whole session: its output folder and what it printed."""
     out = tmp_path_factory.mktemp("demo") / "demo_out"
     result = subprocess.run(
         [sys.executable, "-m", "cohortpool", "demo", "--out", str(out)],
-        env=env,
+        env=demo_env(),
         capture_output=True,
         text=True,
         timeout=1200,
         check=False,
     )
+    return out, result
+
+
+@pytest.fixture(scope="session")
+def demo_out(demo_run: tuple[Path, subprocess.CompletedProcess[str]]) -> Path:
+    """The output folder of the session's `cohortpool demo` run (landing, submissions, warehouse, report)."""
+    out, result = demo_run
     # 1: the demo plants defects, so something is quarantined by design
     assert result.returncode in (0, 1), result.stderr[-3000:]
     assert (out / "report" / "report.html").is_file(), result.stdout[-3000:]

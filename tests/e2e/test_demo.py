@@ -12,7 +12,7 @@ import pytest
 
 from cohortpool.warehouse import checksum
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
 COHORTPOOL = str(Path(sys.executable).with_name("cohortpool"))
 
@@ -25,12 +25,12 @@ def _digests(folder: Path) -> dict[str, str]:
     }
 
 
-def test_demo_writes_report_and_warehouse_and_a_second_run_changes_nothing(tmp_path: Path) -> None:
+def test_demo_writes_report_and_warehouse_and_a_second_run_changes_nothing(
+    demo_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    # the session's shared demo run (tests/e2e/conftest.py): CI pays for one demo, not one per test file
+    out, demo = demo_run
     env = {k: v for k, v in os.environ.items() if k not in {"COHORTPOOL_SECRET", "PREFECT_HOME", "TMPDIR"}}
-    out = tmp_path / "demo_out"
-    demo = subprocess.run(
-        [COHORTPOOL, "demo", "--out", str(out)], env=env, capture_output=True, text=True, timeout=900
-    )
     assert demo.returncode == 1, demo.stderr[-3000:]  # the demo plants defects: something is quarantined
     assert "DEMO-ONLY secret" in demo.stdout
     assert f"report:     {out / 'report' / 'report.html'}" in demo.stdout
