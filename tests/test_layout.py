@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 from cohortpool.config import PROJECT_ROOT, load_settings
 
@@ -31,3 +33,73 @@ def test_unknown_site_names_the_configured_ones() -> None:
         assert "site01" in str(exc)
     else:
         raise AssertionError("unknown site accepted")
+
+
+# Which cohortpool packages each layer may import (STYLE.md section 2). Stage packages are siblings and
+# never import each other (report may read stats); only the CLI reaches flows/, and only tasks.py and
+# the CLI's run/demo/serve verbs import Prefect. Function-local imports count too.
+STAGES = {"synth", "ingest", "deid", "features", "validate", "warehouse", "stats", "report"}
+ALLOWED = {
+    **{stage: {"config"} for stage in STAGES},
+    "report": {"config", "stats"},
+    "config": set(),
+    "nightly": {"config", *STAGES},
+    "tasks": {"config", "nightly", *STAGES},
+    "cli": {"config", "nightly", *STAGES},
+}
+ORCHESTRATION = {"prefect", "prefect_dask", "flows"}
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_imports_point_one_way() -> None:
+    src = PROJECT_ROOT / "src" / "cohortpool"
+    offences = []
+    for path in sorted(src.rglob("*.py")):
+        parts = path.relative_to(src).with_suffix("").parts
+        layer = parts[0]
+        if layer in {"__init__", "__main__", "py"}:
+            continue
+        for name in _imports(path):
+            top, _, rest = name.partition(".")
+            if top == "cohortpool" and rest:
+                target = rest.split(".")[0]
+                if target != layer and target not in ALLOWED[layer]:
+                    offences.append(f"{path.relative_to(src)} imports cohortpool.{target}")
+            elif top in ORCHESTRATION and layer not in {"tasks", "cli"}:
+                offences.append(f"{path.relative_to(src)} imports {top}")
+    assert offences == []
+
+
+def test_only_the_warehouse_reads_sql_and_only_validate_reads_expectations() -> None:
+    src = PROJECT_ROOT / "src" / "cohortpool"
+    for path in src.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        if "sql_dir" in text:
+            assert path.parent.name in {"warehouse"} or path.name == "config.py", path
+        if "expectations_dir" in text:
+            assert path.parent.name in {"validate"} or path.name == "config.py", path
+
+
+def test_every_cli_command_has_help() -> None:
+    from typer.main import get_command
+
+    from cohortpool.cli import app
+
+    def walk(command, prefix=""):  # type: ignore[no-untyped-def]
+        yield prefix + command.name, command
+        for sub in getattr(command, "commands", {}).values():
+            yield from walk(sub, prefix + command.name + " ")
+
+    root = get_command(app)
+    for name, command in walk(root):
+        if name != root.name:
+            assert (command.help or "").strip(), f"`{name}` has no help text"

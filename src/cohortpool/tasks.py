@@ -36,7 +36,6 @@ from prefect.exceptions import MissingContextError
 from prefect.tasks import Task, exponential_backoff
 
 from cohortpool import __version__
-from cohortpool.cli.report import generate
 from cohortpool.config import load_settings
 from cohortpool.deid import QUARANTINED, Pseudonymiser, deidentify_tree
 from cohortpool.features import (
@@ -52,6 +51,7 @@ from cohortpool.features import (
 from cohortpool.features import pseudonymise_tables as pseudonymise_feature_tables
 from cohortpool.ingest import FetchResult, SiteNight, fetch_new_studies, mark_processed, scan_landing
 from cohortpool.nightly import LoadSummary, NightSummary, SubmissionSummary, ValidationSummary
+from cohortpool.nightly.analyze import generate
 from cohortpool.report.exports import escape_formula
 from cohortpool.validate import validate_submission
 from cohortpool.validate.distribution import compare_sites

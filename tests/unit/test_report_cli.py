@@ -7,8 +7,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cohortpool.cli import app
-from cohortpool.cli.report import views_for
 from cohortpool.config import PROJECT_ROOT
+from cohortpool.nightly.analyze import views_for
 from cohortpool.stats.plan import load_plan
 from cohortpool.warehouse import connect, migrate
 
