@@ -15,23 +15,10 @@ import io
 from pathlib import Path
 from typing import Protocol
 
+from cohortpool.contract import FINDINGS
 from cohortpool.features._dates import age_years, shift_iso
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-FINDINGS = (
-    "fracture_line",
-    "marrow_oedema",
-    "soft_tissue_mass",
-    "bone_destruction",
-    "posterior_wall_bulging",
-    "posterior_element_involvement",
-    "wedge_shape",
-    "posterior_fat_signal",
-    "intravertebral_cleft",
-    "normal_disc",
-    "disc_compression",
-    "whole_body_collapse",
-)
 CLINICAL_IN = (
     "mrn",
     "birth_date",

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cohortpool.contract import FINDINGS
 from cohortpool.synth.calibrate import calibrated_sample
 from cohortpool.synth.findings import (
-    FINDINGS,
     PREVALENCE,
     XR_TABLE3,
     Vertebra,

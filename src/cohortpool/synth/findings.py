@@ -15,21 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-FINDINGS = (
-    "fracture_line",
-    "marrow_oedema",
-    "soft_tissue_mass",
-    "bone_destruction",
-    "posterior_wall_bulging",
-    "posterior_element_involvement",
-    "wedge_shape",
-    "posterior_fat_signal",
-    "intravertebral_cleft",
-    "normal_disc",
-    "disc_compression",
-    "whole_body_collapse",
-)
-MODALITIES = ("XR", "CT", "MR")
+from cohortpool.contract import FINDINGS, READ_MODALITIES
+
+MODALITIES = READ_MODALITIES
 LEVELS = tuple(f"T{i}" for i in range(1, 13)) + tuple(f"L{i}" for i in range(1, 6))
 
 #: true prevalence per vertebra (OP, MET); Table 2: MET more often bulging, collapse, posterior elements,

@@ -10,8 +10,9 @@ import csv
 import io
 from pathlib import Path
 
+from cohortpool.contract import FINDINGS
 from cohortpool.synth.cohort import Cohort
-from cohortpool.synth.findings import FINDINGS, MODALITIES, genant_grade
+from cohortpool.synth.findings import MODALITIES, genant_grade
 
 CLINICAL_COLUMNS = (
     "mrn",
