@@ -18,20 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FINDINGS = (
-    "fracture_line",
-    "marrow_oedema",
-    "soft_tissue_mass",
-    "bone_destruction",
-    "posterior_wall_bulging",
-    "posterior_element_involvement",
-    "wedge_shape",
-    "posterior_fat_signal",
-    "intravertebral_cleft",
-    "normal_disc",
-    "disc_compression",
-    "whole_body_collapse",
-)
+from cohortpool.contract import FINDINGS
+
 LEVELS = tuple([f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 6)])
 ISSUE_COLUMNS = ["table", "source_row", "key", "expectation", "severity", "reason", "value"]
 

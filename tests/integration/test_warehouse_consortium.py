@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from cohortpool.contract import FINDINGS
 from cohortpool.warehouse import checksum, export_parquet, load_batch
 from warehouse_batches import build_once
 
@@ -26,20 +27,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SITES = ("site01", "site02", "site03")
 NIGHT = "2025-03-01"
 TABLES = ("clinical", "reads", "imaging_manifest")
-FINDINGS = (
-    "fracture_line",
-    "marrow_oedema",
-    "soft_tissue_mass",
-    "bone_destruction",
-    "posterior_wall_bulging",
-    "posterior_element_involvement",
-    "wedge_shape",
-    "posterior_fat_signal",
-    "intravertebral_cleft",
-    "normal_disc",
-    "disc_compression",
-    "whole_body_collapse",
-)
 
 
 def _cli(*args: str) -> None:
