@@ -85,7 +85,7 @@ def bare(landing: Path, out: Path) -> dict[str, float]:
         return result
 
     times["imports"] = time.perf_counter() - started
-    nights = timed("scan", tasks.scan_new_nights.fn, landing, layout.state)
+    nights = timed("scan", tasks.scan_new_nights.fn, landing, layout.state).pending
     sub_key, val_key = tasks.submission_fingerprint(), tasks.validation_fingerprint()
 
     def site(n):  # type: ignore[no-untyped-def]

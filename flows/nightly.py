@@ -16,7 +16,7 @@ from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cohortpool.config import load_settings
-from cohortpool.ingest import SiteNight
+from cohortpool.ingest import SiteFolderError, SiteNight
 from cohortpool.nightly import NightSummary, RunLayout, SiteNightOutcome, SubmissionSummary, ValidationSummary
 from cohortpool.tasks import (
     fetch_studies,
@@ -75,7 +75,13 @@ def _night(landing: Path, layout: RunLayout, workers: int | None) -> State[Night
             outcomes[(site_id, "fetch")] = SiteNightOutcome(site_id, "fetch")
             outcomes[(site_id, "fetch")].fail("fetch", exc)
 
-    pending = scan_new_nights(landing, layout.state)
+    scan = scan_new_nights(landing, layout.state, tuple(configured))
+    for site_id, reason in scan.failed.items():
+        if site_id in configured:  # a missing mount is a failed site, not a quiet night
+            outcomes[(site_id, "scan")] = SiteNightOutcome(site_id, "scan")
+            outcomes[(site_id, "scan")].fail("scan", SiteFolderError(f"site {site_id}: {reason}"))
+            log_step("scan", site_id, "-", f"landing folder not readable: {reason}", level=40)
+    pending = scan.pending
     site_nights: dict[Key, SiteNight] = {(n.site_id, n.night): n for n in pending if n.site_id in configured}
     log_step(
         "scan", "consortium", "-", f"{len(site_nights)} new site-night(s)", total=3 * len(site_nights) + 1
@@ -99,7 +105,7 @@ def _night(landing: Path, layout: RunLayout, workers: int | None) -> State[Night
         validations[key] = submit_validation(outcomes[key].submission, layout, val_key)
 
     summary = finish_night(outcomes, validations, layout, site_nights)
-    summary.idle_sites = sorted(set(configured) - {site for site, _ in site_nights})
+    summary.idle_sites = sorted(set(configured) - {site for site, _ in site_nights} - set(scan.failed))
     summary.unknown_sites = sorted({n.site_id for n in pending} - set(configured))
     failed = [f"{o.site_id} {o.night} at {o.failed_step}" for o in summary.outcomes if o.failed_step]
     if failed or summary.hub_error:

@@ -12,7 +12,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.futures import PrefectFuture
 
-from cohortpool.ingest import SiteNight
+from cohortpool.ingest import SiteFolderError, SiteNight
 from cohortpool.nightly import RunLayout, SubmissionSummary
 from cohortpool.tasks import (
     build_submission,
@@ -68,7 +68,10 @@ def site_edge(
     layout = RunLayout(Path(out_dir))
     if source_url:
         fetch_studies(source_url, Path(landing_dir), site_id, layout.state)
-    pending = [n for n in scan_new_nights(Path(landing_dir), layout.state) if n.site_id == site_id]
+    scan = scan_new_nights(Path(landing_dir), layout.state, (site_id,))
+    if site_id in scan.failed:
+        raise SiteFolderError(f"site {site_id}: {scan.failed[site_id]}")
+    pending = [n for n in scan.pending if n.site_id == site_id]
     key = submission_fingerprint()
     futures = [(night, submit_submission(night, layout, workers, key)) for night in pending]
     summaries = []

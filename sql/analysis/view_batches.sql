@@ -15,6 +15,7 @@ SELECT
     quarantined_rows,
     warning_rows,
     superseded_rows,
+    late_rows,
     content_sha256
 FROM raw.batches;
 

@@ -203,6 +203,22 @@ def check_secret_strength(secret: str, demo: bool = False) -> str:
     return secret
 
 
+class ConfigFileError(ValueError):
+    """The YAML file cannot be read (a ValueError, like pydantic's, so every CLI exits 2 on it)."""
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and YAML file, with explicit overrides on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment and YAML file, with explicit overrides on top.
+
+    Raises
+    ------
+    ConfigFileError
+        The configuration file (or the folder it is looked for in) cannot be read.
+    """
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except OSError as exc:
+        raise ConfigFileError(
+            f"cannot read the configuration file {config_file()} ({exc.strerror or type(exc).__name__}): "
+            "give this user read access or point COHORTPOOL_CONFIG at a readable file"
+        ) from None

@@ -49,7 +49,14 @@ from cohortpool.features import (
     write_manifest,
 )
 from cohortpool.features import pseudonymise_tables as pseudonymise_feature_tables
-from cohortpool.ingest import FetchResult, SiteNight, fetch_new_studies, mark_processed, scan_landing
+from cohortpool.ingest import (
+    FetchResult,
+    LandingScan,
+    SiteNight,
+    fetch_new_studies,
+    mark_processed,
+    scan_sites,
+)
 from cohortpool.nightly import LoadSummary, NightSummary, SubmissionSummary, ValidationSummary
 from cohortpool.nightly.analyze import generate
 from cohortpool.report.exports import escape_formula
@@ -136,9 +143,10 @@ def log_step(
     timeout_seconds=HOUR,
     cache_policy=NO_CACHE,
 )
-def scan_new_nights(landing: Path, state_dir: Path) -> list[SiteNight]:
-    """Every site-night in the landing folder that is new or re-delivered since it was processed."""
-    return scan_landing(landing, state_dir)
+def scan_new_nights(landing: Path, state_dir: Path, configured: tuple[str, ...] = ()) -> LandingScan:
+    """Every site-night in the landing folder that is new or re-delivered since it was processed, and
+    the configured sites whose folder is missing or unreadable (failed, not idle)."""
+    return scan_sites(landing, state_dir, configured=configured)
 
 
 @task(
@@ -320,6 +328,7 @@ def load_into_warehouse(
         dict(result.rows),
         result.superseded,
         waited,
+        result.late_rows,
     )
 
 

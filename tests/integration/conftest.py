@@ -48,9 +48,11 @@ def consortium_secret() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def tiny_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two sites of three patients (site02 with planted defects); site03 is configured but sends nothing."""
+    """Two sites of three patients (site02 with planted defects); site03 is configured, has its landing
+    folder, but sends nothing (idle; a missing folder would be a failed site)."""
     root = tmp_path_factory.mktemp("landing")
     write_consortium(root, sites=2, max_patients=3)
+    (root / "site03").mkdir()
     return root
 
 

@@ -33,22 +33,22 @@ def secret(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _site01(landing: Path, layout: RunLayout) -> tasks.SiteNight:
-    nights = tasks.scan_new_nights.fn(landing, layout.state)
+    nights = tasks.scan_new_nights.fn(landing, layout.state).pending
     return next(n for n in nights if n.site_id == "site01")
 
 
 def test_scan_finds_each_site_night_and_forgets_it_once_marked(landing: Path, tmp_path: Path) -> None:
     layout = RunLayout(tmp_path)
-    nights = tasks.scan_new_nights.fn(landing, layout.state)
+    nights = tasks.scan_new_nights.fn(landing, layout.state).pending
     assert [(n.site_id, n.status) for n in nights] == [("site01", "new"), ("site02", "new")]
     tasks.mark_night_processed.fn(nights[0], layout.state)
-    assert [n.site_id for n in tasks.scan_new_nights.fn(landing, layout.state)] == ["site02"]
+    assert [n.site_id for n in tasks.scan_new_nights.fn(landing, layout.state).pending] == ["site02"]
 
 
 @pytest.mark.usefixtures("secret")
 def test_submission_summary_counts_the_drop_and_holds_no_identifier(landing: Path, tmp_path: Path) -> None:
     layout = RunLayout(tmp_path)
-    night = next(n for n in tasks.scan_new_nights.fn(landing, layout.state) if n.site_id == "site02")
+    night = next(n for n in tasks.scan_new_nights.fn(landing, layout.state).pending if n.site_id == "site02")
     out = layout.submission("site02", night.night)
     summary = tasks.build_submission.fn(
         night.path, out, layout.vault("site02"), "site02", night.night, night.content_sha256, "fp", 1

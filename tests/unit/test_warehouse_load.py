@@ -149,6 +149,63 @@ def test_resubmission_supersedes_and_history_reproduces_the_old_state(tmp_path: 
     assert checksum(db) != state_after_first
 
 
+def _correction(tmp_path: Path, night: str) -> Path:
+    """Three of night1's patients corrected: new BMI, and the first of their reads withdrawn."""
+    tables = make_tables("site01", 10, seed=1)
+    fixed = {
+        name: frame[frame["patient_id"].isin(tables["clinical"]["patient_id"][:3])].copy()
+        for name, frame in tables.items()
+    }
+    fixed["clinical"]["bmi"] = 30.0
+    fixed["reads"] = fixed["reads"].iloc[1:]
+    return write_batch(tmp_path / f"fix_{night}", "site01", night, fixed)
+
+
+def test_older_night_arriving_after_a_newer_one_never_overwrites_it(tmp_path: Path, night1: Path) -> None:
+    in_order, late = tmp_path / "in_order.duckdb", tmp_path / "late.duckdb"
+    newer = _correction(tmp_path, "2026-11-02")
+    load_batch(in_order, night1)
+    load_batch(in_order, newer)
+    newer_id = load_batch(late, newer).batch_id
+    result = load_batch(late, night1)  # night 1 resent after night 2 was loaded
+    assert result.status == "loaded"
+    assert result.superseded == 0
+    # the three corrected patients' night-1 rows are kept for the record but never current
+    assert result.late_rows == 3 + 18 + 18
+    assert checksum(late) == checksum(in_order)
+    with duckdb.connect(str(late), read_only=True) as con:
+        assert con.execute("SELECT count(*) FILTER (bmi = 30.0) FROM analysis.patients").fetchone() == (3,)
+        never_current = con.execute(
+            "SELECT count(*) FROM raw.clinical "
+            "WHERE valid_from_seq = valid_to_seq AND superseded_by_batch = ?",
+            [newer_id],
+        ).fetchone()
+        recorded = con.execute("SELECT late_rows FROM analysis.batches WHERE load_seq = 2").fetchone()
+    assert never_current == (3,)
+    assert recorded == (39,)
+
+
+def test_same_night_delivered_again_with_corrections_replaces_it(tmp_path: Path, night1: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    load_batch(db, night1)
+    result = load_batch(db, _correction(tmp_path, "2026-11-01"))
+    assert (result.superseded, result.late_rows) == (3 + 18 + 18, 0)
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FILTER (bmi = 30.0) FROM analysis.patients").fetchone() == (3,)
+
+
+def test_a_skipped_night_is_simply_absent_and_the_next_one_loads(tmp_path: Path, night1: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    load_batch(db, night1)
+    result = load_batch(db, _correction(tmp_path, "2026-11-03"))  # 2026-11-02 never came
+    assert (result.status, result.superseded, result.late_rows) == ("loaded", 39, 0)
+    with duckdb.connect(str(db), read_only=True) as con:
+        nights = con.execute(
+            "SELECT CAST(night AS VARCHAR) FROM analysis.batches ORDER BY load_seq"
+        ).fetchall()
+    assert nights == [("2026-11-01",), ("2026-11-03",)]
+
+
 def test_other_sites_rows_are_never_superseded(tmp_path: Path) -> None:
     db = tmp_path / "w.duckdb"
     # two sites whose pseudonyms happen to coincide: patient ids are only unique within a site

@@ -103,6 +103,12 @@ def load_command(
                 f"quarantined {result.quarantined}, warnings {result.warnings}, "
                 f"superseded {result.superseded}; {result.seconds:.2f} s"
             )
+            if result.late_rows:
+                typer.echo(
+                    f"note: {result.late_rows} row(s) of {result.batch_id} arrived after a newer night of "
+                    f"{result.site_id} and are kept for the record only (the newer night stays current)",
+                    err=True,
+                )
             for check, count in result.check_warnings.items():
                 typer.echo(f"warning: sql/checks/{check}.sql found {count} row(s)", err=True)
             if result.quarantined:

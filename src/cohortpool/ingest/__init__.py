@@ -14,17 +14,20 @@ nothing here imports Prefect.
 
 from __future__ import annotations
 
-from cohortpool.ingest.dropfolder import SiteNight, mark_processed, scan_landing
-from cohortpool.ingest.errors import IngestError, InvalidInstanceError, SourceError
+from cohortpool.ingest.dropfolder import LandingScan, SiteNight, mark_processed, scan_landing, scan_sites
+from cohortpool.ingest.errors import IngestError, InvalidInstanceError, SiteFolderError, SourceError
 from cohortpool.ingest.fetch import FetchResult, fetch_new_studies
 
 __all__ = [
     "FetchResult",
     "IngestError",
     "InvalidInstanceError",
+    "LandingScan",
+    "SiteFolderError",
     "SiteNight",
     "SourceError",
     "fetch_new_studies",
     "mark_processed",
     "scan_landing",
+    "scan_sites",
 ]

@@ -61,7 +61,37 @@ class SiteNight:
     stat_sha256: str = ""
 
 
+@dataclass(frozen=True)
+class LandingScan:
+    """What a scan found: the nights to process, and the sites whose folder could not be read."""
+
+    pending: list[SiteNight]
+    #: site_id -> why its folder could not be read (missing, not a folder, permission denied); the
+    #: message names the folder and what to do, never a file below it (those are named after patients)
+    failed: dict[str, str]
+
+
 def scan_landing(landing: Path, state_dir: Path, *, settle_seconds: float = 0.0) -> list[SiteNight]:
+    """The nights of every site in ``landing`` that are new or changed (see :func:`scan_sites`)."""
+    return scan_sites(landing, state_dir, settle_seconds=settle_seconds).pending
+
+
+def _site_folder_problem(site_dir: Path) -> str | None:
+    """Why a configured site's folder cannot be scanned, or None."""
+    if not site_dir.exists():
+        what = "a link to something that is gone" if site_dir.is_symlink() else "missing"
+        return (
+            f"landing folder {site_dir} is {what} (share not mounted, or the site never sent anything): "
+            "mount or create it; the site's nights are taken by the next run that can read them"
+        )
+    if not site_dir.is_dir():
+        return f"{site_dir} is a file, not the site's landing folder: move it away and create the folder"
+    return None
+
+
+def scan_sites(
+    landing: Path, state_dir: Path, *, configured: tuple[str, ...] = (), settle_seconds: float = 0.0
+) -> LandingScan:
     """The nights of every site in ``landing`` that are new or changed since they were processed.
 
     Parameters
@@ -70,15 +100,19 @@ def scan_landing(landing: Path, state_dir: Path, *, settle_seconds: float = 0.0)
         The landing folder (``<landing>/<site_id>/<YYYY-MM-DD>/``).
     state_dir
         The site's ingest state folder (see :mod:`cohortpool.ingest.state`).
+    configured
+        The sites that are expected to have a folder: one that is missing is a failed site, not an
+        idle one (a dangling mount must not look like a quiet night).
     settle_seconds
         Leave a night alone while any of its files was modified less than this many seconds ago (an
         export still in progress); 0 takes everything present.
 
     Returns
     -------
-    list[SiteNight]
-        Sorted by site and night. Folders that do not have the drop shape are logged as warnings with
-        what to do, never silently taken.
+    LandingScan
+        Pending nights sorted by site and night, and the sites that could not be read with the reason.
+        Folders that do not have the drop shape are logged as warnings with what to do, never silently
+        taken.
     """
     landing = Path(landing)
     if not landing.is_dir():
@@ -86,10 +120,17 @@ def scan_landing(landing: Path, state_dir: Path, *, settle_seconds: float = 0.0)
             f"landing folder {landing} does not exist or is not a folder; create it or fix --landing"
         )
     pending: list[SiteNight] = []
+    failed = {
+        site_id: problem
+        for site_id in configured
+        if (problem := _site_folder_problem(landing / site_id)) is not None
+    }
     now = time.time()
     with state.open_state(state_dir) as conn:
         done = state.processed_nights(conn)
         for site_dir in sorted(p for p in landing.iterdir() if not p.name.startswith(".")):
+            if site_dir.name in failed:
+                continue
             site_id = _checked(site_dir, check_site_id, "a site id (a-z, 0-9, _; 2-32 characters)")
             if site_id is None:
                 continue
@@ -104,14 +145,14 @@ def scan_landing(landing: Path, state_dir: Path, *, settle_seconds: float = 0.0)
                     if found is not None:
                         pending.append(found)
             except OSError as exc:  # one site's folder gone or unreadable: the other sites still run
-                log.error(
-                    "site %s: cannot read its landing folder (%s, errno %s): skipped this run, taken "
-                    "again by the next one once readable",
-                    site_id,
-                    type(exc).__name__,
-                    exc.errno,
+                # the failing path is left out: below the site folder, names carry patient names
+                failed[site_id] = (
+                    f"cannot read {site_dir} or a file below it ({type(exc).__name__}, errno {exc.errno}): "
+                    "give the cohortpool user read access; the night is taken by the next run"
                 )
-    return pending
+                log.error("site %s: %s", site_id, failed[site_id])
+                pending = [n for n in pending if n.site_id != site_id]
+    return LandingScan(pending, dict(sorted(failed.items())))
 
 
 def _pending_night(

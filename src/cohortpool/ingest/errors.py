@@ -13,3 +13,7 @@ class SourceError(IngestError):
 
 class InvalidInstanceError(IngestError):
     """A received or fetched DICOM instance cannot be stored (unreadable, or UIDs unusable as names)."""
+
+
+class SiteFolderError(IngestError):
+    """A configured site's landing folder is missing or cannot be read: the site fails, the others run."""

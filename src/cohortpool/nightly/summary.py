@@ -79,6 +79,8 @@ class LoadSummary:
     superseded: int
     #: the warehouse was held by another run and this load waited for it
     waited_for_lock: bool = False
+    #: rows that arrived after a newer night of the site: kept for the record, never current
+    late_rows: int = 0
 
 
 @dataclass
@@ -190,7 +192,7 @@ class NightSummary:
                 f"| {o.site_id} | {o.night} | {status} | {counts.get('input_files', 0)} "
                 f"| {counts.get('deidentified', 0)} | {o.files_quarantined} | {accepted} "
                 f"| {o.rows_quarantined} | {o.validation.batch_id if o.validation else ''} "
-                f"| {o.load.status if o.load else ''} |"
+                f"| {_load_text(o.load)} |"
             )
         lines.append("")
         if self.idle_sites:
@@ -207,3 +209,11 @@ class NightSummary:
         if self.warehouse is not None:
             lines.append(f"Warehouse: `{self.warehouse}` (content sha256 `{self.warehouse_sha256}`).")
         return "\n".join(lines) + "\n"
+
+
+def _load_text(load: LoadSummary | None) -> str:
+    if load is None:
+        return ""
+    if load.late_rows:
+        return f"{load.status}; {load.late_rows} rows older than a newer night's, kept as history"
+    return load.status

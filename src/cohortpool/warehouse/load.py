@@ -54,6 +54,9 @@ class LoadResult:
     superseded: int
     content_sha256: str
     seconds: float
+    #: rows of this batch that arrived after a newer night of the site had replaced them: kept for the
+    #: record, never current (a delayed resend of an older night does not undo a newer one)
+    late_rows: int = 0
     #: findings of the sql/checks/warn_*.sql files: check name -> number of rows it returned
     check_warnings: dict[str, int] = field(default_factory=dict)
 
@@ -125,7 +128,7 @@ def _insert_table(
 
 
 def _unchanged(batch: ValidatedBatch, row: tuple[Any, ...], started: float) -> LoadResult:
-    _, load_seq, _, n_clin, n_reads, n_man, n_quar, n_warn, n_sup = row
+    _, load_seq, _, n_clin, n_reads, n_man, n_quar, n_warn, n_sup, n_late = row
     return LoadResult(
         batch_id=batch.batch_id,
         site_id=batch.site_id,
@@ -137,6 +140,7 @@ def _unchanged(batch: ValidatedBatch, row: tuple[Any, ...], started: float) -> L
         superseded=n_sup,
         content_sha256=batch.content_sha256,
         seconds=time.perf_counter() - started,
+        late_rows=n_late or 0,
     )
 
 
@@ -160,19 +164,25 @@ def _load(
     load_seq = int(sql.query_rows(con, "load/select_next_load_seq")[0][0])
     loaded_at = datetime.now(UTC)
     ids: dict[str, Any] = {"batch_id": batch.batch_id, "site_id": batch.site_id}
-    superseded = 0
+    superseded = late = 0
     rows: dict[str, int] = {}
     for table in TABLES:
+        target = {"table": f"raw.{table}"}
         result = sql.run_sql(
             con,
             "load/supersede_rows",
-            identifiers={"table": f"raw.{table}"},
+            identifiers=target,
             path=str(batch.table_path(table)),
             load_seq=load_seq,
+            night=batch.night,
             **ids,
         ).fetchone()
         superseded += int(result[0]) if result else 0
         rows[table] = _insert_table(con, batch, table, {"loaded_at": loaded_at, "load_seq": load_seq})
+        closed = sql.run_sql(
+            con, "load/close_late_rows", identifiers=target, load_seq=load_seq, night=batch.night, **ids
+        ).fetchone()
+        late += int(closed[0]) if closed else 0
     quarantined = _insert_issues(con, batch.quarantine_path, "raw.quarantine", batch, loaded_at)
     warnings_path = batch.warnings_path
     warnings = 0
@@ -206,6 +216,7 @@ def _load(
         quarantined_rows=quarantined,
         warning_rows=warnings,
         superseded_rows=superseded,
+        late_rows=late,
         summary_json=batch.summary_text,
         submission_sha256=batch.submission_sha256,
         validation_status=batch.validation_status,
@@ -228,6 +239,7 @@ def _load(
         content_sha256=batch.content_sha256,
         seconds=time.perf_counter() - started,
         check_warnings=check_warnings,
+        late_rows=late,
     )
 
 
