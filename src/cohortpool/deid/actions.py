@@ -92,12 +92,34 @@ def ascii_values(ds: Dataset, tag: int) -> list[str]:
     """The values of a UI, DA, DT (ASCII-only VRs) element, read from raw bytes when still raw."""
     elem = ds.get_item(tag)
     if isinstance(elem, RawDataElement):
-        text = (elem.value or b"").decode("ascii", "replace").rstrip("\x00 ")
-        return [v.strip().rstrip("\x00") for v in text.split("\\")] if text else []
+        return raw_ascii_values(elem.value or b"")
     value = elem.value if elem is not None else None
     if value is None or value == "":
         return []
     return [str(value)] if isinstance(value, str) else [str(v) for v in value]
+
+
+def raw_ascii_values(raw: bytes) -> list[str]:
+    """:func:`ascii_values` of an element's raw value bytes (shared with :mod:`.fastpath`)."""
+    text = raw.decode("ascii", "replace").rstrip("\x00 ")
+    return [v.strip().rstrip("\x00") for v in text.split("\\")] if text else []
+
+
+def raw_text_allowed(raw: bytes, vocabulary: frozenset[str]) -> bool:
+    """Every word of a raw text value is on the vocabulary (ASCII only: the vocabulary is ASCII, so
+    a value that is not plain ASCII, or holds ISO 2022 escapes, cannot pass)."""
+    if b"\x1b" in raw:
+        return False
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    return words_allowed(text, vocabulary)
+
+
+def words_allowed(text: str, vocabulary: frozenset[str]) -> bool:
+    """Every word (runs of ASCII letters and digits) of ``text`` is on the vocabulary."""
+    return all(w in vocabulary for w in _WORDS.split(text.upper()) if w)
 
 
 @dataclass
@@ -281,18 +303,10 @@ class Cleaner:
         ASCII, so a value that is not plain ASCII, or holds ISO 2022 escapes, cannot pass)."""
         elem = ds.get_item(tag)
         if isinstance(elem, RawDataElement):
-            raw = elem.value or b""
-            if b"\x1b" in raw:
-                return False
-            try:
-                text = raw.decode("ascii")
-            except UnicodeDecodeError:
-                return False
-        else:
-            value = elem.value if elem is not None else ""
-            text = "\\".join(map(str, value)) if isinstance(value, list | tuple | MultiValue) else str(value)
-        vocabulary = self.profile.vocabulary
-        return all(w in vocabulary for w in _WORDS.split(text.upper()) if w)
+            return raw_text_allowed(elem.value or b"", self.profile.vocabulary)
+        value = elem.value if elem is not None else ""
+        text = "\\".join(map(str, value)) if isinstance(value, list | tuple | MultiValue) else str(value)
+        return words_allowed(text, self.profile.vocabulary)
 
     def _dates(self, ds: Dataset, tag: int, vr: str, rule: Rule, ctx: Context) -> None:
         if self.keep_dates:

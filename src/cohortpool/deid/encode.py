@@ -30,6 +30,12 @@ _ZERO_WIDTH = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "AT": 4, "FD": 8, "S
 
 def raw_text(tag: int, vr: str, value: str | list[str] | None) -> RawDataElement:
     """A replacement string element as raw bytes (cleaner values are ASCII, valid in any charset)."""
+    data = text_bytes(vr, value)
+    return RawDataElement(BaseTag(tag), vr, len(data), data, 0, False, True)
+
+
+def text_bytes(vr: str, value: str | list[str] | None) -> bytes:
+    """The value bytes of :func:`raw_text` (padded to even length: NUL for UI, space otherwise)."""
     if value is None:
         text = ""
     elif isinstance(value, str):
@@ -39,13 +45,18 @@ def raw_text(tag: int, vr: str, value: str | list[str] | None) -> RawDataElement
     data = text.encode("ascii")
     if len(data) % 2:
         data += b"\x00" if vr == "UI" else b" "
-    return RawDataElement(BaseTag(tag), vr, len(data), data, 0, False, True)
+    return data
 
 
 def raw_zero(tag: int, vr: str) -> RawDataElement:
     """A zero value of a binary VR (a dummy that identifies nothing)."""
-    data = b"\x00" * _ZERO_WIDTH.get(vr, 0)
+    data = zero_bytes(vr)
     return RawDataElement(BaseTag(tag), vr, len(data), data, 0, False, True)
+
+
+def zero_bytes(vr: str) -> bytes:
+    """The value bytes of :func:`raw_zero`."""
+    return b"\x00" * _ZERO_WIDTH.get(vr, 0)
 
 
 class Encoder:

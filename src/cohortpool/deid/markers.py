@@ -41,7 +41,7 @@ def temporal_state(profile: Profile) -> str:
 
 
 @lru_cache(maxsize=16)
-def _marker_elements(
+def marker_elements(
     options: tuple[str, ...], allow_burned_in: bool, implicit: bool, little: bool
 ) -> tuple[RawDataElement, ...]:
     """The marker elements, encoded once per worker and encoding (they are the same in every file)."""
@@ -69,5 +69,5 @@ def _marker_elements(
 def add_markers(ds: Dataset, profile: Profile, allow_burned_in: bool, implicit: bool, little: bool) -> None:
     """Write the de-identification attributes into a cleaned top-level dataset (as raw elements,
     so an input's own values for these tags are replaced, never copied)."""
-    for element in _marker_elements(profile.options, allow_burned_in, implicit, little):
+    for element in marker_elements(profile.options, allow_burned_in, implicit, little):
         ds[element.tag] = element

@@ -43,6 +43,8 @@ class DeidResult:
     outputs: list[str] = field(default_factory=list)
     #: output path -> sha256 of its bytes (computed by the workers, for submission.json)
     hashes: dict[str, str] = field(default_factory=dict)
+    #: files de-identified (or found duplicate) by the raw-bytes fast path, not pydicom's
+    fast_path: int = 0
 
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.rows if r.outcome == outcome)
@@ -141,6 +143,7 @@ def _place(
             result.rows.append(LedgerRow(o.input_path, o.size, o.sha256, QUARANTINED, reason=o.reason))
             continue
         staged = Path(o.staged)
+        result.fast_path += o.fast
         if o.sop_uid in seen:
             staged.unlink()
             reason = f"duplicate: same SOP Instance UID as {seen[o.sop_uid]}"

@@ -1,8 +1,11 @@
 """De-identify one file (runs inside a worker process; one :class:`Worker` per process).
 
-The file is memory-mapped: hashed for the ledger, its header parsed by pydicom, and its pixel data
-written from the map without a copy, so memory stays at one header per worker whatever the file
-size. The output goes to a temporary name; the parent decides duplicates and moves it into place.
+The file is memory-mapped: hashed for the ledger, its header cleaned, and its pixel data copied to
+the output by the kernel (``copy_file_range``, else written from the map), so memory stays at one
+header per worker whatever the file size. The common file (explicit VR little endian with a file
+meta group) takes :mod:`cohortpool.deid.fastpath`, which walks the raw bytes; everything else, and
+anything that path declines, takes pydicom (:mod:`.stream`), which alone decides what to quarantine.
+The output goes to a temporary name; the parent decides duplicates and moves it into place.
 """
 
 from __future__ import annotations
@@ -21,14 +24,17 @@ from pydicom.dataset import Dataset
 
 from cohortpool.deid.actions import Cleaner, Context, ascii_values
 from cohortpool.deid.burned_in import burned_in_reason
+from cohortpool.deid.encode import encode_meta
+from cohortpool.deid.fastpath import Decline, FastPath, marker_bytes, top_dataset, uid_of
 from cohortpool.deid.ledger import DEIDENTIFIED, QUARANTINED, Vault
-from cohortpool.deid.markers import MARKER_TAGS, add_markers
+from cohortpool.deid.markers import MARKER_TAGS, add_markers, marker_elements
 from cohortpool.deid.profile import load_profile
 from cohortpool.deid.pseudonym import Pseudonymiser, shift_da
 from cohortpool.deid.stream import UnreadableError, encode_header, encode_tail, read_header
 from cohortpool.deid.uids import UidMapper
 
-#: (original header, identifiers of the output) -> a row for the imaging manifest
+#: (original header, identifiers of the output) -> a row for the imaging manifest. The header holds
+#: the top-level data elements before the pixel data (on the fast path: not the file meta group)
 RecordHook = Callable[[Dataset, dict[str, str]], dict[str, Any]]
 _UID_TAGS = (
     ("SOPClassUID", 0x00080016),
@@ -79,18 +85,37 @@ class Outcome:
     sop_uid: str = ""
     crosswalk: list[tuple[str, str, str, str]] = field(default_factory=list)
     record: dict[str, Any] | None = None
+    #: taken by the raw-bytes fast path (a count in the run summary; no identifiers)
+    fast: bool = False
+
+
+@dataclass
+class _Identity:
+    """What the header says before cleaning: pseudonyms, output identifiers, manifest row, crosswalk."""
+
+    ctx: Context
+    ids: dict[str, str]
+    record: dict[str, Any] | None
+    crosswalk: list[tuple[str, str, str, str]]
 
 
 class Worker:
-    """Holds the per-process state: profile, keys, UID cache, vault."""
+    """Holds the per-process state: profile, keys, UID cache, vault.
 
-    def __init__(self, job: Job) -> None:
+    ``fast_path=False`` runs every file through pydicom (the oracle the fast path is tested against).
+    """
+
+    def __init__(self, job: Job, fast_path: bool = True) -> None:
         self.job = job
         self.profile = load_profile(job.options)
         self.keys = Pseudonymiser(job.secret, job.site_id, job.max_shift_days)
         self.uids = UidMapper(job.secret)
         self.cleaner = Cleaner(self.profile, self.keys, self.uids)
         self.vault = Vault(job.vault)
+        self.fast: FastPath | None = None
+        if fast_path and not self.cleaner.safe_private:
+            markers = marker_elements(self.profile.options, job.allow_burned_in, False, True)
+            self.fast = FastPath(self.cleaner, marker_bytes(markers))
 
     def _refused(self, source: Path) -> str | None:
         """Why an entry is not read at all: a symlink leaving the drop, a folder, a pipe or device.
@@ -129,6 +154,10 @@ class Worker:
                     relative, source, 0, hashlib.sha256().hexdigest(), "not DICOM: empty file"
                 )
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                if self.fast is not None:
+                    done = self._fast(relative, handle.fileno(), mapped)
+                    if done is not None:
+                        return done
                 view = memoryview(mapped)
                 try:
                     digest = hashlib.sha256(view).hexdigest()
@@ -151,9 +180,14 @@ class Worker:
         self.vault.quarantine(self.job.night, source, relative)
         return Outcome(relative, size, digest, QUARANTINED, reason=reason)
 
-    def _deidentify(self, relative: str, handle: Any, view: memoryview, size: int, digest: str) -> Outcome:
-        header = read_header(handle, view)
-        ds = header.ds
+    def _identify(self, ds: Dataset) -> _Identity:
+        """Checks, pseudonyms and the manifest row from the header before cleaning (both paths).
+
+        Raises
+        ------
+        UnreadableError
+            A required attribute is missing, or the instance may carry burned-in identifiers.
+        """
         # UIDs and dates are ASCII: read from the raw bytes, which spares pydicom's value conversion
         uid = {keyword: (ascii_values(ds, tag) or [""])[0] if tag in ds else "" for keyword, tag in _UID_TAGS}
         for keyword, label in _REQUIRED:
@@ -179,6 +213,71 @@ class Worker:
         crosswalk = [("patient", mrn, ctx.patient_id, str(ctx.shift_days))]
         if accession:
             crosswalk.append(("accession", accession, ids["accession_id"], ""))
+        return _Identity(ctx, ids, record, crosswalk)
+
+    def _fast(self, relative: str, fd: int, mapped: mmap.mmap) -> Outcome | None:
+        """De-identify from the raw bytes, or ``None`` when the file is not for the fast path.
+
+        Nothing here quarantines: whatever the fast path declines or fails on goes to the pydicom
+        path, which gives the verdict and the reason.
+        """
+        assert self.fast is not None
+        try:
+            syntax, elements, start, end, after = self.fast.parse(mapped)
+            ds = top_dataset(mapped, elements)
+            identity = self._identify(ds)
+            rendered = self.fast.render(mapped, elements, ds, identity.ctx)
+            sop_class, sop_instance = uid_of(rendered, 0x00080016), uid_of(rendered, 0x00080018)
+            head = encode_meta(sop_class, sop_instance, syntax) + b"".join(e[1] for e in rendered)
+            tail = self.fast.tail(mapped, after, identity.ctx) if after is not None else b""
+        except (Decline, UnreadableError):
+            return None
+        except Exception:  # an input the fast path did not foresee: the pydicom path decides
+            return None
+        ids = identity.ids
+        source, output_digest = hashlib.sha256(), hashlib.sha256(head)
+        view = memoryview(mapped)
+        try:
+            source.update(view[:start])
+            # both digests over the pixel data chunk by chunk, while each chunk is in the CPU cache
+            for offset in range(start, end, _HASH_CHUNK):
+                chunk = view[offset : min(offset + _HASH_CHUNK, end)]
+                source.update(chunk)
+                output_digest.update(chunk)
+                chunk.release()
+            source.update(view[end:])
+        finally:
+            view.release()
+        output_digest.update(tail)
+        staged = self._staged(relative)
+        try:
+            _write(staged, head, fd, mapped, start, end, tail)
+        except OSError as exc:
+            if exc.errno in _MACHINE_ERRNOS:
+                raise  # the disk is full or failing: the run fails
+            return None  # the pydicom path writes again and, if it fails too, gives the reason
+        return Outcome(
+            relative,
+            len(mapped),
+            source.hexdigest(),
+            DEIDENTIFIED,
+            staged=str(staged),
+            output_path=_output_path(ids),
+            output_sha256=output_digest.hexdigest(),
+            sop_uid=ids["sop_uid"],
+            crosswalk=identity.crosswalk,
+            record=identity.record,
+            fast=True,
+        )
+
+    def _staged(self, relative: str) -> Path:
+        return self.job.staging / (hashlib.sha256(relative.encode("utf-8")).hexdigest() + ".dcm")
+
+    def _deidentify(self, relative: str, handle: Any, view: memoryview, size: int, digest: str) -> Outcome:
+        header = read_header(handle, view)
+        ds = header.ds
+        identity = self._identify(ds)
+        ctx, ids = identity.ctx, identity.ids
         try:
             self.cleaner.clean(ds, ctx)
             add_markers(ds, self.profile, self.job.allow_burned_in, header.implicit, header.little)
@@ -194,33 +293,81 @@ class Worker:
             raise
         except Exception as exc:  # a value pydicom cannot re-encode: hold the file back, say which
             raise UnreadableError(f"cannot re-encode cleaned header: {type(exc).__name__}: {exc}") from exc
-        output = f"dicom/{ids['patient_id']}/{ids['study_uid']}/{ids['series_uid']}/{ids['sop_uid']}.dcm"
-        staged = self.job.staging / (hashlib.sha256(relative.encode("utf-8")).hexdigest() + ".dcm")
+        staged = self._staged(relative)
         # the output's sha256 (for submission.json) is taken here, in parallel, from the bytes written
         output_digest = hashlib.sha256(head)
-        with staged.open("wb") as out:
-            out.write(head)
-            if header.pixel_end > header.pixel_start:
-                pixels = view[header.pixel_start : header.pixel_end]
-                out.write(pixels)
-                output_digest.update(pixels)
-                pixels.release()
-            out.write(tail)
-            output_digest.update(tail)
+        if header.pixel_end > header.pixel_start:
+            pixels = view[header.pixel_start : header.pixel_end]
+            output_digest.update(pixels)
+            pixels.release()
+        output_digest.update(tail)
+        _write(staged, head, handle.fileno(), view, header.pixel_start, header.pixel_end, tail)
         return Outcome(
             relative,
             size,
             digest,
             DEIDENTIFIED,
             staged=str(staged),
-            output_path=output,
+            output_path=_output_path(ids),
             output_sha256=output_digest.hexdigest(),
             sop_uid=ids["sop_uid"],
-            crosswalk=crosswalk,
-            record=record,
+            crosswalk=identity.crosswalk,
+            record=identity.record,
         )
 
 
+def _output_path(ids: dict[str, str]) -> str:
+    return f"dicom/{ids['patient_id']}/{ids['study_uid']}/{ids['series_uid']}/{ids['sop_uid']}.dcm"
+
+
+def _write(staged: Path, head: bytes, source: int, data: Any, start: int, end: int, tail: bytes) -> None:
+    """Write ``head``, the input's bytes ``start:end`` and ``tail`` to ``staged``.
+
+    The pixel data goes file to file inside the kernel (``os.copy_file_range``: no copy through this
+    process, a reflink on file systems that share blocks); where the call is not supported, it is
+    written from ``data`` (the input's memory map).
+    """
+    global _COPY_FILE_RANGE
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        _write_all(fd, head)
+        offset = start
+        while _COPY_FILE_RANGE and offset < end:
+            try:
+                copied = os.copy_file_range(source, fd, end - offset, offset)
+            except OSError as exc:
+                if exc.errno not in _NO_COPY_RANGE:
+                    raise
+                _COPY_FILE_RANGE = False
+                break
+            if copied == 0:
+                break  # the input shrank under us: write the rest from the map, as read
+            offset += copied
+        if offset < end:
+            view = memoryview(data)
+            try:
+                _write_all(fd, view[offset:end])
+            finally:
+                view.release()
+        _write_all(fd, tail)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    finally:
+        view.release()
+
+
+#: errors meaning "copy_file_range cannot do this here" (not a failing disk): fall back to write
+_NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM}
+_COPY_FILE_RANGE = hasattr(os, "copy_file_range")
+_HASH_CHUNK = 1 << 16
 _WORKER: Worker | None = None
 
 
