@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from orthanc_server import OrthancServer, orthanc_server
 
 from cohortpool.nightly import RunLayout
 from cohortpool.synth import write_consortium
@@ -100,3 +101,9 @@ def _tree_digest(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and not any(part in exclude for part in p.relative_to(root).parts)
     }
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """A real Orthanc on loopback for the session (each xdist worker that asks starts its own)."""
+    yield from orthanc_server(tmp_path_factory)

@@ -1,0 +1,72 @@
+"""A site's PACS down during the nightly run: that site fails with the reason, the others complete, and
+the next run, with the PACS back, fetches what it missed (real Orthanc on loopback, real Prefect)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from orthanc_server import OrthancServer, free_port
+
+from cohortpool.nightly import NightSummary, RunLayout
+from cohortpool.synth import write_consortium
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prefect")]
+NIGHT = "2025-03-01"
+
+
+def _summary(state: Any) -> NightSummary:
+    summary = state.result(raise_on_failure=False)
+    assert isinstance(summary, NightSummary), summary
+    return summary
+
+
+def _sites(monkeypatch: pytest.MonkeyPatch, site01_url: str) -> None:
+    sites = [{"site_id": "site01", "dicomweb_url": site01_url}, {"site_id": "site02"}, {"site_id": "site03"}]
+    monkeypatch.setenv("COHORTPOOL_SITES", json.dumps(sites))
+
+
+def test_an_unreachable_pacs_fails_its_site_the_others_complete_and_the_next_run_catches_up(
+    orthanc: OrthancServer,
+    run_nightly: Callable[..., Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    synth = tmp_path / "synth"
+    write_consortium(synth, sites=3, max_patients=3)
+    landing = tmp_path / "landing"
+    (landing / "site01").mkdir(parents=True)  # site01 sends through its PACS only
+    (landing / "site02").mkdir()  # idle tonight
+    shutil.copytree(synth / "site03" / NIGHT, landing / "site03" / NIGHT)
+    layout = RunLayout(tmp_path / "out")
+
+    _sites(monkeypatch, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    state = run_nightly(landing, layout.out)
+    assert state.is_failed()
+    summary = _summary(state)
+    by_site = {o.site_id: o for o in summary.outcomes}
+    assert (by_site["site01"].failed_step, by_site["site01"].error) == ("fetch", "SourceError")
+    assert "check that the PACS is running" in (by_site["site01"].detail or "")
+    assert by_site["site03"].load is not None and by_site["site03"].load.status == "loaded"
+    assert summary.hub_error is None, summary.hub_detail
+    assert (layout.report / "report.html").is_file()
+    assert "failed at fetch" in summary.markdown()
+
+    orthanc.clear()
+    files = sorted((synth / "site01" / NIGHT / "dicom").rglob("*.dcm"))
+    orthanc.push(files)
+    studies = {str(pydicom.dcmread(f, stop_before_pixels=True).StudyInstanceUID) for f in files}
+    orthanc.wait_stable(sorted(studies))
+    _sites(monkeypatch, orthanc.url)  # the PACS is back for the next night
+    summary = _summary(run_nightly(landing, layout.out))
+    (caught_up,) = summary.outcomes
+    assert caught_up.site_id == "site01" and caught_up.failed_step is None
+    assert caught_up.submission is not None
+    assert caught_up.submission.counts["input_files"] == len(files)
+    assert caught_up.submission.counts["deidentified"] == len(files)
+    assert caught_up.load is not None and caught_up.load.status == "loaded"
