@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
@@ -15,7 +16,7 @@ from cohortpool.ingest.errors import SourceError
 
 
 class _Flaky(BaseHTTPRequestHandler):
-    """Answers 503 to the first ``failures`` requests of a path, then 200; /missing is 404."""
+    """Answers 503 to the first ``failures`` requests of a path, then 200; /missing is 404; /slow is late."""
 
     failures = 2
     counts: ClassVar[dict[str, int]] = {}
@@ -24,6 +25,9 @@ class _Flaky(BaseHTTPRequestHandler):
         count = self.counts[self.path] = self.counts.get(self.path, 0) + 1
         if self.path == "/missing":
             status, body = 404, b"no"
+        elif self.path == "/slow":  # a PACS that accepts the connection but answers too late
+            time.sleep(1.0)
+            status, body = 200, b"late"
         elif count <= self.failures:
             status, body = 503, b"busy"
         else:
@@ -86,3 +90,12 @@ def test_redact_drops_credentials_and_hashes_uids() -> None:
     assert "1.2.840.113619.2.1" not in shown
     assert shown.startswith("http://pacs:8042/dicom-web/studies/uid-")
     assert shown == http.redact("http://pacs:8042/dicom-web/studies/1.2.840.113619.2.1/series/1.2.3")
+
+
+def test_slow_source_times_out_is_retried_then_reported_naming_the_timeout(server: str) -> None:
+    started = time.monotonic()
+    with http.make_client(timeout=0.2) as client, pytest.raises(SourceError) as info:
+        http.request(client, "GET", f"{server}/slow", attempts=2, backoff=0.01)
+    assert f"GET {server}/slow failed after 2 attempts (ReadTimeout" in str(info.value)
+    assert _Flaky.counts["/slow"] == 2
+    assert time.monotonic() - started < 5  # bounded by the timeout, not by the server
