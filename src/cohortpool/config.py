@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -48,13 +48,17 @@ def config_file() -> Path:
 
 
 class SiteConfig(BaseModel):
-    """A hospital of the consortium."""
+    """A hospital of the consortium.
+
+    Its drops are read from ``<landing>/<site_id>/`` (a symlink there to the hospital's export share is
+    followed). Unknown keys are refused, so a misspelt option is an error rather than silently ignored.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     site_id: str
     name: str = ""
-    #: where the site's nightly exports land (drop folder), relative to the landing dir if not absolute
-    drop: str | None = None
-    #: optional Orthanc/DICOMweb source instead of a drop folder
+    #: optional Orthanc/DICOMweb source, fetched into ``<landing>/<site_id>/`` before the scan
     dicomweb_url: str | None = None
 
     @field_validator("site_id")

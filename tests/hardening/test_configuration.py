@@ -78,6 +78,15 @@ def test_an_invalid_site_id_in_the_configuration_exits_2(tmp_path: Path) -> None
     assert proc.returncode == 2 and "invalid configuration" in proc.stderr and "site_id" in proc.stderr
 
 
+def test_a_misspelt_site_option_exits_2_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "cohortpool.yaml"
+    config.write_text("sites:\n  - site_id: site01\n    dicomweb_ulr: http://pacs.local\n", encoding="utf-8")
+    proc = cli("config", env={"COHORTPOOL_CONFIG": str(config)})
+    assert proc.returncode == 2, proc.stderr
+    assert "invalid configuration" in proc.stderr and "dicomweb_ulr" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_an_unknown_site_names_the_configured_ones() -> None:
     with pytest.raises(KeyError) as error:
         load_settings().site("site99")
