@@ -37,18 +37,8 @@ from prefect.tasks import Task, exponential_backoff
 
 from cohortpool import __version__
 from cohortpool.config import load_settings
-from cohortpool.deid import QUARANTINED, Pseudonymiser, deidentify_tree
-from cohortpool.features import (
-    BLOCKED_FILE,
-    ReleaseBlockedError,
-    TableError,
-    instance_record,
-    k_anonymity,
-    package_submission,
-    withhold,
-    write_manifest,
-)
-from cohortpool.features import pseudonymise_tables as pseudonymise_feature_tables
+from cohortpool.deid import QUARANTINED
+from cohortpool.features import ReleaseBlockedError
 from cohortpool.ingest import (
     FetchResult,
     LandingScan,
@@ -59,6 +49,7 @@ from cohortpool.ingest import (
 )
 from cohortpool.nightly import LoadSummary, NightSummary, SubmissionSummary, ValidationSummary
 from cohortpool.nightly.analyze import generate
+from cohortpool.nightly.package import package_site_night
 from cohortpool.report.exports import escape_formula
 from cohortpool.validate import validate_submission
 from cohortpool.validate.distribution import compare_sites
@@ -185,56 +176,39 @@ def build_submission(
 def _package_site_night(
     drop: Path, submission_dir: Path, vault_dir: Path, site_id: str, night: str, workers: int
 ) -> SubmissionSummary:
-    # The same four stage calls as `cohortpool deid` (cli/deid.py): the deid and features packages may not
-    # import each other, so their composition lives in the layer above them.
     settings = load_settings()
-    secret = settings.secret_bytes()
-    result = deidentify_tree(
+    packaged = package_site_night(
         drop,
         submission_dir,
         vault_dir,
         site_id,
-        secret,
         night,
-        options=settings.deid,
+        settings,
+        settings.secret_bytes(),
         workers=workers,
-        record_hook=instance_record,
+        after_deid=lambda: _test_pause("deidentify"),
     )
-    _test_pause("deidentify")
-    table_error = None
-    table_counts: dict[str, int] = {}
-    try:
-        keys = Pseudonymiser(secret, site_id, settings.deid.max_date_shift_days)
-        table_counts = pseudonymise_feature_tables(drop, submission_dir, keys)
-    except TableError as exc:
-        table_error = str(exc)
-    series = write_manifest(result.records, submission_dir / "imaging_manifest.csv", site_id)
-    counts = {**result.counts, "series": series, **table_counts}
-    profile = {
-        "edition": result.edition,
-        "options": list(result.options),
-        "allow_burned_in": result.allow_burned_in,
-    }
-    (submission_dir / BLOCKED_FILE).unlink(missing_ok=True)  # a withheld earlier run of this night
-    privacy = k_anonymity(submission_dir / "clinical.csv", settings.min_k_anonymity)
-    manifest = package_submission(
-        submission_dir, site_id, night, profile, counts, __version__, privacy=privacy.as_dict()
-    )
+    counts, privacy = packaged.counts, packaged.privacy
     _logger().info(
         "%s %s: %d files, %d de-identified, %d quarantined; k-anonymity %d (minimum %d)",
         site_id,
         night,
         counts["input_files"],
         counts["deidentified"],
-        result.count(QUARANTINED),
+        packaged.deid.count(QUARANTINED),
         privacy.k,
         privacy.min_k,
     )
     if privacy.blocked:  # withheld at the site: the hub never sees it; the night fails with the reason
-        withhold(submission_dir)
         raise ReleaseBlockedError(f"{site_id} {night}: {privacy.reason()}")
     return SubmissionSummary(
-        site_id, night, submission_dir, _sha256(manifest), counts, result.reasons, table_error
+        site_id,
+        night,
+        submission_dir,
+        _sha256(packaged.manifest),
+        counts,
+        packaged.deid.reasons,
+        packaged.table_error,
     )
 
 

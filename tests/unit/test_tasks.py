@@ -68,6 +68,34 @@ def test_submission_summary_counts_the_drop_and_holds_no_identifier(landing: Pat
 
 
 @pytest.mark.usefixtures("secret")
+def test_the_nightly_task_and_cohortpool_deid_make_the_same_submission_bytes(
+    landing: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from cohortpool.cli import app
+
+    layout = RunLayout(tmp_path / "flow")
+    night = next(n for n in tasks.scan_new_nights.fn(landing, layout.state).pending if n.site_id == "site02")
+    flow_out = layout.submission("site02", night.night)
+    tasks.build_submission.fn(
+        night.path, flow_out, layout.vault("site02"), "site02", night.night, night.content_sha256, "fp", 1
+    )
+    cli_out = tmp_path / "cli" / "submission"
+    done = CliRunner().invoke(
+        app, ["deid", str(night.path), str(cli_out), "--site", "site02", "--vault", str(tmp_path / "v"),
+              "--workers", "1"],
+    )  # fmt: skip
+    assert done.exit_code == 1, done.output  # site02's planted bad files are quarantined
+    flow_files = {
+        p.relative_to(flow_out).as_posix(): p.read_bytes() for p in flow_out.rglob("*") if p.is_file()
+    }
+    cli_files = {p.relative_to(cli_out).as_posix(): p.read_bytes() for p in cli_out.rglob("*") if p.is_file()}
+    assert len(flow_files) > 10
+    assert flow_files == cli_files
+
+
+@pytest.mark.usefixtures("secret")
 def test_validate_then_load_then_load_again_is_a_no_op(landing: Path, tmp_path: Path) -> None:
     layout = RunLayout(tmp_path)
     night = _site01(landing, layout)

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from cohortpool import __version__
 from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app
 from cohortpool.config import MissingSecretError, SiteConfig, load_settings
 
@@ -67,17 +66,8 @@ def deid(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from cohortpool.deid import QUARANTINED, Pseudonymiser, VaultError, deidentify_tree, list_inputs
-    from cohortpool.features import (
-        BLOCKED_FILE,
-        TableError,
-        instance_record,
-        k_anonymity,
-        package_submission,
-        pseudonymise_tables,
-        withhold,
-        write_manifest,
-    )
+    from cohortpool.deid import QUARANTINED, VaultError, list_inputs
+    from cohortpool.nightly.package import package_site_night
 
     try:
         SiteConfig(site_id=site)
@@ -110,16 +100,15 @@ def deid(
             transient=True,
         ) as bar:
             task = bar.add_task("de-identifying", total=total)
-            result = deidentify_tree(
+            packaged = package_site_night(
                 in_dir,
                 out_dir,
                 vault_dir,
                 site,
-                secret,
                 the_night,
-                options=settings.deid,
+                settings,
+                secret,
                 workers=n_workers,
-                record_hook=instance_record,
                 progress=lambda n: bar.advance(task, n),
             )
     except VaultError as exc:
@@ -127,34 +116,15 @@ def deid(
     except ValueError as exc:  # an unknown profile option in the configuration
         raise _fail(f"invalid de-identification configuration: {exc}") from None
 
+    result, counts, privacy = packaged.deid, packaged.counts, packaged.privacy
     failed = False
-    keys = Pseudonymiser(secret, site, settings.deid.max_date_shift_days)
-    table_counts: dict[str, int] = {}
-    if (in_dir / "clinical.csv").exists() or (in_dir / "reads.csv").exists():
-        try:
-            table_counts = pseudonymise_tables(in_dir, out_dir, keys)
-        except TableError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            failed = True
-    else:
-        typer.echo(
-            "note: no clinical.csv or reads.csv in the drop; the submission holds DICOM only", err=True
-        )
-    series = write_manifest(result.records, out_dir / "imaging_manifest.csv", site)
-    counts = {**result.counts, "series": series, **table_counts}
-    profile = {
-        "edition": result.edition,
-        "options": list(result.options),
-        "allow_burned_in": result.allow_burned_in,
-    }
-    (out_dir / BLOCKED_FILE).unlink(missing_ok=True)  # a withheld earlier run of this night
-    privacy = k_anonymity(out_dir / "clinical.csv", settings.min_k_anonymity)
-    package_submission(
-        out_dir, site, the_night, profile, counts, __version__, result.hashes, privacy=privacy.as_dict()
-    )
+    if not packaged.has_tables:
+        typer.echo(f"note: {packaged.table_error}", err=True)
+    elif packaged.table_error is not None:
+        typer.echo(f"error: {packaged.table_error}", err=True)
+        failed = True
     typer.echo(f"k-anonymity {privacy.k} over age_years, sex, site_id, first_exam_date")
     if privacy.blocked:
-        withhold(out_dir)
         typer.echo(f"error: release blocked: {privacy.reason()}", err=True)
         failed = True
 
