@@ -9,10 +9,12 @@ every output byte. The fast path must also have done the work (not silently fall
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -192,9 +194,12 @@ def _file(ts: str = ExplicitVRLittleEndian, meta: bool = True) -> bytes:
     return buffer.getvalue()
 
 
+@functools.cache
 def _fast() -> FastPath:
+    # a scratch folder, never "." : the Vault makes its root owner-only (chmod 0700), and "." is the checkout
+    scratch = Path(tempfile.mkdtemp(prefix="cohortpool-fast-"))
     worker = Worker(
-        Job(SECRET, "s", ("clean_descriptors",), False, 365, Path("."), Path("."), Path("."), "n", None)
+        Job(SECRET, "s", ("clean_descriptors",), False, 365, scratch, scratch, scratch / "vault", "n", None)
     )
     assert worker.fast is not None
     return worker.fast
