@@ -1,8 +1,10 @@
 """Permission denied on a site's landing folder or on one file of a drop: named, contained, never lost.
 
-Permissions do not bind root, and CI runs as root: there the code under test runs in a child process
-dropped to the unprivileged ``nobody`` user (util-linux ``setpriv``), on a tree that user owns, so
-``chmod 000`` really denies it. Run as another user, the child simply runs as that user.
+Permissions do not bind root, and CI runs as root. There the code under test runs in a child process
+that stays root but loses the two capabilities that bypass file permissions (CAP_DAC_OVERRIDE and
+CAP_DAC_READ_SEARCH, dropped from its bounding set with util-linux ``setpriv``), so ``chmod 000`` denies
+it like any user while the checkout, the virtualenv and pytest's folders stay readable. Run as another
+user, the child simply runs as that user.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +24,8 @@ from support import SECRET
 from cohortpool.synth import write_consortium
 
 pytestmark = pytest.mark.integration
-NOBODY = 65534
 NIGHT = "2025-03-01"
+_DROP = "-dac_override,-dac_read_search"
 
 
 def _prefix() -> list[str]:
@@ -32,42 +33,35 @@ def _prefix() -> list[str]:
         return []
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("running as root without setpriv (util-linux): cannot drop privileges")
-    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        pytest.skip("running as root without setpriv (util-linux): cannot drop the permission bypass")
+    return [setpriv, f"--bounding-set={_DROP}", f"--inh-caps={_DROP}"]
 
 
 def _unprivileged(*args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """``python ARGS`` as a user that file permissions apply to (``config``: its cohortpool.yaml)."""
-    env = {**os.environ, "COHORTPOOL_SECRET": SECRET, "HOME": tempfile.gettempdir()}
+    """``python ARGS`` in a process that file permissions apply to (``config``: its cohortpool.yaml)."""
+    env = {**os.environ, "COHORTPOOL_SECRET": SECRET}
     if config is not None:
         env["COHORTPOOL_CONFIG"] = str(config)
     command = [*_prefix(), sys.executable, *args]
-    # cwd: the user must be able to look for cohortpool.yaml there (pytest's cwd may be root-only)
-    return subprocess.run(
-        command, capture_output=True, text=True, env=env, timeout=300, check=False, cwd=tempfile.gettempdir()
-    )
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
 @pytest.fixture
-def owned_tree() -> Iterator[Path]:
-    """A scratch folder the unprivileged user owns (pytest's own tmp folders are root-only)."""
-    probe = _unprivileged("-c", "import cohortpool.ingest")
-    if probe.returncode != 0:
-        pytest.skip(f"the checkout is not readable by an unprivileged user: {probe.stderr[-300:]}")
-    root = Path(tempfile.mkdtemp(prefix="cohortpool-perm-"))
+def owned_tree(tmp_path: Path) -> Iterator[Path]:
+    """A scratch folder whose permissions the test may take away (they are restored for clean-up)."""
+    denied = tmp_path / "denied.txt"
+    denied.write_text("x", encoding="utf-8")
+    denied.chmod(0o000)
+    probe = _unprivileged("-c", f"open({str(denied)!r}).read()")
+    if probe.returncode == 0 or "PermissionError" not in probe.stderr:
+        pytest.skip(f"cannot make file permissions bind this process here: {probe.stderr[-300:]}")
+    denied.chmod(0o600)
     try:
-        yield root
+        yield tmp_path
     finally:
-        for path in [root, *root.rglob("*")]:
+        for path in [tmp_path, *tmp_path.rglob("*")]:
             if not path.is_symlink():
                 path.chmod(0o700)
-        shutil.rmtree(root)
-
-
-def _hand_over(root: Path) -> None:
-    if os.geteuid() == 0:
-        for path in [root, *root.rglob("*")]:
-            os.lchown(path, NOBODY, NOBODY)
 
 
 def _scan(landing: Path, state: Path, *configured: str) -> dict[str, object]:
@@ -90,7 +84,6 @@ def test_an_unreadable_site_folder_fails_that_site_with_the_reason_and_the_other
 ) -> None:
     landing = owned_tree / "landing"
     write_consortium(landing, sites=2, max_patients=2)
-    _hand_over(owned_tree)
     (landing / "site02").chmod(0o000)
     result = _scan(landing, owned_tree / "state", "site01", "site02")
     assert result["pending"] == [["site01", NIGHT]]
@@ -108,7 +101,6 @@ def test_an_unreadable_site_folder_fails_that_site_with_the_reason_and_the_other
 def test_one_unreadable_file_holds_its_sites_night_back_without_naming_the_patient(owned_tree: Path) -> None:
     landing = owned_tree / "landing"
     write_consortium(landing, sites=2, max_patients=2)
-    _hand_over(owned_tree)
     hidden = next((landing / "site01" / NIGHT / "dicom").rglob("*.dcm"))
     hidden.chmod(0o000)
     result = _scan(landing, owned_tree / "state", "site01", "site02")
@@ -124,7 +116,6 @@ def test_deid_quarantines_an_unreadable_file_with_the_reason_and_loses_nothing(o
     write_consortium(landing, sites=1, max_patients=2)
     drop = landing / "site01" / NIGHT
     out, vault = owned_tree / "out", owned_tree / "vault"
-    _hand_over(owned_tree)
     files = sorted(p for p in (drop / "dicom").rglob("*") if p.is_file())
     files[0].chmod(0o000)
     done = _unprivileged(
@@ -147,9 +138,7 @@ def test_an_unreadable_configuration_file_is_a_configuration_error_not_a_crash(o
     config = owned_tree / "private" / "cohortpool.yaml"
     config.parent.mkdir()
     config.write_text("workers: 1\n", encoding="utf-8")
-    config.parent.chmod(0o700)  # root's folder: the unprivileged user cannot look inside
-    if os.geteuid() != 0:
-        pytest.skip("only root's folders can be made unreadable to the test's own user here")
+    config.parent.chmod(0o000)  # nobody may look inside
     done = _unprivileged("-m", "cohortpool", "config", config=config)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
