@@ -119,15 +119,7 @@ def test_resubmission_supersedes_and_history_reproduces_the_old_state(tmp_path: 
     load_batch(db, night1)
     state_after_first = checksum(db)
     # the site corrects three patients: new BMI, and one of them loses a read
-    tables = make_tables("site01", 10, seed=1)
-    fixed = {
-        name: frame[frame["patient_id"].isin(tables["clinical"]["patient_id"][:3])].copy()
-        for name, frame in tables.items()
-    }
-    fixed["clinical"]["bmi"] = 30.0
-    fixed["reads"] = fixed["reads"].iloc[1:]
-    correction = write_batch(tmp_path / "fix", "site01", "2026-11-02", fixed)
-    result = load_batch(db, correction)
+    result = load_batch(db, _correction(tmp_path, "2026-11-02"))
     assert result.superseded == 3 + 18 + 18
     with duckdb.connect(str(db), read_only=True) as con:
         now = con.execute("SELECT count(*), count(*) FILTER (bmi = 30.0) FROM analysis.patients").fetchone()
