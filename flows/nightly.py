@@ -16,7 +16,7 @@ from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cohortpool.config import load_settings
-from cohortpool.ingest import SiteFolderError, SiteNight
+from cohortpool.ingest import SiteFolderError, SiteNight, SourceError
 from cohortpool.nightly import NightSummary, RunLayout, SiteNightOutcome, SubmissionSummary, ValidationSummary
 from cohortpool.tasks import (
     fetch_studies,
@@ -70,8 +70,10 @@ def _night(landing: Path, layout: RunLayout, workers: int | None) -> State[Night
     }
     for site_id, fetched in fetches.items():
         try:
-            fetched.result()
-        except Exception as exc:  # the PACS is down: the site's drop folder is still processed
+            result = fetched.result()
+            if not result.ok:  # some studies failed or the time budget ran out: the rest waits
+                raise SourceError("; ".join(result.failures[:3]) + f" ({len(result.failures)} problem(s))")
+        except Exception as exc:  # the PACS is down or slow: what did land is still processed
             outcomes[(site_id, "fetch")] = SiteNightOutcome(site_id, "fetch")
             outcomes[(site_id, "fetch")].fail("fetch", exc)
 

@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     #: minimum k-anonymity of a submission's quasi-identifiers; 0 = off
     min_k_anonymity: int = 0
     schedule_cron: str = "0 2 * * *"
+    #: how long the nightly run may spend fetching from one site's PACS; what is left waits for the next run
+    fetch_budget_minutes: float = Field(default=120.0, gt=0)
     #: set only by `cohortpool demo`: accepts the public DEMO-ONLY secret (synthetic data only)
     demo: bool = False
     #: tests only (tests/hardening): pause the nightly run this long at a step ("deidentify",

@@ -149,8 +149,10 @@ def scan_new_nights(landing: Path, state_dir: Path, configured: tuple[str, ...] 
     cache_policy=NO_CACHE,
 )
 def fetch_studies(source_url: str, landing: Path, site_id: str, state_dir: Path) -> FetchResult:
-    """Pull what the site's PACS has new since its watermark into the landing folder."""
-    return fetch_new_studies(source_url, landing, site_id, state_dir)
+    """Pull what the site's PACS has new since its watermark into the landing folder, within the
+    night's time budget (``Settings.fetch_budget_minutes``)."""
+    budget = load_settings().fetch_budget_minutes * 60
+    return fetch_new_studies(source_url, landing, site_id, state_dir, budget_seconds=budget)
 
 
 @task(

@@ -8,6 +8,7 @@ it lets the tests inject a failure and a vanished study, which a healthy Orthanc
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import pydicom
@@ -141,3 +142,27 @@ def test_bad_site_id_fails_before_anything_is_fetched(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="site id"):
         fetch_from_source(source, tmp_path / "landing", "Site 1", tmp_path / "state")
     assert source.retrieved == 0
+
+
+class SlowSource(MemorySource):
+    """A PACS that takes a while per instance."""
+
+    def retrieve(self, instance: InstanceRef) -> bytes:
+        time.sleep(0.15)
+        return super().retrieve(instance)
+
+
+def test_a_slow_source_stops_at_the_time_budget_and_the_next_run_continues(tmp_path: Path) -> None:
+    source, landing, state = SlowSource(), tmp_path / "landing", tmp_path / "state"
+    studies = [source.add_study(1)[1][0] for _ in range(6)]
+    first = fetch_from_source(
+        source, landing, "site01", state, night="2024-05-01", fsync=False, budget_seconds=0.2
+    )
+    assert not first.ok and first.watermark_after is None  # nothing skipped for good
+    assert 1 <= first.studies_fetched < 6
+    assert "time budget of 0.2 s used up" in first.failures[-1] and "of 6 studies left" in first.failures[-1]
+    rest = fetch_from_source(source, landing, "site01", state, night="2024-05-02", fsync=False)
+    assert rest.ok and rest.watermark_after == "6"
+    assert rest.instances_already_held == first.instances_written
+    assert rest.instances_written == 6 - first.instances_written
+    assert set(_landed(landing)) == set(studies)

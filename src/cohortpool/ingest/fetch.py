@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,7 @@ def fetch_new_studies(
     auth: tuple[str, str] | None = None,
     fsync: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    budget_seconds: float | None = None,
 ) -> FetchResult:
     """Fetch every study new since the last successful run from ``source_url`` into the landing folder.
 
@@ -109,6 +111,9 @@ def fetch_new_studies(
         Flush every file to disk before it is renamed into place (leave on outside tests).
     progress
         Called with ``(studies done, studies found)`` after each study.
+    budget_seconds
+        Stop starting new studies after this long (a slow PACS must not hold the whole night): what is
+        left counts as a failure, so the watermark stays and the next run takes it (skipping what is held).
 
     Raises
     ------
@@ -132,7 +137,15 @@ def fetch_new_studies(
         else:
             raise ValueError(f"protocol {protocol!r} must be auto, orthanc or dicomweb")
         return fetch_from_source(
-            source, landing, site_id, state_dir, night=night, full=full, fsync=fsync, progress=progress
+            source,
+            landing,
+            site_id,
+            state_dir,
+            night=night,
+            full=full,
+            fsync=fsync,
+            progress=progress,
+            budget_seconds=budget_seconds,
         )
 
 
@@ -146,9 +159,11 @@ def fetch_from_source(
     full: bool = False,
     fsync: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    budget_seconds: float | None = None,
 ) -> FetchResult:
     """The fetch itself, for any :class:`~cohortpool.ingest.source.Source` (see :func:`fetch_new_studies`)."""
     check_site_id(site_id)
+    started = time.monotonic()
     night = check_night(night or today())
     landing = Path(landing)
     with state.open_state(state_dir) as conn:
@@ -156,7 +171,14 @@ def fetch_from_source(
         discovery = source.discover(before, full=full)
         log.info("%s: %d studies changed since watermark %s", source.key, len(discovery.studies), before)
         tally = _Tally()
+        total = len(discovery.studies)
         for done, study in enumerate(discovery.studies, start=1):
+            if budget_seconds is not None and time.monotonic() - started > budget_seconds:
+                tally.failures.append(
+                    f"{source.key}: time budget of {budget_seconds:g} s used up with {total - done + 1} of "
+                    f"{total} studies left (a slow PACS?): the next run continues where this one stopped"
+                )
+                break
             _fetch_study(source, study, conn, landing, site_id, night, fsync, tally)
             if progress is not None:
                 progress(done, len(discovery.studies))
