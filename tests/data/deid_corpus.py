@@ -322,6 +322,14 @@ def build_corpus(root: Path) -> Corpus:
     ds.InstitutionName = GB18030_NAME
     _save(ds, path)
     add(path, "deidentified", ds)
+    # an MR series whose descriptors hide a name between vocabulary words: the manifest reads (and
+    # pydicom decodes) them before cleaning, and a decoded CJK name must not pass the allow-list
+    ds, path = variant("gb18030_mr", SpecificCharacterSet="GB18030", Modality="MR", SOPClassUID=MR)
+    ds.file_meta.MediaStorageSOPClassUID = MR
+    ds.SeriesDescription = f"SAG T2 {GB18030_NAME}"
+    ds.ProtocolName = f"T1 {GB18030_NAME}"
+    _save(ds, path)
+    add(path, "deidentified", ds)
     ds, path = variant("utf8", SpecificCharacterSet="ISO_IR 192")
     ds.PatientName = UTF8_NAME
     ds.StudyDescription = UTF8_NAME

@@ -93,6 +93,18 @@ def test_clean_descriptors_keep_only_vocabulary_words() -> None:
     assert out.ProtocolName == "REMOVED"  # basic X/D -> dummy
 
 
+def test_clean_descriptors_refuse_a_name_between_vocabulary_words_after_the_value_was_decoded() -> None:
+    ds = _base()
+    ds.SpecificCharacterSet = "GB18030"
+    ds.SeriesDescription = "SAG T2 钟离秀英"
+    read = _read(ds)
+    assert read.SeriesDescription.startswith("SAG T2")  # decoded before cleaning, as the manifest does
+    Cleaner(load_profile(DEFAULT), KEYS, UIDS).clean(read, Context(KEYS.patient_id("MRN1"), -10))
+    data = encode_dataset(read, False, True)
+    assert "钟离秀英".encode("gb18030") not in data
+    assert "SeriesDescription" not in pydicom.filereader.read_dataset(io.BytesIO(data), False, True)  # basic X
+
+
 def test_patient_characteristics_are_kept_with_the_option_only() -> None:
     ds = _base()
     ds.PatientSex, ds.PatientAge, ds.PatientWeight = "F", "071Y", "61"

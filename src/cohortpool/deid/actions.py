@@ -118,8 +118,12 @@ def raw_text_allowed(raw: bytes, vocabulary: frozenset[str]) -> bool:
 
 
 def words_allowed(text: str, vocabulary: frozenset[str]) -> bool:
-    """Every word (runs of ASCII letters and digits) of ``text`` is on the vocabulary."""
-    return all(w in vocabulary for w in _WORDS.split(text.upper()) if w)
+    """``text`` is plain ASCII and every word (run of letters and digits) of it is on the vocabulary.
+
+    Anything outside ASCII fails whole: splitting words on non-alphanumerics would otherwise treat
+    a decoded CJK or accented name as a separator and keep it between vocabulary words.
+    """
+    return text.isascii() and all(w in vocabulary for w in _WORDS.split(text.upper()) if w)
 
 
 @dataclass
