@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 
+import pydicom
 import pytest
-from pydicom.dataset import Dataset
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from cohortpool.features.manifest import MANIFEST_COLUMNS, instance_record, sequence_family, write_manifest
 
@@ -69,3 +73,35 @@ def test_manifest_groups_instances_into_series_with_counts(tmp_path) -> None:
         "T2",
     )
     assert (first["field_strength"], first["image_rows"], first["source_row"]) == ("1.5", "512", "1")
+
+
+def _from_bytes(ds: Dataset, syntax: str) -> Dataset:
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return pydicom.dcmread(io.BytesIO(buffer.getvalue()))  # elements stay raw, as the workers read them
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_instance_record_reads_a_private_copy_and_leaves_the_header_as_the_file_has_it(syntax: str) -> None:
+    ds = _mr("SAG T1 TSE", "500", "12")
+    ds.SpecificCharacterSet = "GB18030"
+    ds.Manufacturer, ds.ManufacturerModelName = "联影", "uMR 780"
+    ds.PixelSpacing, ds.Rows, ds.Columns = ["0.5", "0.5"], 320, 320
+    ids = {"patient_id": "P1", "study_uid": "2.25.1", "series_uid": "2.25.2", "study_date": "20240220"}
+    expected = instance_record(ds, ids)  # built in memory: read directly
+    facts = (expected["manufacturer"], expected["sequence_family"], expected["image_rows"])
+    assert facts == ("联影", "T1", "320")
+    read = _from_bytes(ds, syntax)
+    raw_before = {tag for tag, elem in read._dict.items() if isinstance(elem, RawDataElement)}
+    assert len(raw_before) >= 8  # dcmread decodes only the character set
+    assert instance_record(read, ids) == expected
+    # the cleaner decides on raw bytes: the manifest must not have decoded any element in place
+    assert {tag for tag, elem in read._dict.items() if isinstance(elem, RawDataElement)} == raw_before
+    # a header whose character set was decoded by an earlier read gives the same facts
+    again = _from_bytes(ds, syntax)
+    assert again.SpecificCharacterSet == "GB18030"
+    assert instance_record(again, {**ids, "series_uid": "2.25.3"}) == {**expected, "series_uid": "2.25.3"}

@@ -66,7 +66,7 @@ def deid(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from cohortpool.deid import QUARANTINED, VaultError, list_inputs
+    from cohortpool.deid import QUARANTINED, VaultError
     from cohortpool.nightly.package import package_site_night
 
     try:
@@ -90,7 +90,6 @@ def deid(
     vault_dir = vault if vault is not None else settings.vault_dir / site
     n_workers = workers or settings.workers
 
-    total = len(list_inputs(in_dir))
     try:
         with Progress(
             "[progress.description]{task.description}",
@@ -99,7 +98,7 @@ def deid(
             TimeRemainingColumn(),
             transient=True,
         ) as bar:
-            task = bar.add_task("de-identifying", total=total)
+            task = bar.add_task("de-identifying", total=None)
             packaged = package_site_night(
                 in_dir,
                 out_dir,
@@ -109,7 +108,7 @@ def deid(
                 settings,
                 secret,
                 workers=n_workers,
-                progress=lambda n: bar.advance(task, n),
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except VaultError as exc:
         raise _fail(str(exc)) from None

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _DATE_SHIFT_LABEL = b"cohortpool/date-shift/v1\x00"
 _DA = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
@@ -92,6 +93,7 @@ def parse_date(text: str) -> dt.date | None:
         return None
 
 
+@lru_cache(maxsize=65536)  # a patient's few dates recur in every instance's header
 def shift_da(value: str, days: int) -> str | None:
     """Shift a DICOM DA value; ``None`` when it is not a full date (the caller removes it)."""
     date = parse_date(value)

@@ -189,7 +189,7 @@ def deidentify_tree(
     options: DeidConfig | None = None,
     workers: int = 1,
     record_hook: RecordHook | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DeidResult:
     """De-identify every file under ``in_dir`` into ``out_dir``; ledger and quarantine into ``vault``.
 
@@ -211,13 +211,14 @@ def deidentify_tree(
         Called in the worker with each original header and the output identifiers before cleaning;
         its dicts (the imaging manifest's instance rows) come back in ``DeidResult.records``.
     progress
-        Called with the number of files finished after each chunk.
+        Called with ``(files finished, input files)``: once before the first file, then after each chunk.
     """
     config = options or DeidConfig()
     profile = load_profile(tuple(config.options))
     check_vault(vault, out_dir, in_dir)
     vault_store = Vault(vault)
     out_dir.mkdir(parents=True, exist_ok=True)
+    rerun = (out_dir / "dicom").is_dir()  # outputs of an earlier run of this night may need removing
     staging = out_dir / STAGING
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -236,13 +237,17 @@ def deidentify_tree(
     inputs = list_inputs(in_dir)
     result = DeidResult(site_id, night, EDITION, profile.options, config.allow_burned_in)
     placer = _Placer(out_dir, result)
+    finished = 0
+    if progress:
+        progress(0, len(inputs))
     try:
         if workers <= 1 or len(inputs) < 2:
             worker = Worker(job)
             for relative in inputs:
                 placer.place([worker.run(relative)])
+                finished += 1
                 if progress:
-                    progress(1)
+                    progress(finished, len(inputs))
         else:
             # fork shares the imported modules with the workers (no re-import per process); the
             # executor starts all workers at the first submit, before any progress thread exists
@@ -254,11 +259,13 @@ def deidentify_tree(
                 for future in futures:  # in submission order, which is input order
                     done = future.result()
                     placer.place(done)
+                    finished += len(done)
                     if progress:
-                        progress(len(done))
+                        progress(finished, len(inputs))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _remove_stale(out_dir, set(result.outputs))
+    if rerun:
+        _remove_stale(out_dir, set(result.outputs))
     vault_store.write_ledger(night, result.rows)
     vault_store.merge_crosswalk(placer.crosswalk)
     return result

@@ -11,10 +11,15 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 
 from cohortpool.features.tables import formula_safe
 
@@ -98,18 +103,78 @@ def sequence_family(ds: Dataset) -> str:
     return "other"
 
 
+#: the attributes the series facts are read from, with the character set that decodes their text
+_FACT_TAGS = tuple(
+    BaseTag(tag_for_keyword(keyword) or 0)
+    for keyword in (
+        *("SpecificCharacterSet", "Modality", "Manufacturer", "ManufacturerModelName", "SeriesDescription"),
+        *("ProtocolName", "SequenceName", "ScanOptions", "MagneticFieldStrength", "RepetitionTime"),
+        *("EchoTime", "SliceThickness", "PixelSpacing", "ImagerPixelSpacing", "Rows", "Columns"),
+    )
+)
+
+
 def instance_record(ds: Dataset, ids: dict[str, str]) -> dict[str, Any]:
-    """One instance's manifest facts (called by the de-identification worker before cleaning)."""
-    modality = _text(ds, "Modality").upper()
-    spacing = _text(ds, "PixelSpacing") or _text(ds, "ImagerPixelSpacing")
+    """One instance's manifest facts (called by the de-identification worker before cleaning).
+
+    The facts are read from a private copy of the raw elements, never from ``ds`` itself: reading
+    converts pydicom's raw elements in place, and the cleaner must see the header as the file has it
+    whether or not a manifest is made. The copy is keyed by the raw bytes, so the instances of a
+    series (which repeat the same values) decode them once per worker.
+    """
+    key = _raw_facts_key(ds)
+    facts = _facts(key) if key is not None else _series_facts(ds)
     date = ids.get("study_date", "")
     return {
         "patient_id": ids["patient_id"],
         "accession_id": ids.get("accession_id", ""),
         "study_uid": ids["study_uid"],
         "series_uid": ids["series_uid"],
-        "modality": modality,
         "study_date": f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 else "",
+        **facts,
+    }
+
+
+_CHARSET = BaseTag(0x00080005)
+_RawKey = tuple[tuple[BaseTag, str | None, bytes | None, bool, bool], ...]
+
+
+def _raw_facts_key(ds: Dataset) -> _RawKey | None:
+    """The raw elements the facts depend on (without their file offsets), or ``None`` when one of
+    them was already converted (a dataset built in memory): then it is read directly."""
+    store = ds._dict
+    key = []
+    for tag in _FACT_TAGS:
+        elem = store.get(tag)
+        if elem is None:
+            continue
+        if isinstance(elem, RawDataElement):
+            key.append((tag, elem.VR, elem.value, elem.is_implicit_VR, elem.is_little_endian))
+        elif tag == _CHARSET:  # decoded already by any text read before: its value as raw CS text
+            values = elem.value if isinstance(elem.value, list | tuple | MultiValue) else [elem.value]
+            text = "\\".join(str(v or "") for v in values)
+            if not text.isascii():
+                return None
+            key.append((tag, "CS", text.encode("ascii"), False, True))
+        else:
+            return None
+    return tuple(key)
+
+
+@lru_cache(maxsize=4096)
+def _facts(key: _RawKey) -> dict[str, Any]:
+    copy = Dataset()
+    for tag, vr, value, implicit, little in key:
+        copy._dict[tag] = RawDataElement(tag, vr, len(value or b""), value, 0, implicit, little)
+    return _series_facts(copy)
+
+
+def _series_facts(ds: Dataset) -> dict[str, Any]:
+    """The manifest columns that describe the series, not the instance's identity."""
+    modality = _text(ds, "Modality").upper()
+    spacing = _text(ds, "PixelSpacing") or _text(ds, "ImagerPixelSpacing")
+    return {
+        "modality": modality,
         "manufacturer": _text(ds, "Manufacturer"),
         "model": _text(ds, "ManufacturerModelName"),
         "field_strength": _number(ds, "MagneticFieldStrength") if modality == "MR" else "",

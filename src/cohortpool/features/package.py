@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,20 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _listed(out_dir: Path) -> list[str]:
+    """Every file of the submission but ``submission.json`` and hidden top-level entries (staging),
+    as sorted relative POSIX paths (``os.walk``: a submission holds thousands of files)."""
+    found: list[str] = []
+    for root, dirs, names in os.walk(out_dir):
+        relative_root = os.path.relpath(root, out_dir)
+        prefix = "" if relative_root == "." else relative_root.replace(os.sep, "/") + "/"
+        if not prefix:
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            names = [n for n in names if not n.startswith(".") and n != SUBMISSION_FILE]
+        found.extend(prefix + name for name in names if Path(root, name).is_file())
+    return sorted(found)
 
 
 def package_submission(
@@ -48,10 +63,8 @@ def package_submission(
     """
     known = known_sha256 or {}
     files = {}
-    for path in sorted(out_dir.rglob("*")):
-        relative = path.relative_to(out_dir).as_posix()
-        if path.is_file() and path.name != SUBMISSION_FILE and not relative.startswith("."):
-            files[relative] = known.get(relative) or sha256_file(path)
+    for relative in _listed(out_dir):
+        files[relative] = known.get(relative) or sha256_file(out_dir / relative)
     document = {
         "site_id": site_id,
         "night": night,

@@ -59,7 +59,7 @@ def package_site_night(
     secret: bytes,
     *,
     workers: int,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     after_deid: Callable[[], None] | None = None,
 ) -> PackagedNight:
     """De-identify ``drop``, pseudonymise its tables with the same keys, write the manifest, check the
