@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 from typing import Annotated
@@ -64,6 +65,9 @@ def deid(
 
     Exit 0: all de-identified; 1: something quarantined or a table failed; 2: bad usage.
     """
+    # pydicom imports numpy, whose OpenBLAS starts a thread per core at import; de-identification does
+    # no linear algebra, and those threads would only compete with the worker processes for the cores
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from cohortpool.deid import QUARANTINED, VaultError

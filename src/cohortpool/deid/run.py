@@ -94,7 +94,8 @@ def list_inputs(in_dir: Path) -> list[str]:
 
 
 def _chunks(items: list[str], workers: int) -> Iterator[list[str]]:
-    size = max(1, min(64, len(items) // (workers * 4) or 1))
+    # small enough that the workers finish together (the last chunk is the idle tail of the others)
+    size = max(1, min(16, len(items) // (workers * 4) or 1))
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

@@ -11,6 +11,7 @@ The output goes to a temporary name; the parent decides duplicates and moves it 
 from __future__ import annotations
 
 import errno
+import gc
 import hashlib
 import mmap
 import os
@@ -372,9 +373,15 @@ _WORKER: Worker | None = None
 
 
 def init_worker(job: Job) -> None:
-    """Process-pool initializer: build the per-process state once."""
+    """Process-pool initializer: build the per-process state once.
+
+    Everything inherited from the parent at fork goes to the collector's permanent generation: the
+    worker's garbage is per-file tuples and bytes, and full collections need not walk every imported
+    module again (it also keeps the inherited pages shared rather than touched).
+    """
     global _WORKER
     _WORKER = Worker(job)
+    gc.freeze()
 
 
 def run_chunk(relatives: list[str]) -> list[Outcome]:
