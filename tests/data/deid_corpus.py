@@ -1,10 +1,10 @@
 """A tiny site drop with unique tokens planted in every identifying place (built, never committed).
 
 Provenance: every byte is synthetic, made here with pydicom from the profile table the project
-ships; no real study is involved. ``build_corpus(root)`` writes ``root/<site>/<night>/`` with
-``dicom/`` (valid variants and bad inputs, see :data:`EXPECTED`), ``clinical.csv`` and
-``reads.csv``, and returns a :class:`Corpus` naming every planted token and the expected outcome
-of every input file.
+ships (read as CSV and resolved here, not through the code under test); no real study is
+involved. ``build_corpus(root)`` writes ``root/<site>/<night>/`` with ``dicom/`` (valid variants
+and bad inputs, see :data:`EXPECTED`), ``clinical.csv`` and ``reads.csv``, and returns a
+:class:`Corpus` naming every planted token and the expected outcome of every input file.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
@@ -34,8 +35,6 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     JPEGBaseline8Bit,
 )
-
-from cohortpool.deid.profile import load_profile
 
 SITE = "site07"
 NIGHT = "2024-03-02"
@@ -50,6 +49,8 @@ UTF8_NAME = "Þórsdóttir^Ǽsa"
 JIS_NAME = "山田^太郎"
 UNICODE_TOKENS = ("钟离秀英", "Þórsdóttir", "Ǽsa", "山田", "太郎")
 DEFAULT_OPTIONS = ("clean_descriptors", "retain_long_modified_dates", "retain_patient_characteristics")
+#: the shipped Table E.1-1 the plan is read from (as CSV, never through the code under test)
+REFERENCE_TABLE = "ps315_annex_e_2026c.csv"
 
 
 class Planter:
@@ -106,19 +107,45 @@ def _pixels(rows: int, cols: int, seed: int) -> bytes:
     return ((np.arange(rows * cols, dtype=np.uint32) * 37 + seed) % 4096).astype("<u2").tobytes()
 
 
+def reference_plan(options: tuple[str, ...] = DEFAULT_OPTIONS) -> dict[int, tuple[str, str]]:
+    """Tag -> (action, name) of every exact-tag row of the shipped Table E.1-1 under ``options``.
+
+    Read here as plain CSV and resolved here, independently of :mod:`cohortpool.deid.profile`, so
+    that a row the code under test wrongly keeps (a ``K`` in its loading, a mis-resolved option
+    column) is still planted and its token found by the leak scan. Resolution (PS3.15 E.3): a chosen
+    option's non-empty cell replaces the Basic Profile action; among several, ``K`` beats ``C``
+    beats the rest. Masked rows (50xx, 60xx) and the private row are planted by hand in
+    :func:`_image`.
+    """
+    table = resources.files("cohortpool.deid").joinpath("data", REFERENCE_TABLE)
+    with table.open("r", encoding="utf-8", newline="") as stream:
+        rows = list(csv.DictReader(line for line in stream if not line.startswith("#")))
+    plan: dict[int, tuple[str, str]] = {}
+    for row in rows:
+        tag = row["tag"]
+        if "x" in tag or tag.startswith("(gggg,"):
+            continue
+        match = re.fullmatch(r"\(([0-9A-F]{4}),([0-9A-F]{4})\)", tag)
+        assert match is not None, f"{REFERENCE_TABLE}: unreadable tag {tag!r}"
+        cells = [row[o].strip() for o in options if row[o].strip()]
+        basic = row["basic_profile"].strip()
+        action = "K" if "K" in cells else "C" if "C" in cells else cells[0] if cells else basic
+        plan[int(match[1] + match[2], 16)] = (action, row["name"])
+    assert len(plan) == len(rows) - 4, "every row but (50xx,xxxx), (60xx,3000/4000), (gggg,eeee)"
+    return plan
+
+
 def _plant_profile(ds: Dataset, tok: Planter, uid: UidSource) -> None:
     """A token in every attribute Table E.1-1 names whose default action does not keep it."""
-    profile = load_profile(DEFAULT_OPTIONS)
-    for tag, rule in sorted(profile.exact.items()):
+    for tag, (action, name) in sorted(reference_plan().items()):
         group = tag >> 16
-        if group in (0x0000, 0x0002, 0x0004) or rule.action == "K" or tag in _STRUCTURAL:
+        if group in (0x0000, 0x0002, 0x0004) or action == "K" or tag in _STRUCTURAL:
             continue
         try:
             vr = dictionary_VR(tag)
-            keyword = keyword_for_tag(tag)
         except KeyError:
-            continue
-        if not keyword or " or " in vr:
+            vr = _guessed_vr(name)  # newer than pydicom's dictionary
+        if " or " in vr:
             continue
         if vr == "PN":
             value: object = f"{tok()}^{tok()}"
@@ -134,9 +161,21 @@ def _plant_profile(ds: Dataset, tok: Planter, uid: UidSource) -> None:
             value = uid()
         elif vr == "SQ":
             value = Sequence([_nested_item(tok, uid, depth=0)])
+        elif vr == "OB":
+            value = tok().encode()
         else:
-            continue  # TM, numbers, binary: kept by the profile or not identifying here
+            continue  # TM, numbers: kept by the profile (times) or not identifying here
         ds.add(DataElement(tag, vr, value))
+
+
+def _guessed_vr(name: str) -> str:
+    """A VR for planting an attribute pydicom does not know yet, from its name (explicit VR: the
+    fast path declines ``UN``, and a real file would carry the attribute's own VR)."""
+    if name.endswith("Sequence"):
+        return "SQ"
+    if name.endswith("DateTime"):
+        return "DT"
+    return "UR" if name.endswith("URI") else "UT"
 
 
 def _nested_item(tok: Planter, uid: UidSource, depth: int) -> Dataset:

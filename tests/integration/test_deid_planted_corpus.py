@@ -145,7 +145,7 @@ def test_markers_record_profile_edition_and_options(planted) -> None:
     for path in (out / "dicom").rglob("*.dcm"):
         ds = pydicom.dcmread(path)
         assert ds.PatientIdentityRemoved == "YES"
-        assert "DICOM PS3.15 2024b" in ds.DeidentificationMethod[0]
+        assert "DICOM PS3.15 2026c" in ds.DeidentificationMethod[0]
         codes = {item.CodeValue for item in ds.DeidentificationMethodCodeSequence}
         assert codes == {"113100", "113105", "113107", "113108"}
         assert ds.LongitudinalTemporalInformationModified == "MODIFIED"

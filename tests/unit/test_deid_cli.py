@@ -75,6 +75,6 @@ def test_clean_drop_exits_0_with_a_submission_and_no_phi_in_the_output(tmp_path,
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "submission.json").read_text())
     assert summary["counts"]["deidentified"] == 1 and summary["night"] == "2024-05-06"
-    assert summary["profile"]["edition"] == "DICOM PS3.15 2024b"
+    assert summary["profile"]["edition"] == "DICOM PS3.15 2026c"
     for text in (result.output, *(p.as_posix() for p in out.rglob("*"))):
         assert "MRN42" not in text and "DOE" not in text and "file-secret-123456789" not in text

@@ -1,9 +1,10 @@
 """The DICOM PS3.15 Annex E confidentiality profile as data: Table E.1-1 plus the chosen options.
 
-The table ships as ``data/ps315_annex_e_2024b.csv`` (a copy of ``shared/reference``, first line
-its provenance); bringing it to a newer edition means replacing that file and :data:`EDITION`,
-never editing Python. Each row gives the Basic Profile action and, per option, the action that
-option substitutes (an empty cell: the option leaves the Basic action alone).
+The table ships as ``data/ps315_annex_e_2026c.csv``: the 2024b transcription of ``shared/reference``
+unchanged plus the rows edition 2026c adds (its ``#`` lines give the provenance of both parts).
+Bringing it to a newer edition means replacing that file, :data:`EDITION` and
+:data:`TABLE_SHA256`, never editing other Python. Each row gives the Basic Profile action and, per
+option, the action that option substitutes (an empty cell: the option leaves the Basic action alone).
 
 Resolution when several chosen options name the same attribute: the most retaining action wins
 (``K`` over ``C`` over anything else), because each option exists to retain something the Basic
@@ -21,8 +22,11 @@ from importlib import resources
 from typing import TextIO
 
 #: the edition of PS3.15 the shipped table transcribes
-EDITION = "DICOM PS3.15 2024b"
-TABLE_FILE = "ps315_annex_e_2024b.csv"
+EDITION = "DICOM PS3.15 2026c"
+TABLE_FILE = "ps315_annex_e_2026c.csv"
+#: sha256 of the shipped table's bytes (provenance lines included): an edit to the table must
+#: change this too, deliberately (tests/unit/test_deid_profile.py checks it)
+TABLE_SHA256 = "1cc3740054e9e336113a4ebe4000eaeb6a2630b59d9fe35846d8f6360448f0ac"
 SAFE_PRIVATE_FILE = "ps315_safe_private_2023b.csv"
 VOCABULARY_FILE = "descriptor_vocabulary.txt"
 
