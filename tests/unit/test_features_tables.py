@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from datetime import date, timedelta
 
 import pytest
 
@@ -47,7 +48,8 @@ def test_tables_get_the_image_pseudonyms_age_and_shifted_dates(tmp_path) -> None
     assert tuple(clinical[0]) == CLINICAL_OUT
     first, second = clinical
     assert first["patient_id"] == KEYS.patient_id("M1") and first["age_years"] == "73"  # a day before 74
-    assert first["first_exam_date"] != "2024-06-14" and first["source_row"] == "1"
+    shifted = date(2024, 6, 14) + timedelta(days=KEYS.shift_days("M1"))  # the images' shift of M1
+    assert first["first_exam_date"] == shifted.isoformat() and first["source_row"] == "1"
     assert second["age_years"] == "" and second["first_exam_date"] == ""  # unparseable dates never pass
     reads = list(csv.DictReader((out / "reads.csv").open()))
     assert tuple(reads[0]) == READS_OUT
