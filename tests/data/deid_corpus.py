@@ -251,6 +251,9 @@ def _image(
         ds.EchoTime = "90"
     # an unlisted free-text attribute and an unlisted nested sequence
     ds.add_new(0x00284000, "LT", tok())  # Image Presentation Comments (retired, not in Table E.1-1)
+    # dates the table does not name: shifted like the named ones, never passed through
+    ds.add_new(0x0008041F, "DT", DATETIME_TOKEN)  # Study Update DateTime
+    ds.add_new(0x00143076, "DA", DATE_TOKEN)  # Date of Gain Calibration
     ds.AnatomicRegionSequence = Sequence([_nested_item(tok, uid, depth=2)])
     # private block with a text, a binary and a sequence element
     block = ds.private_block(0x0009, f"QZ CREATOR {tok()}", create=True)

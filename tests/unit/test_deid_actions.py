@@ -106,6 +106,21 @@ def test_clean_descriptors_refuse_a_name_between_vocabulary_words_after_the_valu
     assert "SeriesDescription" not in pydicom.filereader.read_dataset(io.BytesIO(data), False, True)
 
 
+def test_dates_the_table_does_not_name_are_shifted_like_the_ones_it_names() -> None:
+    ds = _base()
+    ds.StudyDate = "20240301"
+    ds.StudyUpdateDateTime = "20240305101010"  # (0008,041F): not in Table E.1-1
+    ds.ExpiryDate = "2024"  # (0014,1020): not in the table and not a full date
+    out = _clean(ds)
+    assert out.StudyDate == "20240220"
+    assert out.StudyUpdateDateTime == "20240224101010"  # the same offset: intervals hold
+    assert "ExpiryDate" not in out  # cannot be shifted without inventing precision: removed
+    full = _clean(ds, ("retain_long_full_dates",))
+    assert full.StudyUpdateDateTime == "20240305101010"
+    basic = _clean(ds, ())
+    assert "StudyUpdateDateTime" not in basic
+
+
 def test_patient_characteristics_are_kept_with_the_option_only() -> None:
     ds = _base()
     ds.PatientSex, ds.PatientAge, ds.PatientWeight = "F", "071Y", "61"

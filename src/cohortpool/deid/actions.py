@@ -16,7 +16,10 @@ Beyond the table, deliberately stricter than the Basic Profile:
   they are where identifiers hide;
 - whole overlay groups (60xx) go when their data goes (an overlay plane without data is invalid),
   and curves (50xx), group lengths and trailing padding (FFFC,FFFC) are removed;
-- UIDs the table does not name are replaced unless the standard itself defines them.
+- UIDs the table does not name are replaced unless the standard itself defines them;
+- dates and date-times the table does not name are treated like the dates it names (shifted with the
+  patient's offset under the modified-dates option, kept under full dates, else removed): an unshifted
+  date beside shifted ones would give the offset away.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ ACCESSION_NUMBER = 0x00080050
 SPECIFIC_CHARACTER_SET = 0x00080005
 TRAILING_PADDING = 0xFFFCFFFC
 _TEXT_GUARD = frozenset({"LT", "ST", "UT", "PN", "UN"})
-_UNLISTED_VRS = _TEXT_GUARD | {"SQ", "UI"}
+_UNLISTED_VRS = _TEXT_GUARD | {"SQ", "UI", "DA", "DT"}
+#: the rule of a date the table does not name: cleaned as a date, removed when it cannot be
+UNLISTED_DATE = Rule(tag="", keyword="", action="C", basic="X")
 _IDENTITY = frozenset({0x00100010, 0x00100020, 0x00080050})
 _STRING_VRS = frozenset(
     {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
@@ -342,6 +347,8 @@ class Cleaner:
             values = ascii_values(ds, tag)
             if any(not v.startswith(WELL_KNOWN_ROOT) for v in values if v):
                 self._set(ds, tag, raw_text(tag, "UI", [self.uids.map(v) for v in values]))
+        elif vr in ("DA", "DT"):
+            self._dates(ds, tag, vr, UNLISTED_DATE, ctx)
         elif vr in _TEXT_GUARD:
             del ds[tag]
 

@@ -43,6 +43,7 @@ from cohortpool.deid.actions import (
     ACCESSION_NUMBER,
     PATIENT_ID,
     TRAILING_PADDING,
+    UNLISTED_DATE,
     Cleaner,
     Context,
     ascii_values,
@@ -328,6 +329,10 @@ class FastPath:
                         out.append((tag, _element(tag, "UI", self._mapped(values))))
                     else:
                         out.append((tag, buf[el[2] : el[4]]))
+                elif vr in ("DA", "DT"):
+                    encoded = self._dates(buf, el, UNLISTED_DATE, ctx, ds)
+                    if encoded is not None:
+                        out.append((tag, encoded))
                 elif vr not in _TEXT_GUARD:
                     out.append((tag, buf[el[2] : el[4]]))
                 continue
