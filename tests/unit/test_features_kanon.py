@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cohortpool.features.kanon import BLOCKED_FILE, SUBMISSION_FILE, k_anonymity, withhold
+from cohortpool.features.kanon import (
+    BLOCKED_FILE,
+    SUBMISSION_FILE,
+    imaging_quasi_identifiers,
+    k_anonymity,
+    withhold,
+)
 
 HEADER = "site_id,patient_id,age_years,sex,first_exam_date,bmi\n"
 
@@ -37,9 +43,69 @@ def test_the_check_is_off_by_default_and_passes_at_the_minimum(tmp_path: Path) -
     assert k_anonymity(_table(tmp_path, rows), min_k=3).blocked
 
 
-def test_an_absent_table_has_k_zero_and_is_never_blocked(tmp_path: Path) -> None:
-    report = k_anonymity(tmp_path / "clinical.csv", min_k=5)
-    assert report.k == 0 and not report.blocked
+def test_an_empty_submission_has_k_zero_and_is_not_blocked(tmp_path: Path) -> None:
+    # nothing leaves the site: there is nothing to protect (a DICOM-only submission is not this case:
+    # it used to get k = 0 and pass unchecked; its headers now count, see the tests below)
+    report = k_anonymity(tmp_path / "clinical.csv", min_k=5, imaging=[], releases_data=False)
+    assert report.k == 0 and report.source == "" and not report.blocked
+
+
+def test_released_data_without_any_quasi_identifier_source_is_blocked_under_a_minimum(tmp_path: Path) -> None:
+    # e.g. reads.csv rows with an empty clinical.csv and no DICOM: k cannot be assessed, so not released
+    empty = _table(tmp_path, [])
+    report = k_anonymity(empty, min_k=2, imaging=[], releases_data=True)
+    assert report.unassessed and report.blocked
+    assert "cannot be assessed" in report.reason()
+    assert report.as_dict()["assessed"] is False and report.as_dict()["release_blocked"] is True
+    assert not k_anonymity(empty, imaging=[], releases_data=True).blocked  # the check is off by default
+
+
+def _record(patient: str, study: str, date: str, age: str = "", sex: str = "") -> dict[str, str]:
+    return {"patient_id": patient, "study_uid": study, "series_uid": study + ".1", "study_date": date,
+            "patient_age_years": age, "patient_sex": sex}  # fmt: skip
+
+
+def test_dicom_quasi_identifiers_are_age_and_sex_at_the_earliest_study(tmp_path: Path) -> None:
+    records = [
+        _record("P2", "2.25.9", "2024-03-01", "71", "F"),  # a later study listed first
+        _record("P2", "2.25.8", "2024-01-10", "70", "F"),
+        _record("P2", "2.25.8", "2024-01-10", "", ""),  # an instance without them changes nothing
+        _record("P1", "2.25.7", "", "65", "M"),  # no study date: the dated study is the first exam
+        _record("P1", "2.25.6", "2023-05-05", "", "M"),  # ... and lacks the age: the next study's
+        _record("", "2.25.5", "2023-05-05", "99", "F"),  # no patient: not counted
+    ]
+    rows = imaging_quasi_identifiers(records, "site01")
+    assert rows == [("65", "M", "site01", "2023-05-05"), ("70", "F", "site01", "2024-01-10")]
+    # what the profile removes from the headers is not released, so it does not tell patients apart
+    assert imaging_quasi_identifiers(records, "site01", released=("site_id", "first_exam_date")) == [
+        ("", "", "site01", "2023-05-05"),
+        ("", "", "site01", "2024-01-10"),
+    ]
+
+
+def test_a_dicom_only_submission_is_held_to_the_minimum(tmp_path: Path) -> None:
+    rows = [("70", "F", "site01", "")] * 2 + [("60", "M", "site01", "")]
+    report = k_anonymity(tmp_path / "clinical.csv", min_k=2, imaging=rows, releases_data=True)
+    assert (report.k, report.rows, report.classes, report.rows_below_min_k) == (1, 3, 2, 1)
+    assert report.source == "dicom" and report.blocked
+    assert "in the DICOM headers" in report.reason()
+    privacy = report.as_dict()
+    assert privacy["k_source"] == "dicom" and list(privacy["sources"]) == ["dicom"]
+    assert not k_anonymity(tmp_path / "clinical.csv", min_k=2, imaging=rows[:2]).blocked
+
+
+def test_k_is_the_smaller_of_the_clinical_table_and_the_dicom_headers(tmp_path: Path) -> None:
+    table = _table(tmp_path, ["site01,P1,70,F,2024-01-01,20", "site01,P2,70,F,2024-01-01,21"])
+    unique = [("70", "F", "site01", "2024-01-01"), ("70", "F", "site01", "2024-01-02")]
+    report = k_anonymity(table, min_k=2, imaging=unique, imaging_released=("site_id", "first_exam_date"))
+    assert (report.k, report.source, report.blocked) == (1, "dicom", True)
+    sources = report.as_dict()["sources"]
+    assert sources["clinical.csv"]["k_anonymity"] == 2 and sources["dicom"]["k_anonymity"] == 1
+    assert sources["dicom"]["quasi_identifiers"] == ["site_id", "first_exam_date"]
+    # equal k: the clinical table is named; no DICOM rows: the table alone decides
+    same = k_anonymity(table, min_k=2, imaging=[("70", "F", "site01", "2024-01-01")] * 2)
+    assert (same.k, same.source, same.blocked) == (2, "clinical.csv", False)
+    assert k_anonymity(table, min_k=2, imaging=[]).as_dict()["sources"].keys() == {"clinical.csv"}
 
 
 def test_withhold_leaves_no_submission_manifest(tmp_path: Path) -> None:

@@ -11,7 +11,14 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from cohortpool.features.manifest import MANIFEST_COLUMNS, instance_record, sequence_family, write_manifest
+from cohortpool.features.manifest import (
+    MANIFEST_COLUMNS,
+    _facts,
+    age_in_years,
+    instance_record,
+    sequence_family,
+    write_manifest,
+)
 
 
 def _mr(description: str = "", tr: str = "", te: str = "", options: str = "") -> Dataset:
@@ -105,3 +112,30 @@ def test_instance_record_reads_a_private_copy_and_leaves_the_header_as_the_file_
     again = _from_bytes(ds, syntax)
     assert again.SpecificCharacterSet == "GB18030"
     assert instance_record(again, {**ids, "series_uid": "2.25.3"}) == {**expected, "series_uid": "2.25.3"}
+
+
+@pytest.mark.parametrize(
+    ("value", "years"),
+    [("070Y", "70"), ("030M", "2"), ("011M", "0"), ("104W", "1"), ("400D", "1"), ("70", ""), ("", "")],
+)
+def test_patient_age_is_read_in_completed_years(value: str, years: str) -> None:
+    assert age_in_years(value) == years
+
+
+def test_age_and_sex_reach_the_record_but_not_the_manifest_and_the_memo_still_holds(tmp_path) -> None:
+    ds = _mr("SAG T2 TSE", "3000", "90")
+    ds.PatientAge, ds.PatientSex = "070Y", "F"
+    ids = {"patient_id": "P1", "study_uid": "2.25.1", "series_uid": "2.25.2", "study_date": "20240220"}
+    first, second = _from_bytes(ds, ExplicitVRLittleEndian), _from_bytes(ds, ExplicitVRLittleEndian)
+    raw_before = {tag for tag, elem in second._dict.items() if isinstance(elem, RawDataElement)}
+    record = instance_record(first, ids)
+    assert (record["patient_age_years"], record["patient_sex"]) == ("70", "F")
+    misses = _facts.cache_info().misses
+    assert instance_record(second, {**ids, "sop_uid": "2.25.4"})["patient_age_years"] == "70"
+    assert _facts.cache_info().misses == misses  # the series' second instance decodes nothing again
+    assert {tag for tag, elem in second._dict.items() if isinstance(elem, RawDataElement)} == raw_before
+    path = tmp_path / "imaging_manifest.csv"
+    write_manifest([record], path, "site01")
+    header, row = path.read_text(encoding="utf-8").splitlines()
+    assert tuple(header.split(",")) == MANIFEST_COLUMNS
+    assert "70" not in row.split(",") and ",F," not in row

@@ -1,21 +1,28 @@
-"""Re-identification risk of what leaves a site: k-anonymity of the clinical table's quasi-identifiers.
+"""Re-identification risk of what leaves a site: k-anonymity of the released quasi-identifiers.
 
-A submission's ``clinical.csv`` has one row per patient. Its quasi-identifiers (age at first exam, sex,
-site and the shifted first-exam date) are what an outsider could link to another source (Sweeney 2002,
-"k-anonymity: a model for protecting privacy"): the rows sharing one combination form an equivalence
-class, and ``k`` is the size of the smallest class (k = 1: some patient is unique on them). The date is
-shifted by up to a year, which blurs it but does not make it less unique, so it counts as it is.
+A submission releases, per patient, an age at first exam, a sex, a site and a (shifted) first-exam date:
+in ``clinical.csv`` (one row per patient), and in the DICOM headers, which keep PatientAge and PatientSex
+(Retain Patient Characteristics) and the shifted study dates. These are what an outsider could link to
+another source (Sweeney 2002, "k-anonymity: a model for protecting privacy"): the patients sharing one
+combination form an equivalence class, and ``k`` is the size of the smallest class (k = 1: some patient
+is unique on them). The date is shifted by up to a year, which blurs it but does not make it less
+unique, so it counts as it is.
 
-With ``Settings.min_k_anonymity`` > 0 a submission below that k is withheld: its manifest is written as
-``release_blocked.json`` instead of ``submission.json``, so no hub step takes the folder for a submission.
-Computing k is a group-by count; a library (e.g. ARX, sdcMicro) would add generalisation search we do
-not use.
+k is computed per source, over ``clinical.csv``'s rows and over the patients of the DICOM headers (age
+and sex at their earliest study, the earliest study date; a quasi-identifier the profile removes from
+the headers is not counted), and the submission's k is the smaller: a DICOM-only submission is held to
+the minimum like any other. With ``Settings.min_k_anonymity`` > 0 a submission below that k is withheld,
+and so is one that releases data but has no source to assess k from (e.g. ``reads.csv`` alone): its
+manifest is written as ``release_blocked.json`` instead of ``submission.json``, so no hub step takes the
+folder for a submission. Computing k is a group-by count; a library (e.g. ARX, sdcMicro) would add
+generalisation search we do not use.
 """
 
 from __future__ import annotations
 
 import csv
 from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +30,12 @@ from typing import Any
 QUASI_IDENTIFIERS = ("age_years", "sex", "site_id", "first_exam_date")
 SUBMISSION_FILE = "submission.json"
 BLOCKED_FILE = "release_blocked.json"
+#: the sources k is computed from (``KAnonymity.source``; empty when there is none)
+CLINICAL_SOURCE = "clinical.csv"
+DICOM_SOURCE = "dicom"
+#: manifest record field (:func:`cohortpool.features.manifest.instance_record`) of each quasi-identifier
+_RECORD_FIELDS = {"age_years": "patient_age_years", "sex": "patient_sex", "first_exam_date": "study_date"}
+_NO_DATE = "9999-99-99"  # orders records without a study date after every dated one
 
 
 class ReleaseBlockedError(RuntimeError):
@@ -30,8 +43,40 @@ class ReleaseBlockedError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class SourceK:
+    """k of one released source: one row per patient over the quasi-identifiers it carries."""
+
+    source: str
+    #: the quasi-identifiers this source releases (the others count as one value for everyone)
+    quasi_identifiers: tuple[str, ...]
+    k: int
+    rows: int
+    classes: int
+    rows_below_min_k: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "quasi_identifiers": list(self.quasi_identifiers),
+            "k_anonymity": self.k,
+            "rows": self.rows,
+            "equivalence_classes": self.classes,
+            "rows_below_min_k": self.rows_below_min_k,
+        }
+
+
+def _source_k(source: str, released: Collection[str], rows: Iterable[tuple[str, ...]], min_k: int) -> SourceK:
+    classes = Counter(rows)
+    names = tuple(q for q in QUASI_IDENTIFIERS if q in released)
+    if not classes:
+        return SourceK(source, names, 0, 0, 0, 0)
+    below = sum(n for n in classes.values() if n < min_k) if min_k > 0 else 0
+    return SourceK(source, names, min(classes.values()), sum(classes.values()), len(classes), below)
+
+
+@dataclass(frozen=True)
 class KAnonymity:
-    """k of one submission's clinical table, and whether the configured minimum blocks its release."""
+    """k of one submission, from the source that gives the smallest k, and whether the configured
+    minimum blocks its release."""
 
     k: int
     rows: int
@@ -39,43 +84,132 @@ class KAnonymity:
     min_k: int
     #: rows in equivalence classes smaller than ``min_k`` (0 when the check is off)
     rows_below_min_k: int
+    #: the source k comes from (``clinical.csv`` or ``dicom``); empty when no source has rows
+    source: str = CLINICAL_SOURCE
+    #: every source with rows, in order (clinical.csv, dicom)
+    sources: tuple[SourceK, ...] = ()
+    #: the submission releases data, but no source carries quasi-identifiers to assess k from
+    unassessed: bool = False
 
     @property
     def blocked(self) -> bool:
-        return self.min_k > 0 and self.rows > 0 and self.k < self.min_k
+        if self.min_k <= 0:
+            return False
+        return self.unassessed or (self.rows > 0 and self.k < self.min_k)
 
     def as_dict(self) -> dict[str, Any]:
         """What ``submission.json`` records under ``privacy`` (counts only)."""
         return {
             "quasi_identifiers": list(QUASI_IDENTIFIERS),
             "k_anonymity": self.k,
+            "k_source": self.source,
             "rows": self.rows,
             "equivalence_classes": self.classes,
             "min_k_anonymity": self.min_k,
             "rows_below_min_k": self.rows_below_min_k,
             "release_blocked": self.blocked,
+            "assessed": not self.unassessed,
+            "sources": {s.source: s.as_dict() for s in self.sources},
         }
 
     def reason(self) -> str:
+        if self.unassessed:
+            return (
+                f"k-anonymity cannot be assessed (minimum {self.min_k}): the submission releases data but "
+                f"neither {CLINICAL_SOURCE} nor DICOM headers to count patients over "
+                f"{', '.join(QUASI_IDENTIFIERS)}: the submission is withheld; send the clinical table or "
+                "lower min_k_anonymity with the data protection officer's approval"
+            )
+        where = "the DICOM headers" if self.source == DICOM_SOURCE else self.source
         return (
             f"k-anonymity {self.k} is below the minimum {self.min_k} "
             f"({self.rows_below_min_k} of {self.rows} patients in smaller groups of "
-            f"{', '.join(QUASI_IDENTIFIERS)}): the submission is withheld; generalise or aggregate at the "
-            "site, or lower min_k_anonymity with the data protection officer's approval"
+            f"{', '.join(QUASI_IDENTIFIERS)} in {where}): the submission is withheld; generalise or "
+            "aggregate at the site, or lower min_k_anonymity with the data protection officer's approval"
         )
 
 
-def k_anonymity(clinical_csv: Path, min_k: int = 0) -> KAnonymity:
-    """k of the quasi-identifiers in a submission's ``clinical.csv`` (k = 0 for an empty or absent table)."""
+def clinical_quasi_identifiers(clinical_csv: Path) -> list[tuple[str, ...]] | None:
+    """One tuple of :data:`QUASI_IDENTIFIERS` per row of a submission's ``clinical.csv`` (None: absent)."""
     if not clinical_csv.is_file():
-        return KAnonymity(0, 0, 0, min_k, 0)
+        return None
     with clinical_csv.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        classes = Counter(tuple(row.get(c, "") for c in QUASI_IDENTIFIERS) for row in reader)
-    if not classes:
-        return KAnonymity(0, 0, 0, min_k, 0)
-    below = sum(n for n in classes.values() if n < min_k) if min_k > 0 else 0
-    return KAnonymity(min(classes.values()), sum(classes.values()), len(classes), min_k, below)
+        return [tuple(row.get(c, "") or "" for c in QUASI_IDENTIFIERS) for row in csv.DictReader(handle)]
+
+
+def imaging_quasi_identifiers(
+    records: Iterable[Mapping[str, Any]], site_id: str, released: Collection[str] = QUASI_IDENTIFIERS
+) -> list[tuple[str, ...]]:
+    """One tuple of :data:`QUASI_IDENTIFIERS` per patient of the de-identified DICOM.
+
+    ``records`` are the manifest's instance records of the released files. A patient's first-exam date
+    is their earliest study date; age and sex are read from that study (from a later one when it lacks
+    them). Quasi-identifiers not in ``released`` (removed from the headers by the profile) are left
+    empty, so they do not split the classes. Patients in sorted order.
+    """
+    best: dict[str, dict[str, tuple[tuple[str, str, str], str]]] = {}
+    for record in records:
+        patient = str(record.get("patient_id") or "")
+        if not patient:
+            continue
+        date = str(record.get("study_date") or "")
+        order = (date or _NO_DATE, str(record.get("study_uid") or ""), str(record.get("series_uid") or ""))
+        found = best.setdefault(patient, {})
+        for name, key in _RECORD_FIELDS.items():
+            value = str(record.get(key) or "").strip()
+            if value and (name not in found or (order, value) < found[name]):
+                found[name] = (order, value)
+    rows = []
+    for patient in sorted(best):
+        values = {name: chosen[1] for name, chosen in best[patient].items()}
+        values["site_id"] = site_id
+        rows.append(tuple(values.get(q, "") if q in released else "" for q in QUASI_IDENTIFIERS))
+    return rows
+
+
+def k_anonymity(
+    clinical_csv: Path,
+    min_k: int = 0,
+    *,
+    imaging: Iterable[tuple[str, ...]] | None = None,
+    imaging_released: Collection[str] = QUASI_IDENTIFIERS,
+    releases_data: bool = False,
+) -> KAnonymity:
+    """k of a submission: the smaller of ``clinical.csv``'s and the DICOM headers' (module docstring).
+
+    Parameters
+    ----------
+    clinical_csv
+        The submission's pseudonymised clinical table (may be absent).
+    min_k
+        ``Settings.min_k_anonymity`` (0 = off).
+    imaging
+        Per-patient quasi-identifiers of the released DICOM (:func:`imaging_quasi_identifiers`).
+    imaging_released
+        The quasi-identifiers the DICOM headers keep (reported with the source).
+    releases_data
+        Whether the submission releases anything at all (files or table rows): with nothing to assess k
+        from, such a submission is blocked when ``min_k`` > 0. k = 0 when no source has rows.
+    """
+    sources = []
+    clinical = clinical_quasi_identifiers(clinical_csv)
+    if clinical is not None:
+        sources.append(_source_k(CLINICAL_SOURCE, QUASI_IDENTIFIERS, clinical, min_k))
+    if imaging is not None:
+        sources.append(_source_k(DICOM_SOURCE, imaging_released, imaging, min_k))
+    counted = tuple(s for s in sources if s.rows > 0)
+    if not counted:
+        return KAnonymity(0, 0, 0, min_k, 0, "", (), unassessed=releases_data)
+    decisive = min(counted, key=lambda s: s.k)  # the first of equals: clinical.csv before dicom
+    return KAnonymity(
+        decisive.k,
+        decisive.rows,
+        decisive.classes,
+        min_k,
+        decisive.rows_below_min_k,
+        decisive.source,
+        counted,
+    )
 
 
 def withhold(submission_dir: Path) -> Path:

@@ -4,6 +4,11 @@ The de-identification workers call :func:`instance_record` on each original head
 family needs the series description and protocol, which the profile removes) together with the
 output's pseudonymous identifiers; :func:`write_manifest` groups the instance rows into series.
 Only categorical or numeric facts leave: no free text is copied into the manifest.
+
+A record also carries the patient characteristics the released header keeps (``patient_age_years``
+from PatientAge, ``patient_sex``): the release-risk check counts them for a submission's DICOM
+(:func:`cohortpool.features.kanon.imaging_quasi_identifiers`). They are not manifest columns, and
+:func:`write_manifest` leaves them out (the CSV's columns are the data contract's).
 """
 
 from __future__ import annotations
@@ -103,15 +108,30 @@ def sequence_family(ds: Dataset) -> str:
     return "other"
 
 
-#: the attributes the series facts are read from, with the character set that decodes their text
+#: the attributes the series facts are read from, with the character set that decodes their text (the
+#: patient's age and sex are the same for every instance of a series, so the memo still decodes once)
 _FACT_TAGS = tuple(
     BaseTag(tag_for_keyword(keyword) or 0)
     for keyword in (
         *("SpecificCharacterSet", "Modality", "Manufacturer", "ManufacturerModelName", "SeriesDescription"),
         *("ProtocolName", "SequenceName", "ScanOptions", "MagneticFieldStrength", "RepetitionTime"),
         *("EchoTime", "SliceThickness", "PixelSpacing", "ImagerPixelSpacing", "Rows", "Columns"),
+        *("PatientAge", "PatientSex"),
     )
 )
+#: PatientAge (AS): three digits and a unit, days, weeks, months or years
+_AGE = re.compile(r"^(\d{3})([DWMY])$")
+
+
+def age_in_years(value: str) -> str:
+    """Completed years of a PatientAge value (``"070Y"`` -> ``"70"``, ``"030M"`` -> ``"2"``); empty when
+    it is not a valid age string."""
+    match = _AGE.match(value.strip().upper())
+    if match is None:
+        return ""
+    number, unit = int(match[1]), match[2]
+    days = {"D": 1, "W": 7}
+    return str(number if unit == "Y" else number // 12 if unit == "M" else number * days[unit] // 365)
 
 
 def instance_record(ds: Dataset, ids: dict[str, str]) -> dict[str, Any]:
@@ -185,6 +205,9 @@ def _series_facts(ds: Dataset) -> dict[str, Any]:
         "pixel_spacing": spacing.split("\\")[0].strip() if spacing else "",
         "image_rows": _text(ds, "Rows"),
         "image_columns": _text(ds, "Columns"),
+        # not manifest columns: what the release-risk check counts (module docstring)
+        "patient_age_years": age_in_years(_text(ds, "PatientAge")),
+        "patient_sex": _text(ds, "PatientSex").upper(),
     }
 
 
