@@ -3,8 +3,10 @@
 The header can be cleaned, pixels cannot without looking at them, so an instance is held back when
 it says so (Burned In Annotation (0028,0301) = YES) or when its SOP class is one that typically
 carries burned-in text whatever the flag says: secondary captures (screenshots, scanned forms),
-ultrasound (patient banner in the image), and encapsulated documents (PS3.15 E.3.1 lists these as
-the classes needing the Clean Pixel Data option). A consortium may allow them explicitly.
+ultrasound (patient banner in the image; the retired ultrasound classes too, which older machines
+still send), encapsulated documents, and endoscopic and photographic images, still or video (a
+wristband, a face, a label in the picture) (PS3.15 E.3.1 lists these as the classes needing the
+Clean Pixel Data option). A consortium may allow them explicitly.
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ BURNED_IN_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.7.4": "Multi-frame True Color Secondary Capture Image",
     "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound Image",
     "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame Image",
+    "1.2.840.10008.5.1.4.1.1.6": "Ultrasound Image (Retired)",
+    "1.2.840.10008.5.1.4.1.1.3": "Ultrasound Multi-frame Image (Retired)",
     "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF",
     "1.2.840.10008.5.1.4.1.1.104.2": "Encapsulated CDA",
+    "1.2.840.10008.5.1.4.1.1.77.1.1": "VL Endoscopic Image",
     "1.2.840.10008.5.1.4.1.1.77.1.1.1": "Video Endoscopic Image",
+    "1.2.840.10008.5.1.4.1.1.77.1.4": "VL Photographic Image",
     "1.2.840.10008.5.1.4.1.1.77.1.4.1": "Video Photographic Image",
 }
 
