@@ -86,3 +86,14 @@ def test_unknown_or_contradictory_options_are_refused_with_the_valid_ones_named(
     with pytest.raises(ValueError, match="not both"):
         load_profile(("retain_long_full_dates", "retain_long_modified_dates"))
     assert len(OPTIONS) == 10
+
+
+def test_conformance_overrides_replace_only_the_tables_own_action() -> None:
+    default = load_profile(
+        ("clean_descriptors", "retain_long_modified_dates", "retain_patient_characteristics")
+    )
+    assert default.exact[0x00081110].action == "X"  # table: X/Z, an emptied Type 3 sequence is invalid
+    assert default.exact[0x00120081].action == "X"  # table: D, a Type 1C without its condition
+    # an option that retains the attribute is not overridden
+    assert load_profile(("retain_institution_identity",)).exact[0x00120081].action == "K"
+    assert load_profile(("retain_uids",)).exact[0x00081110].action == "K"

@@ -28,6 +28,8 @@ TABLE_FILE = "ps315_annex_e_2026c.csv"
 #: change this too, deliberately (tests/unit/test_deid_profile.py checks it)
 TABLE_SHA256 = "1cc3740054e9e336113a4ebe4000eaeb6a2630b59d9fe35846d8f6360448f0ac"
 SAFE_PRIVATE_FILE = "ps315_safe_private_2023b.csv"
+#: our few departures from the table's action, each for IOD conformance, with its reason
+OVERRIDES_FILE = "conformance_overrides.csv"
 VOCABULARY_FILE = "descriptor_vocabulary.txt"
 
 #: option column of Table E.1-1 -> (CID 7050 code value, code meaning); PS3.16 CID 7050
@@ -141,6 +143,23 @@ def read_table(
     return exact, masked, private
 
 
+def apply_overrides(stream: TextIO, exact: dict[int, Rule]) -> dict[int, Rule]:
+    """Replace the action of each overridden attribute whose resolved action is the table's one."""
+    lines = (line for line in stream if not line.startswith("#"))
+    for number, row in enumerate(csv.DictReader(lines), start=2):
+        match = _TAG.match(row["tag"])
+        if match is None or row["action"] not in _VALID_ACTIONS:
+            raise ValueError(f"{OVERRIDES_FILE} row {number}: unreadable tag or action in {row}")
+        tag = int(match[1] + match[2], 16)
+        rule = exact.get(tag)
+        if rule is None:
+            raise ValueError(f"{OVERRIDES_FILE} row {number}: {row['tag']} is not in {TABLE_FILE}")
+        if rule.action == row["table_action"]:
+            basic = row["action"] if rule.basic == row["table_action"] else rule.basic
+            exact[tag] = Rule(tag=rule.tag, keyword=rule.keyword, action=row["action"], basic=basic)
+    return exact
+
+
 def read_safe_private(stream: TextIO) -> frozenset[tuple[int, int, str]]:
     """Parse Table E.3.10-1 rows ``(gggg,xxee)``, private creator -> (group, ee, creator)."""
     lines = (line for line in stream if not line.startswith("#"))
@@ -185,6 +204,8 @@ def load_profile(options: tuple[str, ...]) -> Profile:
     ordered = tuple(o for o in OPTIONS if o in options)
     with _data(TABLE_FILE) as stream:
         exact, masked, private = read_table(stream, ordered)
+    with _data(OVERRIDES_FILE) as stream:
+        exact = apply_overrides(stream, exact)
     with _data(SAFE_PRIVATE_FILE) as stream:
         safe = read_safe_private(stream)
     with _data(VOCABULARY_FILE) as stream:
