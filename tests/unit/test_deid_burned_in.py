@@ -25,11 +25,13 @@ from cohortpool.deid.burned_in import BURNED_IN_CLASSES
 NIGHT = "2024-05-06"
 CT = "1.2.840.10008.5.1.4.1.1.2"
 FLAGGED = "flagged"  # a CT whose header says Burned In Annotation YES
+FACE = "face"  # a CT whose header says Recognizable Visual Features YES (a volume-rendered head)
+FLAG_REASONS = {FLAGGED: "(0028,0301) is YES", FACE: "(0028,0302) is YES"}
 CASES = sorted(BURNED_IN_CLASSES)
 CONFIGURATIONS = ("default", "env", "yaml")
 
 
-def _instance(path: Path, sop_class: str, number: int, flag: str = "NO") -> None:
+def _instance(path: Path, sop_class: str, number: int, flag: str = "NO", face: str = "NO") -> None:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
@@ -44,7 +46,7 @@ def _instance(path: Path, sop_class: str, number: int, flag: str = "NO") -> None
         ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
         ds.EncapsulatedDocument = b"%PDF-1.4 Doe Jane MRN77\n"
     else:
-        ds.BurnedInAnnotation = flag
+        ds.BurnedInAnnotation, ds.RecognizableVisualFeatures = flag, face
         ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 4, 4, 1, "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
         ds.PixelData = bytes(range(16))
@@ -61,6 +63,8 @@ def _drop(root: Path) -> tuple[Path, dict[str, str]]:
         _instance(drop / paths[sop_class], sop_class, number)
     paths[FLAGGED] = "dicom/flagged/IM.dcm"
     _instance(drop / paths[FLAGGED], CT, 900, flag="YES")
+    paths[FACE] = "dicom/face/IM.dcm"
+    _instance(drop / paths[FACE], CT, 902, face="YES")
     paths[CT] = "dicom/ct/IM.dcm"
     _instance(drop / paths[CT], CT, 901)
     return drop, paths
@@ -95,7 +99,7 @@ def _ledger(vault: Path) -> dict[str, tuple[str, str, str]]:
     return {r.input_path: (r.outcome, r.output_path, r.reason) for r in Vault(vault).read_ledger(NIGHT)}
 
 
-@pytest.mark.parametrize("case", [*CASES, FLAGGED])
+@pytest.mark.parametrize("case", [*CASES, FLAGGED, FACE])
 def test_quarantined_by_default_with_the_reason_and_the_original_kept(runs, case: str) -> None:
     drop, paths, done = runs
     code, _, vault = done["default"]
@@ -103,7 +107,7 @@ def test_quarantined_by_default_with_the_reason_and_the_original_kept(runs, case
     outcome, output, reason = _ledger(vault)[paths[case]]
     assert (outcome, output) == ("quarantined", "")
     assert reason.startswith("burned-in annotation")
-    assert f"({case})" in reason if case != FLAGGED else "(0028,0301) is YES" in reason
+    assert FLAG_REASONS.get(case, f"({case})") in reason
     kept = vault / "quarantine" / NIGHT / paths[case]
     assert (
         hashlib.sha256(kept.read_bytes()).digest()
@@ -112,7 +116,7 @@ def test_quarantined_by_default_with_the_reason_and_the_original_kept(runs, case
 
 
 @pytest.mark.parametrize("configuration", ["env", "yaml"])
-@pytest.mark.parametrize("case", [*CASES, FLAGGED])
+@pytest.mark.parametrize("case", [*CASES, FLAGGED, FACE])
 def test_deidentified_when_the_configuration_allows_burned_in(runs, case: str, configuration: str) -> None:
     _, paths, done = runs
     code, out, vault = done[configuration]
@@ -120,7 +124,7 @@ def test_deidentified_when_the_configuration_allows_burned_in(runs, case: str, c
     outcome, output, _ = _ledger(vault)[paths[case]]
     assert outcome == "deidentified"
     ds = pydicom.dcmread(out / output)
-    assert ds.SOPClassUID == (CT if case == FLAGGED else case)
+    assert ds.SOPClassUID == (CT if case in FLAG_REASONS else case)
     assert ds.PatientIdentityRemoved == "YES" and ds.PatientID != "MRN77"
     assert any("burned-in" in value for value in ds.DeidentificationMethod)  # the choice is recorded
 

@@ -6,7 +6,9 @@ carries burned-in text whatever the flag says: secondary captures (screenshots, 
 ultrasound (patient banner in the image; the retired ultrasound classes too, which older machines
 still send), encapsulated documents, and endoscopic and photographic images, still or video (a
 wristband, a face, a label in the picture) (PS3.15 E.3.1 lists these as the classes needing the
-Clean Pixel Data option). A consortium may allow them explicitly.
+Clean Pixel Data option). Instances flagged Recognizable Visual Features (0028,0302) = YES (a face in
+a photograph, a volume rendering of a head) are held back for the same reason: their pixels identify.
+A consortium may allow them explicitly.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def burned_in_reason(ds: Dataset) -> str | None:
     flag = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
     if flag == "YES":
         return "burned-in annotation: Burned In Annotation (0028,0301) is YES"
+    if str(ds.get("RecognizableVisualFeatures", "") or "").strip().upper() == "YES":
+        return "burned-in annotation: Recognizable Visual Features (0028,0302) is YES: pixels may show a face"
     sop_class = str(ds.get("SOPClassUID", "") or "").strip()
     if sop_class in BURNED_IN_CLASSES:
         name = BURNED_IN_CLASSES[sop_class]
