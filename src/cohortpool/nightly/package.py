@@ -3,17 +3,27 @@
 ``cohortpool deid`` and the nightly flow's build-submission task both run this, so a submission is the
 same bytes whichever way a site makes it (the deid and features packages may not import each other,
 so their composition lives in this layer above them).
+
+``submission.json`` vouches for the folder (the hub takes any folder that has one), so it is removed
+before anything in the folder is rewritten and written last: a run that stops part-way (a full disk, a
+kill) leaves no manifest beside a mixture of old and new outputs. A write that fails for the machine's
+sake (disk full, quota, I/O error, read-only) is raised as :class:`OutputWriteError`, naming the folders
+and their free space.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cohortpool import __version__
 from cohortpool.config import Settings
-from cohortpool.deid import Pseudonymiser, deidentify_tree
+from cohortpool.deid import DEIDENTIFIED, Pseudonymiser, deidentify_tree, load_profile
 from cohortpool.deid.run import DeidResult
 from cohortpool.features import (
     BLOCKED_FILE,
@@ -25,10 +35,53 @@ from cohortpool.features import (
     withhold,
     write_manifest,
 )
-from cohortpool.features.kanon import KAnonymity
+from cohortpool.features.kanon import (
+    QUASI_IDENTIFIERS,
+    SUBMISSION_FILE,
+    KAnonymity,
+    imaging_quasi_identifiers,
+)
 
 #: why a drop without feature tables still makes a submission (DICOM only)
 NO_TABLES = "no clinical.csv or reads.csv in the drop; the submission holds DICOM only"
+#: write errors of the machine, not of the drop (the de-identification workers re-raise the same set)
+MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+#: the header attribute each quasi-identifier of a DICOM release is read from (PatientAge, PatientSex,
+#: StudyDate); a quasi-identifier counts only when the profile keeps (K) or cleans (C: dates shifted) it
+_HEADER_ATTRIBUTES = {"age_years": 0x00101010, "sex": 0x00100040, "first_exam_date": 0x00080020}
+
+
+class OutputWriteError(OSError):
+    """The submission or the vault could not be written (disk full or failing): nothing was released."""
+
+
+def _free_space(path: Path) -> str:
+    """``12.3 MiB free`` on the file system holding ``path`` (or its nearest existing parent)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return f"{shutil.disk_usage(probe).free / 2**20:.1f} MiB free"
+    except OSError:
+        return "free space unknown"
+
+
+def _unmark(out_dir: Path) -> None:
+    """Remove the folder's manifests: it is not a submission until this run writes one."""
+    for name in (SUBMISSION_FILE, BLOCKED_FILE):
+        with contextlib.suppress(OSError):  # a read-only or vanished folder: the caller reports why
+            (out_dir / name).unlink(missing_ok=True)
+
+
+def _released_in_headers(options: tuple[str, ...]) -> tuple[str, ...]:
+    """The quasi-identifiers the de-identified headers carry under the profile ``options``."""
+    profile = load_profile(options)
+    kept = set()
+    for name, tag in _HEADER_ATTRIBUTES.items():
+        rule = profile.rule(tag)
+        if rule is not None and rule.action in ("K", "C"):
+            kept.add(name)
+    return tuple(q for q in QUASI_IDENTIFIERS if q == "site_id" or q in kept)
 
 
 @dataclass(frozen=True)
@@ -66,8 +119,39 @@ def package_site_night(
     release risk and package ``out_dir`` as a submission (withheld when below the minimum k).
 
     Raises whatever :func:`cohortpool.deid.deidentify_tree` raises for the run as a whole (vault
-    misplaced, unknown profile option, a full disk); table problems are returned, not raised.
+    misplaced, unknown profile option), :class:`OutputWriteError` for a full or failing disk (no
+    ``submission.json`` is left); table problems are returned, not raised.
     """
+    _unmark(out_dir)
+    try:
+        return _package(
+            drop, out_dir, vault_dir, site_id, night, settings, secret, workers, progress, after_deid
+        )
+    except OSError as exc:
+        _unmark(out_dir)  # submission.json may be half-written
+        if exc.errno not in MACHINE_ERRNOS or isinstance(exc, OutputWriteError):
+            raise
+        raise OutputWriteError(
+            exc.errno,
+            f"{os.strerror(exc.errno)}: {site_id} {night} could not be written to the submission folder "
+            f"{out_dir} ({_free_space(out_dir)}) or the vault {vault_dir} ({_free_space(vault_dir)}); "
+            "no submission.json was written and no file was quarantined because of it: free space (or "
+            "repair the disk) and run again",
+        ) from exc
+
+
+def _package(
+    drop: Path,
+    out_dir: Path,
+    vault_dir: Path,
+    site_id: str,
+    night: str,
+    settings: Settings,
+    secret: bytes,
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+    after_deid: Callable[[], None] | None,
+) -> PackagedNight:
     result = deidentify_tree(
         drop,
         out_dir,
@@ -98,8 +182,14 @@ def package_site_night(
         "options": list(result.options),
         "allow_burned_in": result.allow_burned_in,
     }
-    (out_dir / BLOCKED_FILE).unlink(missing_ok=True)  # a withheld earlier run of this night
-    privacy = k_anonymity(out_dir / "clinical.csv", settings.min_k_anonymity)
+    in_headers = _released_in_headers(result.options)
+    privacy = k_anonymity(
+        out_dir / "clinical.csv",
+        settings.min_k_anonymity,
+        imaging=imaging_quasi_identifiers(result.records, site_id, in_headers),
+        imaging_released=in_headers,
+        releases_data=any(counts.get(k) for k in (DEIDENTIFIED, "clinical_rows", "reads_rows")),
+    )
     manifest = package_submission(
         out_dir, site_id, night, profile, counts, __version__, result.hashes, privacy=privacy.as_dict()
     )
