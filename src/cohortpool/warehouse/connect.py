@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -78,3 +79,13 @@ def connect(
             continue
         sql.run_sql(con, "load/set_session")
         return con
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the open transaction, if DuckDB has not already.
+
+    A COMMIT that fails (a full disk: the WAL cannot be written) aborts the transaction itself, and a
+    second ROLLBACK then raises "no transaction is active", which would hide the real error.
+    """
+    with contextlib.suppress(duckdb.TransactionException):
+        con.rollback()

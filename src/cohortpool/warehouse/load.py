@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 from cohortpool.warehouse import sql
 from cohortpool.warehouse.batch import ISSUE_COLUMNS, TABLES, ValidatedBatch, read_batch
 from cohortpool.warehouse.catalog import describe_bad_cells, table_columns
-from cohortpool.warehouse.connect import connect
+from cohortpool.warehouse.connect import connect, rollback
 from cohortpool.warehouse.migrate import migrate
 
 #: Called when the test-only pause before COMMIT starts (``cohortpool load --test-pause-before-commit``),
@@ -254,7 +254,8 @@ def load_batch(
     """Load the validated batch in ``validated_dir`` into the warehouse at ``db_path``.
 
     Migrates the warehouse first. One transaction: on any error the batch is rolled back and the
-    error (:class:`LoadError`, :class:`~cohortpool.warehouse.batch.BatchError`, or the lock error of
+    error (:class:`LoadError`, also for a warehouse file that cannot be written, e.g. a full disk;
+    :class:`~cohortpool.warehouse.batch.BatchError`; or the lock error of
     :func:`~cohortpool.warehouse.connect.connect`) names the file and what to do.
 
     Parameters
@@ -271,9 +272,11 @@ def load_batch(
     """
     started = time.perf_counter()
     con = connect(db_path, wait_seconds=wait_seconds)
+    loading = str(validated_dir)
     try:
         migrate(con)
         batch = read_batch(validated_dir, table_columns(con))
+        loading = f"batch {batch.batch_id} ({validated_dir})"
         con.begin()
         try:
             result = _load(con, batch, started, pause_before_commit, on_pause)
@@ -282,7 +285,7 @@ def load_batch(
             else:
                 con.rollback()
         except _BadCells as bad:
-            con.rollback()
+            rollback(con)
             # the failed transaction cannot run queries; find the offending cells after the rollback
             # values are left out of the message: they may be quasi-identifiers
             raise LoadError(
@@ -291,8 +294,15 @@ def load_batch(
                 f"validate). ({type(bad.cause).__name__})"
             ) from bad.cause
         except BaseException:
-            con.rollback()
+            rollback(con)  # a failed COMMIT (full disk) has rolled back already: keep its error
             raise
         return result
+    except (duckdb.IOException, duckdb.TransactionException) as exc:
+        # the file could not be written (a full disk: DuckDB's I/O error, or "Failed to commit")
+        raise LoadError(
+            f"{loading}: the warehouse {db_path} could not be updated ({exc}); nothing was loaded (the "
+            "transaction was rolled back, the warehouse is as it was): free space on its disk or fix the "
+            "cause, and run cohortpool load again"
+        ) from exc
     finally:
         con.close()

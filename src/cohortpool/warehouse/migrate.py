@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from cohortpool.warehouse import sql
+from cohortpool.warehouse.connect import rollback
 
 _MIGRATION = re.compile(r"^schema/(\d{4})_[a-z0-9_]+$")
 
@@ -121,7 +122,7 @@ def migrate(con: duckdb.DuckDBPyConnection, *, target: int | None = None) -> lis
             )
             con.commit()
         except BaseException:
-            con.rollback()
+            rollback(con)  # a failed COMMIT (full disk) has rolled back already: keep its error
             raise
         done.append(migration.version)
     if stop == newest:
@@ -137,5 +138,5 @@ def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
             sql.run_sql(con, name)
         con.commit()
     except BaseException:
-        con.rollback()
+        rollback(con)
         raise
