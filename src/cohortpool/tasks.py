@@ -24,6 +24,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +189,7 @@ def _package_site_night(
         settings,
         settings.secret_bytes(),
         workers=workers,
-        after_deid=lambda: _test_pause("deidentify"),
+        progress=_pause_midway("deidentify"),
     )
     counts, privacy = packaged.counts, packaged.privacy
     _logger().info(
@@ -220,6 +221,23 @@ def _test_pause(step: str) -> None:
     if settings.test_pause_at == step and settings.test_pause_seconds > 0:
         _logger().warning("test pause at %s for %.0f s", step, settings.test_pause_seconds)
         time.sleep(settings.test_pause_seconds)
+
+
+def _pause_midway(step: str) -> Callable[[int, int], None] | None:
+    """A ``progress(done, total)`` callback that runs :func:`_test_pause` once, the first time some but
+    not all of the work is done, so a test's SIGKILL lands inside the step (de-identification: part of
+    ``dicom/`` placed, the workers' staging folder present); None unless a test asked to pause there."""
+    if load_settings().test_pause_at != step:
+        return None
+    paused = False
+
+    def progress(done: int, total: int) -> None:
+        nonlocal paused
+        if not paused and 0 < done < total:
+            paused = True
+            _test_pause(step)
+
+    return progress
 
 
 def _sha256(path: Path) -> str:
@@ -255,8 +273,8 @@ def validate_batch(
     fingerprint: str,
 ) -> ValidationSummary:
     """Validate one submission into a batch: accepted rows, quarantine, warnings, Data Docs (hub)."""
-    outcome = validate_submission(submission_dir, validated_dir)
-    _test_pause("validate")
+    # a test's pause lands once the first table of the batch is written, before the batch is final
+    outcome = validate_submission(submission_dir, validated_dir, progress=_pause_midway("validate"))
     tables = {
         name: {
             "rows_in": t.rows_in,

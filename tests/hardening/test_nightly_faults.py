@@ -7,10 +7,15 @@ configured site whose folder is gone (a dangling mount) and a site nobody config
   is grepped in everything the hub or Prefect sees (submissions, validated batches, warehouse, report,
   Prefect's database with its logs, artifacts and run names, result cache, the terminal): zero hits; the
   secret is written nowhere; the vault is owner-only;
-- faults: the run is SIGKILLed (whole process group, Prefect server included) while de-identifying,
-  while validating and with the load's transaction open, rerun each time: the end state equals the
-  reference (warehouse content checksum, report bytes, rows); the disk filling up fails the run with a
-  clear message and nothing half-written is taken for done, and the run after freeing space catches up.
+- faults: the run is SIGKILLed (whole process group, Prefect server included) part-way through
+  de-identification (part of ``dicom/`` placed, the workers' staging folder present), with a validated
+  batch half written (its first table in the staging folder, no ``summary.json``) and with the load's
+  transaction open, rerun each time: the end state equals the reference (warehouse content checksum,
+  report bytes, rows, submission files, the vault's ledgers and crosswalks); the disk filling up fails
+  the run with a clear message and nothing half-written is taken for done, and the run after freeing
+  space catches up.
+
+The planted DICOM corpus is scanned in ``test_nightly_phi.py``; the minimum k in ``test_nightly_release.py``.
 """
 
 from __future__ import annotations
@@ -21,40 +26,16 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from support import SECRET
+from support import SECRET, finish_run, start_run
 
 from cohortpool.synth import write_consortium
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("hardening-nightly")]
 NIGHT = "2025-03-01"
-
-
-def _start(landing: Path, out: Path, home: Path | None = None, **settings: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "COHORTPOOL_SECRET": SECRET}
-    env.pop("PREFECT_HOME", None)
-    env.pop("TMPDIR", None)
-    if home is not None:  # Prefect's database and scratch space elsewhere than OUT
-        env["PREFECT_HOME"], env["TMPDIR"] = str(home), str(home)
-        home.mkdir(parents=True, exist_ok=True)
-    env.update({f"COHORTPOOL_{k.upper()}": v for k, v in settings.items()})
-    command = [sys.executable, "-m", "cohortpool", "run", str(landing), "--out", str(out)]
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-
-
-def _finish(proc: subprocess.Popen[str], timeout: float = 400) -> tuple[int, str]:
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    return proc.returncode, stdout + stderr
 
 
 def _kill_when(proc: subprocess.Popen[str], ready: Path, timeout: float = 300) -> None:
@@ -108,7 +89,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int
     root = tmp_path_factory.mktemp("nightly")
     landing = _landing(root)
     out = root / "out"
-    code, text = _finish(_start(landing, out))
+    code, text = finish_run(start_run(landing, out))
     return landing, out, code, text
 
 
@@ -191,25 +172,44 @@ def _state(out: Path) -> tuple[str, dict[str, str], dict[str, int]]:
     return checksum(out / "warehouse.duckdb"), _tree(out / "report"), rows
 
 
+def _dicom_count(submission: Path) -> int:
+    return sum(1 for _ in (submission / "dicom").rglob("*.dcm"))
+
+
 def test_sigkill_during_deid_validation_and_load_then_rerun_equals_an_uninterrupted_run(
     reference, tmp_path: Path
 ) -> None:
+    from cohortpool.deid.run import STAGING
+
     landing, ref_out, _code, _text = reference
     out = tmp_path / "out"
     pause = {"test_pause_seconds": "120"}
-    site = out / "submissions" / "site01" / NIGHT
-    _kill_when(_start(landing, out, test_pause_at="deidentify", **pause), site / "dicom")
+    site, ref_site = (o / "submissions" / "site01" / NIGHT for o in (out, ref_out))
+    # killed with the workers at it: part of dicom/ placed, their staging folder still there
+    _kill_when(start_run(landing, out, test_pause_at="deidentify", **pause), site / "dicom")
+    assert 0 < _dicom_count(site) < _dicom_count(ref_site)
+    assert (site / STAGING).is_dir()
     assert not (site / "submission.json").exists()
+    # killed while the validated batch is half written: its first table is in the staging folder
+    batch = out / "validated" / "site01" / NIGHT
+    staging = batch.with_name(f"{NIGHT}.partial")
     _kill_when(
-        _start(landing, out, test_pause_at="validate", **pause),
-        out / "validated" / "site01" / NIGHT / "summary.json",
+        start_run(landing, out, test_pause_at="validate", **pause), staging / "accepted" / "clinical.parquet"
     )
-    _kill_when(_start(landing, out, test_pause_at="load", **pause), out / "warehouse.duckdb")
-    code, text = _finish(_start(landing, out))
+    assert not batch.exists()
+    assert not (staging / "accepted" / "imaging_manifest.parquet").exists()
+    assert not (staging / "summary.json").exists()
+    # killed with the load's transaction open
+    _kill_when(start_run(landing, out, test_pause_at="load", **pause), out / "warehouse.duckdb")
+    code, text = finish_run(start_run(landing, out))
     assert code == 1, text
     assert _state(out) == _state(ref_out)
-    ledger = (out / "vault" / "site02" / "ledger" / f"{NIGHT}.csv").read_text(encoding="utf-8")
-    assert ledger == (ref_out / "vault" / "site02" / "ledger" / f"{NIGHT}.csv").read_text(encoding="utf-8")
+    assert _tree(out / "submissions") == _tree(ref_out / "submissions")  # no file lost, doubled or stale
+    assert not list(out.glob("submissions/*/*/" + STAGING)) and not list(out.glob("validated/*/*.partial"))
+    for name in ("site01", "site02"):
+        for kept in (f"ledger/{NIGHT}.csv", "crosswalk.csv"):
+            mine, theirs = (o / "vault" / name / kept for o in (out, ref_out))
+            assert mine.read_text(encoding="utf-8") == theirs.read_text(encoding="utf-8"), (name, kept)
 
 
 def _mount_tmpfs(target: Path, size: str) -> bool:
@@ -227,7 +227,7 @@ def test_a_full_disk_fails_the_run_clearly_and_the_next_run_catches_up(reference
         pytest.skip("cannot mount a size-limited tmpfs here (needs root or a user namespace)")
     try:
         home = tmp_path / "prefect-home"  # Prefect's own database on the big disk: the outputs fill up
-        code, text = _finish(_start(landing, out, home))
+        code, text = finish_run(start_run(landing, out, home))
         assert code == 1, text
         assert "No space left on device" in text, text  # Prefect prints the failed task's traceback too
         # nothing half-written is taken for done: a submission manifest lists only complete files
@@ -239,7 +239,7 @@ def test_a_full_disk_fails_the_run_clearly_and_the_next_run_catches_up(reference
             for name, digest in json.loads(manifest.read_text())["files"].items():
                 assert sha256_file(manifest.parent / name) == digest, name
         subprocess.run(["mount", "-o", "remount,size=64m", str(out)], check=True)
-        code, text = _finish(_start(landing, out, home))
+        code, text = finish_run(start_run(landing, out, home))
         assert code == 1, text
         assert _state(out)[2] == _state(ref_out)[2]
     finally:

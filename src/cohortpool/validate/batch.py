@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,8 +128,13 @@ def _validate_tables(
     return frames, rejected, runs
 
 
-def validate_submission(submission_dir: Path, out_dir: Path) -> ValidationOutcome:
+def validate_submission(
+    submission_dir: Path, out_dir: Path, progress: Callable[[int, int], None] | None = None
+) -> ValidationOutcome:
     """Validate a submission folder and write the validated batch to ``out_dir``.
+
+    ``progress(tables written, tables)`` is called as each table's accepted rows reach the batch's
+    staging folder (``out_dir`` appears only once the whole batch is written).
 
     Raises :class:`~cohortpool.validate.submission.SubmissionError` when the folder is not a submission
     (bad usage); a bad table never raises: it is rejected whole and reported, the others still validate.
@@ -148,7 +154,7 @@ def validate_submission(submission_dir: Path, out_dir: Path) -> ValidationOutcom
     warning_parts: list[pd.DataFrame] = []
     summaries: dict[str, TableSummary] = {}
     accepted: dict[str, pd.DataFrame] = {}
-    for table in TABLES:
+    for done, table in enumerate(TABLES, 1):
         suite = suites[table]
         lineage = {"batch_id": submission.batch_id, "source_file": f"{table}.csv", "source_sha256": ""}
         if table in rejected:
@@ -180,6 +186,8 @@ def validate_submission(submission_dir: Path, out_dir: Path) -> ValidationOutcom
         )
         if summaries[table].rows_in != summaries[table].accepted + summaries[table].quarantined:
             raise AssertionError(f"{table}: rows in != accepted + quarantined (a bug; please report)")
+        if progress is not None:
+            progress(done, len(TABLES))
 
     write_lines(_concat(quarantine_parts), staging / "quarantine.csv")
     write_lines(_concat(warning_parts), staging / "warnings.csv")
