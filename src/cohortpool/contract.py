@@ -6,6 +6,8 @@ names of a site drop without importing each other.
 
 from __future__ import annotations
 
+import errno
+
 #: the paper's Table 2 and 3 findings, one yes/no column each in reads.csv, in contract order
 FINDINGS: tuple[str, ...] = (
     "fracture_line",
@@ -23,3 +25,7 @@ FINDINGS: tuple[str, ...] = (
 )
 #: modalities of a read: XR is a plain radiograph (DICOM DX or CR)
 READ_MODALITIES: tuple[str, ...] = ("XR", "CT", "MR")
+
+#: write errors of the machine (disk full, quota, failing or read-only disk), never of the input: a
+#: stage that meets one fails the run and quarantines nothing
+MACHINE_ERRNOS: frozenset[int] = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})

@@ -16,6 +16,7 @@ import errno
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,11 +221,10 @@ def test_deid_on_a_full_disk_fails_clearly_quarantines_nothing_and_a_rerun_catch
         DEID_FAULTS[point](patched)
         failed = _deid(drop, submission, vault)
 
-    assert failed.exit_code != 0
-    assert isinstance(failed.exception, OSError) and failed.exception.errno == errno.ENOSPC
-    message = str(failed.exception)  # what the CLI's last line and the nightly task's failure say
-    assert ENOSPC in message and f"submission folder {submission}" in message and str(vault) in message
-    assert "no submission.json was written" in message
+    assert failed.exit_code == 1 and not isinstance(failed.exception, OSError)  # one line, no traceback
+    message = failed.output  # the nightly task's failure says the same (OutputWriteError)
+    assert f"error: {ENOSPC}" in message and f"submission folder {submission}" in message
+    assert str(vault) in message and "no submission.json was written" in message
     # nothing vouches for the folder, and the disk's fault is never blamed on a file
     assert not (submission / "submission.json").exists()
     assert not (submission / "release_blocked.json").exists()
@@ -233,6 +233,35 @@ def test_deid_on_a_full_disk_fails_clearly_quarantines_nothing_and_a_rerun_catch
     again = _deid(drop, submission, vault)
     assert again.exit_code == reference.code, again.output
     reference.matches(submission, vault)
+
+
+def test_with_several_workers_a_full_disk_stops_the_chunks_not_yet_started(
+    landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk is not a per-file problem: the workers must not go on through the whole night."""
+    from cohortpool.deid import worker
+
+    drop = tmp_path / "landing" / "site01" / landing.name
+    one = next(p for p in sorted((landing / "dicom").rglob("*.dcm")) if p.stat().st_size > 0)
+    for n in range(208):  # 13 chunks of 16 files for two workers
+        copy = drop / "dicom" / f"{n:03d}.dcm"
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(one, copy)
+    attempts = tmp_path / "attempts.log"
+
+    def full_after_a_while(*_: Any) -> None:  # runs in the forked workers: counted in a file
+        with attempts.open("a", encoding="utf-8") as log:
+            log.write("write\n")
+        time.sleep(0.2)
+        raise _full()
+
+    monkeypatch.setattr(worker, "_write", full_after_a_while)
+    monkeypatch.setenv("COHORTPOOL_SECRET", SECRET)
+    args = [*_deid_args(drop, tmp_path / "submission", tmp_path / "vault")[:-1], "2"]
+    failed = RUNNER.invoke(app, args)
+    assert failed.exit_code == 1 and f"error: {ENOSPC}" in failed.output
+    # each chunk stops at its first write: without cancelling, all 13 would have run
+    assert 1 <= len(attempts.read_text(encoding="utf-8").splitlines()) <= 7
 
 
 def test_a_redelivered_night_that_meets_a_full_disk_leaves_no_submission_for_the_hub(
@@ -255,7 +284,7 @@ def test_a_redelivered_night_that_meets_a_full_disk_leaves_no_submission_for_the
     with monkeypatch.context() as patched:
         _tables_fault(patched)
         failed = _deid(drop, submission, vault)
-    assert isinstance(failed.exception, OSError) and ENOSPC in str(failed.exception)
+    assert failed.exit_code == 1 and f"error: {ENOSPC}" in failed.output
 
     # the previous night's manifest no longer vouches for a folder holding half a clinical.csv
     assert not (submission / "submission.json").exists()
@@ -342,7 +371,7 @@ def test_validate_on_a_full_disk_leaves_no_batch_and_a_rerun_catches_up(
         VALIDATE_FAULTS[point](patched)
         failed = _validate(reference.submission, out)
     assert failed.exit_code != 0
-    assert isinstance(failed.exception, OSError) and ENOSPC in str(failed.exception)
+    assert failed.exit_code == 1 and f"error: {ENOSPC}" in failed.output and str(out) in failed.output
     assert not out.exists()  # no batch folder at all, so no summary.json a load could take
 
     again = _validate(reference.submission, out)
@@ -359,7 +388,7 @@ def test_revalidating_on_a_full_disk_keeps_the_previous_batch_whole(
     with monkeypatch.context() as patched:
         _parquet_fault(patched)
         failed = _validate(reference.submission, out)
-    assert isinstance(failed.exception, OSError) and ENOSPC in str(failed.exception)
+    assert failed.exit_code == 1 and f"error: {ENOSPC}" in failed.output
     assert _snapshot(out) == _snapshot(validated[1])  # the batch a load may take is the complete one
 
 

@@ -71,7 +71,7 @@ def deid(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from cohortpool.deid import QUARANTINED, VaultError
-    from cohortpool.nightly.package import package_site_night
+    from cohortpool.nightly.package import OutputWriteError, package_site_night
 
     try:
         SiteConfig(site_id=site)
@@ -116,6 +116,9 @@ def deid(
             )
     except VaultError as exc:
         raise _fail(str(exc)) from None
+    except OutputWriteError as exc:  # a full or failing disk: the run failed, nothing was released
+        typer.echo(f"error: {exc.strerror}", err=True)
+        raise typer.Exit(EXIT_ISSUES) from None
     except ValueError as exc:  # an unknown profile option in the configuration
         raise _fail(f"invalid de-identification configuration: {exc}") from None
 

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from cohortpool.cli._app import EXIT_USAGE, app
+from cohortpool.cli._app import EXIT_ISSUES, EXIT_USAGE, app
+from cohortpool.contract import MACHINE_ERRNOS
 
 
 @app.command("validate")
@@ -44,6 +45,17 @@ def validate(
     except SubmissionError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from exc
+    except OSError as exc:
+        if exc.errno not in MACHINE_ERRNOS:
+            raise
+        from cohortpool.nightly.package import free_space
+
+        typer.echo(
+            f"error: {exc.strerror}: the validated batch could not be written to {out} "
+            f"({free_space(out or Path())}); nothing was marked validated: free space and run again",
+            err=True,
+        )
+        raise typer.Exit(EXIT_ISSUES) from None
     for table, summary in outcome.tables.items():
         line = (
             f"{table}: {summary.rows_in} in, {summary.accepted} accepted, "

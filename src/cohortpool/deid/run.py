@@ -257,12 +257,16 @@ def deidentify_tree(
                 workers, mp_context=context, initializer=init_worker, initargs=(job,)
             ) as pool:
                 futures = [pool.submit(run_chunk, chunk) for chunk in _chunks(inputs, workers)]
-                for future in futures:  # in submission order, which is input order
-                    done = future.result()
-                    placer.place(done)
-                    finished += len(done)
-                    if progress:
-                        progress(finished, len(inputs))
+                try:
+                    for future in futures:  # in submission order, which is input order
+                        done = future.result()
+                        placer.place(done)
+                        finished += len(done)
+                        if progress:
+                            progress(finished, len(inputs))
+                except BaseException:  # a full disk, an interrupt: the chunks not yet started never run
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if rerun:

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from cohortpool.contract import MACHINE_ERRNOS
 from cohortpool.deid.actions import Cleaner, Context, ascii_values
 from cohortpool.deid.burned_in import burned_in_reason
 from cohortpool.deid.encode import encode_meta
@@ -44,8 +45,6 @@ _UID_TAGS = (
     ("SeriesInstanceUID", 0x0020000E),
 )
 _STUDY_DATE = 0x00080020
-#: write errors of the machine, not of the input file (never a reason to quarantine a file)
-_MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 _REQUIRED = (
     ("SOPClassUID", "(0008,0016)"),
     ("SOPInstanceUID", "(0008,0018)"),
@@ -167,7 +166,7 @@ class Worker:
                     except UnreadableError as exc:
                         return self._quarantine(relative, source, size, digest, str(exc))
                     except OSError as exc:
-                        if exc.errno in _MACHINE_ERRNOS:
+                        if exc.errno in MACHINE_ERRNOS:
                             raise  # the disk is full or failing: the run fails, the file is not to blame
                         reason = f"cannot de-identify: {type(exc).__name__}: {exc}"
                         return self._quarantine(relative, source, size, digest, reason)
@@ -254,7 +253,7 @@ class Worker:
         try:
             _write(staged, head, fd, mapped, start, end, tail)
         except OSError as exc:
-            if exc.errno in _MACHINE_ERRNOS:
+            if exc.errno in MACHINE_ERRNOS:
                 raise  # the disk is full or failing: the run fails
             return None  # the pydicom path writes again and, if it fails too, gives the reason
         return Outcome(

@@ -76,5 +76,9 @@ def package_submission(
     if privacy is not None:
         document["privacy"] = privacy
     path = out_dir / SUBMISSION_FILE
-    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    # written beside and renamed into place: a crash or a full disk never leaves half a manifest that
+    # the hub could take for a complete submission (the hidden name is not part of the listing)
+    partial = out_dir / f".{SUBMISSION_FILE}.partial"
+    partial.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    partial.replace(path)
     return path

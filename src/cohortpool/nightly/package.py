@@ -14,7 +14,6 @@ and their free space.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from cohortpool import __version__
 from cohortpool.config import Settings
+from cohortpool.contract import MACHINE_ERRNOS
 from cohortpool.deid import DEIDENTIFIED, Pseudonymiser, deidentify_tree, load_profile
 from cohortpool.deid.run import DeidResult
 from cohortpool.features import (
@@ -44,8 +44,6 @@ from cohortpool.features.kanon import (
 
 #: why a drop without feature tables still makes a submission (DICOM only)
 NO_TABLES = "no clinical.csv or reads.csv in the drop; the submission holds DICOM only"
-#: write errors of the machine, not of the drop (the de-identification workers re-raise the same set)
-MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
 #: the header attribute each quasi-identifier of a DICOM release is read from (PatientAge, PatientSex,
 #: StudyDate); a quasi-identifier counts only when the profile keeps (K) or cleans (C: dates shifted) it
 _HEADER_ATTRIBUTES = {"age_years": 0x00101010, "sex": 0x00100040, "first_exam_date": 0x00080020}
@@ -55,7 +53,7 @@ class OutputWriteError(OSError):
     """The submission or the vault could not be written (disk full or failing): nothing was released."""
 
 
-def _free_space(path: Path) -> str:
+def free_space(path: Path) -> str:
     """``12.3 MiB free`` on the file system holding ``path`` (or its nearest existing parent)."""
     probe = path
     while not probe.exists() and probe != probe.parent:
@@ -134,7 +132,7 @@ def package_site_night(
         raise OutputWriteError(
             exc.errno,
             f"{os.strerror(exc.errno)}: {site_id} {night} could not be written to the submission folder "
-            f"{out_dir} ({_free_space(out_dir)}) or the vault {vault_dir} ({_free_space(vault_dir)}); "
+            f"{out_dir} ({free_space(out_dir)}) or the vault {vault_dir} ({free_space(vault_dir)}); "
             "no submission.json was written and no file was quarantined because of it: free space (or "
             "repair the disk) and run again",
         ) from exc
