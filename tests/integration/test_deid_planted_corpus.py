@@ -399,11 +399,6 @@ def test_sequence_family_comes_from_the_header_before_cleaning(planted) -> None:
     assert row["sequence_family"] in ("T1", "T2")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="features/manifest.py: the descriptors are joined and T1 is searched before T2, so the "
-    "ProtocolName 'T1 ...' outranks the SeriesDescription 'SAG T2 ...' (reported, not my file)",
-)
 def test_sequence_family_of_the_gb18030_mr_series_follows_its_series_description(planted) -> None:
     corpus, out, vault, _ = planted
     [(row, _)] = _mr_series(corpus, out, vault, "9_gb18030_mr")

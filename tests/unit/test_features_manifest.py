@@ -21,9 +21,11 @@ from cohortpool.features.manifest import (
 )
 
 
-def _mr(description: str = "", tr: str = "", te: str = "", options: str = "") -> Dataset:
+def _mr(description: str = "", tr: str = "", te: str = "", options: str = "", protocol: str = "") -> Dataset:
     ds = Dataset()
     ds.Modality = "MR"
+    if protocol:
+        ds.ProtocolName = protocol
     if description:
         ds.SeriesDescription = description
     if tr:
@@ -48,6 +50,11 @@ def _mr(description: str = "", tr: str = "", te: str = "", options: str = "") ->
         (_mr("", tr="500", te="12"), "T1"),
         (_mr("", tr="4000", te="100"), "T2"),
         (_mr("DWI", tr="1200", te="40"), "other"),
+        # the series description outranks a protocol name reused from another series
+        (_mr("SAG T2 TSE", protocol="T1_TSE_SAG"), "T2"),
+        (_mr("", protocol="T1_TSE_SAG"), "T1"),
+        # both in one description: the timing decides
+        (_mr("T1 T2 compare", tr="4000", te="100"), "T2"),
     ],
 )
 def test_sequence_family_from_descriptions_then_timing(ds: Dataset, family: str) -> None:

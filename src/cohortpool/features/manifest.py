@@ -78,25 +78,27 @@ def _number(ds: Dataset, keyword: str) -> str:
 def sequence_family(ds: Dataset) -> str:
     """``T1``, ``T2``, ``FS`` (fat-suppressed) or ``other`` for an MR header; empty otherwise.
 
-    Descriptions first (series description, protocol name, sequence name, scan options ``FS``),
-    then, when they say nothing, the contrast implied by repetition and echo times (short TR and
-    TE: T1; long TR and TE: T2).
+    Descriptions first: fat suppression named anywhere (series description, protocol name, sequence
+    name, scan options ``FS``) makes ``FS``; otherwise the first of series description, protocol name
+    and sequence name that names T1 or T2 decides (the series description says what the series is; a
+    protocol name may be a reused template). When they say nothing, the contrast implied by repetition
+    and echo times (short TR and TE: T1; long TR and TE: T2).
     """
     if _text(ds, "Modality").upper() != "MR":
         return ""
     # words split on anything but letters and digits: "t2_tse_sag_spair" -> "T2 TSE SAG SPAIR"
-    words = _SEPARATORS.sub(
-        " ",
-        " ".join(
-            _text(ds, k).upper() for k in ("SeriesDescription", "ProtocolName", "SequenceName", "ScanOptions")
-        ),
-    )
-    if _FS.search(words):
+    fields = [
+        _SEPARATORS.sub(" ", _text(ds, k).upper())
+        for k in ("SeriesDescription", "ProtocolName", "SequenceName", "ScanOptions")
+    ]
+    if any(_FS.search(words) for words in fields):
         return "FS"
-    if _T1.search(words):
-        return "T1"
-    if _T2.search(words):
-        return "T2"
+    for words in fields[:3]:
+        t1, t2 = _T1.search(words), _T2.search(words)
+        if t1 and not t2:
+            return "T1"
+        if t2 and not t1:
+            return "T2"
     try:
         tr, te = float(_number(ds, "RepetitionTime")), float(_number(ds, "EchoTime"))
     except ValueError:
