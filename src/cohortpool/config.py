@@ -12,7 +12,7 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     small_cell_threshold: int = 5
     #: minimum k-anonymity of a submission's quasi-identifiers; 0 = off
     min_k_anonymity: int = 0
+    #: how finely the first-exam date counts in k: "auto" = the day when real dates are released
+    #: (retain_long_full_dates), else as coarse as the secret shift blurs it (a year for shifts up to
+    #: a year or more, a month for shifts of four weeks or more, else the day)
+    k_anonymity_date_precision: Literal["auto", "day", "month", "year"] = "auto"
     schedule_cron: str = "0 2 * * *"
     #: how long the nightly run may spend fetching from one site's PACS; what is left waits for the next run
     fetch_budget_minutes: float = Field(default=120.0, gt=0)

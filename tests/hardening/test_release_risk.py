@@ -38,6 +38,7 @@ def test_k_anonymity_is_reported_and_a_minimum_withholds_the_submission(tmp_path
     assert not (out / "release_blocked.json").exists()
     privacy = json.loads((out / "submission.json").read_text())["privacy"]
     assert privacy["k_anonymity"] == 1 and privacy["min_k_anonymity"] == 0
+    assert privacy["date_precision"] == "year"  # dates shifted by up to a year: linkable to the year
     assert privacy["quasi_identifiers"] == ["age_years", "sex", "site_id", "first_exam_date"]
     assert "release_blocked.json" not in json.loads((out / "submission.json").read_text())["files"]
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from cohortpool.config import DeidConfig, Settings
 from cohortpool.features.kanon import (
     BLOCKED_FILE,
     SUBMISSION_FILE,
@@ -11,6 +14,7 @@ from cohortpool.features.kanon import (
     k_anonymity,
     withhold,
 )
+from cohortpool.nightly.package import k_date_precision
 
 HEADER = "site_id,patient_id,age_years,sex,first_exam_date,bmi\n"
 
@@ -112,3 +116,36 @@ def test_withhold_leaves_no_submission_manifest(tmp_path: Path) -> None:
     (tmp_path / SUBMISSION_FILE).write_text("{}", encoding="utf-8")
     withhold(tmp_path)
     assert not (tmp_path / SUBMISSION_FILE).exists() and (tmp_path / BLOCKED_FILE).exists()
+
+
+def test_the_first_exam_date_counts_at_the_chosen_precision(tmp_path: Path) -> None:
+    rows = [
+        "site01,P1,70,F,2024-01-03,20",
+        "site01,P2,70,F,2024-01-29,21",  # same month as P1
+        "site01,P3,70,F,2024-06-11,22",  # same year only
+    ]
+    table = _table(tmp_path, rows)
+    by = {p: k_anonymity(table, min_k=2, date_precision=p) for p in ("day", "month", "year")}
+    assert [by[p].k for p in ("day", "month", "year")] == [1, 1, 3]
+    assert [by[p].classes for p in ("day", "month", "year")] == [3, 2, 1]
+    assert by["day"].blocked and not by["year"].blocked
+    assert by["year"].as_dict()["date_precision"] == "year"
+    assert "dates by day" in by["day"].reason()
+
+
+@pytest.mark.parametrize(
+    ("options", "shift", "chosen", "expected"),
+    [
+        (("retain_long_modified_dates",), 365, "auto", "year"),
+        (("retain_long_modified_dates",), 60, "auto", "month"),
+        (("retain_long_modified_dates",), 7, "auto", "day"),
+        (("retain_long_full_dates",), 365, "auto", "day"),  # real dates are released
+        ((), 365, "auto", "year"),  # headers lose their dates; the tables' stay shifted
+        (("retain_long_modified_dates",), 365, "day", "day"),  # an explicit choice wins
+    ],
+)
+def test_auto_date_precision_follows_what_the_profile_releases(
+    options: tuple[str, ...], shift: int, chosen: str, expected: str
+) -> None:
+    settings = Settings(deid=DeidConfig(max_date_shift_days=shift), k_anonymity_date_precision=chosen)
+    assert k_date_precision(settings, options) == expected

@@ -5,8 +5,12 @@ in ``clinical.csv`` (one row per patient), and in the DICOM headers, which keep 
 (Retain Patient Characteristics) and the shifted study dates. These are what an outsider could link to
 another source (Sweeney 2002, "k-anonymity: a model for protecting privacy"): the patients sharing one
 combination form an equivalence class, and ``k`` is the size of the smallest class (k = 1: some patient
-is unique on them). The date is shifted by up to a year, which blurs it but does not make it less
-unique, so it counts as it is.
+is unique on them). The first-exam date counts at the precision an outsider could link on: the day
+when real dates are released, but a date shifted by a secret per-patient offset of up to a year only
+says the real one lies within that year, so counting shifted days would call every patient unique
+(k = 1 for almost any site) while a linkage can only narrow to the window; ``date_precision``
+(``Settings.k_anonymity_date_precision``, chosen from the profile by the caller) coarsens it to the
+month or year before counting.
 
 k is computed per source, over ``clinical.csv``'s rows and over the patients of the DICOM headers (age
 and sex at their earliest study, the earliest study date; a quasi-identifier the profile removes from
@@ -64,8 +68,20 @@ class SourceK:
         }
 
 
-def _source_k(source: str, released: Collection[str], rows: Iterable[tuple[str, ...]], min_k: int) -> SourceK:
-    classes = Counter(rows)
+#: ISO date prefix kept at each precision
+DATE_PRECISIONS = {"day": 10, "month": 7, "year": 4}
+_DATE = QUASI_IDENTIFIERS.index("first_exam_date")
+
+
+def _coarse(row: tuple[str, ...], width: int) -> tuple[str, ...]:
+    return (*row[:_DATE], row[_DATE][:width], *row[_DATE + 1 :])
+
+
+def _source_k(
+    source: str, released: Collection[str], rows: Iterable[tuple[str, ...]], min_k: int, precision: str
+) -> SourceK:
+    width = DATE_PRECISIONS[precision]
+    classes = Counter(_coarse(row, width) for row in rows)
     names = tuple(q for q in QUASI_IDENTIFIERS if q in released)
     if not classes:
         return SourceK(source, names, 0, 0, 0, 0)
@@ -90,6 +106,8 @@ class KAnonymity:
     sources: tuple[SourceK, ...] = ()
     #: the submission releases data, but no source carries quasi-identifiers to assess k from
     unassessed: bool = False
+    #: the precision the first-exam date counted at (day, month or year)
+    date_precision: str = "day"
 
     @property
     def blocked(self) -> bool:
@@ -109,6 +127,7 @@ class KAnonymity:
             "rows_below_min_k": self.rows_below_min_k,
             "release_blocked": self.blocked,
             "assessed": not self.unassessed,
+            "date_precision": self.date_precision,
             "sources": {s.source: s.as_dict() for s in self.sources},
         }
 
@@ -124,7 +143,8 @@ class KAnonymity:
         return (
             f"k-anonymity {self.k} is below the minimum {self.min_k} "
             f"({self.rows_below_min_k} of {self.rows} patients in smaller groups of "
-            f"{', '.join(QUASI_IDENTIFIERS)} in {where}): the submission is withheld; generalise or "
+            f"{', '.join(QUASI_IDENTIFIERS)} (dates by {self.date_precision}) in {where}): the submission "
+            "is withheld; generalise or "
             "aggregate at the site, or lower min_k_anonymity with the data protection officer's approval"
         )
 
@@ -174,6 +194,7 @@ def k_anonymity(
     imaging: Iterable[tuple[str, ...]] | None = None,
     imaging_released: Collection[str] = QUASI_IDENTIFIERS,
     releases_data: bool = False,
+    date_precision: str = "day",
 ) -> KAnonymity:
     """k of a submission: the smaller of ``clinical.csv``'s and the DICOM headers' (module docstring).
 
@@ -190,16 +211,20 @@ def k_anonymity(
     releases_data
         Whether the submission releases anything at all (files or table rows): with nothing to assess k
         from, such a submission is blocked when ``min_k`` > 0. k = 0 when no source has rows.
+    date_precision
+        ``day``, ``month`` or ``year``: how finely the first-exam date splits the classes.
     """
+    if date_precision not in DATE_PRECISIONS:
+        raise ValueError(f"date_precision {date_precision!r}: choose one of {', '.join(DATE_PRECISIONS)}")
     sources = []
     clinical = clinical_quasi_identifiers(clinical_csv)
     if clinical is not None:
-        sources.append(_source_k(CLINICAL_SOURCE, QUASI_IDENTIFIERS, clinical, min_k))
+        sources.append(_source_k(CLINICAL_SOURCE, QUASI_IDENTIFIERS, clinical, min_k, date_precision))
     if imaging is not None:
-        sources.append(_source_k(DICOM_SOURCE, imaging_released, imaging, min_k))
+        sources.append(_source_k(DICOM_SOURCE, imaging_released, imaging, min_k, date_precision))
     counted = tuple(s for s in sources if s.rows > 0)
     if not counted:
-        return KAnonymity(0, 0, 0, min_k, 0, "", (), unassessed=releases_data)
+        return KAnonymity(0, 0, 0, min_k, 0, "", (), releases_data, date_precision)
     decisive = min(counted, key=lambda s: s.k)  # the first of equals: clinical.csv before dicom
     return KAnonymity(
         decisive.k,
@@ -209,6 +234,7 @@ def k_anonymity(
         decisive.rows_below_min_k,
         decisive.source,
         counted,
+        date_precision=date_precision,
     )
 
 

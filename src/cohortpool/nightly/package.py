@@ -100,6 +100,20 @@ class PackagedNight:
         return self.table_error != NO_TABLES
 
 
+def k_date_precision(settings: Settings, options: tuple[str, ...]) -> str:
+    """The first-exam date precision k counts at (``Settings.k_anonymity_date_precision``, "auto" resolved
+    from what the profile releases: real dates by the day, shifted ones as coarsely as the shift blurs them).
+    """
+    chosen = settings.k_anonymity_date_precision
+    if chosen != "auto":
+        return chosen
+    shift = settings.deid.max_date_shift_days
+    if "retain_long_full_dates" in options:
+        return "day"  # real dates in the headers
+    # the tables' dates are always shifted, the headers' are shifted or removed
+    return "year" if shift >= 365 else "month" if shift >= 28 else "day"
+
+
 def package_site_night(
     drop: Path,
     out_dir: Path,
@@ -187,6 +201,7 @@ def _package(
         imaging=imaging_quasi_identifiers(result.records, site_id, in_headers),
         imaging_released=in_headers,
         releases_data=any(counts.get(k) for k in (DEIDENTIFIED, "clinical_rows", "reads_rows")),
+        date_precision=k_date_precision(settings, result.options),
     )
     manifest = package_submission(
         out_dir, site_id, night, profile, counts, __version__, result.hashes, privacy=privacy.as_dict()
