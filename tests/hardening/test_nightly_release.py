@@ -69,11 +69,6 @@ def test_a_release_below_the_minimum_k_fails_only_its_site_with_the_reason(block
     assert [(n.site_id, n.night) for n in pending] == [("site01", night)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stats.detection: a modality the plan names without any read in the warehouse (site07 reads "
-    "CT only) raises KeyError ['XR', 'MR'] instead of leaving the units out with a note",
-)
 def test_the_report_is_written_from_the_released_site_alone(blocked_run) -> None:
     _landing, out, _night, _code, raw = blocked_run
     assert "consortium step failed" not in raw

@@ -6,7 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 
-from cohortpool.report.figures import detection_svg, forest_svg
+from cohortpool.report.figures import detection_svg, figure_svg, forest_svg
 from cohortpool.report.release import release
 from report_results import detection, forest
 
@@ -57,3 +57,9 @@ def test_suppressed_rate_is_drawn_as_an_empty_outline_with_its_mark() -> None:
         replace(detection(), frame=detection().frame[detection().frame["site_id"] == "site01"])
     )
     assert "<5" not in [t.text for t in ET.fromstring(full).iter(f"{SVG}text")]
+
+
+def test_a_result_without_rows_has_no_figure_and_a_full_one_has() -> None:
+    empty = replace(detection(), frame=detection().frame.iloc[0:0])
+    assert figure_svg(empty) is None  # its notes say why; a chart of nothing would crash matplotlib
+    assert figure_svg(detection()) is not None and figure_svg(forest()) is not None

@@ -159,3 +159,16 @@ def test_every_id_is_unique_and_every_internal_link_resolves() -> None:
     assert len(ids) == len(set(ids))
     refs = set(re.findall(r'(?:url\(#|href="#)([^")]+)', html))
     assert refs and refs <= set(ids)
+
+
+def test_a_result_without_rows_is_shown_with_its_note_and_no_figure() -> None:
+    from dataclasses import replace
+
+    results = paper_results()
+    index = next(i for i, r in enumerate(results) if r.kind == "detection")
+    note = "no reads on XR, MR: the modalities cannot be compared"
+    results[index] = replace(results[index], frame=results[index].frame.iloc[0:0], notes=(note,))
+    page = render_html(build_page(release(results, 5), PROVENANCE, QUALITY, title="VCF study"))
+    assert note in page
+    section = page.split(results[index].title, 1)[1].split("<h2", 1)[0]
+    assert "<svg" not in section

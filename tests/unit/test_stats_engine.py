@@ -246,3 +246,14 @@ def test_site01_detection_reproduces_the_papers_xray_row(plan: Plan) -> None:
     assert xr.loc[("MET", "fracture_line"), ["detected", "n"]].tolist() == [18, 43]
     assert xr.loc[("MET", "bone_destruction"), "detected"] == 13
     assert xr.loc[("MET", "soft_tissue_mass"), "detected"] == 2
+
+
+def test_a_night_without_reads_on_a_modality_notes_it_instead_of_failing(
+    plan: Plan, views: dict[str, pd.DataFrame]
+) -> None:
+    ct_only = views["vertebra_reads"][views["vertebra_reads"]["modality"] == "CT"]
+    tables = {r.name: r for r in run_plan(plan, {**views, "vertebra_reads": ct_only})}
+    rates = tables["table3_rates"]
+    assert any("no reads on XR, MR" in note for note in rates.notes)
+    assert rates.frame.empty  # no unit was read on every modality: nothing to compare
+    assert not tables["table1"].frame.empty  # the rest of the plan still runs

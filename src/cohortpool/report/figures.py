@@ -225,7 +225,10 @@ def detection_svg(result: ResultTable) -> str:
 
 
 def figure_svg(result: ResultTable) -> str | None:
-    """The figure for a result, or None for plain tables."""
+    """The figure for a result, or None for plain tables and for results with no rows (their notes say
+    why, e.g. a night without reads on one modality)."""
+    if result.frame.empty:
+        return None
     if result.kind == "forest":
         return forest_svg(result)
     if result.kind == "detection":

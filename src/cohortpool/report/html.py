@@ -60,13 +60,12 @@ class ReportPage:
 _NUMERIC = re.compile(r"^(?:[<>*≥≤]|[<>]=)?\s?[-−]?\d|^\*$")
 
 
-def numeric_columns(rows: list[list[str]]) -> list[bool]:
-    """Which columns to right-align: those whose filled cells all start like a number or a mark."""
-    if not rows:
-        return []
+def numeric_columns(rows: list[list[str]], columns: int) -> list[bool]:
+    """Which of ``columns`` columns to right-align: those whose filled cells all start like a number or
+    a mark (none in a table without rows)."""
     return [
-        all(_NUMERIC.match(r[i]) for r in rows if r[i]) and any(r[i] for r in rows)
-        for i in range(len(rows[0]))
+        bool(rows) and all(_NUMERIC.match(r[i]) for r in rows if r[i]) and any(r[i] for r in rows)
+        for i in range(columns)
     ]
 
 
@@ -118,7 +117,7 @@ def _section(
         headers=headers,
         rows=rows,
         notes=result.notes,
-        numeric=numeric_columns(rows),
+        numeric=numeric_columns(rows, len(headers)),
         figure=figure,
         batches=provenance.batches_behind(part),
         sites="all sites" if covered is None else ", ".join(sorted(covered)),
@@ -170,7 +169,7 @@ def quality_section(quality: pd.DataFrame) -> Section:
         headers,
         rows,
         notes=notes,
-        numeric=numeric_columns(rows),
+        numeric=numeric_columns(rows, len(headers)),
     )
 
 

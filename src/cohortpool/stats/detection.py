@@ -39,6 +39,10 @@ def detection_patterns(plan: Plan, spec: Detection, frame: pd.DataFrame) -> tupl
     per_read = sub.groupby([*keys, spec.modality_column], observed=True)[list(spec.findings)].max()
     wide = pd.DataFrame(per_read.unstack(spec.modality_column))
     notes: list[str] = []
+    unread = [m for m in mods if m not in set(wide.columns.get_level_values(-1))]
+    if unread:  # e.g. a night where only CT was read: no unit is complete, none is compared
+        notes.append(f"no reads on {', '.join(unread)}: the modalities cannot be compared")
+        wide = wide.reindex(columns=pd.MultiIndex.from_product([list(spec.findings), mods]))
     complete = wide.notna().all(axis=1)
     if not complete.all():
         notes.append(f"{int((~complete).sum())} unit(s) without a read on every modality left out")
@@ -96,8 +100,9 @@ def detection_tables(plan: Plan, spec: Detection, pat: pd.DataFrame) -> dict[str
                 pc["p_display"] = [fmt.format_p(p) for p in pc["p_value"]]
                 pc["p_holm_display"] = [fmt.format_p(p) for p in pc["p_holm"]]
                 pairs.append(pc)
+    rate_columns = ["site_id", "finding", gcol, "modality", "detected", "n", "rate"]
     return {
-        "rates": pd.DataFrame(rates),
+        "rates": pd.DataFrame(rates, columns=rate_columns),  # the columns even when nothing is comparable
         "independent": pd.DataFrame(indep),
         "paired": pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame(),
     }
