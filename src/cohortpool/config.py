@@ -120,8 +120,9 @@ class Settings(BaseSettings):
     fetch_budget_minutes: float = Field(default=120.0, gt=0)
     #: set only by `cohortpool demo`: accepts the public DEMO-ONLY secret (synthetic data only)
     demo: bool = False
-    #: tests only (tests/hardening): pause the nightly run this long at a step ("deidentify",
-    #: "validate" or "load", the latter with the load's transaction open) so a test can kill it there
+    #: tests only (tests/hardening): pause the nightly run this long part-way through a step
+    #: ("deidentify": some files placed; "validate": the first table written; "load": the load's
+    #: transaction open) so a test can kill it there
     test_pause_at: str = ""
     test_pause_seconds: float = 0.0
     dask_address: str | None = None

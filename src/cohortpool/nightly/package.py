@@ -125,7 +125,6 @@ def package_site_night(
     *,
     workers: int,
     progress: Callable[[int, int], None] | None = None,
-    after_deid: Callable[[], None] | None = None,
 ) -> PackagedNight:
     """De-identify ``drop``, pseudonymise its tables with the same keys, write the manifest, check the
     release risk and package ``out_dir`` as a submission (withheld when below the minimum k).
@@ -136,9 +135,7 @@ def package_site_night(
     """
     _unmark(out_dir)
     try:
-        return _package(
-            drop, out_dir, vault_dir, site_id, night, settings, secret, workers, progress, after_deid
-        )
+        return _package(drop, out_dir, vault_dir, site_id, night, settings, secret, workers, progress)
     except OSError as exc:
         _unmark(out_dir)  # submission.json may be half-written
         if exc.errno not in MACHINE_ERRNOS or isinstance(exc, OutputWriteError):
@@ -162,7 +159,6 @@ def _package(
     secret: bytes,
     workers: int,
     progress: Callable[[int, int], None] | None,
-    after_deid: Callable[[], None] | None,
 ) -> PackagedNight:
     result = deidentify_tree(
         drop,
@@ -176,8 +172,6 @@ def _package(
         record_hook=instance_record,
         progress=progress,
     )
-    if after_deid is not None:
-        after_deid()
     table_error: str | None = NO_TABLES
     table_counts: dict[str, int] = {}
     if (drop / "clinical.csv").exists() or (drop / "reads.csv").exists():
