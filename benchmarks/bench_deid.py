@@ -17,6 +17,12 @@ folder, ``PYTHONDONTWRITEBYTECODE`` removed) after one untimed warm-up run on a 
 installed tool would; without it each start compiles every imported module from source, which costs
 the tools that import more (cohortpool: typer, rich, pydantic, pydicom) close to a second per run.
 ``--no-pycache`` measures that condition instead.
+
+``floor`` is not a tool: it is the least any tool meeting cohortpool's contract must do per file
+(sha256 of the input for the ledger, sha256 of the output for submission.json, a kernel copy of the
+bytes) with no header parsing at all, on the same number of processes: the ceiling of what cohortpool
+could reach. As root, the kernel's caches are reset before every timed run (see :func:`settle`);
+``--cold`` leaves them empty, so every tool and the corpus start from disk.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,13 +125,23 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
     return wall, (int(match[1]) / 1024 if match else float("nan")), proc.returncode, cpu
 
 
-def settle(cold: bool) -> None:
-    """Before a timed run: flush the previous run's deleted output (ext4 frees and discards its blocks
-    in the background, which otherwise lands in the next tool's time) and, with ``cold``, empty the
-    page cache so every tool reads the corpus from disk."""
+def settle(cold: bool, reset: bool, dicom: Path, warm_up: Callable[[], object]) -> None:
+    """Put the machine in the same state before every timed run.
+
+    Always: flush the previous run's deleted output (ext4 frees and discards its blocks in the
+    background, which otherwise lands in the next tool's time). With ``reset`` (root only): empty the
+    kernel's caches too. On these VMs repeated create-and-delete cycles of a 600 MB tree make every
+    tool slower run after run (cohortpool's de-identification phase: 0.85 s on the first run, 1.05 s by
+    the sixth; dropping the caches brings it back), so without a reset the tools measured later in a
+    run are penalised. After the reset the corpus is read back (unless ``cold``) and the tool runs once
+    on a tiny corpus, untimed, so its own code is in the page cache again.
+    """
     os.sync()
-    if cold:
+    if reset or cold:
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        if not cold:
+            subprocess.run(["cat", *map(str, dicom.rglob("*.dcm"))], stdout=subprocess.DEVNULL, check=False)
+            warm_up()
 
 
 def corpus_size(dicom: Path) -> tuple[int, int]:
@@ -142,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pycache", action="store_true", help="no bytecode cache (compile every start)")
     parser.add_argument(
         "--cold", action="store_true", help="drop the page cache before every timed run (root only)"
+    )
+    parser.add_argument(
+        "--no-reset", action="store_true", help="do not reset the kernel's caches between runs (see settle)"
     )
     args = parser.parse_args(argv)
     work: Path = args.work
@@ -175,21 +195,32 @@ def main(argv: list[str] | None = None) -> int:
             "deid": lambda: [PY, "-c", DEID_SCRIPT, src, dst],
         }[name]()
 
-    if args.cold and not os.access("/proc/sys/vm/drop_caches", os.W_OK):
+    can_reset = os.access("/proc/sys/vm/drop_caches", os.W_OK)
+    if args.cold and not can_reset:
         parser.error("--cold needs write access to /proc/sys/vm/drop_caches (root)")
+    reset = can_reset and not args.no_reset
     subprocess.run(["cat", *map(str, dicom.rglob("*.dcm"))], stdout=subprocess.DEVNULL, check=False)  # warm
     rows = []
     for name in args.tools.split(","):
         walls, peaks, cpus = [], [], []
         shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(vault, ignore_errors=True)
-        out.mkdir(parents=True) if name in ("pydicom", "deid", "floor") else None
-        timed(tool(name, tiny / "dicom"), env)  # untimed warm-up: writes the bytecode cache
-        for _ in range(args.runs):
+
+        def warm_up(name: str = name) -> None:  # untimed, on 1 % of the corpus: bytecode cache, page cache
             shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(vault, ignore_errors=True)
             out.mkdir(parents=True) if name in ("pydicom", "deid", "floor") else None
-            settle(args.cold)
+            timed(tool(name, tiny / "dicom"), env)
+
+        warm_up()
+        for _ in range(args.runs):
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(vault, ignore_errors=True)
+            settle(args.cold, reset, dicom, warm_up)
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(vault, ignore_errors=True)
+            out.mkdir(parents=True) if name in ("pydicom", "deid", "floor") else None
+            os.sync()
             wall, peak, code, cpu = timed(tool(name), env)
             if code not in (0, 1):
                 print(f"{name}: exit {code}", file=sys.stderr)
@@ -214,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ncorpus: {n_files} files, {n_bytes / 1e6:.0f} MB (cohortpool synth --full-size, "
           f"{args.patients} patients); {args.runs} runs each, median; workers={args.workers}; "
           f"{os.cpu_count()} cores; bytecode cache {'off' if args.no_pycache else 'on'}; "
-          f"page cache {'dropped before every run' if args.cold else 'warm'}\n")  # fmt: skip
+          f"page cache {'dropped before every run' if args.cold else 'warm'}; "
+          f"kernel caches {'reset before every run' if reset or args.cold else 'not reset'}\n")  # fmt: skip
     print("| tool | median wall s | files/s | MB/s | throughput / cp | / fastest peer | median CPU s "
           "| files per CPU-s | CPU: fastest peer / tool | peak RSS MB |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
