@@ -192,3 +192,17 @@ def build_once(base_temp: Path, name: str, build: Callable[[Path], None]) -> Pat
             build(folder)
             (folder / ".built").touch()
     return folder
+
+
+def warehouse_rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every warehouse table, sorted: what "unchanged" means in the load tests."""
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        tables = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+        return {
+            f"{s}.{t}": sorted(con.execute(f'SELECT * FROM "{s}"."{t}"').fetchall(), key=repr)
+            for s, t in tables
+        }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -45,3 +46,40 @@ def finish_run(proc: subprocess.Popen[str], timeout: float = 400) -> tuple[int, 
         os.killpg(proc.pid, signal.SIGKILL)
         raise
     return proc.returncode, stdout + stderr
+
+
+#: what makes a spreadsheet evaluate a cell (OWASP CSV injection): checked in every CSV cohortpool writes
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cells(path: Path) -> list[str]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [cell for row in csv.reader(handle) for cell in row]
+
+
+def live_formulas(path: Path) -> list[str]:
+    """Cells a spreadsheet would evaluate: start with = + - @ tab CR and are not numbers."""
+    live = []
+    for cell in csv_cells(path):
+        if cell.startswith(FORMULA_START):
+            try:
+                float(cell)
+            except ValueError:
+                live.append(cell)
+    return live
+
+
+def drop_identifiers(landing: Path, site: str = "*") -> list[str]:
+    """Every identifier the synthetic drops of ``site`` carry, which must never reach the hub: the
+    tables' MRNs, names, addresses, phones, accession numbers and readers, and the PACS folder names
+    (``<NAME>_<MRN>``)."""
+    found: set[str] = set()
+    for table, columns in (
+        ("clinical.csv", ("mrn", "patient_name", "address", "phone")),
+        ("reads.csv", ("mrn", "accession_number", "reader")),
+    ):
+        for path in landing.glob(f"{site}/*/{table}"):
+            with path.open(encoding="utf-8", newline="") as handle:
+                found.update(v for row in csv.DictReader(handle) for c in columns if (v := row.get(c)))
+    found.update(folder.name for folder in landing.glob(f"{site}/*/dicom/*"))
+    return sorted(found)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from bad_csv import EXTRA_TOKEN, FORMULAS, SQL_COLUMN, SQL_SITE, VARIANTS
-from support import cli
+from support import cli, csv_cells, live_formulas
 
 from cohortpool.deid import Pseudonymiser, deidentify_tree
 from cohortpool.features import (
@@ -32,7 +32,6 @@ from cohortpool.synth import write_consortium
 
 pytestmark = pytest.mark.xdist_group("hardening-csv")
 KEY = b"hardening-csv-key-0123456789abcdef"
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @pytest.fixture(scope="module")
@@ -63,23 +62,6 @@ def _variant(base: tuple[Path, Path], name: str, tmp_path: Path) -> Path:
 
 def _pseudonymise(folder: Path, out: Path) -> dict[str, int]:
     return pseudonymise_tables(folder, out, Pseudonymiser(KEY, "site01", 365))
-
-
-def _cells(path: Path) -> list[str]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return [cell for row in csv.reader(handle) for cell in row]
-
-
-def _live_formulas(path: Path) -> list[str]:
-    """Cells a spreadsheet would evaluate: start with = + - @ tab CR and are not numbers."""
-    live = []
-    for cell in _cells(path):
-        if cell.startswith(FORMULA_START):
-            try:
-                float(cell)
-            except ValueError:
-                live.append(cell)
-    return live
 
 
 @pytest.mark.parametrize(
@@ -128,8 +110,8 @@ def test_formula_cells_are_inert_in_every_csv_the_site_writes(base, tmp_path) ->
     folder = _variant(base, "formulas", tmp_path)
     _pseudonymise(folder, tmp_path / "out")
     out = tmp_path / "out" / "clinical.csv"
-    assert _live_formulas(out) == []
-    cells = _cells(out)
+    assert live_formulas(out) == []
+    cells = csv_cells(out)
     for value in FORMULAS.values():
         assert "'" + value in cells  # kept (validation judges it), made inert
 
@@ -155,7 +137,7 @@ def test_formula_cells_and_an_injection_column_through_validate_and_load(base, t
     outcome = validate_submission(mine, tmp_path / "validated")
     assert outcome.tables["clinical"].quarantined >= 1  # the sex and diagnosis values are not in the set
     for name in ("quarantine.csv", "warnings.csv"):
-        assert _live_formulas(tmp_path / "validated" / name) == [], name
+        assert live_formulas(tmp_path / "validated" / name) == [], name
     db = tmp_path / "warehouse.duckdb"
     load_batch(db, tmp_path / "validated")
     con = connect(db, read_only=True)
@@ -192,5 +174,5 @@ def test_stats_compare_output_is_formula_safe(tmp_path) -> None:
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert _live_formulas(tmp_path / "out.csv") == []
-    assert any(c.startswith("'=cmd") for c in _cells(tmp_path / "out.csv"))
+    assert live_formulas(tmp_path / "out.csv") == []
+    assert any(c.startswith("'=cmd") for c in csv_cells(tmp_path / "out.csv"))

@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 from cohortpool.cli import app
 from cohortpool.synth import write_consortium
 from cohortpool.warehouse import checksum
-from warehouse_batches import make_tables, write_batch
+from warehouse_batches import make_tables, warehouse_rows, write_batch
 
 pytestmark = pytest.mark.xdist_group("hardening-disk-full")
 RUNNER = CliRunner()
@@ -434,18 +434,6 @@ def batches(tmp_path_factory: pytest.TempPathFactory) -> Batches:
     return Batches(night1, night2, checksum(root / "reference.duckdb"))
 
 
-def _warehouse(db: Path) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every warehouse table, sorted: what "unchanged" means."""
-    with duckdb.connect(str(db), read_only=True) as con:
-        tables = con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()"
-        ).fetchall()
-        return {
-            f"{s}.{t}": sorted(con.execute(f'SELECT * FROM "{s}"."{t}"').fetchall(), key=repr)
-            for s, t in tables
-        }
-
-
 def _io_error(db: Path) -> duckdb.IOException:
     """What DuckDB raises when a statement cannot write its blocks (large inserts write early)."""
     return duckdb.IOException(f'IO Error: Could not write file "{db}": {ENOSPC}')
@@ -525,7 +513,7 @@ def test_load_on_a_full_disk_rolls_back_with_a_clear_error_and_a_rerun_catches_u
 ) -> None:
     db = tmp_path / "warehouse.duckdb"
     assert _load(batches.night1, db).exit_code == 0
-    before = _warehouse(db)
+    before = warehouse_rows(db)
     with monkeypatch.context() as patched:
         LOAD_FAULTS[point](patched)
         failed = _load(batches.night2, db)
@@ -535,7 +523,7 @@ def test_load_on_a_full_disk_rolls_back_with_a_clear_error_and_a_rerun_catches_u
     assert failed.output.startswith("error: ") and ENOSPC in failed.output
     assert str(batches.night2) in failed.output and f"the warehouse {db} " in failed.output
     assert "nothing was loaded" in failed.output
-    assert _warehouse(db) == before  # not recorded as loaded, no row of it anywhere
+    assert warehouse_rows(db) == before  # not recorded as loaded, no row of it anywhere
 
     again = _load(batches.night2, db)
     assert again.exit_code == 0, again.output
@@ -550,7 +538,7 @@ def test_load_onto_a_full_tmpfs_rolls_back_and_a_rerun_with_space_catches_up(
         db = small / "warehouse.duckdb"
         env = {"COHORTPOOL_CONFIG": str(tmp_path / "none.yaml")}
         assert cli("load", str(batches.night1), "--db", str(db), env=env).returncode == 0
-        before = _warehouse(db)
+        before = warehouse_rows(db)
         filler = small / "filler"  # the disk fills up with something else: 16 KiB are left
         filler.write_bytes(bytes(shutil.disk_usage(small).free - (16 << 10)))
 
@@ -559,7 +547,7 @@ def test_load_onto_a_full_tmpfs_rolls_back_and_a_rerun_with_space_catches_up(
         assert "Traceback" not in failed.stderr, failed.stderr
         assert ENOSPC in failed.stderr and "nothing was loaded" in failed.stderr
         filler.unlink()
-        assert _warehouse(db) == before
+        assert warehouse_rows(db) == before
 
         again = cli("load", str(batches.night2), "--db", str(db), env=env)
         assert again.returncode == 0, again.stderr

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
-from support import cli
+from support import cli, csv_cells, live_formulas
 
 from cohortpool.contract import FINDINGS
 
@@ -33,7 +33,6 @@ pytestmark = [
     pytest.mark.xdist_group("hardening-formulas"),
     pytest.mark.filterwarnings("ignore:Invalid value for VR"),  # "+CT" is not a valid CS on purpose
 ]
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 NIGHT = "2024-05-06"
 SITE = "site01"
 
@@ -51,23 +50,6 @@ ACCESSION = "-ACC+1"
 CLINICAL_CELLS = {"primary_tumour": '=HYPERLINK("http://attacker.example/","lung")', "height_cm": "+160+1"}
 READS_CELLS = {"modality": "=CT", "level": "@L1", "fracture_line": "+yes", "genant_grade": "-2+3",
                "height_loss_pct": "=31.5"}  # fmt: skip
-
-
-def _cells(path: Path) -> list[str]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return [cell for row in csv.reader(handle) for cell in row]
-
-
-def _live_formulas(path: Path) -> list[str]:
-    """Cells a spreadsheet would evaluate: start with = + - @ tab CR and are not numbers."""
-    live = []
-    for cell in _cells(path):
-        if cell.startswith(FORMULA_START):
-            try:
-                float(cell)
-            except ValueError:
-                live.append(cell)
-    return live
 
 
 def _dicom(path: Path, mrn: str, number: int) -> None:
@@ -145,15 +127,15 @@ def test_formula_text_from_the_site_is_inert_in_every_csv_cohortpool_deid_writes
     out, vault = deidentified
     where, relative, planted = WRITERS[writer]
     path = (out if where == "submission" else vault) / relative
-    assert _live_formulas(path) == []
-    cells = _cells(path)
+    assert live_formulas(path) == []
+    cells = csv_cells(path)
     for value in planted:
         assert "'" + value in cells, (value, cells)  # kept, made inert
 
 
 def test_negative_numbers_stay_numbers(deidentified) -> None:
     out, vault = deidentified
-    assert "-2.9" in _cells(out / "clinical.csv")  # the T-score, not "'-2.9"
+    assert "-2.9" in csv_cells(out / "clinical.csv")  # the T-score, not "'-2.9"
     with (vault / "crosswalk.csv").open(encoding="utf-8", newline="") as handle:
         shifts = [r["date_shift_days"] for r in csv.DictReader(handle) if r["kind"] == "patient"]
     assert len(shifts) == len(MRNS) and all(int(s) < 0 for s in shifts)
@@ -188,7 +170,7 @@ def test_nightly_distribution_warnings_csv_is_formula_safe(tmp_path) -> None:
     _validated(tmp_path / "validated", "site03", men=0.1)
     out = tmp_path / "distribution_warnings.csv"
     assert compare_site_distributions.fn(tmp_path / "validated", out) >= 1
-    assert _live_formulas(out) == []
+    assert live_formulas(out) == []
     with out.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert "'" + evil in {r["site_id"] for r in rows}

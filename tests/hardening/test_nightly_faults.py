@@ -20,7 +20,6 @@ The planted DICOM corpus is scanned in ``test_nightly_phi.py``; the minimum k in
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import signal
@@ -30,7 +29,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import SECRET, finish_run, start_run
+from support import SECRET, drop_identifiers, finish_run, start_run
 
 from cohortpool.synth import write_consortium
 
@@ -48,22 +47,6 @@ def _kill_when(proc: subprocess.Popen[str], ready: Path, timeout: float = 300) -
     time.sleep(1.0)  # inside the test pause: the step is half done
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
-
-
-def _tokens(landing: Path) -> list[str]:
-    """Every identifier the drops carry (what must never reach the hub)."""
-    found: set[str] = set()
-    for table, columns in (
-        ("clinical.csv", ("mrn", "patient_name", "address", "phone")),
-        ("reads.csv", ("mrn", "accession_number", "reader")),
-    ):
-        for path in landing.glob(f"*/*/{table}"):
-            with path.open(encoding="utf-8", newline="") as handle:
-                for row in csv.DictReader(handle):
-                    found.update(row[c] for c in columns if row.get(c))
-    for folder in landing.glob("*/*/dicom/*"):  # PACS folder names: <NAME>_<MRN>
-        found.add(folder.name)
-    return sorted(found)
 
 
 def _tree(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
@@ -110,7 +93,7 @@ def test_the_reference_run_completes_the_readable_sites_and_names_the_missing_on
 
 def test_no_identifier_reaches_the_hub_prefect_or_the_terminal(reference) -> None:
     landing, out, _code, text = reference
-    tokens = _tokens(landing)
+    tokens = drop_identifiers(landing)
     assert len(tokens) > 20
     private = ("vault/", "state/")  # stay at the site: the negative control below proves the scan
     hits = []

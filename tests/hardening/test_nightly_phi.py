@@ -13,7 +13,6 @@ of the tokens, in any encoding; the same scanner finds them in the input and in 
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import sqlite3
@@ -21,7 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import finish_run, start_run
+from support import drop_identifiers, finish_run, start_run
 
 from cohortpool.synth import write_consortium
 
@@ -38,19 +37,6 @@ PRIVATE = ("vault", "state")
 SITES = json.dumps([{"site_id": "site01"}, {"site_id": SITE}])
 
 
-def _consortium_tokens(landing: Path) -> list[str]:
-    """The identifiers of the synthetic site's tables (MRNs, names, addresses, phones, readers...)."""
-    found: set[str] = set()
-    for table, columns in (
-        ("clinical.csv", ("mrn", "patient_name", "address", "phone")),
-        ("reads.csv", ("mrn", "accession_number", "reader")),
-    ):
-        for path in landing.glob(f"site01/*/{table}"):
-            with path.open(encoding="utf-8", newline="") as handle:
-                found.update(v for row in csv.DictReader(handle) for c in columns if (v := row.get(c)))
-    return sorted(found)
-
-
 @pytest.fixture(scope="module")
 def planted_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Corpus, list[str], Path, int, str]:
     root = tmp_path_factory.mktemp("nightly-phi")
@@ -58,7 +44,7 @@ def planted_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Corpus, list[
     corpus = build_corpus(landing)
     write_consortium(landing, sites=1, max_patients=3)
     (landing / "_truth.json").unlink()
-    literal = [*corpus.literal_tokens, *_consortium_tokens(landing)]
+    literal = [*corpus.literal_tokens, *drop_identifiers(landing, "site01")]
     out = root / "out"
     code, text = finish_run(start_run(landing, out, sites=SITES), timeout=600)
     return corpus, literal, out, code, text

@@ -21,23 +21,12 @@ from typer.testing import CliRunner
 
 from cohortpool.cli import app
 from cohortpool.warehouse import WarehouseLockedError, checksum, connect, load_batch
-from warehouse_batches import build_once, make_tables, write_batch
+from warehouse_batches import build_once, make_tables, warehouse_rows, write_batch
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MARKER = "test hook: paused inside the load transaction"
 BIG_PATIENTS = 25_000  # 150,000 reads and 150,000 series: more than one DuckDB row group (122,880)
-
-
-def _snapshot(db: Path) -> dict[str, list[tuple[object, ...]]]:
-    with duckdb.connect(str(db), read_only=True) as con:
-        tables = con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()"
-        ).fetchall()
-        return {
-            f"{s}.{t}": sorted(con.execute(f'SELECT * FROM "{s}"."{t}"').fetchall(), key=repr)
-            for s, t in tables
-        }
 
 
 def _start_load(batch: Path, db: Path, *extra: str) -> subprocess.Popen[str]:
@@ -88,7 +77,7 @@ def test_killed_load_leaves_the_warehouse_as_it_was(
 ) -> None:
     db = tmp_path / "w.duckdb"
     load_batch(db, warehouse_batches_on_disk["base"])
-    before = _snapshot(db)
+    before = warehouse_rows(db)
     before_checksum = checksum(db)
     bytes_before = _disk_bytes(db)
 
@@ -103,7 +92,7 @@ def test_killed_load_leaves_the_warehouse_as_it_was(
 
     # reopen read-write first: this replays (and discards) whatever the dead writer left behind
     connect(db).close()
-    assert _snapshot(db) == before
+    assert warehouse_rows(db) == before
     assert checksum(db) == before_checksum
 
     # the warehouse is healthy: the same batch now loads in full

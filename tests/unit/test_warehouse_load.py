@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cohortpool.warehouse import BatchConflictError, BatchError, LoadError, checksum, load_batch
-from warehouse_batches import make_tables, write_batch
+from warehouse_batches import make_tables, warehouse_rows, write_batch
 
 RAW_TABLES = ("clinical", "reads", "imaging_manifest")
 QUARANTINED = {
@@ -22,18 +22,6 @@ QUARANTINED = {
     "reason": "bmi 99.0 outside 10-60",
     "value": "99.0",
 }
-
-
-def _snapshot(db: Path) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every warehouse table, sorted: what "unchanged" means."""
-    with duckdb.connect(str(db), read_only=True) as con:
-        tables = con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()"
-        ).fetchall()
-        return {
-            f"{s}.{t}": sorted(con.execute(f'SELECT * FROM "{s}"."{t}"').fetchall(), key=repr)
-            for s, t in tables
-        }
 
 
 @pytest.fixture
@@ -66,24 +54,24 @@ def test_every_row_carries_lineage_matching_its_source(tmp_path: Path, night1: P
 def test_same_batch_twice_changes_nothing(tmp_path: Path, night1: Path) -> None:
     db = tmp_path / "w.duckdb"
     first = load_batch(db, night1)
-    before = _snapshot(db)
+    before = warehouse_rows(db)
     again = load_batch(db, night1)
     assert again.status == "unchanged"
     assert (again.batch_id, again.load_seq, again.rows) == (first.batch_id, first.load_seq, first.rows)
-    assert _snapshot(db) == before
+    assert warehouse_rows(db) == before
 
 
 def test_same_batch_id_with_other_content_is_refused(tmp_path: Path, night1: Path) -> None:
     db = tmp_path / "w.duckdb"
     load_batch(db, night1)
-    before = _snapshot(db)
+    before = warehouse_rows(db)
     # re-validated differently: one more warning, same batch_id
     (night1 / "warnings.csv").write_text(
         "table,source_row,key,expectation,severity,reason,value\nreads,3,k,e,warning,odd,x\n"
     )
     with pytest.raises(BatchConflictError, match="already loaded from different content"):
         load_batch(db, night1)
-    assert _snapshot(db) == before
+    assert warehouse_rows(db) == before
 
 
 def test_quarantine_summary_and_batch_are_recorded(tmp_path: Path, night1: Path) -> None:
@@ -213,7 +201,7 @@ def test_other_sites_rows_are_never_superseded(tmp_path: Path) -> None:
 def test_bad_value_names_file_row_and_column_and_loads_nothing(tmp_path: Path, night1: Path) -> None:
     db = tmp_path / "w.duckdb"
     load_batch(db, night1)
-    before = _snapshot(db)
+    before = warehouse_rows(db)
     tables = make_tables("site01", 4, seed=2, patient_offset=100)
     tables["reads"].loc[5, "level"] = "T13"
     bad = write_batch(tmp_path / "bad", "site01", "2026-11-03", tables)
@@ -223,19 +211,19 @@ def test_bad_value_names_file_row_and_column_and_loads_nothing(tmp_path: Path, n
     assert "accepted/reads.parquet" in message
     assert "source_row 6 column level is not one of T1" in message
     assert "nothing was loaded" in message
-    assert _snapshot(db) == before
+    assert warehouse_rows(db) == before
 
 
 def test_failed_check_rolls_the_whole_batch_back(tmp_path: Path, night1: Path) -> None:
     db = tmp_path / "w.duckdb"
     load_batch(db, night1)
-    before = _snapshot(db)
+    before = warehouse_rows(db)
     tables = make_tables("site01", 4, seed=2, patient_offset=100)
     tables["clinical"] = pd.concat([tables["clinical"], tables["clinical"].iloc[:1]], ignore_index=True)
     dup = write_batch(tmp_path / "dup", "site01", "2026-11-03", tables)
     with pytest.raises(LoadError, match="assert_one_current_patient_row"):
         load_batch(db, dup)
-    assert _snapshot(db) == before
+    assert warehouse_rows(db) == before
 
 
 def test_summary_count_mismatch_is_caught(tmp_path: Path) -> None:
