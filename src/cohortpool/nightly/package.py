@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,73 +133,67 @@ def package_site_night(
     misplaced, unknown profile option), :class:`OutputWriteError` for a full or failing disk (no
     ``submission.json`` is left); table problems are returned, not raised.
     """
+    with _unmarked_on_disk_errors(out_dir, vault_dir, f"{site_id} {night}"):
+        result = deidentify_tree(
+            drop,
+            out_dir,
+            vault_dir,
+            site_id,
+            secret,
+            night,
+            options=settings.deid,
+            workers=workers,
+            record_hook=instance_record,
+            progress=progress,
+        )
+        table_error: str | None = NO_TABLES
+        table_counts: dict[str, int] = {}
+        if (drop / "clinical.csv").exists() or (drop / "reads.csv").exists():
+            table_error = None
+            try:
+                keys = Pseudonymiser(secret, site_id, settings.deid.max_date_shift_days)
+                table_counts = pseudonymise_tables(drop, out_dir, keys)
+            except TableError as exc:
+                table_error = str(exc)
+        series = write_manifest(result.records, out_dir / "imaging_manifest.csv", site_id)
+        counts = {**result.counts, "series": series, **table_counts}
+        profile = {
+            "edition": result.edition,
+            "options": list(result.options),
+            "allow_burned_in": result.allow_burned_in,
+        }
+        in_headers = _released_in_headers(result.options)
+        privacy = k_anonymity(
+            out_dir / "clinical.csv",
+            settings.min_k_anonymity,
+            imaging=imaging_quasi_identifiers(result.records, site_id, in_headers),
+            imaging_released=in_headers,
+            releases_data=any(counts.get(k) for k in (DEIDENTIFIED, "clinical_rows", "reads_rows")),
+            date_precision=k_date_precision(settings, result.options),
+        )
+        manifest = package_submission(
+            out_dir, site_id, night, profile, counts, __version__, result.hashes, privacy=privacy.as_dict()
+        )
+        if privacy.blocked:
+            withhold(out_dir)
+        return PackagedNight(result, counts, privacy, manifest, table_error)
+
+
+@contextlib.contextmanager
+def _unmarked_on_disk_errors(out_dir: Path, vault_dir: Path, what: str) -> Iterator[None]:
+    """No manifest vouches for ``out_dir`` while it is rewritten, nor after a failure; a full or failing
+    disk becomes :class:`OutputWriteError` naming both folders and their free space."""
     _unmark(out_dir)
     try:
-        return _package(drop, out_dir, vault_dir, site_id, night, settings, secret, workers, progress)
+        yield
     except OSError as exc:
         _unmark(out_dir)  # submission.json may be half-written
         if exc.errno not in MACHINE_ERRNOS or isinstance(exc, OutputWriteError):
             raise
         raise OutputWriteError(
             exc.errno,
-            f"{os.strerror(exc.errno)}: {site_id} {night} could not be written to the submission folder "
+            f"{os.strerror(exc.errno)}: {what} could not be written to the submission folder "
             f"{out_dir} ({free_space(out_dir)}) or the vault {vault_dir} ({free_space(vault_dir)}); "
             "no submission.json was written and no file was quarantined because of it: free space (or "
             "repair the disk) and run again",
         ) from exc
-
-
-def _package(
-    drop: Path,
-    out_dir: Path,
-    vault_dir: Path,
-    site_id: str,
-    night: str,
-    settings: Settings,
-    secret: bytes,
-    workers: int,
-    progress: Callable[[int, int], None] | None,
-) -> PackagedNight:
-    result = deidentify_tree(
-        drop,
-        out_dir,
-        vault_dir,
-        site_id,
-        secret,
-        night,
-        options=settings.deid,
-        workers=workers,
-        record_hook=instance_record,
-        progress=progress,
-    )
-    table_error: str | None = NO_TABLES
-    table_counts: dict[str, int] = {}
-    if (drop / "clinical.csv").exists() or (drop / "reads.csv").exists():
-        table_error = None
-        try:
-            keys = Pseudonymiser(secret, site_id, settings.deid.max_date_shift_days)
-            table_counts = pseudonymise_tables(drop, out_dir, keys)
-        except TableError as exc:
-            table_error = str(exc)
-    series = write_manifest(result.records, out_dir / "imaging_manifest.csv", site_id)
-    counts = {**result.counts, "series": series, **table_counts}
-    profile = {
-        "edition": result.edition,
-        "options": list(result.options),
-        "allow_burned_in": result.allow_burned_in,
-    }
-    in_headers = _released_in_headers(result.options)
-    privacy = k_anonymity(
-        out_dir / "clinical.csv",
-        settings.min_k_anonymity,
-        imaging=imaging_quasi_identifiers(result.records, site_id, in_headers),
-        imaging_released=in_headers,
-        releases_data=any(counts.get(k) for k in (DEIDENTIFIED, "clinical_rows", "reads_rows")),
-        date_precision=k_date_precision(settings, result.options),
-    )
-    manifest = package_submission(
-        out_dir, site_id, night, profile, counts, __version__, result.hashes, privacy=privacy.as_dict()
-    )
-    if privacy.blocked:
-        withhold(out_dir)
-    return PackagedNight(result, counts, privacy, manifest, table_error)
