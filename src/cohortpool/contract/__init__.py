@@ -1,6 +1,6 @@
 """The data contract's shared vocabulary (docs/data_contract.md), for every stage to import.
 
-Like :mod:`cohortpool.config` this imports nothing internal, so stage packages can share the column
+Like :mod:`cohortpool.config` this package imports nothing else of cohortpool, so stage packages can share the column
 names of a site drop without importing each other.
 """
 
