@@ -71,10 +71,10 @@ def bare(landing: Path, out: Path) -> dict[str, float]:
     from flows.nightly import SITES_AT_ONCE
 
     from cohortpool import tasks  # the same bodies the flow runs (the .fn of each task)
-    from cohortpool.config import load_settings
-    from cohortpool.nightly import RunLayout
+    from cohortpool.pipeline.layout import RunLayout
+    from cohortpool.pipeline.runconfig import load_run_config
 
-    settings = load_settings()
+    config = load_run_config(require_key=True)
     layout = RunLayout(out)
     times: dict[str, float] = defaultdict(float)
 
@@ -86,7 +86,7 @@ def bare(landing: Path, out: Path) -> dict[str, float]:
 
     times["imports"] = time.perf_counter() - started
     nights = timed("scan", tasks.scan_new_nights.fn, landing, layout.state).pending
-    sub_key, val_key = tasks.submission_fingerprint(), tasks.validation_fingerprint()
+    sub_key, val_key = config.site_fingerprint(), config.hub_fingerprint()
 
     def site(n):  # type: ignore[no-untyped-def]
         sub_dir = layout.submission(n.site_id, n.night)
@@ -100,7 +100,8 @@ def bare(landing: Path, out: Path) -> dict[str, float]:
             n.night,
             n.content_sha256,
             sub_key,
-            settings.workers,
+            config,
+            config.workers,
         )
         return timed(
             "validate",
@@ -125,7 +126,7 @@ def bare(landing: Path, out: Path) -> dict[str, float]:
         out / "validated" / "distribution_warnings.csv",
     )
     sha = timed("checksum", tasks.warehouse_checksum.fn, layout.warehouse)
-    plan = settings.plans_dir / "vcf_study.yaml"
+    plan = config.plan
     timed(
         "report",
         tasks.write_consortium_report.fn,
@@ -134,7 +135,7 @@ def bare(landing: Path, out: Path) -> dict[str, float]:
         plan,
         sha,
         tasks.plan_sha256(plan),
-        settings.small_cell_threshold,
+        config.small_cell_threshold,
     )
     times["total"] = time.perf_counter() - started
     return dict(times)

@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from cohortpool.config import PROJECT_ROOT
+from cohortpool.contract import resources
 from cohortpool.stats.engine import run_plan
 from cohortpool.stats.plan import load_plan
 from cohortpool.warehouse.sql import query_df
@@ -52,7 +52,7 @@ def make_warehouse(path: Path, patients: int) -> float:
 
 def run_duckdb(path: Path) -> tuple[float, dict[str, float], dict[str, pd.DataFrame]]:
     """The analysis as the pipeline runs it: heavy aggregation in DuckDB, tests in Python."""
-    plan = load_plan(PROJECT_ROOT / "plans" / "vcf_study.yaml")
+    plan = load_plan(resources.plan_path())
     det = plan.detection[0].model_copy(update={"view": "detection_patterns"})
     plan = plan.model_copy(update={"detection": (det,)})
     phases: dict[str, float] = {}
@@ -75,7 +75,7 @@ def run_duckdb(path: Path) -> tuple[float, dict[str, float], dict[str, pd.DataFr
 
 def run_pandas(path: Path) -> tuple[float, dict[str, float], dict[str, pd.DataFrame]]:
     """The peer: every view fetched whole into pandas, the reads pivoted there."""
-    plan = load_plan(PROJECT_ROOT / "plans" / "vcf_study.yaml")
+    plan = load_plan(resources.plan_path())
     phases: dict[str, float] = {}
     start = time.perf_counter()
     con = _connect(path)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
 from prefect import flow
 from prefect.futures import PrefectFuture
 
-from cohortpool.config import load_settings
-from cohortpool.ingest import SiteNight
-from cohortpool.nightly import NightSummary, RunLayout, SiteNightOutcome, SubmissionSummary, ValidationSummary
+from cohortpool.pipeline.layout import RunLayout
+from cohortpool.pipeline.records import NightSummary, SiteNightOutcome, SubmissionSummary, ValidationSummary
+from cohortpool.pipeline.runconfig import RunConfig, load_run_config
+from cohortpool.pipeline.site import SiteNight
 from cohortpool.tasks import (
     cache_refresh,
     compare_site_distributions,
@@ -26,7 +28,6 @@ from cohortpool.tasks import (
     plan_sha256,
     publish_night_summary,
     validate_batch,
-    validation_fingerprint,
     warehouse_checksum,
     write_consortium_report,
 )
@@ -44,25 +45,29 @@ def submit_validation(
     return step.submit(submission.path, out, submission.site_id, submission.night, submission.sha256, key)
 
 
-def submit_report(layout: RunLayout, warehouse_sha256: str) -> Path | None:
+def submit_report(layout: RunLayout, config: RunConfig, warehouse_sha256: str) -> Path | None:
     """Write the consortium report (re-done if the report folder was removed since)."""
-    settings = load_settings()
-    plan = settings.plans_dir / "vcf_study.yaml"
     step = cache_refresh(write_consortium_report, layout.report / "report.html")
-    return step(
-        layout.warehouse,
-        layout.report,
-        plan,
-        warehouse_sha256,
-        plan_sha256(plan),
-        settings.small_cell_threshold,
+    # a synchronous task called in a flow returns its result (the stubs also allow a coroutine)
+    written = cast(
+        "Path | None",
+        step(
+            layout.warehouse,
+            layout.report,
+            config.plan,
+            warehouse_sha256,
+            plan_sha256(config.plan),
+            config.small_cell_threshold,
+        ),
     )
+    return written
 
 
 def finish_night(
     outcomes: Mapping[Key, SiteNightOutcome],
     validations: Mapping[Key, PrefectFuture[ValidationSummary]],
     layout: RunLayout,
+    config: RunConfig,
     site_nights: Mapping[Key, SiteNight] | None = None,
 ) -> NightSummary:
     """Load the validated batches in order, then the consortium steps, then publish the summary.
@@ -97,7 +102,7 @@ def finish_night(
                 layout.out / "validated", layout.out / "validated" / DISTRIBUTION_WARNINGS
             )
             summary.warehouse_sha256 = warehouse_checksum(layout.warehouse)
-            summary.report = submit_report(layout, summary.warehouse_sha256)
+            summary.report = submit_report(layout, config, summary.warehouse_sha256)
         except Exception as exc:
             summary.hub_error, summary.hub_detail = type(exc).__name__, str(exc)
             log_step("report", "consortium", "-", f"failed ({type(exc).__name__})", level=40)
@@ -109,15 +114,17 @@ def finish_night(
 
 
 @flow(name="hub", flow_run_name="hub", log_prints=False)
-def hub(out_dir: Path) -> NightSummary:
+def hub(out_dir: Path, config: RunConfig | None = None) -> NightSummary:
     """Validate, load and report every submission under ``OUT/submissions/<site>/<night>/``.
 
     Submissions already validated are taken from the task cache and batches already loaded are
-    no-ops, so running the hub again changes nothing.
+    no-ops, so running the hub again changes nothing. ``config``: the run's configuration (read from
+    the settings once, here, when a deployment starts the run).
     """
+    config = config or load_run_config()
     layout = RunLayout(Path(out_dir))
     submissions = find_submissions(layout.submissions)
-    key = validation_fingerprint()
+    key = config.hub_fingerprint()
     outcomes = {(s.site_id, s.night): SiteNightOutcome(s.site_id, s.night, submission=s) for s in submissions}
     validations = {(s.site_id, s.night): submit_validation(s, layout, key) for s in submissions}
-    return finish_night(outcomes, validations, layout)
+    return finish_night(outcomes, validations, layout, config)

@@ -11,20 +11,16 @@ import os
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture, as_completed
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from cohortpool.config import load_settings
-from cohortpool.ingest import SiteFolderError, SiteNight, SourceError
-from cohortpool.nightly import NightSummary, RunLayout, SiteNightOutcome, SubmissionSummary, ValidationSummary
-from cohortpool.tasks import (
-    fetch_studies,
-    log_step,
-    scan_new_nights,
-    submission_fingerprint,
-    validation_fingerprint,
-)
+from cohortpool.pipeline.layout import RunLayout
+from cohortpool.pipeline.records import NightSummary, SiteNightOutcome, SubmissionSummary, ValidationSummary
+from cohortpool.pipeline.runconfig import RunConfig, load_run_config
+from cohortpool.pipeline.site import SiteFolderError, SiteNight, SourceError
+from cohortpool.tasks import fetch_studies, log_step, scan_new_nights
 from flows.hub import Key, finish_night, submit_validation
 from flows.site_edge import submit_submission
 
@@ -37,9 +33,12 @@ SITES_AT_ONCE = max(2, os.cpu_count() or 1)
     name="nightly",
     flow_run_name="nightly",
     log_prints=False,
-    task_runner=ThreadPoolTaskRunner(max_workers=SITES_AT_ONCE),
+    # Prefect types the runner by its future; the thread runner is the one its docs pass here
+    task_runner=ThreadPoolTaskRunner(max_workers=SITES_AT_ONCE),  # type: ignore[arg-type]
 )
-def nightly(landing_dir: Path, out_dir: Path, workers: int | None = None) -> State[NightSummary]:
+def nightly(
+    landing_dir: Path, out_dir: Path, workers: int | None = None, config: RunConfig | None = None
+) -> State[NightSummary]:
     """One night of the consortium: fetch, scan, de-identify, validate, load, report.
 
     Parameters
@@ -47,25 +46,30 @@ def nightly(landing_dir: Path, out_dir: Path, workers: int | None = None) -> Sta
     landing_dir
         The landing folder with ``<site_id>/<YYYY-MM-DD>/`` drops of the configured sites.
     out_dir
-        The run's output folder (:class:`cohortpool.nightly.RunLayout`).
+        The run's output folder (:class:`cohortpool.pipeline.layout.RunLayout`).
     workers
         De-identification worker processes per site-night (default: ``Settings.workers``; 1 on Dask,
         whose workers are the parallelism).
+    config
+        The run's configuration: given by ``cohortpool run``; read from the settings once, here, when a
+        deployment starts the run.
     """
+    config = config or load_run_config(require_key=True)
     layout = RunLayout(Path(out_dir))
     with layout.exclusive(on_wait=get_run_logger().warning):
-        return _night(Path(landing_dir), layout, workers)
+        return _night(Path(landing_dir), layout, config, workers)
 
 
-def _night(landing: Path, layout: RunLayout, workers: int | None) -> State[NightSummary]:
-    settings = load_settings()
-    configured = [s.site_id for s in settings.sites]
-    n_workers = workers or settings.workers
+def _night(landing: Path, layout: RunLayout, config: RunConfig, workers: int | None) -> State[NightSummary]:
+    configured = list(config.site_ids)
+    n_workers = workers or config.workers
     outcomes: dict[Key, SiteNightOutcome] = {}
 
     fetches = {
-        s.site_id: fetch_studies.submit(s.dicomweb_url, landing, s.site_id, layout.state)
-        for s in settings.sites
+        s.site_id: fetch_studies.submit(
+            s.dicomweb_url, landing, s.site_id, layout.state, config.fetch_budget_seconds
+        )
+        for s in config.sites
         if s.dicomweb_url
     }
     for site_id, fetched in fetches.items():
@@ -88,25 +92,26 @@ def _night(landing: Path, layout: RunLayout, workers: int | None) -> State[Night
     log_step(
         "scan", "consortium", "-", f"{len(site_nights)} new site-night(s)", total=3 * len(site_nights) + 1
     )
-    sub_key, val_key = submission_fingerprint(), validation_fingerprint()
+    val_key = config.hub_fingerprint()
     submissions: dict[PrefectFuture[SubmissionSummary], Key] = {}
     for key, site_night in sorted(site_nights.items()):
         outcomes[key] = SiteNightOutcome(*key)
-        submissions[submit_submission(site_night, layout, n_workers, sub_key)] = key
+        submissions[submit_submission(site_night, layout, config, n_workers)] = key
 
     validations: dict[Key, PrefectFuture[ValidationSummary]] = {}
     for future in as_completed(list(submissions)):
         key = submissions[future]
         try:
-            outcomes[key].submission = future.result()
+            submission = future.result()
         except Exception as exc:
             outcomes[key].fail("de-identify", exc)
             log_step("submission", *key, f"de-identification failed ({type(exc).__name__})", level=40)
             continue
-        log_step("submission", *key, f"{outcomes[key].submission.counts.get('deidentified', 0)} files")
-        validations[key] = submit_validation(outcomes[key].submission, layout, val_key)
+        outcomes[key].submission = submission
+        log_step("submission", *key, f"{submission.counts.get('deidentified', 0)} files")
+        validations[key] = submit_validation(submission, layout, val_key)
 
-    summary = finish_night(outcomes, validations, layout, site_nights)
+    summary = finish_night(outcomes, validations, layout, config, site_nights)
     summary.idle_sites = sorted(set(configured) - {site for site, _ in site_nights} - set(scan.failed))
     summary.unknown_sites = sorted({n.site_id for n in pending} - set(configured))
     failed = [f"{o.site_id} {o.night} at {o.failed_step}" for o in summary.outcomes if o.failed_step]

@@ -12,20 +12,21 @@ from pathlib import Path
 from prefect import flow
 from prefect.futures import PrefectFuture
 
-from cohortpool.ingest import SiteFolderError, SiteNight
-from cohortpool.nightly import RunLayout, SubmissionSummary
+from cohortpool.pipeline.layout import RunLayout
+from cohortpool.pipeline.records import SubmissionSummary
+from cohortpool.pipeline.runconfig import RunConfig, load_run_config
+from cohortpool.pipeline.site import SiteFolderError, SiteNight
 from cohortpool.tasks import (
     build_submission,
     cache_refresh,
     fetch_studies,
     mark_night_processed,
     scan_new_nights,
-    submission_fingerprint,
 )
 
 
 def submit_submission(
-    site_night: SiteNight, layout: RunLayout, workers: int, key: str
+    site_night: SiteNight, layout: RunLayout, config: RunConfig, workers: int
 ) -> PrefectFuture[SubmissionSummary]:
     """Start packaging one site-night (re-done if its submission folder was removed since)."""
     out = layout.submission(site_night.site_id, site_night.night)
@@ -37,7 +38,8 @@ def submit_submission(
         site_night.site_id,
         site_night.night,
         site_night.content_sha256,
-        key,
+        config.site_fingerprint(),
+        config,
         workers,
     )
 
@@ -49,6 +51,7 @@ def site_edge(
     site_id: str,
     source_url: str | None = None,
     workers: int = 1,
+    config: RunConfig | None = None,
 ) -> list[SubmissionSummary]:
     """Package every new night of one site into submissions.
 
@@ -57,23 +60,25 @@ def site_edge(
     landing_dir
         The site's landing folder (``<landing>/<site_id>/<YYYY-MM-DD>/``).
     out_dir
-        The run's output folder (see :class:`cohortpool.nightly.RunLayout`).
+        The run's output folder (see :class:`cohortpool.pipeline.layout.RunLayout`).
     site_id
         The site this hospital is.
     source_url
         An Orthanc or DICOMweb root to fetch new studies from first (None: drop folder only).
     workers
         De-identification worker processes.
+    config
+        The run's configuration (read from the settings once, here, when a deployment starts the run).
     """
+    config = config or load_run_config(require_key=True)
     layout = RunLayout(Path(out_dir))
     if source_url:
-        fetch_studies(source_url, Path(landing_dir), site_id, layout.state)
+        fetch_studies(source_url, Path(landing_dir), site_id, layout.state, config.fetch_budget_seconds)
     scan = scan_new_nights(Path(landing_dir), layout.state, (site_id,))
     if site_id in scan.failed:
         raise SiteFolderError(f"site {site_id}: {scan.failed[site_id]}")
     pending = [n for n in scan.pending if n.site_id == site_id]
-    key = submission_fingerprint()
-    futures = [(night, submit_submission(night, layout, workers, key)) for night in pending]
+    futures = [(night, submit_submission(night, layout, config, workers)) for night in pending]
     summaries = []
     for night, future in futures:
         summaries.append(future.result())

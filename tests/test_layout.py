@@ -7,22 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cohortpool.config import PROJECT_ROOT, load_settings
+from cohortpool.config import load_settings
+from cohortpool.contract import resources
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "cohortpool"
 
 
-def test_config_resolves_sql_and_expectations_from_project_root() -> None:
-    settings = load_settings()
-    assert settings.sql_dir == PROJECT_ROOT / "sql"
-    assert settings.sql_dir.is_dir()
-    assert settings.expectations_dir.is_dir()
-
-
-def test_cli_help_lists_commands() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "cohortpool", "--help"], capture_output=True, text=True, check=True
-    ).stdout
-    assert "Usage" in out
-    assert "version" in out
+def test_the_package_finds_its_sql_suites_and_plans_wherever_it_runs_from() -> None:
+    assert (resources.sql_dir() / "schema" / "0001_schemas.sql").is_file()
+    assert (resources.suites_dir() / "clinical.json").is_file()
+    assert resources.plan_path().is_file()
+    # found through the installed package, and the checkout's top-level folders are their source
+    for kind in ("sql", "expectations", "plans"):
+        assert resources.shipped_dir(kind).resolve() == (ROOT / kind).resolve()
 
 
 def test_unknown_site_names_the_configured_ones() -> None:
@@ -35,20 +33,33 @@ def test_unknown_site_names_the_configured_ones() -> None:
         raise AssertionError("unknown site accepted")
 
 
-# Which cohortpool packages each layer may import (STYLE.md section 2). Stage packages are siblings and
-# never import each other (report may read stats); only the CLI reaches flows/, and only tasks.py and
-# the CLI's run/demo/serve verbs import Prefect. Function-local imports count too.
+def test_cli_help_lists_commands() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "cohortpool", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Usage" in out
+    assert "version" in out
+
+
+# The layers (README "Layout"): flows -> tasks -> pipeline -> stages -> contract. Stage packages are
+# siblings and never import each other (report may read stats); only the composition layer chains
+# stages; a CLI verb calls one stage or the pipeline; config and contract import no stage. Function-local
+# and TYPE_CHECKING imports count too.
 STAGES = {"synth", "ingest", "deid", "features", "validate", "warehouse", "stats", "report"}
 ALLOWED = {
     **{stage: {"config", "contract"} for stage in STAGES},
     "report": {"config", "contract", "stats"},
-    "config": set(),
+    "config": {"contract"},
     "contract": set(),
-    "nightly": {"config", "contract", *STAGES},
-    "tasks": {"config", "contract", "nightly", *STAGES},
-    "cli": {"config", "contract", "nightly", *STAGES},
+    "pipeline": {"config", "contract", *STAGES},
+    "tasks": {"contract", "pipeline"},
+    "cli": {"config", "contract", "pipeline", *STAGES},
 }
+#: what flows/ may import of cohortpool: the tasks and the composition layer's records, never a stage
+FLOWS_ALLOWED = {"tasks", "pipeline"}
+#: only these import Prefect (the CLI's run/demo/serve verbs hand over to flows/)
 ORCHESTRATION = {"prefect", "prefect_dask", "flows"}
+PREFECT_USERS = {"tasks", "cli/run"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -61,12 +72,15 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+def _layer(path: Path) -> tuple[str, str]:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return parts[0], "/".join(parts)
+
+
 def test_imports_point_one_way() -> None:
-    src = PROJECT_ROOT / "src" / "cohortpool"
     offences = []
-    for path in sorted(src.rglob("*.py")):
-        parts = path.relative_to(src).with_suffix("").parts
-        layer = parts[0]
+    for path in sorted(SRC.rglob("*.py")):
+        layer, module = _layer(path)
         if layer in {"__init__", "__main__", "py"}:
             continue
         for name in _imports(path):
@@ -74,20 +88,48 @@ def test_imports_point_one_way() -> None:
             if top == "cohortpool" and rest:
                 target = rest.split(".")[0]
                 if target != layer and target not in ALLOWED[layer]:
-                    offences.append(f"{path.relative_to(src)} imports cohortpool.{target}")
-            elif top in ORCHESTRATION and layer not in {"tasks", "cli"}:
-                offences.append(f"{path.relative_to(src)} imports {top}")
+                    offences.append(f"{module} imports cohortpool.{target}")
+            elif top in ORCHESTRATION and module not in PREFECT_USERS:
+                offences.append(f"{module} imports {top}")
     assert offences == []
 
 
+def test_only_the_composition_layer_chains_stages() -> None:
+    offences = []
+    for path in sorted((SRC / "cli").glob("*.py")):
+        stages = {
+            name.split(".")[1]
+            for name in _imports(path)
+            if name.startswith("cohortpool.") and name.split(".")[1] in STAGES
+        }
+        if len(stages) > 1:
+            offences.append(f"cli/{path.name} reaches {sorted(stages)}: compose them in cohortpool.pipeline")
+    for path in sorted((ROOT / "flows").glob("*.py")):
+        for name in _imports(path):
+            top, _, rest = name.partition(".")
+            if top == "cohortpool" and rest.split(".")[0] not in FLOWS_ALLOWED:
+                offences.append(f"flows/{path.name} imports {name}: flows call tasks, tasks the pipeline")
+    assert offences == []
+
+
+def test_settings_are_read_once_per_run_at_its_entry_points() -> None:
+    """Only the CLI's one reader and the deployment-run entry of the pipeline call load_settings."""
+    readers = []
+    for path in [*sorted(SRC.rglob("*.py")), *sorted((ROOT / "flows").glob("*.py"))]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "load_settings":
+                readers.append(path.relative_to(ROOT).as_posix())
+    assert sorted(set(readers)) == ["src/cohortpool/cli/_app.py", "src/cohortpool/pipeline/runconfig.py"]
+
+
 def test_only_the_warehouse_reads_sql_and_only_validate_reads_expectations() -> None:
-    src = PROJECT_ROOT / "src" / "cohortpool"
-    for path in src.rglob("*.py"):
+    for path in SRC.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         if "sql_dir" in text:
-            assert path.parent.name in {"warehouse"} or path.name == "config.py", path
-        if "expectations_dir" in text:
-            assert path.parent.name in {"validate"} or path.name == "config.py", path
+            assert path.parent.name in {"warehouse", "contract"}, path
+        if "suites_dir" in text:
+            assert path.parent.name in {"validate", "contract"}, path
 
 
 def test_every_cli_command_has_help() -> None:

@@ -3,14 +3,14 @@
 Settings come from, in order of precedence: constructor arguments, environment variables
 (``COHORTPOOL_*``), an optional YAML file (``cohortpool.yaml`` in the working directory, or the
 file named by ``COHORTPOOL_CONFIG``), then the defaults below. This is the only module that
-reads environment variables.
+reads environment variables. A run reads them once: the composition layer turns them into a
+``RunConfig`` (``cohortpool.pipeline.runconfig``) that travels with the run; only the secret is read
+again where it is used, from its source, since it never travels.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,10 +22,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-#: The checkout this package runs from: ``sql/``, ``expectations/`` and ``plans/`` live here.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-_SITE_ID = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+from cohortpool.contract.identifiers import check_site_id
 
 #: Environment defaults that keep Prefect and Great Expectations from phoning home.
 TELEMETRY_OFF = {
@@ -65,22 +62,21 @@ class SiteConfig(BaseModel):
     @classmethod
     def _valid_site_id(cls, value: str) -> str:
         # site ids end up in paths, SQL parameters and pseudonym keys: keep them to a safe alphabet
-        if not _SITE_ID.match(value):
-            raise ValueError(
-                f"site_id {value!r} must be 2-32 characters of a-z, 0-9 and _, starting with a letter"
-            )
-        return value
+        return check_site_id(value)
 
 
 class DeidConfig(BaseModel):
-    """De-identification options (DICOM PS3.15 Annex E profile options)."""
+    """De-identification options (DICOM PS3.15 Annex E profile options).
 
-    options: list[str] = Field(
-        default_factory=lambda: [
-            "retain_long_modified_dates",
-            "retain_patient_characteristics",
-            "clean_descriptors",
-        ]
+    Frozen and hashable: it travels inside a run's configuration and keys the task cache.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    options: tuple[str, ...] = (
+        "retain_long_modified_dates",
+        "retain_patient_characteristics",
+        "clean_descriptors",
     )
     allow_burned_in: bool = False
     #: maximum date shift in days (each patient gets a keyed offset in [-max, -1])
@@ -96,7 +92,6 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    project_root: Path = PROJECT_ROOT
     #: the consortium secret that keys pseudonyms, UIDs and date shifts; never has a default
     secret: SecretStr | None = None
     secret_file: Path | None = None
@@ -120,11 +115,6 @@ class Settings(BaseSettings):
     fetch_budget_minutes: float = Field(default=120.0, gt=0)
     #: set only by `cohortpool demo`: accepts the public DEMO-ONLY secret (synthetic data only)
     demo: bool = False
-    #: tests only (tests/hardening): pause the nightly run this long part-way through a step
-    #: ("deidentify": some files placed; "validate": the first table written; "load": the load's
-    #: transaction open) so a test can kill it there
-    test_pause_at: str = ""
-    test_pause_seconds: float = 0.0
     dask_address: str | None = None
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -143,18 +133,6 @@ class Settings(BaseSettings):
             YamlConfigSettingsSource(settings_cls, yaml_file=config_file()),
         )
 
-    @cached_property
-    def sql_dir(self) -> Path:
-        return self.project_root / "sql"
-
-    @cached_property
-    def expectations_dir(self) -> Path:
-        return self.project_root / "expectations"
-
-    @cached_property
-    def plans_dir(self) -> Path:
-        return self.project_root / "plans"
-
     def site(self, site_id: str) -> SiteConfig:
         """The configured site, or a clear error naming the known ones."""
         for site in self.sites:
@@ -166,16 +144,30 @@ class Settings(BaseSettings):
     def secret_bytes(self) -> bytes:
         """The consortium secret, from COHORTPOOL_SECRET or the secret file; raises if neither is set
         or if it is weak (:func:`check_secret_strength`)."""
-        if self.secret is not None and self.secret.get_secret_value():
-            return check_secret_strength(self.secret.get_secret_value(), self.demo).encode("utf-8")
-        if self.secret_file is not None:
-            text = self.secret_file.read_text(encoding="utf-8").strip()
-            if text:
-                return check_secret_strength(text, self.demo).encode("utf-8")
-        raise MissingSecretError(
-            "no consortium secret: set COHORTPOOL_SECRET or pass --secret-file FILE "
-            "(ask the consortium's key custodian; it is never stored by cohortpool)"
-        )
+        given = self.secret.get_secret_value() if self.secret is not None else None
+        return _secret(given, self.secret_file, self.demo)
+
+
+def read_secret(secret_file: Path | None, *, demo: bool = False) -> bytes:
+    """The consortium secret where the work runs: ``COHORTPOOL_SECRET``, else ``secret_file``.
+
+    The secret never travels with a run (a flow's parameters are stored in Prefect's database): each
+    process that needs the key reads it from its own environment or file with this.
+    """
+    return _secret(os.environ.get("COHORTPOOL_SECRET"), secret_file, demo)
+
+
+def _secret(given: str | None, secret_file: Path | None, demo: bool) -> bytes:
+    if given:
+        return check_secret_strength(given, demo).encode("utf-8")
+    if secret_file is not None:
+        text = secret_file.read_text(encoding="utf-8").strip()
+        if text:
+            return check_secret_strength(text, demo).encode("utf-8")
+    raise MissingSecretError(
+        "no consortium secret: set COHORTPOOL_SECRET or pass --secret-file FILE "
+        "(ask the consortium's key custodian; it is never stored by cohortpool)"
+    )
 
 
 class MissingSecretError(RuntimeError):

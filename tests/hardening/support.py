@@ -22,9 +22,21 @@ def cli(
     return subprocess.run(command, capture_output=True, text=True, env=full, timeout=timeout, check=False)
 
 
-def start_run(landing: Path, out: Path, home: Path | None = None, **settings: str) -> subprocess.Popen[str]:
+#: the CLI with a pause injected part-way through one step (tests only: the product has no such hook)
+PAUSING_CLI = Path(__file__).with_name("pausing_cohortpool.py")
+
+
+def start_run(
+    landing: Path,
+    out: Path,
+    home: Path | None = None,
+    pause_at: str | None = None,
+    pause_seconds: float = 120,
+    **settings: str,
+) -> subprocess.Popen[str]:
     """``cohortpool run LANDING --out OUT`` started in its own process group (Prefect server included),
-    with ``COHORTPOOL_<KEY>`` set from ``settings``; ``home`` keeps Prefect's database elsewhere than OUT."""
+    with ``COHORTPOOL_<KEY>`` set from ``settings``; ``home`` keeps Prefect's database elsewhere than OUT;
+    ``pause_at`` runs it through :data:`PAUSING_CLI`, which sleeps part-way through that step."""
     env = {**os.environ, "COHORTPOOL_SECRET": SECRET}
     env.pop("PREFECT_HOME", None)
     env.pop("TMPDIR", None)
@@ -32,7 +44,11 @@ def start_run(landing: Path, out: Path, home: Path | None = None, **settings: st
         env["PREFECT_HOME"], env["TMPDIR"] = str(home), str(home)
         home.mkdir(parents=True, exist_ok=True)
     env.update({f"COHORTPOOL_{k.upper()}": v for k, v in settings.items()})
-    command = [sys.executable, "-m", "cohortpool", "run", str(landing), "--out", str(out)]
+    entry = ["-m", "cohortpool"]
+    if pause_at is not None:
+        env["COHORTPOOL_TEST_PAUSE_AT"], env["COHORTPOOL_TEST_PAUSE_SECONDS"] = pause_at, str(pause_seconds)
+        entry = [str(PAUSING_CLI)]
+    command = [sys.executable, *entry, "run", str(landing), "--out", str(out)]
     return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )

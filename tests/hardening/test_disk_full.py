@@ -180,11 +180,11 @@ def _tables_fault(monkeypatch: pytest.MonkeyPatch) -> None:
     def partial(path: Path, columns: tuple[str, ...], rows: list[dict[str, object]]) -> None:
         _half(path, ",".join(columns) + "\n" + "".join(f"{r}\n" for r in rows))
 
-    monkeypatch.setattr(tables, "_write", _on_call(1, tables._write, partial))
+    monkeypatch.setattr(tables, "write_csv", _on_call(1, tables.write_csv, partial))
 
 
 def _manifest_fault(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cohortpool.nightly import package
+    from cohortpool.pipeline import site as package
 
     def partial(records: list[dict[str, Any]], path: Path, site_id: str) -> None:
         _half(path, "site_id,patient_id,accession_id,study_uid\n" * 4)
@@ -193,7 +193,7 @@ def _manifest_fault(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _submission_json_fault(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cohortpool.nightly import package
+    from cohortpool.pipeline import site as package
 
     def partial(out_dir: Path, *_: Any, **__: Any) -> None:
         _half(out_dir / "submission.json", '{"counts": {}, "files": {}, "night": "x", "site_id": "site01"}')

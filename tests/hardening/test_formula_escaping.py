@@ -6,7 +6,8 @@ file and folder names (the vault ledger), MRNs and accession numbers (the crossw
 cells of clinical.csv and reads.csv (the submission tables). It goes through the real
 ``cohortpool deid``; then every cell of every CSV it wrote must be inert (``'`` first) while plain
 negative numbers stay numbers. The nightly run's cross-site warnings CSV is written by a task that
-needs validated batches of several sites, so its writer (:func:`cohortpool.tasks.compare_site_distributions`)
+needs validated batches of several sites, so its writer
+(:func:`cohortpool.pipeline.hub.compare_site_distributions`)
 is called directly, on batches built here, rather than through a whole nightly run.
 
 Already covered elsewhere: validation's quarantine.csv / warnings.csv (tests/hardening/test_bad_csv.py,
@@ -161,15 +162,15 @@ def _validated(root: Path, site: str, men: float) -> None:
 
 
 def test_nightly_distribution_warnings_csv_is_formula_safe(tmp_path) -> None:
-    # called directly: the task needs only validated batches, not a whole nightly run
-    from cohortpool.tasks import compare_site_distributions
+    # called directly: the step needs only validated batches, not a whole nightly run
+    from cohortpool.pipeline.hub import compare_site_distributions
 
     evil = "=HYPERLINK(1)"  # a site folder name under the validated root
     _validated(tmp_path / "validated", evil, men=0.9)
     _validated(tmp_path / "validated", "site02", men=0.1)
     _validated(tmp_path / "validated", "site03", men=0.1)
     out = tmp_path / "distribution_warnings.csv"
-    assert compare_site_distributions.fn(tmp_path / "validated", out) >= 1
+    assert compare_site_distributions(tmp_path / "validated", out) >= 1
     assert live_formulas(out) == []
     with out.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -166,24 +166,21 @@ def test_sigkill_during_deid_validation_and_load_then_rerun_equals_an_uninterrup
 
     landing, ref_out, _code, _text = reference
     out = tmp_path / "out"
-    pause = {"test_pause_seconds": "120"}
     site, ref_site = (o / "submissions" / "site01" / NIGHT for o in (out, ref_out))
     # killed with the workers at it: part of dicom/ placed, their staging folder still there
-    _kill_when(start_run(landing, out, test_pause_at="deidentify", **pause), site / "dicom")
+    _kill_when(start_run(landing, out, pause_at="deidentify"), site / "dicom")
     assert 0 < _dicom_count(site) < _dicom_count(ref_site)
     assert (site / STAGING).is_dir()
     assert not (site / "submission.json").exists()
     # killed while the validated batch is half written: its first table is in the staging folder
     batch = out / "validated" / "site01" / NIGHT
     staging = batch.with_name(f"{NIGHT}.partial")
-    _kill_when(
-        start_run(landing, out, test_pause_at="validate", **pause), staging / "accepted" / "clinical.parquet"
-    )
+    _kill_when(start_run(landing, out, pause_at="validate"), staging / "accepted" / "clinical.parquet")
     assert not batch.exists()
     assert not (staging / "accepted" / "imaging_manifest.parquet").exists()
     assert not (staging / "summary.json").exists()
     # killed with the load's transaction open
-    _kill_when(start_run(landing, out, test_pause_at="load", **pause), out / "warehouse.duckdb")
+    _kill_when(start_run(landing, out, pause_at="load"), out / "warehouse.duckdb")
     code, text = finish_run(start_run(landing, out))
     assert code == 1, text
     assert _state(out) == _state(ref_out)
@@ -214,7 +211,7 @@ def test_a_full_disk_fails_the_run_clearly_and_the_next_run_catches_up(reference
         assert code == 1, text
         assert "No space left on device" in text, text  # Prefect prints the failed task's traceback too
         # nothing half-written is taken for done: a submission manifest lists only complete files
-        from cohortpool.features.package import sha256_file
+        from cohortpool.contract.files import sha256_file
 
         for manifest in out.glob("submissions/*/*/submission.json"):
             import json

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from orthanc_server import OrthancServer, orthanc_server
 
-from cohortpool.nightly import RunLayout
+from cohortpool.pipeline.layout import RunLayout
 from cohortpool.synth import write_consortium
 
 SECRET = "integration-test-secret-not-real"

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from cohortpool.nightly import NightSummary, RunLayout
+from cohortpool.pipeline.layout import RunLayout
+from cohortpool.pipeline.records import NightSummary
 from cohortpool.warehouse import checksum
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prefect")]

@@ -16,7 +16,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from cohortpool.nightly import NightSummary, RunLayout
+from cohortpool.pipeline.layout import RunLayout
+from cohortpool.pipeline.records import NightSummary
 from cohortpool.synth import write_consortium
 from cohortpool.warehouse import checksum
 

@@ -13,7 +13,8 @@ import pydicom
 import pytest
 from orthanc_server import OrthancServer, free_port
 
-from cohortpool.nightly import NightSummary, RunLayout
+from cohortpool.pipeline.layout import RunLayout
+from cohortpool.pipeline.records import NightSummary
 from cohortpool.synth import write_consortium
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prefect")]

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cohortpool.config import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prefect")]
 

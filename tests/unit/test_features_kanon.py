@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cohortpool.config import DeidConfig, Settings
+from cohortpool.config import DeidConfig
 from cohortpool.features.kanon import (
     BLOCKED_FILE,
     SUBMISSION_FILE,
@@ -14,7 +14,8 @@ from cohortpool.features.kanon import (
     k_anonymity,
     withhold,
 )
-from cohortpool.nightly.package import k_date_precision
+from cohortpool.pipeline.runconfig import RunConfig
+from cohortpool.pipeline.site import k_date_precision
 
 HEADER = "site_id,patient_id,age_years,sex,first_exam_date,bmi\n"
 
@@ -147,5 +148,5 @@ def test_the_first_exam_date_counts_at_the_chosen_precision(tmp_path: Path) -> N
 def test_auto_date_precision_follows_what_the_profile_releases(
     options: tuple[str, ...], shift: int, chosen: str, expected: str
 ) -> None:
-    settings = Settings(deid=DeidConfig(max_date_shift_days=shift), k_anonymity_date_precision=chosen)
-    assert k_date_precision(settings, options) == expected
+    config = RunConfig(deid=DeidConfig(max_date_shift_days=shift), k_anonymity_date_precision=chosen)
+    assert k_date_precision(config, options) == expected

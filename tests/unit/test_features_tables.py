@@ -7,8 +7,9 @@ from datetime import date, timedelta
 
 import pytest
 
+from cohortpool.contract.tables import CLINICAL, READS
 from cohortpool.deid import Pseudonymiser
-from cohortpool.features.tables import CLINICAL_OUT, READS_OUT, TableError, pseudonymise_tables
+from cohortpool.features.tables import TableError, pseudonymise_tables
 
 KEYS = Pseudonymiser(b"k", "site01")
 FINDINGS = ["yes", "no"] * 6
@@ -45,14 +46,14 @@ def test_tables_get_the_image_pseudonyms_age_and_shifted_dates(tmp_path) -> None
     out = tmp_path / "out"
     assert pseudonymise_tables(tmp_path, out, KEYS) == {"clinical_rows": 2, "reads_rows": 1}
     clinical = list(csv.DictReader((out / "clinical.csv").open()))
-    assert tuple(clinical[0]) == CLINICAL_OUT
+    assert tuple(clinical[0]) == CLINICAL.released
     first, second = clinical
     assert first["patient_id"] == KEYS.patient_id("M1") and first["age_years"] == "73"  # a day before 74
     shifted = date(2024, 6, 14) + timedelta(days=KEYS.shift_days("M1"))  # the images' shift of M1
     assert first["first_exam_date"] == shifted.isoformat() and first["source_row"] == "1"
     assert second["age_years"] == "" and second["first_exam_date"] == ""  # unparseable dates never pass
     reads = list(csv.DictReader((out / "reads.csv").open()))
-    assert tuple(reads[0]) == READS_OUT
+    assert tuple(reads[0]) == READS.released
     assert reads[0]["accession_id"] == KEYS.accession_id("ACC1") and reads[0]["genant_grade"] == "2"
     text = (out / "clinical.csv").read_text() + (out / "reads.csv").read_text()
     for phi in ("Doe", "1 Road", "555", "Dr Who", "M1", "ACC1", "1950"):

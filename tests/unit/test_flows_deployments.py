@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from pathlib import Path
 
+import flows
 import pytest
 import yaml
 from prefect import Flow
 
-from cohortpool.config import PROJECT_ROOT, Settings
+from cohortpool.config import Settings
 
-PREFECT_YAML = PROJECT_ROOT / "flows" / "prefect.yaml"
+PREFECT_YAML = Path(flows.__file__).with_name("prefect.yaml")
 
 
 def _deployments() -> list[dict[str, object]]:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cohortpool.cli import app
-from cohortpool.config import PROJECT_ROOT
-from cohortpool.nightly.analyze import views_for
+from cohortpool.contract import resources
+from cohortpool.pipeline.report import views_for
 from cohortpool.stats.plan import load_plan
 from cohortpool.warehouse import connect, migrate
 
@@ -44,5 +44,5 @@ def test_warehouse_without_patients_exits_1_and_writes_nothing(tmp_path: Path) -
 
 
 def test_report_reads_the_views_the_plan_names_and_its_own() -> None:
-    plan = load_plan(PROJECT_ROOT / "plans" / "vcf_study.yaml")
+    plan = load_plan(resources.plan_path())
     assert views_for(plan) == ["patients", "vertebra_reads", "vertebrae"]

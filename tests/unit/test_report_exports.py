@@ -11,7 +11,8 @@ import pyreadstat
 import pytest
 from openpyxl import load_workbook
 
-from cohortpool.report.exports import escape_formula, write_csv, write_csvs, write_sav, write_xlsx
+from cohortpool.contract.csvio import formula_safe as escape_formula
+from cohortpool.report.exports import write_csv, write_csvs, write_sav, write_xlsx
 from cohortpool.stats.result import ResultTable
 from report_results import analysis_sets, paper_results
 

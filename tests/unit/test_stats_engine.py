@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from cohortpool.config import PROJECT_ROOT
+from cohortpool import stats
+from cohortpool.contract import resources
 from cohortpool.stats import tests as t
 from cohortpool.stats.engine import run_plan
 from cohortpool.stats.plan import Plan, load_plan
@@ -23,7 +25,7 @@ FINDINGS = [
 
 @pytest.fixture(scope="module")
 def plan() -> Plan:
-    return load_plan(PROJECT_ROOT / "plans" / "vcf_study.yaml")
+    return load_plan(resources.plan_path())
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +179,7 @@ def _code_words(source: str) -> set[str]:
 
 
 def test_engine_names_no_study_variable() -> None:
-    for path in (PROJECT_ROOT / "src" / "cohortpool" / "stats").glob("*.py"):
+    for path in (Path(stats.__file__).parent).glob("*.py"):
         words = {w.lower() for w in _code_words(path.read_text(encoding="utf-8"))}
         for study_word in ("diagnosis", "fracture_line", "genant", "osteoporosis", "age_years", "met", "op"):
             assert study_word not in words, f"{path.name} names {study_word!r}"

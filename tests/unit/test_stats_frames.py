@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohortpool.config import PROJECT_ROOT
+from cohortpool.contract import resources
 from cohortpool.stats.frames import apply_derived, codes_of, count_cube, expand, level_text
 from cohortpool.stats.plan import load_plan
 
@@ -17,13 +17,13 @@ from cohortpool.stats.plan import load_plan
      (40.0, "moderate"), (40.01, "severe"), (95.0, "severe")],
 )  # fmt: skip
 def test_genant_boundaries_are_closed_as_the_plan_says(height_loss: float, grade: str) -> None:
-    genant = load_plan(PROJECT_ROOT / "plans" / "vcf_study.yaml").derived[0]
+    genant = load_plan(resources.plan_path()).derived[0]
     out = apply_derived(pd.DataFrame({"height_loss_pct": [height_loss]}), [genant])
     assert out[genant.name].iloc[0] == grade
 
 
 def test_missing_source_value_gives_missing_category() -> None:
-    genant = load_plan(PROJECT_ROOT / "plans" / "vcf_study.yaml").derived[0]
+    genant = load_plan(resources.plan_path()).derived[0]
     out = apply_derived(pd.DataFrame({"height_loss_pct": [np.nan, 30.0]}), [genant])
     assert pd.isna(out[genant.name].iloc[0]) and out[genant.name].iloc[1] == "moderate"
     assert list(out[genant.name].cat.categories) == ["none", "mild", "moderate", "severe"]

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from cohortpool.config import PROJECT_ROOT
+from cohortpool.contract import resources
 from cohortpool.stats.plan import PlanError, load_plan, parse_plan
 
-VCF = PROJECT_ROOT / "plans" / "vcf_study.yaml"
+VCF = resources.plan_path()
 
 
 def _minimal() -> dict[str, Any]:

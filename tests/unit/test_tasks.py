@@ -13,7 +13,8 @@ import pytest
 from prefect.states import Completed, Failed
 
 from cohortpool import tasks
-from cohortpool.nightly import RunLayout
+from cohortpool.pipeline.layout import RunLayout
+from cohortpool.pipeline.runconfig import KeyMismatchError, RunConfig, load_run_config
 from cohortpool.synth import write_consortium
 from cohortpool.warehouse import LoadError, WarehouseLockedError, checksum
 from warehouse_batches import make_tables, write_batch
@@ -28,8 +29,9 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def secret(monkeypatch: pytest.MonkeyPatch) -> None:
+def config(monkeypatch: pytest.MonkeyPatch) -> RunConfig:
     monkeypatch.setenv("COHORTPOOL_SECRET", "unit-test-secret-not-real")
+    return load_run_config(require_key=True)
 
 
 def _site01(landing: Path, layout: RunLayout) -> tasks.SiteNight:
@@ -45,13 +47,14 @@ def test_scan_finds_each_site_night_and_forgets_it_once_marked(landing: Path, tm
     assert [n.site_id for n in tasks.scan_new_nights.fn(landing, layout.state).pending] == ["site02"]
 
 
-@pytest.mark.usefixtures("secret")
-def test_submission_summary_counts_the_drop_and_holds_no_identifier(landing: Path, tmp_path: Path) -> None:
+def test_submission_summary_counts_the_drop_and_holds_no_identifier(
+    landing: Path, tmp_path: Path, config: RunConfig
+) -> None:
     layout = RunLayout(tmp_path)
     night = next(n for n in tasks.scan_new_nights.fn(landing, layout.state).pending if n.site_id == "site02")
     out = layout.submission("site02", night.night)
     summary = tasks.build_submission.fn(
-        night.path, out, layout.vault("site02"), "site02", night.night, night.content_sha256, "fp", 1
+        night.path, out, layout.vault("site02"), "site02", night.night, night.content_sha256, "fp", config, 1
     )
     manifest = json.loads((out / "submission.json").read_text())
     assert summary.counts == manifest["counts"]
@@ -67,9 +70,8 @@ def test_submission_summary_counts_the_drop_and_holds_no_identifier(landing: Pat
     assert not any(value in repr(summary) for value in identifiers)
 
 
-@pytest.mark.usefixtures("secret")
 def test_the_nightly_task_and_cohortpool_deid_make_the_same_submission_bytes(
-    landing: Path, tmp_path: Path
+    landing: Path, tmp_path: Path, config: RunConfig
 ) -> None:
     from typer.testing import CliRunner
 
@@ -79,7 +81,15 @@ def test_the_nightly_task_and_cohortpool_deid_make_the_same_submission_bytes(
     night = next(n for n in tasks.scan_new_nights.fn(landing, layout.state).pending if n.site_id == "site02")
     flow_out = layout.submission("site02", night.night)
     tasks.build_submission.fn(
-        night.path, flow_out, layout.vault("site02"), "site02", night.night, night.content_sha256, "fp", 1
+        night.path,
+        flow_out,
+        layout.vault("site02"),
+        "site02",
+        night.night,
+        night.content_sha256,
+        "fp",
+        config,
+        1,
     )
     cli_out = tmp_path / "cli" / "submission"
     done = CliRunner().invoke(
@@ -95,13 +105,14 @@ def test_the_nightly_task_and_cohortpool_deid_make_the_same_submission_bytes(
     assert flow_files == cli_files
 
 
-@pytest.mark.usefixtures("secret")
-def test_validate_then_load_then_load_again_is_a_no_op(landing: Path, tmp_path: Path) -> None:
+def test_validate_then_load_then_load_again_is_a_no_op(
+    landing: Path, tmp_path: Path, config: RunConfig
+) -> None:
     layout = RunLayout(tmp_path)
     night = _site01(landing, layout)
     out = layout.submission("site01", night.night)
     sub = tasks.build_submission.fn(
-        night.path, out, layout.vault("site01"), "site01", night.night, night.content_sha256, "fp", 1
+        night.path, out, layout.vault("site01"), "site01", night.night, night.content_sha256, "fp", config, 1
     )
     validated = tasks.validate_batch.fn(
         out, layout.validated("site01", night.night), "site01", night.night, sub.sha256, "fp"
@@ -133,7 +144,7 @@ def test_load_says_it_waits_for_another_run_holding_the_warehouse(
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"1"
         started = time.monotonic()
-        with caplog.at_level(logging.WARNING, logger="cohortpool.tasks"):
+        with caplog.at_level(logging.WARNING, logger="cohortpool"):
             result = tasks.load_into_warehouse.fn(db, batch, "site01", wait_seconds=60)
     finally:
         holder.wait(timeout=30)
@@ -156,11 +167,26 @@ def test_submission_cache_key_changes_with_the_secret_and_never_shows_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("COHORTPOOL_SECRET", "first-secret-0123456789")
-    first = tasks.submission_fingerprint()
-    assert first == tasks.submission_fingerprint()
+    first = load_run_config(require_key=True).site_fingerprint()
+    assert first == load_run_config(require_key=True).site_fingerprint()
     monkeypatch.setenv("COHORTPOOL_SECRET", "second-secret-0123456789")
-    assert tasks.submission_fingerprint() != first
-    assert "second-secret-0123456789" not in tasks.submission_fingerprint()
+    second = load_run_config(require_key=True)
+    assert second.site_fingerprint() != first
+    assert "second-secret-0123456789" not in second.site_fingerprint() + second.model_dump_json()
+
+
+def test_a_worker_holding_another_key_than_the_run_refuses_to_work(
+    landing: Path, tmp_path: Path, config: RunConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = RunLayout(tmp_path)
+    night = _site01(landing, layout)
+    monkeypatch.setenv("COHORTPOOL_SECRET", "another-workers-secret-0123456789")
+    out = layout.submission("site01", night.night)
+    with pytest.raises(KeyMismatchError, match=str(config.key_fingerprint)):
+        tasks.build_submission.fn(
+            night.path, out, layout.vault("site01"), "site01", night.night, night.content_sha256, "fp", config
+        )
+    assert not out.exists() and not layout.vault("site01").exists()  # refused before writing anything
 
 
 def test_cache_is_refreshed_only_when_the_output_is_gone(tmp_path: Path) -> None:

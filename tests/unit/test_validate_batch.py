@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from validate_support import copy_clean, lines, read_rows, set_cell, write_rows
 
+from cohortpool.contract import resources
 from cohortpool.validate import SubmissionError, ValidationOutcome, validate_submission
 from cohortpool.validate.docs import REMOTE_FETCH
 
@@ -228,7 +229,7 @@ def broken_content(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Vali
     )
     (project / "expectations" / "reads.json").write_text(json.dumps(suite))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("COHORTPOOL_PROJECT_ROOT", str(project))
+        patch.setattr(resources, "suites_dir", lambda: project / "expectations")
         return root / "out", validate_submission(sub, root / "out")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from cohortpool.config import PROJECT_ROOT
+from cohortpool.contract import resources
 from cohortpool.warehouse import MigrationError, migrate, sql
 from cohortpool.warehouse.catalog import value_sets
 from cohortpool.warehouse.migrate import discover
@@ -39,10 +39,10 @@ def _catalog(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[object, ...
 
 @pytest.fixture
 def sql_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private copy of sql/ that a test may edit, used through COHORTPOOL_PROJECT_ROOT."""
+    """A private copy of sql/ that a test may edit, in place of the one the package ships."""
     root = tmp_path / "checkout"
-    shutil.copytree(PROJECT_ROOT / "sql", root / "sql")
-    monkeypatch.setenv("COHORTPOOL_PROJECT_ROOT", str(root))
+    shutil.copytree(resources.sql_dir(), root / "sql")
+    monkeypatch.setattr(resources, "sql_dir", lambda: root / "sql")
     return root / "sql"
 
 

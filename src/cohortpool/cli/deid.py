@@ -4,40 +4,117 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app
-from cohortpool.config import MissingSecretError, SiteConfig, load_settings
+from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, app, fail, read_settings
+from cohortpool.config import MissingSecretError
+from cohortpool.contract.identifiers import NIGHT, check_site_id
 
-_NIGHT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_USAGE)
+if TYPE_CHECKING:
+    from cohortpool.pipeline.runconfig import RunConfig
+    from cohortpool.pipeline.site import PackagedNight
 
 
 def _night(in_dir: Path, night: str | None) -> str:
     folder = in_dir.resolve().name
-    from_folder = folder if _NIGHT.match(folder) else None
+    from_folder = folder if NIGHT.match(folder) else None
     chosen = night or from_folder
     if chosen is None:
-        raise _fail(f"cannot tell the night: {in_dir} is not named YYYY-MM-DD; pass --night YYYY-MM-DD")
+        raise fail(f"cannot tell the night: {in_dir} is not named YYYY-MM-DD; pass --night YYYY-MM-DD")
     if night and from_folder and night != from_folder:
-        raise _fail(f"--night {night} disagrees with the drop folder's night {from_folder}")
+        raise fail(f"--night {night} disagrees with the drop folder's night {from_folder}")
     try:
         dt.date.fromisoformat(chosen)
     except ValueError:
-        raise _fail(f"night {chosen!r} is not a date YYYY-MM-DD") from None
+        raise fail(f"night {chosen!r} is not a date YYYY-MM-DD") from None
     return chosen
 
 
 def _inside(child: Path, parent: Path) -> bool:
     return child.resolve().is_relative_to(parent.resolve())
+
+
+def _check_usage(in_dir: Path, out_dir: Path, site: str, secret_file: Path | None) -> None:
+    """Refuse bad arguments before anything is read or written."""
+    try:
+        check_site_id(site)
+    except ValueError as exc:
+        raise fail(f"--site: {exc}") from None
+    if not in_dir.is_dir():
+        raise fail(f"{in_dir} is not a folder")
+    if _inside(out_dir, in_dir) or _inside(in_dir, out_dir):
+        raise fail(f"{out_dir} and {in_dir} must not contain one another")
+    if secret_file is not None and not secret_file.is_file():
+        raise fail(f"--secret-file {secret_file} does not exist")
+
+
+def _package(
+    in_dir: Path, out_dir: Path, vault_dir: Path, site: str, night: str, config: RunConfig, workers: int
+) -> PackagedNight:
+    """Run the site hop under a progress bar; usage-class failures exit 2, a full disk exits 1."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from cohortpool.deid import VaultError
+    from cohortpool.pipeline.runconfig import run_secret
+    from cohortpool.pipeline.site import OutputWriteError, package_site_night
+
+    try:
+        secret = run_secret(config)
+    except MissingSecretError as exc:
+        raise fail(str(exc)) from None
+    try:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        ) as bar:
+            task = bar.add_task("de-identifying", total=None)
+            return package_site_night(
+                in_dir,
+                out_dir,
+                vault_dir,
+                site,
+                night,
+                config,
+                secret,
+                workers=workers,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except VaultError as exc:
+        raise fail(str(exc)) from None
+    except OutputWriteError as exc:  # a full or failing disk: the run failed, nothing was released
+        raise fail(exc.strerror or str(exc), EXIT_ISSUES) from None
+    except ValueError as exc:  # an unknown profile option in the configuration
+        raise fail(f"invalid de-identification configuration: {exc}") from None
+
+
+def _report(packaged: PackagedNight, site: str, night: str, vault_dir: Path) -> int:
+    """Print what happened; the exit code (1 when something was quarantined, withheld or failed)."""
+    from cohortpool.deid import QUARANTINED
+
+    result, counts, privacy = packaged.deid, packaged.counts, packaged.privacy
+    failed = False
+    if not packaged.has_tables:
+        typer.echo(f"note: {packaged.table_error}", err=True)
+    elif packaged.table_error is not None:
+        typer.echo(f"error: {packaged.table_error}", err=True)
+        failed = True
+    typer.echo(f"k-anonymity {privacy.k} over age_years, sex, site_id, first_exam_date")
+    if privacy.blocked:
+        typer.echo(f"error: release blocked: {privacy.reason()}", err=True)
+        failed = True
+    summary = ", ".join(f"{k} {v}" for k, v in counts.items())
+    typer.echo(f"{site} {night}: {summary}")
+    for kind, n in result.reasons.items():
+        typer.echo(f"  quarantined ({kind}): {n}")
+    if result.count(QUARANTINED):
+        typer.echo(f"quarantined originals and reasons: {vault_dir} (ledger/{night}.csv)")
+    return EXIT_ISSUES if failed or result.count(QUARANTINED) else EXIT_OK
 
 
 @app.command("deid")
@@ -68,76 +145,15 @@ def deid(
     # pydicom imports numpy, whose OpenBLAS starts a thread per core at import; de-identification does
     # no linear algebra, and those threads would only compete with the worker processes for the cores
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from cohortpool.pipeline.runconfig import RunConfig
 
-    from cohortpool.deid import QUARANTINED, VaultError
-    from cohortpool.nightly.package import OutputWriteError, package_site_night
-
-    try:
-        SiteConfig(site_id=site)
-    except ValueError as exc:
-        raise _fail(f"--site: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}") from None
-    if not in_dir.is_dir():
-        raise _fail(f"{in_dir} is not a folder")
-    if _inside(out_dir, in_dir) or _inside(in_dir, out_dir):
-        raise _fail(f"{out_dir} and {in_dir} must not contain one another")
+    _check_usage(in_dir, out_dir, site, secret_file)
     the_night = _night(in_dir, night)
-    if secret_file is not None and not secret_file.is_file():
-        raise _fail(f"--secret-file {secret_file} does not exist")
+    settings = read_settings(secret_file=secret_file)
     try:
-        settings = load_settings(secret_file=secret_file)
-        secret = settings.secret_bytes()
+        config = RunConfig.from_settings(settings, require_key=True)
     except MissingSecretError as exc:
-        raise _fail(str(exc)) from None
-    except ValueError as exc:
-        raise _fail(f"invalid configuration: {exc}") from None
+        raise fail(str(exc)) from None
     vault_dir = vault if vault is not None else settings.vault_dir / site
-    n_workers = workers or settings.workers
-
-    try:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("de-identifying", total=None)
-            packaged = package_site_night(
-                in_dir,
-                out_dir,
-                vault_dir,
-                site,
-                the_night,
-                settings,
-                secret,
-                workers=n_workers,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-    except VaultError as exc:
-        raise _fail(str(exc)) from None
-    except OutputWriteError as exc:  # a full or failing disk: the run failed, nothing was released
-        typer.echo(f"error: {exc.strerror}", err=True)
-        raise typer.Exit(EXIT_ISSUES) from None
-    except ValueError as exc:  # an unknown profile option in the configuration
-        raise _fail(f"invalid de-identification configuration: {exc}") from None
-
-    result, counts, privacy = packaged.deid, packaged.counts, packaged.privacy
-    failed = False
-    if not packaged.has_tables:
-        typer.echo(f"note: {packaged.table_error}", err=True)
-    elif packaged.table_error is not None:
-        typer.echo(f"error: {packaged.table_error}", err=True)
-        failed = True
-    typer.echo(f"k-anonymity {privacy.k} over age_years, sex, site_id, first_exam_date")
-    if privacy.blocked:
-        typer.echo(f"error: release blocked: {privacy.reason()}", err=True)
-        failed = True
-
-    summary = ", ".join(f"{k} {v}" for k, v in counts.items())
-    typer.echo(f"{site} {the_night}: {summary}")
-    for kind, n in result.reasons.items():
-        typer.echo(f"  quarantined ({kind}): {n}")
-    if result.count(QUARANTINED):
-        typer.echo(f"quarantined originals and reasons: {vault_dir} (ledger/{the_night}.csv)")
-    raise typer.Exit(EXIT_ISSUES if failed or result.count(QUARANTINED) else EXIT_OK)
+    packaged = _package(in_dir, out_dir, vault_dir, site, the_night, config, workers or config.workers)
+    raise typer.Exit(_report(packaged, site, the_night, vault_dir))

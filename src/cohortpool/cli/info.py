@@ -7,8 +7,7 @@ import json
 import typer
 
 from cohortpool import __version__
-from cohortpool.cli._app import EXIT_USAGE, app
-from cohortpool.config import load_settings
+from cohortpool.cli._app import app, read_settings
 
 
 @app.command()
@@ -20,11 +19,7 @@ def version() -> None:
 @app.command("config")
 def show_config() -> None:
     """Print the effective configuration (the secret is never shown)."""
-    try:
-        settings = load_settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        typer.echo(f"error: invalid configuration: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from exc
+    settings = read_settings()
     shown = settings.model_dump(mode="json", exclude={"secret"})
     shown["secret"] = "set" if settings.secret is not None else "not set"
     typer.echo(json.dumps(shown, indent=2, sort_keys=True))

@@ -11,8 +11,7 @@ from typing import Annotated, cast
 
 import typer
 
-from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app
-from cohortpool.config import load_settings
+from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app, read_settings
 
 LandingOpt = Annotated[
     Path, typer.Option("--landing", help="Landing folder; files go to <landing>/<site>/<YYYY-MM-DD>/dicom/.")
@@ -30,11 +29,7 @@ def _site(site: str | None) -> str:
     """The site to store under: the one given, or the only configured one; exit 2 if ambiguous."""
     if site is not None:
         return site
-    try:
-        sites = [s.site_id for s in load_settings().sites]
-    except ValueError as exc:
-        typer.echo(f"error: invalid configuration: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from exc
+    sites = [s.site_id for s in read_settings().sites]
     if len(sites) == 1:
         return sites[0]
     typer.echo(

@@ -1,7 +1,7 @@
 """`cohortpool report`: the analysis plan run on the warehouse, written as a report folder.
 
 The glue between the warehouse, the statistics engine and the report writer lives in
-:mod:`cohortpool.nightly.analyze`, shared with the nightly flow's report task.
+:mod:`cohortpool.pipeline.report`, shared with the flows' report task.
 """
 
 from __future__ import annotations
@@ -11,14 +11,9 @@ from typing import Annotated
 
 import typer
 
-from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app
-from cohortpool.config import load_settings
-from cohortpool.nightly.analyze import generate
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
+from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app, read_settings
+from cohortpool.cli._app import fail as _fail
+from cohortpool.contract import resources
 
 
 @app.command("report")
@@ -47,16 +42,12 @@ def report_command(
     import duckdb
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    from cohortpool.stats.plan import PlanError
-    from cohortpool.warehouse import WarehouseError
+    from cohortpool.pipeline.report import PlanError, WarehouseError, generate
 
-    try:
-        settings = load_settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise _fail(f"invalid configuration: {exc}", EXIT_USAGE) from exc
+    settings = read_settings()
     db_path = db or settings.warehouse
     out_dir = out or settings.data_dir / "report"
-    plan_path = plan_file or settings.plans_dir / "vcf_study.yaml"
+    plan_path = plan_file or resources.plan_path()
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as progress:
         progress.add_task(f"{db_path} -> plan {plan_path.name} -> {out_dir}", total=None)

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import SecretStr
 
-from cohortpool.cli._app import EXIT_ISSUES, EXIT_USAGE, app
-from cohortpool.config import MissingSecretError, Settings, WeakSecretError, load_settings
-from cohortpool.nightly import NightSummary, RunLayout
+from cohortpool.cli._app import EXIT_ISSUES, app, fail, read_settings
+from cohortpool.config import MissingSecretError, Settings, WeakSecretError
+from cohortpool.pipeline.layout import RunLayout
+from cohortpool.pipeline.records import NightSummary
+from cohortpool.pipeline.runconfig import RunConfig
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -39,23 +42,12 @@ DaskOption = Annotated[
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's own log lines.")]
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _settings() -> Settings:
+def _run_config(settings: Settings) -> RunConfig:
+    """The run's configuration, with the fingerprint of its key; no usable secret is exit 2."""
     try:
-        return load_settings()
-    except ValueError as exc:
-        raise _fail(f"invalid configuration: {exc}") from None
-
-
-def _require_secret(settings: Settings) -> None:
-    try:
-        settings.secret_bytes()
+        return RunConfig.from_settings(settings, require_key=True)
     except MissingSecretError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def prepare_environment(layout: RunLayout, *, own_home: bool = True) -> None:
@@ -99,7 +91,9 @@ class _ProgressHandler(logging.Handler):
         self.progress.console.print(f"[{style}]{step:>10}[/] {record.getMessage()}", highlight=False)
 
 
-def _run_nightly(landing: Path, layout: RunLayout, dask: str | None, verbose: bool) -> int:
+def _run_nightly(
+    landing: Path, layout: RunLayout, config: RunConfig, address: str | None, verbose: bool
+) -> int:
     if not verbose:  # Prefect's INFO lines still reach its API; the terminal shows the progress bar
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     from flows.nightly import nightly
@@ -107,8 +101,6 @@ def _run_nightly(landing: Path, layout: RunLayout, dask: str | None, verbose: bo
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
 
-    settings = _settings()
-    address = dask or settings.dask_address
     options: dict[str, Any] = {}
     if address:
         from prefect_dask.task_runners import DaskTaskRunner
@@ -134,10 +126,11 @@ def _run_nightly(landing: Path, layout: RunLayout, dask: str | None, verbose: bo
                     landing_dir=landing.resolve(),
                     out_dir=layout.out.resolve(),
                     workers=1 if address else None,
+                    config=config,
                     return_state=True,
                 )
         except OSError as exc:  # e.g. the Dask scheduler cannot be reached
-            raise _fail(f"cannot start the nightly run: {exc}", EXIT_ISSUES) from None
+            raise fail(f"cannot start the nightly run: {exc}", EXIT_ISSUES) from None
         finally:
             flow_logger.removeHandler(handler)
         progress.update(bar, description="nightly run")
@@ -198,15 +191,15 @@ def run(
 
     Exit 0: all clean; 1: something was quarantined or a site failed; 2: bad usage or configuration.
     """
-    settings = _settings()
-    _require_secret(settings)
+    settings = read_settings()
+    config = _run_config(settings)
     if not landing_dir.is_dir():
-        raise _fail(f"landing folder {landing_dir} does not exist or is not a folder")
+        raise fail(f"landing folder {landing_dir} does not exist or is not a folder")
     layout = RunLayout(out if out is not None else settings.data_dir)
     if landing_dir.resolve().is_relative_to(layout.out.resolve() / "submissions"):
-        raise _fail(f"{landing_dir} is inside the run's submissions; pass the site drops' landing folder")
+        raise fail(f"{landing_dir} is inside the run's submissions; pass the site drops' landing folder")
     prepare_environment(layout)
-    raise typer.Exit(_run_nightly(landing_dir, layout, dask, verbose))
+    raise typer.Exit(_run_nightly(landing_dir, layout, config, dask or settings.dask_address, verbose))
 
 
 @app.command("demo")
@@ -226,16 +219,19 @@ def demo(
 
     # the public DEMO-ONLY secret is accepted only here (Settings.demo), by this process and its tasks
     os.environ["COHORTPOOL_DEMO"] = "1"
-    settings = _settings()
+    settings = read_settings()
     try:
         settings.secret_bytes()
     except WeakSecretError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except MissingSecretError:
+        # the steps read the key from the environment where they run (it never travels with the run)
         os.environ["COHORTPOOL_SECRET"] = DEMO_SECRET
+        settings = settings.model_copy(update={"secret": SecretStr(DEMO_SECRET)})
         typer.echo(
             "note: COHORTPOOL_SECRET is not set: using the fixed DEMO-ONLY secret (synthetic data only)"
         )
+    config = _run_config(settings)
     layout = RunLayout(out)
     prepare_environment(layout)
     typer.echo(f"synthesizing a 3-site consortium into {layout.landing} ...")
@@ -247,7 +243,7 @@ def demo(
     typer.echo(
         f"{sum(s['dicom_files'] for s in summary['sites'])} DICOM files from {len(summary['sites'])} sites"
     )
-    raise typer.Exit(_run_nightly(layout.landing, layout, dask, verbose))
+    raise typer.Exit(_run_nightly(layout.landing, layout, config, dask or settings.dask_address, verbose))
 
 
 @app.command("serve")
@@ -265,8 +261,8 @@ def serve(
     Runs report to the Prefect server in PREFECT_API_URL (see README, "Running nightly"). The schedule
     stays active after this process stops; two runs never overlap (a deployment concurrency limit of 1).
     """
-    settings = _settings()
-    _require_secret(settings)
+    settings = read_settings()
+    _run_config(settings)  # refuse to serve without a usable key; each served run reads its own
     layout = RunLayout(out if out is not None else settings.data_dir)
     landing_dir = landing if landing is not None else layout.landing
     schedule = cron or settings.schedule_cron
@@ -275,7 +271,7 @@ def serve(
     try:
         CronSchedule(cron=schedule)
     except ValueError as exc:
-        raise _fail(f"--cron {schedule!r} is not a cron expression: {exc}") from None
+        raise fail(f"--cron {schedule!r} is not a cron expression: {exc}") from None
     # served runs are child processes: they read the results and scratch locations from the environment
     prepare_environment(layout, own_home=False)
     from flows.nightly import nightly

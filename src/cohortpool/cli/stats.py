@@ -49,9 +49,9 @@ def compare(
         raise typer.Exit(EXIT_USAGE) from None
     for col, why in types.skipped:
         typer.echo(f"note: column {col!r} skipped: {why}", err=True)
-    from cohortpool.report.exports import escape_formula  # column names come from the user's CSV
+    from cohortpool.contract.csvio import formula_safe  # column names come from the user's CSV
 
-    safe = result.map(escape_formula).rename(columns=escape_formula)
+    safe = result.map(formula_safe).rename(columns=formula_safe)
     text = safe.to_csv(index=False, lineterminator="\n")
     if out is None:
         typer.echo(text, nl=False)

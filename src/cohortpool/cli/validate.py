@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cohortpool.cli._app import EXIT_ISSUES, EXIT_USAGE, app
+from cohortpool.cli._app import EXIT_ISSUES, EXIT_USAGE, app, read_settings
 from cohortpool.contract import MACHINE_ERRNOS
 
 
@@ -31,7 +31,6 @@ def validate(
     """
     from rich.console import Console
 
-    from cohortpool.config import load_settings
     from cohortpool.validate import SubmissionError, validate_submission
     from cohortpool.validate.submission import open_submission
 
@@ -39,7 +38,7 @@ def validate(
     try:
         if out is None:
             submission = open_submission(submission_dir)
-            out = load_settings().data_dir / "validated" / submission.site_id / submission.night
+            out = read_settings().data_dir / "validated" / submission.site_id / submission.night
         with console.status(f"validating {submission_dir} ..."):
             outcome = validate_submission(submission_dir, out)
     except SubmissionError as exc:
@@ -48,7 +47,7 @@ def validate(
     except OSError as exc:
         if exc.errno not in MACHINE_ERRNOS:
             raise
-        from cohortpool.nightly.package import free_space
+        from cohortpool.pipeline.site import free_space
 
         typer.echo(
             f"error: {exc.strerror}: the validated batch could not be written to {out} "

@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cohortpool.contract.csvio import formula_safe
+
 LEDGER_COLUMNS = ("input_path", "size", "sha256", "outcome", "output_path", "reason")
 CROSSWALK_COLUMNS = ("kind", "local_id", "pseudonym", "date_shift_days")
 DEIDENTIFIED, QUARANTINED, DUPLICATE = "deidentified", "quarantined", "duplicate"
@@ -41,20 +43,6 @@ class LedgerRow:
     outcome: str
     output_path: str = ""
     reason: str = ""
-
-
-def _formula_safe(value: object) -> object:
-    """Text a spreadsheet would run as a formula (= + - @, tab, CR first; not a number) gets a leading '.
-
-    Site staff open the ledger and crosswalk in Excel; file names and MRNs come from outside (OWASP
-    "CSV injection").
-    """
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        try:
-            float(value)
-        except ValueError:
-            return "'" + value
-    return value
 
 
 def _private_dir(path: Path) -> Path:
@@ -114,7 +102,7 @@ class Vault:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(LEDGER_COLUMNS)
         for row in sorted(rows, key=lambda r: r.input_path):
-            writer.writerow([_formula_safe(getattr(row, c)) for c in LEDGER_COLUMNS])
+            writer.writerow([formula_safe(getattr(row, c)) for c in LEDGER_COLUMNS])
         path = self.root / "ledger" / f"{night}.csv"
         self._write(path, buffer.getvalue())
         return path
@@ -135,7 +123,7 @@ class Vault:
         if path.exists():
             with path.open(encoding="utf-8", newline="") as handle:
                 known = {tuple(r[c] for c in CROSSWALK_COLUMNS) for r in csv.DictReader(handle)}  # type: ignore[misc]
-        known.update(tuple(_formula_safe(v) for v in e) for e in entries)  # type: ignore[misc]
+        known.update(tuple(formula_safe(v) for v in e) for e in entries)
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(CROSSWALK_COLUMNS)

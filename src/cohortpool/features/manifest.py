@@ -13,7 +13,6 @@ from PatientAge, ``patient_sex``): the release-risk check counts them for a subm
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterable
 from functools import lru_cache
@@ -26,7 +25,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
-from cohortpool.features.tables import formula_safe
+from cohortpool.contract.csvio import write_csv
 
 MANIFEST_COLUMNS = (
     "site_id",
@@ -236,8 +235,4 @@ def write_manifest(records: Iterable[dict[str, Any]], path: Path, site_id: str) 
     """Write ``imaging_manifest.csv`` (contract section 2); returns the number of series."""
     rows = series_rows(records, site_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, MANIFEST_COLUMNS, lineterminator="\n", extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({k: formula_safe(v) for k, v in row.items()} for row in rows)
-    return len(rows)
+    return write_csv(path, MANIFEST_COLUMNS, rows)

@@ -5,22 +5,14 @@ No timestamps and sorted keys, so the same inputs and secret give a byte-identic
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from cohortpool.contract.files import sha256_file
+
 SUBMISSION_FILE = "submission.json"
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _listed(out_dir: Path) -> list[str]:

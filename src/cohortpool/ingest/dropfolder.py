@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from cohortpool.contract.files import sha256_tree
 from cohortpool.ingest import state
 from cohortpool.ingest.errors import IngestError
 from cohortpool.ingest.store import check_night, check_site_id, is_in_progress
@@ -253,16 +254,11 @@ def _stat_digest(night_dir: Path, files: list[Path]) -> tuple[str, int, float]:
 
 
 def _content_digest(night_dir: Path, files: list[Path]) -> str:
-    """sha256 over ``relative path NUL file sha256 LF`` of the files.
+    """The tree digest of the files (:func:`cohortpool.contract.files.sha256_tree`).
 
     Paths are hashed, never stored: they carry hospital identifiers in a real PACS export.
     """
-    outer = hashlib.sha256()
-    for path in files:
-        with path.open("rb") as fh:
-            file_digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        outer.update(f"{path.relative_to(night_dir).as_posix()}\0{file_digest}\n".encode())
-    return outer.hexdigest()
+    return sha256_tree(night_dir, (path.relative_to(night_dir).as_posix() for path in files))
 
 
 def _hidden(rel: Path) -> bool:

@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import io
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +23,8 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from cohortpool.contract.identifiers import NIGHT, SITE_ID_RULE, is_site_id, is_uid
 from cohortpool.ingest.errors import InvalidInstanceError
-
-#: PS3.5 9.1: a UID is digits and dots, at most 64 characters. Checked before a UID becomes a path part,
-#: so a sender cannot name a file "../../x".
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-_NIGHT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_SITE_ID = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 
 #: suffix of in-progress writes; together with the leading dot it marks a file every reader must skip
 TMP_SUFFIX = ".tmp"
@@ -47,17 +41,16 @@ class InstanceUids:
 
 def check_site_id(site_id: str) -> str:
     """Return ``site_id`` if it is a valid site id (it becomes a folder name), else raise ``ValueError``."""
-    if not _SITE_ID.match(site_id):
+    if not is_site_id(site_id):
         raise ValueError(
-            f"site id {site_id!r} must be 2-32 characters of a-z, 0-9 and _, starting with a letter "
-            "(the same rule as the site_id of cohortpool.yaml)"
+            f"site id {site_id!r} must be {SITE_ID_RULE} (the same rule as the site_id of cohortpool.yaml)"
         )
     return site_id
 
 
 def check_night(night: str) -> str:
     """Return ``night`` if it is a real ``YYYY-MM-DD`` date, else raise ``ValueError``."""
-    if not _NIGHT.match(night):
+    if not NIGHT.match(night):
         raise ValueError(f"night {night!r} must be a date written YYYY-MM-DD")
     try:
         dt.date.fromisoformat(night)
@@ -72,8 +65,9 @@ def today() -> str:
 
 
 def is_valid_uid(value: str) -> bool:
-    """True if ``value`` is a syntactically valid DICOM UID (PS3.5 9.1)."""
-    return len(value) <= 64 and bool(_UID.match(value))
+    """True if ``value`` is a syntactically valid DICOM UID (PS3.5 9.1): checked before a UID becomes a
+    path part, so a sender cannot name a file "../../x"."""
+    return is_uid(value)
 
 
 def uids_of(data: bytes, origin: str) -> InstanceUids:

@@ -24,28 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cohortpool.contract.csvio import formula_safe
 from cohortpool.stats.result import ResultTable
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FIXED_TIME = datetime(2000, 1, 1)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
 _W3CDTF = re.compile(r"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def escape_formula(value: Any) -> Any:
-    """Text that a spreadsheet would run as a formula, made inert with a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _is_number(value):
-        return "'" + value
-    return value
 
 
 def _cell(value: Any) -> Any:
@@ -63,9 +48,9 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """One table as UTF-8 CSV (``\\n`` line ends, header row, formula-escaped text)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([escape_formula(str(c)) for c in frame.columns])
+    writer.writerow([formula_safe(str(c)) for c in frame.columns])
     for row in frame.itertuples(index=False):
-        writer.writerow([escape_formula(_cell(v)) for v in row])
+        writer.writerow([formula_safe(_cell(v)) for v in row])
     path.write_text(buffer.getvalue(), encoding="utf-8")
     return path
 

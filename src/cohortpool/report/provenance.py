@@ -7,12 +7,10 @@ site-night submissions fed each table and figure.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
@@ -41,15 +39,6 @@ class Provenance:
         sites = sites_of(result)
         chosen = sorted(self.batches) if sites is None else [s for s in sorted(self.batches) if s in sites]
         return tuple(b for site in chosen for b in self.batches[site])
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes (the plan's identity: any edit to the plan changes it)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def library_versions(names: Sequence[str] = LIBRARIES) -> tuple[tuple[str, str], ...]:

@@ -11,36 +11,13 @@ import io
 from pathlib import Path
 
 from cohortpool.contract import FINDINGS
+from cohortpool.contract.tables import CLINICAL, READS
 from cohortpool.synth.cohort import Cohort
 from cohortpool.synth.findings import MODALITIES, genant_grade
 
-CLINICAL_COLUMNS = (
-    "mrn",
-    "patient_name",
-    "birth_date",
-    "sex",
-    "address",
-    "phone",
-    "height_cm",
-    "weight_kg",
-    "bmi",
-    "dxa_t_score",
-    "diagnosis",
-    "pathology_confirmed",
-    "primary_tumour",
-    "first_exam_date",
-)
-READS_COLUMNS = (
-    "mrn",
-    "accession_number",
-    "modality",
-    "level",
-    "reader",
-    "read_date",
-    *FINDINGS,
-    "genant_grade",
-    "height_loss_pct",
-)
+#: a hospital's export, every column (identifiers included: the site drops them before anything leaves)
+CLINICAL_COLUMNS = CLINICAL.export_columns
+READS_COLUMNS = READS.export_columns
 
 Row = list[str]
 
@@ -97,7 +74,11 @@ def reads_rows(cohort: Cohort) -> list[Row]:
 
 
 def write_csv(path: Path, columns: tuple[str, ...], rows: list[Row]) -> None:
-    """UTF-8 without BOM, comma-separated, ``\\n`` line ends, a header row (data contract)."""
+    """UTF-8 without BOM, comma-separated, ``\\n`` line ends, a header row (data contract).
+
+    The hospital's export, written as a hospital writes it: cells go out verbatim (a planted formula
+    stays live), unlike :func:`cohortpool.contract.csvio.write_csv`, which makes every cell safe.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cohortpool.contract.files import sha256_file
 from cohortpool.validate.crosstable import check_crosstable
 from cohortpool.validate.findings import CheckOutcome, Finding
 from cohortpool.validate.frames import TableFrames, TableRejected, read_table
@@ -28,7 +29,7 @@ from cohortpool.validate.quarantine import (
     write_lines,
 )
 from cohortpool.validate.run import SuiteRunner, TableRun
-from cohortpool.validate.submission import Submission, SubmissionError, file_sha256, open_submission
+from cohortpool.validate.submission import Submission, SubmissionError, open_submission
 from cohortpool.validate.suites import TABLES, TableSuite, load_suites
 
 LINEAGE_COLUMNS = ("batch_id", "source_file", "source_sha256")
@@ -244,6 +245,6 @@ def _summary(
             "errored": errored,
             "crosstable_findings": len(cross),
         },
-        "suites": {table: file_sha256(suite.path) for table, suite in suites.items()},
+        "suites": {table: sha256_file(suite.path) for table, suite in suites.items()},
         "data_docs": "data_docs/index.html",
     }

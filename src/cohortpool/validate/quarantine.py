@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cohortpool.contract.csvio import formula_safe
 from cohortpool.validate.findings import ERROR, WARNING, Finding
 from cohortpool.validate.frames import TableFrames
 from cohortpool.validate.suites import TableSuite
@@ -192,26 +193,9 @@ def unreadable_rows(table: str, rows_in: int, problem: str) -> pd.DataFrame:
     )
 
 
-def _escape_cell(value: object) -> object:
-    """Neutralise spreadsheet formulas (a cell starting with = + @ or a non-numeric -)."""
-    if not isinstance(value, str) or not value:
-        return value
-    if value[0] in "=+@\t\r" or (value[0] == "-" and not _is_number(value)):
-        return "'" + value
-    return value
-
-
-def _is_number(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
 def write_lines(lines: pd.DataFrame, path: Path) -> None:
     """Write quarantine/warning lines as UTF-8 CSV, formula-escaped, deterministic row order."""
     safe = lines[QUARANTINE_COLUMNS].copy()
     for col in ("key", "expectation", "reason", "value"):
-        safe[col] = safe[col].map(_escape_cell)
+        safe[col] = safe[col].map(formula_safe)
     safe.to_csv(path, index=False, lineterminator="\n")

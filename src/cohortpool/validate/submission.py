@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from cohortpool.contract.files import sha256_tree
+from cohortpool.contract.identifiers import NIGHT, SITE_ID_RULE, is_site_id
 
 MANIFEST = "submission.json"
 #: what a site writes instead of submission.json when its release is blocked (data contract section 2)
 WITHHELD = "release_blocked.json"
-_SITE_ID = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
-_NIGHT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_CHUNK = 1 << 20
 
 
 class SubmissionError(ValueError):
@@ -35,14 +33,6 @@ class Submission:
         return f"{self.site_id}_{self.night}_{self.content_sha256[:12]}"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def content_sha256(folder: Path) -> str:
     """The sha256 of a submission's content: every file but ``submission.json``, by relative path.
 
@@ -50,13 +40,8 @@ def content_sha256(folder: Path) -> str:
     lines ``<sha256>  <relative path>``, so the same content always gets the same batch id and a changed
     file always a new one.
     """
-    lines = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        relative = path.relative_to(folder).as_posix()
-        if relative == MANIFEST:
-            continue
-        lines.append(f"{file_sha256(path)}  {relative}\n")
-    return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+    relatives = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return sha256_tree(folder, (r for r in relatives if r != MANIFEST))
 
 
 def open_submission(folder: Path) -> Submission:
@@ -80,8 +65,8 @@ def open_submission(folder: Path) -> Submission:
         raise SubmissionError(f"{manifest}: not readable JSON ({exc}); re-run `cohortpool deid`") from exc
     site_id = str(meta.get("site_id", "")) if isinstance(meta, dict) else ""
     night = str(meta.get("night", "")) if isinstance(meta, dict) else ""
-    if not _SITE_ID.match(site_id):
-        raise SubmissionError(f"{manifest}: site_id must be 2-32 characters of a-z, 0-9 and _")
-    if not _NIGHT.match(night):
+    if not is_site_id(site_id):
+        raise SubmissionError(f"{manifest}: site_id must be {SITE_ID_RULE}")
+    if not NIGHT.match(night):
         raise SubmissionError(f"{manifest}: night must be an ISO date YYYY-MM-DD")
     return Submission(folder, site_id, night, content_sha256(folder))

@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cohortpool.config import load_settings
+from cohortpool.contract import resources
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
@@ -133,7 +133,7 @@ def suite_path(table: str) -> Path:
     """Where the reviewed suite of ``table`` lives."""
     if table not in TABLES:
         raise SuiteError(f"no suite for table {table!r}; tables are {', '.join(TABLES)}")
-    return load_settings().expectations_dir / f"{table}.json"
+    return resources.suites_dir() / f"{table}.json"
 
 
 @cache

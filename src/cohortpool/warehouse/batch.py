@@ -7,7 +7,6 @@ with a well-formed batch or not at all.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from typing import Any
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from cohortpool.contract.files import sha256_file, sha256_listing
+
 #: The data tables of a batch, in load order.
 TABLES: tuple[str, ...] = ("clinical", "reads", "imaging_manifest")
 #: Lineage columns every accepted table carries beside the submission columns.
@@ -25,7 +26,6 @@ LINEAGE: tuple[str, ...] = ("batch_id", "source_file", "source_sha256", "source_
 #: Columns of quarantine.csv and warnings.csv.
 ISSUE_COLUMNS: tuple[str, ...] = ("table", "source_row", "key", "expectation", "severity", "reason", "value")
 _COUNT_KEYS: tuple[str, ...] = ("rows_in", "accepted", "quarantined", "warnings")
-_CHUNK = 1 << 20
 
 
 class BatchError(ValueError):
@@ -70,15 +70,6 @@ class ValidatedBatch:
     def warnings_path(self) -> Path | None:
         path = self.path / "warnings.csv"
         return path if path.is_file() else None
-
-
-def file_sha256(path: Path) -> str:
-    """Streamed sha256 of a file (batches may hold millions of rows)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _counts(summary: dict[str, Any], summary_path: Path) -> dict[str, dict[str, Any]]:
@@ -177,14 +168,14 @@ def read_batch(path: str | Path, columns: dict[str, tuple[str, ...]]) -> Validat
             if rel == "warnings.csv":
                 continue  # optional: a batch without flagged rows may omit it
             raise BatchError(f"{folder}: missing {rel} (contract section 3); re-run cohortpool validate")
-        files.append(BatchFile(rel, file_sha256(file), file.stat().st_size))
+        files.append(BatchFile(rel, sha256_file(file), file.stat().st_size))
     for table in TABLES:
         _check_columns(folder / "accepted" / f"{table}.parquet", columns[table] + LINEAGE)
     _check_issue_file(folder / "quarantine.csv")
     if (folder / "warnings.csv").is_file():
         _check_issue_file(folder / "warnings.csv")
 
-    content = hashlib.sha256("".join(f"{f.relpath}\t{f.sha256}\n" for f in files).encode()).hexdigest()
+    content = sha256_listing((f.relpath, f.sha256) for f in files)
     received_at = datetime.fromtimestamp(summary_path.stat().st_mtime, tz=UTC)
     return ValidatedBatch(
         path=folder.resolve(),

@@ -9,7 +9,6 @@ never on ``;``, and each statement receives only the parameters it names.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from cohortpool.config import load_settings
+from cohortpool.contract import resources
+from cohortpool.contract.files import sha256_file
 
 _NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)*$")
 _SLOT = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
@@ -50,8 +50,8 @@ class SqlError(RuntimeError):
 
 
 def sql_root() -> Path:
-    """The ``sql/`` folder of the checkout (resolved from the project root setting, not the cwd)."""
-    return load_settings().sql_dir
+    """The ``sql/`` folder the package ships (never looked up from the working directory)."""
+    return resources.sql_dir()
 
 
 def _path(name: str) -> Path:
@@ -87,7 +87,7 @@ def list_sql(folder: str) -> list[str]:
 
 def sql_sha256(name: str) -> str:
     """Checksum of a SQL file's bytes (migrations record it so edits are caught)."""
-    return hashlib.sha256(_path(name).read_bytes()).hexdigest()
+    return sha256_file(_path(name))
 
 
 def quote_identifier(identifier: str) -> str:

@@ -7,10 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from cohortpool.nightly import (
+from cohortpool.pipeline.layout import RunLayout
+from cohortpool.pipeline.records import (
     LoadSummary,
     NightSummary,
-    RunLayout,
     SiteNightOutcome,
     SubmissionSummary,
     ValidationSummary,
@@ -79,7 +79,7 @@ def test_a_second_run_on_the_same_folder_says_it_waits_then_runs(tmp_path: Path)
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from cohortpool.nightly import RunLayout\n"
+        "from cohortpool.pipeline.layout import RunLayout\n"
         "with RunLayout(Path(sys.argv[1])).exclusive(on_wait=print):\n"
         "    print('holding', flush=True)\n"
         "    time.sleep(2)\n"

@@ -1,4 +1,4 @@
-"""Where one run of the nightly flow writes (documented in the README, "Running nightly").
+"""Where a run writes (documented in the README, "Running nightly").
 
 ::
 

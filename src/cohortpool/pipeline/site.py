@@ -1,8 +1,8 @@
-"""One site-night's drop -> its submission: the four site-edge stage calls in one place.
+"""The site half: a landing folder's new nights, and one site-night's drop -> its submission.
 
-``cohortpool deid`` and the nightly flow's build-submission task both run this, so a submission is the
-same bytes whichever way a site makes it (the deid and features packages may not import each other,
-so their composition lives in this layer above them).
+:func:`package_site_night` is the hop from a drop to a submission: the de-identification, table,
+manifest and release-risk stage calls in one place. ``cohortpool deid`` and the flows' build-submission
+task both run it, so a submission is the same bytes whichever way a site makes it.
 
 ``submission.json`` vouches for the folder (the hub takes any folder that has one), so it is removed
 before anything in the folder is rewritten and written last: a run that stops part-way (a full disk, a
@@ -14,6 +14,7 @@ and their free space.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -21,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cohortpool import __version__
-from cohortpool.config import Settings
 from cohortpool.contract import MACHINE_ERRNOS
-from cohortpool.deid import DEIDENTIFIED, Pseudonymiser, deidentify_tree, load_profile
+from cohortpool.contract.files import sha256_file
+from cohortpool.deid import DEIDENTIFIED, QUARANTINED, Pseudonymiser, deidentify_tree, load_profile
 from cohortpool.deid.run import DeidResult
 from cohortpool.features import (
     BLOCKED_FILE,
+    ReleaseBlockedError,
     TableError,
     instance_record,
     k_anonymity,
@@ -41,6 +43,34 @@ from cohortpool.features.kanon import (
     KAnonymity,
     imaging_quasi_identifiers,
 )
+from cohortpool.ingest import (
+    FetchResult,
+    LandingScan,
+    SiteFolderError,
+    SiteNight,
+    SourceError,
+    fetch_new_studies,
+    mark_processed,
+    scan_sites,
+)
+from cohortpool.pipeline.records import SubmissionSummary
+from cohortpool.pipeline.runconfig import RunConfig, run_secret
+
+__all__ = [
+    "FetchResult",
+    "LandingScan",
+    "PackagedNight",
+    "SiteFolderError",
+    "SiteNight",
+    "SourceError",
+    "build_submission",
+    "fetch_new_studies",
+    "mark_processed",
+    "package_site_night",
+    "scan_sites",
+]
+
+log = logging.getLogger(__name__)
 
 #: why a drop without feature tables still makes a submission (DICOM only)
 NO_TABLES = "no clinical.csv or reads.csv in the drop; the submission holds DICOM only"
@@ -100,14 +130,14 @@ class PackagedNight:
         return self.table_error != NO_TABLES
 
 
-def k_date_precision(settings: Settings, options: tuple[str, ...]) -> str:
+def k_date_precision(config: RunConfig, options: tuple[str, ...]) -> str:
     """The first-exam date precision k counts at (``Settings.k_anonymity_date_precision``, "auto" resolved
     from what the profile releases: real dates by the day, shifted ones as coarsely as the shift blurs them).
     """
-    chosen = settings.k_anonymity_date_precision
+    chosen = config.k_anonymity_date_precision
     if chosen != "auto":
         return chosen
-    shift = settings.deid.max_date_shift_days
+    shift = config.deid.max_date_shift_days
     if "retain_long_full_dates" in options:
         return "day"  # real dates in the headers
     # the tables' dates are always shifted, the headers' are shifted or removed
@@ -120,7 +150,7 @@ def package_site_night(
     vault_dir: Path,
     site_id: str,
     night: str,
-    settings: Settings,
+    config: RunConfig,
     secret: bytes,
     *,
     workers: int,
@@ -141,7 +171,7 @@ def package_site_night(
             site_id,
             secret,
             night,
-            options=settings.deid,
+            options=config.deid,
             workers=workers,
             record_hook=instance_record,
             progress=progress,
@@ -151,7 +181,7 @@ def package_site_night(
         if (drop / "clinical.csv").exists() or (drop / "reads.csv").exists():
             table_error = None
             try:
-                keys = Pseudonymiser(secret, site_id, settings.deid.max_date_shift_days)
+                keys = Pseudonymiser(secret, site_id, config.deid.max_date_shift_days)
                 table_counts = pseudonymise_tables(drop, out_dir, keys)
             except TableError as exc:
                 table_error = str(exc)
@@ -165,11 +195,11 @@ def package_site_night(
         in_headers = _released_in_headers(result.options)
         privacy = k_anonymity(
             out_dir / "clinical.csv",
-            settings.min_k_anonymity,
+            config.min_k_anonymity,
             imaging=imaging_quasi_identifiers(result.records, site_id, in_headers),
             imaging_released=in_headers,
             releases_data=any(counts.get(k) for k in (DEIDENTIFIED, "clinical_rows", "reads_rows")),
-            date_precision=k_date_precision(settings, result.options),
+            date_precision=k_date_precision(config, result.options),
         )
         manifest = package_submission(
             out_dir, site_id, night, profile, counts, __version__, result.hashes, privacy=privacy.as_dict()
@@ -197,3 +227,55 @@ def _unmarked_on_disk_errors(out_dir: Path, vault_dir: Path, what: str) -> Itera
             "no submission.json was written and no file was quarantined because of it: free space (or "
             "repair the disk) and run again",
         ) from exc
+
+
+def build_submission(
+    drop: Path,
+    submission_dir: Path,
+    vault_dir: Path,
+    site_id: str,
+    night: str,
+    config: RunConfig,
+    *,
+    workers: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> SubmissionSummary:
+    """Site night -> submission, with this process's key (checked against the run's fingerprint).
+
+    Raises :class:`cohortpool.features.ReleaseBlockedError` when the release is withheld at the site
+    (the hub never sees it; the night fails with the reason), besides what :func:`package_site_night`
+    raises.
+    """
+    packaged = package_site_night(
+        drop,
+        submission_dir,
+        vault_dir,
+        site_id,
+        night,
+        config,
+        run_secret(config),
+        workers=workers,
+        progress=progress,
+    )
+    counts, privacy = packaged.counts, packaged.privacy
+    log.info(
+        "%s %s: %d files, %d de-identified, %d quarantined; k-anonymity %d (minimum %d)",
+        site_id,
+        night,
+        counts["input_files"],
+        counts["deidentified"],
+        packaged.deid.count(QUARANTINED),
+        privacy.k,
+        privacy.min_k,
+    )
+    if privacy.blocked:
+        raise ReleaseBlockedError(f"{site_id} {night}: {privacy.reason()}")
+    return SubmissionSummary(
+        site_id,
+        night,
+        submission_dir,
+        sha256_file(packaged.manifest),
+        counts,
+        packaged.deid.reasons,
+        packaged.table_error,
+    )

@@ -1,20 +1,24 @@
-"""The hub's analysis glue: warehouse views -> statistics engine -> report folder.
+"""The last hop: warehouse views -> statistics engine -> report folder.
 
 Three stages that never import each other meet here (the flows' report task and ``cohortpool report``
-both call :func:`generate`, so they write the same bytes for the same warehouse). Kept out of the CLI so
-that ``cohortpool.tasks`` does not depend on the command-line layer.
+both call :func:`generate`, so they write the same bytes for the same warehouse).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import pandas as pd
+import pandas as pd
 
-    from cohortpool.report.build import ReportFiles
-    from cohortpool.stats.plan import Plan
+from cohortpool.contract.files import sha256_file
+from cohortpool.report.build import ReportFiles, write_report
+from cohortpool.report.provenance import Provenance, batches_by_site, library_versions
+from cohortpool.report.quality import quality_table
+from cohortpool.stats.engine import run_plan
+from cohortpool.stats.plan import Plan, PlanError, load_plan
+from cohortpool.warehouse import WarehouseError, checksum, connect, sql
+
+__all__ = ["PlanError", "ReportFiles", "WarehouseError", "generate", "views_for"]
 
 #: views every report reads besides the plan's own: provenance (batch ids) and the SPSS analysis sets
 REPORT_VIEWS = ("patients", "vertebrae", "vertebra_reads")
@@ -32,8 +36,6 @@ def views_for(plan: Plan) -> list[str]:
 
 def fetch(db_path: Path, views: list[str]) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """The analysis views (every row, in a fixed order) and the last night's quality summary."""
-    from cohortpool.warehouse import connect, sql
-
     con = connect(db_path, read_only=True)
     try:
         frames = {
@@ -61,13 +63,6 @@ def generate(
     same bytes for the same warehouse. Raises the plan's ``PlanError``, the warehouse's
     ``WarehouseError`` or ``duckdb.Error`` for the caller to turn into its own exit or failure.
     """
-    from cohortpool.report.build import write_report
-    from cohortpool.report.provenance import Provenance, batches_by_site, library_versions, sha256_file
-    from cohortpool.report.quality import quality_table
-    from cohortpool.stats.engine import run_plan
-    from cohortpool.stats.plan import load_plan
-    from cohortpool.warehouse import checksum
-
     plan = load_plan(plan_path)
     frames, summary = fetch(db_path, views_for(plan))
     if frames["patients"].empty:

@@ -1,0 +1,129 @@
+"""One run's configuration: read once from :class:`cohortpool.config.Settings`, then passed down.
+
+A run (the nightly flow, a site-edge or hub deployment run, ``cohortpool deid``) builds a
+:class:`RunConfig` at its start and hands it to every step as a parameter. On a Dask cluster each
+worker would otherwise read its own environment and YAML file, and two workers could process one night
+with different settings without anyone noticing.
+
+The secret is never part of it: Prefect stores flow parameters in its database. What travels is the
+key's fingerprint (:func:`cohortpool.contract.keys.key_fingerprint`); the step that needs the key reads
+it where it runs (:func:`run_secret`) and refuses to work when its key is not the run's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from cohortpool import __version__
+from cohortpool.config import DeidConfig, MissingSecretError, Settings, load_settings, read_secret
+from cohortpool.contract import resources
+from cohortpool.contract.keys import key_fingerprint
+
+
+class KeyMismatchError(MissingSecretError):
+    """This process's consortium secret is not the one the run was started with."""
+
+
+class SiteRun(BaseModel):
+    """What a run needs to know of one declared site."""
+
+    model_config = ConfigDict(frozen=True)
+
+    site_id: str
+    #: an Orthanc/DICOMweb root to fetch new studies from before the scan (None: drop folder only)
+    dicomweb_url: str | None = None
+
+
+class RunConfig(BaseModel):
+    """Everything a run's steps may depend on, frozen and hashable (it keys the task cache)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str = __version__
+    sites: tuple[SiteRun, ...] = ()
+    deid: DeidConfig = DeidConfig()
+    min_k_anonymity: int = 0
+    k_anonymity_date_precision: str = "auto"
+    small_cell_threshold: int = 5
+    fetch_budget_seconds: float = 7200.0
+    workers: int = 1
+    plan: Path = resources.plan_path()
+    #: where the secret is read from when COHORTPOOL_SECRET is not set (a path, never the key)
+    secret_file: Path | None = None
+    #: the public DEMO-ONLY secret is accepted (``cohortpool demo`` only)
+    demo: bool = False
+    #: the fingerprint of the key this run was started with; None where no key is held (the hub)
+    key_fingerprint: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, require_key: bool = False) -> RunConfig:
+        """The run's configuration; its key fingerprint when a secret is configured (``require_key``:
+        raise :class:`cohortpool.config.MissingSecretError` when none is)."""
+        try:
+            fingerprint: str | None = key_fingerprint(settings.secret_bytes())
+        except MissingSecretError:
+            if require_key:
+                raise
+            fingerprint = None
+        return cls(
+            sites=tuple(SiteRun(site_id=s.site_id, dicomweb_url=s.dicomweb_url) for s in settings.sites),
+            deid=settings.deid,
+            min_k_anonymity=settings.min_k_anonymity,
+            k_anonymity_date_precision=settings.k_anonymity_date_precision,
+            small_cell_threshold=settings.small_cell_threshold,
+            fetch_budget_seconds=settings.fetch_budget_minutes * 60,
+            workers=settings.workers,
+            secret_file=settings.secret_file,
+            demo=settings.demo,
+            key_fingerprint=fingerprint,
+        )
+
+    @property
+    def site_ids(self) -> tuple[str, ...]:
+        return tuple(s.site_id for s in self.sites)
+
+    def site_fingerprint(self) -> str:
+        """What, besides a drop's content, decides its submission: code version, key, de-identification
+        and release options. A change to any of them re-does the night's packaging."""
+        parts = (
+            self.version,
+            self.key_fingerprint,
+            self.deid.model_dump_json(),
+            self.min_k_anonymity,
+            self.k_anonymity_date_precision,
+        )
+        return "|".join(str(p) for p in parts)
+
+    def hub_fingerprint(self) -> str:
+        """What, besides a submission's content, decides its validated batch: the code version (the
+        suites ship with it; the hub holds no key)."""
+        return f"cohortpool {self.version} validate"
+
+
+def run_secret(config: RunConfig) -> bytes:
+    """The consortium secret of this process, checked against the run's key fingerprint.
+
+    Raises
+    ------
+    MissingSecretError
+        No secret here, or a weak one.
+    KeyMismatchError
+        This process holds another key than the run was started with: it would write a second,
+        unlinkable set of pseudonyms for the same patients.
+    """
+    secret = read_secret(config.secret_file, demo=config.demo)
+    mine = key_fingerprint(secret)
+    if config.key_fingerprint is not None and mine != config.key_fingerprint:
+        raise KeyMismatchError(
+            f"this process's consortium secret has fingerprint {mine}, the run was started with "
+            f"{config.key_fingerprint}: give every worker the same COHORTPOOL_SECRET (or secret file)"
+        )
+    return secret
+
+
+def load_run_config(*, require_key: bool = False) -> RunConfig:
+    """Read the settings (environment and YAML) once and freeze them into the run's configuration: the
+    entry point of a run that no command line started (a deployment's flow run)."""
+    return RunConfig.from_settings(load_settings(), require_key=require_key)
