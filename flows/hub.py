@@ -5,8 +5,6 @@
 order the sites' validations finished in.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from pathlib import Path
 from typing import cast

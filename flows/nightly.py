@@ -5,8 +5,6 @@ One site's failure is recorded in the summary and does not stop the others; the 
 when any site-night failed, so the Prefect UI shows it, and its result is the night's summary either way.
 """
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 

@@ -5,8 +5,6 @@ ingest state stay. :func:`submit_submission` is shared with the nightly flow, wh
 for every site without the cost of a sub-flow per site.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from prefect import flow
