@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cohortpool.report.provenance import Provenance, batches_by_site, library_versions, sha256_file, sites_of
+from cohortpool.contract.files import sha256_file
+from cohortpool.report.provenance import Provenance, batches_by_site, library_versions, sites_of
 from report_results import analysis_sets, paper_results
 
 

@@ -111,7 +111,7 @@ class CsvTable:
             line = first_non_utf8_line(self.path)
             raise CsvError(f"{self.path}: line {line} is not UTF-8; re-export the table as UTF-8") from None
         except csv.Error as exc:  # a cell past the csv module's field limit (128 KiB), a NUL byte, ...
-            line = self._reader.line_num + 1
+            line = self._reader.line_num  # the line the reader had reached when the row broke
             raise CsvError(f"{self.path}: line {line} cannot be read as CSV: {exc}") from None
 
     def __iter__(self) -> Iterator[tuple[int, dict[str | None, Any]]]:
