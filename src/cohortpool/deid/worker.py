@@ -45,6 +45,7 @@ _UID_TAGS = (
     ("SeriesInstanceUID", 0x0020000E),
 )
 _STUDY_DATE = 0x00080020
+_PATIENT_ID = 0x00100020
 _REQUIRED = (
     ("SOPClassUID", "(0008,0016)"),
     ("SOPInstanceUID", "(0008,0018)"),
@@ -239,6 +240,8 @@ class Worker:
         try:
             syntax, elements, start, end, after = self.fast.parse(mapped)
             ds = top_dataset(mapped, elements)
+            if _PATIENT_ID not in ds:
+                return None  # the pydicom path adds it (see _complete)
             identity = self._identify(ds)
             rendered = self.fast.render(mapped, elements, ds, identity.ctx)
             sop_class, sop_instance = uid_of(rendered, 0x00080016), uid_of(rendered, 0x00080018)
@@ -293,7 +296,7 @@ class Worker:
     def _deidentify(self, relative: str, handle: Any, view: memoryview, size: int, digest: str) -> Outcome:
         header = read_header(handle, view)
         ds = header.ds
-        _complete_from_meta(ds)
+        _complete(ds)
         identity = self._identify(ds)
         ctx, ids = identity.ctx, identity.ids
         try:
@@ -336,19 +339,20 @@ class Worker:
         )
 
 
-def _complete_from_meta(ds: Dataset) -> None:
-    """Give the data set the SOP Class (and Instance) UID its file meta carries when it lacks them.
+def _complete(ds: Dataset) -> None:
+    """Give the data set what the output needs and the input may legally or habitually lack.
 
     Some writers put the SOP class only in the file meta (Media Storage SOP Class UID); the output's
-    data set needs it (SOP Common, Type 1), and so does the burned-in check.
+    data set needs it (SOP Common, Type 1), and so does the burned-in check. An absent Patient ID
+    (Type 2) is added empty, so that it carries the pseudonym like any other.
     """
-    meta = getattr(ds, "file_meta", None)
-    if meta is None:
-        return
+    meta = getattr(ds, "file_meta", None) or Dataset()
     for tag, keyword in _FROM_META:
         value = str(meta.get(keyword, "") or "").strip()
         if value and not ascii_values(ds, tag):
             ds[tag] = raw_text(tag, "UI", value)
+    if _PATIENT_ID not in ds:
+        ds[_PATIENT_ID] = raw_text(_PATIENT_ID, "LO", "")
 
 
 def _output_path(ids: dict[str, str]) -> str:
