@@ -31,6 +31,9 @@ The decision, in order:
      names, and the table names every numeric or binary attribute that identifies (device serial
      numbers are text, overlays and curves are named by group).
 
+   Overlay groups (60xx) are removed whole, whatever the table says of their elements: the table
+   removes their data (60xx,3000), and an overlay plane without its data is invalid.
+
 The function is pure: the same rule, element, policy and context give the same verdict, with no
 side effects (the UID mapper and the pseudonymiser are keyed hashes, memoised).
 """
@@ -231,10 +234,12 @@ def decide(rule: Rule | None, element: Element, policy: Policy, patient_id: str,
     tag = element.tag
     if tag in IDENTITY:
         return _identity(element, policy, patient_id)
+    if 0x6000 <= tag >> 16 <= 0x601E and (rule is None or rule.action != "K"):
+        return (
+            _DROP_GROUP  # an overlay plane goes whole: its data is removed, and a plane without it is invalid
+        )
     if rule is None:
         return _unlisted(element, policy, shift_days)
-    if 0x6000 <= tag >> 16 <= 0x601E and rule.action != "K":
-        return _DROP_GROUP
     return _act(rule.action, rule, element, policy, shift_days)
 
 
