@@ -445,9 +445,15 @@ def _as_enhanced(ds: Dataset, sop_class: str, modality: str, uid: UidSource) -> 
             delattr(ds, keyword)
     dimensions = uid()
     ds.DimensionOrganizationSequence = Sequence([_item(DimensionOrganizationUID=dimensions)])
-    ds.DimensionIndexSequence = Sequence([_item(
-        DimensionOrganizationUID=dimensions, DimensionIndexPointer=0x00209057, FunctionalGroupPointer=0x00209111,
-    )])  # fmt: skip
+    ds.DimensionIndexSequence = Sequence(
+        [
+            _item(
+                DimensionOrganizationUID=dimensions,
+                DimensionIndexPointer=0x00209057,
+                FunctionalGroupPointer=0x00209111,
+            )
+        ]
+    )
     ds.NumberOfFrames = 2
     ds.PixelData = bytes(ds.PixelData) * 2
     shared = _item(
@@ -460,54 +466,112 @@ def _as_enhanced(ds: Dataset, sop_class: str, modality: str, uid: UidSource) -> 
                     FrameLaterality="U",
                 )
             ]
-        ),  # fmt: skip
+        ),
     )
     ds.SharedFunctionalGroupsSequence = Sequence([shared])
-    ds.PerFrameFunctionalGroupsSequence = Sequence([
-        _item(
-            FrameContentSequence=Sequence([_item(DimensionIndexValues=[n], InStackPositionNumber=n,
-                                                 StackID="1")]),  # fmt: skip
-            PlanePositionSequence=Sequence([_item(ImagePositionPatient=["0", "0", str(3 * n)])]),
-        )
-        for n in (1, 2)
-    ])  # fmt: skip
+    ds.PerFrameFunctionalGroupsSequence = Sequence(
+        [
+            _item(
+                FrameContentSequence=Sequence(
+                    [_item(DimensionIndexValues=[n], InStackPositionNumber=n, StackID="1")]
+                ),
+                PlanePositionSequence=Sequence([_item(ImagePositionPatient=["0", "0", str(3 * n)])]),
+            )
+            for n in (1, 2)
+        ]
+    )
     return shared
 
 
 def _as_enhanced_ct(ds: Dataset, uid: UidSource) -> None:
     shared = _as_enhanced(ds, ENHANCED_CT, "CT", uid)
-    frame_type = dict(FrameType=["ORIGINAL", "PRIMARY", "VOLUME", "NONE"], PixelPresentation="MONOCHROME",
-                      VolumetricProperties="VOLUME", VolumeBasedCalculationTechnique="NONE")  # fmt: skip
+    frame_type = dict(
+        FrameType=["ORIGINAL", "PRIMARY", "VOLUME", "NONE"],
+        PixelPresentation="MONOCHROME",
+        VolumetricProperties="VOLUME",
+        VolumeBasedCalculationTechnique="NONE",
+    )
     shared.CTImageFrameTypeSequence = Sequence([_item(**frame_type)])
-    shared.CTAcquisitionTypeSequence = Sequence([_item(
-        AcquisitionType="SPIRAL", ConstantVolumeFlag="NO", FluoroscopyFlag="NO",
-    )])  # fmt: skip
-    shared.CTAcquisitionDetailsSequence = Sequence([_item(
-        DataCollectionDiameter="500", GantryDetectorTilt="0", TableHeight="150", SingleCollimationWidth=0.6,
-        TotalCollimationWidth=38.4, RotationDirection="CW", RevolutionTime=0.5,
-    )])  # fmt: skip
-    shared.CTTableDynamicsSequence = Sequence([_item(TableSpeed=50.0, TableFeedPerRotation=40.0,
-                                                     SpiralPitchFactor=1.0)])  # fmt: skip
-    shared.CTGeometrySequence = Sequence([_item(DistanceSourceToDetector="1085",
-                                                DistanceSourceToDataCollectionCenter=595.0)])  # fmt: skip
-    shared.CTReconstructionSequence = Sequence([_item(
-        ReconstructionDiameter="350", ReconstructionFieldOfView=[350.0, 350.0],
-        ReconstructionAlgorithm="FILTER_BACK_PROJ", ConvolutionKernel="B30F", ConvolutionKernelGroup="SOFT_TISSUE",
-        ReconstructionAngle=360.0, ImageFilter="NONE", ReconstructionPixelSpacing=[0.7, 0.7],
-    )])  # fmt: skip
-    shared.CTExposureSequence = Sequence([_item(
-        ExposureTimeInms=500.0, XRayTubeCurrentInmA=200.0, ExposureInmAs=100.0, ExposureModulationType="NONE",
-    )])  # fmt: skip
-    shared.CTXRayDetailsSequence = Sequence([_item(
-        KVP="120", FocalSpots=["1.2"], FilterType="BODY", FilterMaterial="ALUMINUM",
-    )])  # fmt: skip
-    shared.CTPositionSequence = Sequence([_item(
-        TablePosition=0.0, ReconstructionTargetCenterPatient=[0.0, 0.0, 0.0],
-        DataCollectionCenterPatient=[0.0, 0.0, 0.0],
-    )])  # fmt: skip
-    shared.PixelValueTransformationSequence = Sequence([_item(
-        RescaleIntercept="-1024", RescaleSlope="1", RescaleType="HU",
-    )])  # fmt: skip
+    shared.CTAcquisitionTypeSequence = Sequence(
+        [
+            _item(
+                AcquisitionType="SPIRAL",
+                ConstantVolumeFlag="NO",
+                FluoroscopyFlag="NO",
+            )
+        ]
+    )
+    shared.CTAcquisitionDetailsSequence = Sequence(
+        [
+            _item(
+                DataCollectionDiameter="500",
+                GantryDetectorTilt="0",
+                TableHeight="150",
+                SingleCollimationWidth=0.6,
+                TotalCollimationWidth=38.4,
+                RotationDirection="CW",
+                RevolutionTime=0.5,
+            )
+        ]
+    )
+    shared.CTTableDynamicsSequence = Sequence(
+        [_item(TableSpeed=50.0, TableFeedPerRotation=40.0, SpiralPitchFactor=1.0)]
+    )
+    shared.CTGeometrySequence = Sequence(
+        [_item(DistanceSourceToDetector="1085", DistanceSourceToDataCollectionCenter=595.0)]
+    )
+    shared.CTReconstructionSequence = Sequence(
+        [
+            _item(
+                ReconstructionDiameter="350",
+                ReconstructionFieldOfView=[350.0, 350.0],
+                ReconstructionAlgorithm="FILTER_BACK_PROJ",
+                ConvolutionKernel="B30F",
+                ConvolutionKernelGroup="SOFT_TISSUE",
+                ReconstructionAngle=360.0,
+                ImageFilter="NONE",
+                ReconstructionPixelSpacing=[0.7, 0.7],
+            )
+        ]
+    )
+    shared.CTExposureSequence = Sequence(
+        [
+            _item(
+                ExposureTimeInms=500.0,
+                XRayTubeCurrentInmA=200.0,
+                ExposureInmAs=100.0,
+                ExposureModulationType="NONE",
+            )
+        ]
+    )
+    shared.CTXRayDetailsSequence = Sequence(
+        [
+            _item(
+                KVP="120",
+                FocalSpots=["1.2"],
+                FilterType="BODY",
+                FilterMaterial="ALUMINUM",
+            )
+        ]
+    )
+    shared.CTPositionSequence = Sequence(
+        [
+            _item(
+                TablePosition=0.0,
+                ReconstructionTargetCenterPatient=[0.0, 0.0, 0.0],
+                DataCollectionCenterPatient=[0.0, 0.0, 0.0],
+            )
+        ]
+    )
+    shared.PixelValueTransformationSequence = Sequence(
+        [
+            _item(
+                RescaleIntercept="-1024",
+                RescaleSlope="1",
+                RescaleType="HU",
+            )
+        ]
+    )
     shared.IrradiationEventIdentificationSequence = Sequence([_item(IrradiationEventUID=uid())])
 
 
@@ -515,34 +579,82 @@ def _as_enhanced_mr(ds: Dataset, uid: UidSource) -> None:
     ds.ComplexImageComponent, ds.AcquisitionContrast = "MAGNITUDE", "T2"
     ds.ApplicableSafetyStandardAgency, ds.MagneticFieldStrength = "IEC", "1.5"
     shared = _as_enhanced(ds, ENHANCED_MR, "MR", uid)
-    shared.MRImageFrameTypeSequence = Sequence([_item(
-        FrameType=["ORIGINAL", "PRIMARY", "VOLUME", "NONE"], PixelPresentation="MONOCHROME",
-        VolumetricProperties="VOLUME", VolumeBasedCalculationTechnique="NONE", ComplexImageComponent="MAGNITUDE",
-        AcquisitionContrast="T2",
-    )])  # fmt: skip
-    shared.MRTimingAndRelatedParametersSequence = Sequence([_item(
-        RepetitionTime="3000", FlipAngle="90", EchoTrainLength="15", RFEchoTrainLength=15, GradientEchoTrainLength=0,
-        OperatingModeSequence=Sequence([_item(OperatingModeType="RF", OperatingMode="IEC_NORMAL")]),
-        SpecificAbsorptionRateSequence=Sequence([_item(
-            SpecificAbsorptionRateDefinition="IEC_WHOLE_BODY", SpecificAbsorptionRateValue=0.5,
-        )]),
-    )])  # fmt: skip
+    shared.MRImageFrameTypeSequence = Sequence(
+        [
+            _item(
+                FrameType=["ORIGINAL", "PRIMARY", "VOLUME", "NONE"],
+                PixelPresentation="MONOCHROME",
+                VolumetricProperties="VOLUME",
+                VolumeBasedCalculationTechnique="NONE",
+                ComplexImageComponent="MAGNITUDE",
+                AcquisitionContrast="T2",
+            )
+        ]
+    )
+    shared.MRTimingAndRelatedParametersSequence = Sequence(
+        [
+            _item(
+                RepetitionTime="3000",
+                FlipAngle="90",
+                EchoTrainLength="15",
+                RFEchoTrainLength=15,
+                GradientEchoTrainLength=0,
+                OperatingModeSequence=Sequence([_item(OperatingModeType="RF", OperatingMode="IEC_NORMAL")]),
+                SpecificAbsorptionRateSequence=Sequence(
+                    [
+                        _item(
+                            SpecificAbsorptionRateDefinition="IEC_WHOLE_BODY",
+                            SpecificAbsorptionRateValue=0.5,
+                        )
+                    ]
+                ),
+            )
+        ]
+    )
     shared.MREchoSequence = Sequence([_item(EffectiveEchoTime=90.0)])
-    shared.MRModifierSequence = Sequence([_item(
-        InversionRecovery="NO", FlowCompensation="NONE", T2Preparation="NO", SpectrallySelectedExcitation="NONE",
-        SpatialPresaturation="NONE", ParallelAcquisition="NO", PartialFourier="NO",
-    )])  # fmt: skip
-    shared.MRImagingModifierSequence = Sequence([_item(
-        MagnetizationTransfer="NONE", BloodSignalNulling="NO", Tagging="NONE", PixelBandwidth="200",
-        TransmitterFrequency=[63.8],
-    )])  # fmt: skip
-    shared.MRReceiveCoilSequence = Sequence([_item(
-        ReceiveCoilName="SPINE 12", ReceiveCoilManufacturerName="", ReceiveCoilType="MULTICOIL",
-        QuadratureReceiveCoil="NO",
-    )])  # fmt: skip
-    shared.MRTransmitCoilSequence = Sequence([_item(
-        TransmitCoilName="BODY", TransmitCoilManufacturerName="", TransmitCoilType="BODY",
-    )])  # fmt: skip
+    shared.MRModifierSequence = Sequence(
+        [
+            _item(
+                InversionRecovery="NO",
+                FlowCompensation="NONE",
+                T2Preparation="NO",
+                SpectrallySelectedExcitation="NONE",
+                SpatialPresaturation="NONE",
+                ParallelAcquisition="NO",
+                PartialFourier="NO",
+            )
+        ]
+    )
+    shared.MRImagingModifierSequence = Sequence(
+        [
+            _item(
+                MagnetizationTransfer="NONE",
+                BloodSignalNulling="NO",
+                Tagging="NONE",
+                PixelBandwidth="200",
+                TransmitterFrequency=[63.8],
+            )
+        ]
+    )
+    shared.MRReceiveCoilSequence = Sequence(
+        [
+            _item(
+                ReceiveCoilName="SPINE 12",
+                ReceiveCoilManufacturerName="",
+                ReceiveCoilType="MULTICOIL",
+                QuadratureReceiveCoil="NO",
+            )
+        ]
+    )
+    shared.MRTransmitCoilSequence = Sequence(
+        [
+            _item(
+                TransmitCoilName="BODY",
+                TransmitCoilManufacturerName="",
+                TransmitCoilType="BODY",
+            )
+        ]
+    )
     shared.MRAveragesSequence = Sequence([_item(NumberOfAverages="1")])
 
 
