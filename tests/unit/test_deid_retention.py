@@ -34,6 +34,7 @@ _REVIEWED_DESPITE_NAME = {
     "PatientPosition": "HFS/FFS...: how the patient lay, a code string",
     "PatientOrientation": "A/P/L/R/H/F: directions of rows and columns, a code string",
     "ContextIdentifier": "the number of a DICOM context group (e.g. 4031), a code string",
+    "ContentLabel": "a code string labelling a segmentation's content (SEGMENTATION, ROI), form-checked",
     "StackID": "the equipment's label of a stack of frames (1, 2...), needed with In-Stack Position Number",
 }
 #: VRs a kept value may have: code strings and short strings of device and coding vocabularies
