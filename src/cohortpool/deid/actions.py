@@ -42,6 +42,7 @@ from cohortpool.deid.decide import (
     REPLACE,
     Element,
     Policy,
+    Reuse,
     decide,
 )
 from cohortpool.deid.encode import raw_text, raw_zero
@@ -121,6 +122,8 @@ class Cleaner:
             pseudonyms=pseudonymiser,
             map_uid=uids.map,
         )
+        #: tag -> the VR and verdict decide() gave it without reading a value (``Verdict.static``)
+        self._static: dict[int, Reuse] = {}
         self._top: Dataset | None = None
         self.replaced: set[int] = set()
         #: (note, tag, VR) -> occurrences of attributes the retention list removed, emptied or replaced
@@ -154,7 +157,7 @@ class Cleaner:
             self.unlisted = Counter()
         private_tags = []
         overlay_groups: set[int] = set()
-        exact, rule_of, policy = self.profile.exact, self.profile.rule, self.policy
+        exact, rule_of, policy, static = self.profile.exact, self.profile.rule, self.policy, self._static
         for tag, elem in list(ds._dict.items()):  # pydicom's element store: no value conversion
             t = int(tag)
             group = t >> 16
@@ -167,9 +170,17 @@ class Cleaner:
             vr = elem.VR
             if not vr or vr == "UN":
                 vr = dictionary_vr(t)
-            # identifiers are read decoded, with the data set's character set
-            element = Element(t, vr, None, ds[t].value, top) if t in IDENTITY else _element(t, vr, elem, top)
-            verdict = decide(exact.get(t) or rule_of(t), element, policy, ctx.patient_id, ctx.shift_days)
+            cached = static.get(t)
+            if cached is not None and cached.vr == vr:
+                verdict = cached.verdict
+            else:
+                # identifiers are read decoded, with the data set's character set
+                element = (
+                    Element(t, vr, None, ds[t].value, top) if t in IDENTITY else _element(t, vr, elem, top)
+                )
+                verdict = decide(exact.get(t) or rule_of(t), element, policy, ctx.patient_id, ctx.shift_days)
+                if verdict.static:
+                    static[t] = Reuse(vr, verdict)
             if verdict.note:
                 self.unlisted[(verdict.note, t, vr)] += 1
             op = verdict.op

@@ -43,7 +43,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydicom.multival import MultiValue
 
@@ -106,21 +106,44 @@ REPLACED = "replaced"
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What to do with one element; ``note`` says why when the retention list decided (else empty)."""
+    """What to do with one element; ``note`` says why when the retention list decided (else empty).
+
+    ``static`` is true when the verdict did not depend on the element's value or the file's patient:
+    every element of that tag and VR gets the same one under this policy, so a cleaner may reuse it
+    for the next such element instead of asking again (both cleaners do; the verdict is the same).
+    """
 
     op: str
     values: tuple[str, ...] = ()
     note: str = ""
+    static: bool = False
 
 
-_REMOVE = Verdict(REMOVE)
-_KEEP = Verdict(KEEP)
-_DESCEND = Verdict(DESCEND)
-_EMPTY = Verdict(EMPTY)
-_ZERO = Verdict(ZERO)
-_DROP_GROUP = Verdict(DROP_GROUP)
-_UNLISTED_REMOVED = Verdict(REMOVE, note=REMOVED)
-_UNLISTED_EMPTIED = Verdict(EMPTY, note=EMPTIED)
+_REMOVE = Verdict(REMOVE, static=True)
+_KEEP = Verdict(KEEP, static=True)
+_DESCEND = Verdict(DESCEND, static=True)
+_EMPTY = Verdict(EMPTY, static=True)
+_ZERO = Verdict(ZERO, static=True)
+_DROP_GROUP = Verdict(DROP_GROUP, static=True)
+_UNLISTED_REMOVED = Verdict(REMOVE, note=REMOVED, static=True)
+_UNLISTED_EMPTIED = Verdict(EMPTY, note=EMPTIED, static=True)
+_KEEP_READ = Verdict(KEEP)
+
+
+class Reuse(NamedTuple):
+    """A static verdict remembered for a tag, with the VR it was decided for."""
+
+    vr: str
+    verdict: Verdict
+
+
+def _read(verdict: Verdict) -> Verdict:
+    """``verdict`` reached by reading the value: never reused for another element."""
+    if not verdict.static:
+        return verdict
+    return Verdict(verdict.op, verdict.values, verdict.note, static=False)
+
+
 _RAW: Any = object()
 
 
@@ -268,7 +291,7 @@ def _unlisted(element: Element, policy: Policy, shift_days: int) -> Verdict:
         values = element.ascii_values()
         if any(not v.startswith(WELL_KNOWN_ROOT) for v in values if v):
             return Verdict(REPLACE, tuple(policy.map_uid(v) for v in values))
-        return _KEEP
+        return _KEEP_READ
     if vr in ("DA", "DT"):
         return _dates(UNLISTED_DATE, element, policy, shift_days)
     if vr not in TEXT_VRS:
@@ -279,11 +302,13 @@ def _unlisted(element: Element, policy: Policy, shift_days: int) -> Verdict:
     if retained.action == "Z":
         return _UNLISTED_EMPTIED
     if retained.action == "D":
-        return Verdict(REPLACE, (DUMMIES[vr],), REPLACED)
+        return Verdict(REPLACE, (DUMMIES[vr],), REPLACED, static=True)
     form = _FORMS.get(vr)
-    if form is not None and not all(form.fullmatch(v) for v in element.ascii_values()):
-        return _UNLISTED_REMOVED  # not a code string (or an age): free text in a coded attribute
-    return _KEEP
+    if form is None:
+        return _KEEP
+    if not all(form.fullmatch(v) for v in element.ascii_values()):
+        return _read(_UNLISTED_REMOVED)  # not a code string (or an age): free text in a coded attribute
+    return _KEEP_READ
 
 
 def _act(action: str, rule: Rule, element: Element, policy: Policy, shift_days: int) -> Verdict:
@@ -301,7 +326,7 @@ def _act(action: str, rule: Rule, element: Element, policy: Policy, shift_days: 
         if vr in ("DA", "DT") and (policy.shift_dates or policy.keep_dates):
             return _dates(rule, element, policy, shift_days)
         if vr in DUMMIES:
-            return Verdict(REPLACE, (DUMMIES[vr],))
+            return Verdict(REPLACE, (DUMMIES[vr],), static=True)
         return _ZERO  # binary VRs: zeros (OB, OW, UN...: empty, which keeps the attribute present)
     if action == "K":
         return _DESCEND if vr == "SQ" else _KEEP
@@ -316,8 +341,8 @@ def _act(action: str, rule: Rule, element: Element, policy: Policy, shift_days: 
             return _act("U", rule, element, policy, shift_days)
         if vr in STRING_VRS and vr != "PN":
             if element.words_allowed(policy.vocabulary):
-                return _KEEP
-            return _fallback(rule, element, policy, shift_days)
+                return _KEEP_READ
+            return _read(_fallback(rule, element, policy, shift_days))
         if vr in ("PN", "UN", "OB", "OW"):
             return _fallback(rule, element, policy, shift_days)
         return _KEEP  # numeric VRs carry measurements, not identities
@@ -344,5 +369,5 @@ def _dates(rule: Rule, element: Element, policy: Policy, shift_days: int) -> Ver
     shift = shift_da if element.vr == "DA" else shift_dt
     shifted = [shift(v, shift_days) for v in element.ascii_values() if v.strip()]
     if any(s is None for s in shifted):
-        return _fallback(rule, element, policy, shift_days)
+        return _read(_fallback(rule, element, policy, shift_days))
     return Verdict(REPLACE, tuple(s for s in shifted if s is not None))

@@ -48,6 +48,7 @@ from cohortpool.deid.decide import (
     REPLACE,
     Element,
     NotPlainText,
+    Reuse,
     decide,
 )
 from cohortpool.deid.encode import text_bytes, zero_bytes
@@ -259,6 +260,8 @@ class FastPath:
         self.marker_tags = {tag for tag, _ in markers}
         self._rules: dict[int, Rule | None] = {}
         self._converted: set[int] = set()
+        #: tag -> the VR and verdict decide() gave it without reading a value (``Verdict.static``)
+        self._static: dict[int, Reuse] = {}
         #: (note, tag, VR) -> what the retention list took away (as ``Cleaner.unlisted``)
         self.unlisted: Counter[tuple[str, int, str]] = Counter()
 
@@ -311,20 +314,27 @@ class FastPath:
         top = ds is not None
         policy, patient_id, shift_days = self.cleaner.policy, ctx.patient_id, ctx.shift_days
         converted = self._converted if top else _NOTHING
+        static = self._static
         for el in elements:
             tag = el[0]
             if tag >> 16 & 1 or not tag & 0xFFFF or tag == TRAILING_PADDING:
                 continue  # private elements, group lengths and padding are removed
             vr = el[1]
-            if top and (tag in converted or tag == ACCESSION_NUMBER):
-                # read through pydicom, as the pydicom path reads it (decoded with the character set)
-                element = Element(tag, vr, None, ds[tag].value, True)  # type: ignore[index]
+            cached = static.get(tag)
+            if cached is not None and cached.vr == vr:
+                verdict = cached.verdict
             else:
-                element = Element(tag, vr, buf[el[3] : el[4]], top=top)
-            try:
-                verdict = decide(self._rule(tag), element, policy, patient_id, shift_days)
-            except NotPlainText as exc:
-                raise Decline(str(exc)) from None
+                if top and (tag in converted or tag == ACCESSION_NUMBER):
+                    # read through pydicom, as the pydicom path reads it (decoded with the character set)
+                    element = Element(tag, vr, None, ds[tag].value, True)  # type: ignore[index]
+                else:
+                    element = Element(tag, vr, buf[el[3] : el[4]], top=top)
+                try:
+                    verdict = decide(self._rule(tag), element, policy, patient_id, shift_days)
+                except NotPlainText as exc:
+                    raise Decline(str(exc)) from None
+                if verdict.static:
+                    static[tag] = Reuse(vr, verdict)
             if verdict.note:
                 self.unlisted[(verdict.note, tag, vr)] += 1
             op = verdict.op
