@@ -244,7 +244,8 @@ def top_dataset(buf: mmap.mmap, elements: list[Element_]) -> Dataset:
         value = buf[start:stop] if length else _EMPTY[vr]
         if items is not None:  # a sequence: its raw items (any access makes the caller decline)
             length = len(value) if value is not None else 0
-        store[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, length, value, start, False, True)
+        key = BaseTag(tag)
+        store[key] = RawDataElement(key, vr, length, value, start, False, True)
     return ds
 
 

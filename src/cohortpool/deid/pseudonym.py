@@ -32,6 +32,7 @@ _DA_LEGACY = re.compile(r"^(\d{4})\.(\d{2})\.(\d{2})$")
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
 
+@lru_cache(maxsize=65536)  # a patient's MRN and accession recur in every instance of a study
 def _hmac(secret: bytes, message: str | bytes) -> bytes:
     data = message.encode("utf-8") if isinstance(message, str) else message
     return hmac.new(secret, data, hashlib.sha256).digest()
