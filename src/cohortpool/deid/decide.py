@@ -258,9 +258,8 @@ def decide(rule: Rule | None, element: Element, policy: Policy, patient_id: str,
     if tag in IDENTITY:
         return _identity(element, policy, patient_id)
     if 0x6000 <= tag >> 16 <= 0x601E and (rule is None or rule.action != "K"):
-        return (
-            _DROP_GROUP  # an overlay plane goes whole: its data is removed, and a plane without it is invalid
-        )
+        # an overlay plane goes whole: its data is removed, and a plane without it is invalid
+        return _DROP_GROUP
     if rule is None:
         return _unlisted(element, policy, shift_days)
     return _act(rule.action, rule, element, policy, shift_days)
