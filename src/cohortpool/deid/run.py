@@ -258,15 +258,9 @@ def deidentify_tree(
     """
     config = options or DeidConfig()
     profile = load_profile(tuple(config.options))
-    check_vault(vault, out_dir, in_dir)
-    check_vault_key(vault, secret)  # before anything is written: a vault belongs to one key
-    vault_store = Vault(vault)
-    vault_store.record_key(secret)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    vault_store = _open_vault(vault, out_dir, in_dir, secret)
     rerun = (out_dir / "dicom").is_dir()  # outputs of an earlier run of this night may need removing
-    staging = out_dir / STAGING
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging = _fresh_staging(out_dir)
     job = Job(
         secret=secret,
         site_id=site_id,
@@ -292,6 +286,25 @@ def deidentify_tree(
     vault_store.write_summary(night, result.summary_rows())
     vault_store.merge_crosswalk(placer.crosswalk)
     return result
+
+
+def _open_vault(vault: Path, out_dir: Path, in_dir: Path, secret: bytes) -> Vault:
+    """The site's vault, checked before anything is written: not inside the output or the input, and
+    made with this key (recorded on first use)."""
+    check_vault(vault, out_dir, in_dir)
+    check_vault_key(vault, secret)
+    store = Vault(vault)
+    store.record_key(secret)
+    return store
+
+
+def _fresh_staging(out_dir: Path) -> Path:
+    """An empty staging folder inside ``out_dir`` (same file system: outputs are renamed into place)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = out_dir / STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    return staging
 
 
 def _process(
