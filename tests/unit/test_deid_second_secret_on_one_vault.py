@@ -92,8 +92,8 @@ def test_another_secret_exits_2_with_one_line_naming_both_fingerprints_and_chang
 
 @pytest.mark.xfail(
     strict=True,
-    reason="nightly/package.py removes submission.json (_unmark) before deidentify_tree runs the key check; "
-    "the fix belongs to the nightly owner: call cohortpool.deid.check_vault_key(vault, secret) "
+    reason="pipeline/site.py removes submission.json (_unmark) before deidentify_tree runs the key check; "
+    "the fix belongs to the pipeline owner: call cohortpool.deid.check_vault_key(vault, secret) "
     "before _unmark",
 )
 def test_another_secret_leaves_the_submission_json_in_place(first_run, monkeypatch) -> None:
