@@ -490,7 +490,7 @@ def test_the_nights_summary_counts_every_planted_unlisted_attribute_by_keyword_a
     text = path.read_text(encoding="utf-8")
     rows = list(csv.DictReader(text.splitlines()))
     removed = {r["keyword"] or r["tag"]: int(r["count"]) for r in rows if r["what"] == "removed"}
-    for vr, (tag, keyword) in UNLISTED_MODULE_ATTRIBUTES.items():
+    for vr, (_, keyword) in UNLISTED_MODULE_ATTRIBUTES.items():
         assert removed.get(keyword, 0) > 0, (vr, keyword)
     for base in UNKNOWN_STANDARD_TAGS:  # unknown to the dictionary: named by tag
         assert removed.get(f"({base >> 16:04X},{base & 0xFFFF:04X})", 0) > 0
