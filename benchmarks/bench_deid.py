@@ -6,11 +6,13 @@ Usage (from the repository root)::
 
 Builds (once) a full-size synthetic site drop with ``cohortpool synth --full-size`` under
 ``benchmarks/_work/deid/``, then times every tool on the same DICOM folder, each run into a fresh
-output folder, and prints a markdown table: median wall time of the runs, files/s, MB/s (input
-bytes), the ratio to ``cp -r`` and to the fastest peer, and peak resident memory (the largest single
-process, from ``/usr/bin/time -v``). A second cohortpool measurement on a quarter of the corpus shows
-whether memory stays flat as the corpus grows. The machine's other load is not controlled: run it
-when the machine is quiet and say when it was not.
+output folder, in alternating rounds (every tool once per round, ``--runs`` rounds), and prints a
+markdown table: median wall time of the runs, files/s, MB/s (input bytes), the ratio to ``cp -r``
+and to the fastest peer, and peak resident memory (the largest single process, from
+``/usr/bin/time -v``), with the load average seen during the rounds. cohortpool runs with its
+defaults, the retention list (allow-list) included. A second cohortpool measurement on a quarter of
+the corpus shows whether memory stays flat as the corpus grows. The machine's other load is not
+controlled: run it when the machine is quiet and say when it was not.
 
 Python start-up: every Python tool runs with a bytecode cache (``PYTHONPYCACHEPREFIX`` under the work
 folder, ``PYTHONDONTWRITEBYTECODE`` removed) after one untimed warm-up run on a few files, as an
@@ -28,6 +30,7 @@ could reach. As root, the kernel's caches are reset before every timed run (see 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import shutil
@@ -200,23 +203,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--cold needs write access to /proc/sys/vm/drop_caches (root)")
     reset = can_reset and not args.no_reset
     subprocess.run(["cat", *map(str, dicom.rglob("*.dcm"))], stdout=subprocess.DEVNULL, check=False)  # warm
-    rows = []
-    for name in args.tools.split(","):
-        walls, peaks, cpus = [], [], []
+    names = args.tools.split(",")
+
+    def warm_up(name: str) -> None:  # untimed, on 1 % of the corpus: bytecode cache, page cache
         shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(vault, ignore_errors=True)
+        out.mkdir(parents=True) if name in ("pydicom", "deid", "floor") else None
+        timed(tool(name, tiny / "dicom"), env)
 
-        def warm_up(name: str = name) -> None:  # untimed, on 1 % of the corpus: bytecode cache, page cache
+    for name in names:
+        warm_up(name)
+    # rounds alternate the tools (A B C, A B C, ...), so a change in the machine's load during the run
+    # falls on every tool alike rather than on whichever ran last
+    walls: dict[str, list[float]] = {name: [] for name in names}
+    peaks: dict[str, list[float]] = {name: [] for name in names}
+    cpus: dict[str, list[float]] = {name: [] for name in names}
+    loads = [os.getloadavg()[0]]
+    for _ in range(args.runs):
+        for name in names:
             shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(vault, ignore_errors=True)
-            out.mkdir(parents=True) if name in ("pydicom", "deid", "floor") else None
-            timed(tool(name, tiny / "dicom"), env)
-
-        warm_up()
-        for _ in range(args.runs):
-            shutil.rmtree(out, ignore_errors=True)
-            shutil.rmtree(vault, ignore_errors=True)
-            settle(args.cold, reset, dicom, warm_up)
+            settle(args.cold, reset, dicom, functools.partial(warm_up, name))
             shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(vault, ignore_errors=True)
             out.mkdir(parents=True) if name in ("pydicom", "deid", "floor") else None
@@ -224,12 +231,19 @@ def main(argv: list[str] | None = None) -> int:
             wall, peak, code, cpu = timed(tool(name), env)
             if code not in (0, 1):
                 print(f"{name}: exit {code}", file=sys.stderr)
-            walls.append(wall)
-            peaks.append(peak)
-            cpus.append(cpu)
-        rows.append((name, statistics.median(walls), max(peaks), statistics.median(cpus)))
-        print(f"{name}: wall {[round(w, 2) for w in walls]} s, cpu {[round(c, 2) for c in cpus]} s, "
-              f"peak {max(peaks):.0f} MB, load {os.getloadavg()[0]:.1f}", file=sys.stderr)  # fmt: skip
+            walls[name].append(wall)
+            peaks[name].append(peak)
+            cpus[name].append(cpu)
+            loads.append(os.getloadavg()[0])
+    rows = [(n, statistics.median(walls[n]), max(peaks[n]), statistics.median(cpus[n])) for n in names]
+    for name in names:
+        wall_s, cpu_s = [round(w, 2) for w in walls[name]], [round(c, 2) for c in cpus[name]]
+        print(f"{name}: wall {wall_s} s, cpu {cpu_s} s, peak {max(peaks[name]):.0f} MB", file=sys.stderr)
+    cores = os.cpu_count()
+    print(
+        f"load average (1 min) during the rounds: {min(loads):.1f}-{max(loads):.1f} on {cores} cores",
+        file=sys.stderr,
+    )
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(vault, ignore_errors=True)
     q_files, _ = corpus_size(quarter / "dicom")

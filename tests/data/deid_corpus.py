@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import DicomDictionary, dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
@@ -47,7 +47,41 @@ ISO_DATE_TOKEN = "1931-04-05"
 GB18030_NAME = "钟离秀英"
 UTF8_NAME = "Þórsdóttir^Ǽsa"
 JIS_NAME = "山田^太郎"
-UNICODE_TOKENS = ("钟离秀英", "Þórsdóttir", "Ǽsa", "山田", "太郎")
+#: planted in attributes no table names, each in the character set of its file (GB18030, UTF-8, ISO 2022
+#: IR 87, and ISO_IR 100 in every other image)
+UNLISTED_GB18030 = "隐私备注"
+UNLISTED_UTF8 = "Ünlístëdá"
+UNLISTED_JIS = "秘匿項目"
+UNLISTED_LATIN1 = "Zöllnerstraße"
+UNICODE_TOKENS = (
+    "钟离秀英", "Þórsdóttir", "Ǽsa", "山田", "太郎",
+    UNLISTED_GB18030, UNLISTED_UTF8, UNLISTED_JIS, UNLISTED_LATIN1,
+)  # fmt: skip
+DX = "1.2.840.10008.5.1.4.1.1.1.1"
+CR = "1.2.840.10008.5.1.4.1.1.1"
+ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
+ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
+#: the retention list the plan is read from (as CSV, never through the code under test)
+RETENTION_LIST = "retention_list.csv"
+#: attributes of the supported IODs' modules that neither Table E.1-1 nor the retention list names,
+#: one of every VR that can carry text (checked against both files when the corpus is built); PS3.6
+#: has no AE or AS attribute outside the table, so those two are planted under tags no dictionary
+#: knows, in standard groups (below)
+UNLISTED_MODULE_ATTRIBUTES = {
+    "CS": (0x00181600, "ShutterShape"),  # Display Shutter (DX, CR)
+    "LO": (0x00281055, "WindowCenterWidthExplanation"),  # VOI LUT (CT, MR, DX, CR)
+    "LT": (0x00187006, "DetectorDescription"),  # DX Detector
+    "PN": (0x00140104, "SecondaryReviewerName"),  # not named by the table (a DICOS/NDE attribute)
+    "SH": (0x00181260, "PlateType"),  # CR Image
+    "ST": (0x00281351, "PartialViewDescription"),  # DX/MG Anatomy Imaged
+    "UC": (0x00189908, "PotentialReasonsForProcedure"),  # Protocol context
+    "UR": (0x00081190, "RetrieveURL"),  # SOP Common / Series retrieval
+    "UT": (0x00189941, "ImageFilterDescription"),  # CT/MR image filtering
+}
+#: even-group tags no dictionary knows, beside standard and private groups ("private-adjacent"): an
+#: element of every text VR, explicit VR (implicit files carry them as UN)
+UNKNOWN_STANDARD_TAGS = (0x00101F00, 0x00181F00, 0x00201F00)
+TEXT_VRS = ("AE", "AS", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT")
 DEFAULT_OPTIONS = ("clean_descriptors", "retain_long_modified_dates", "retain_patient_characteristics")
 #: the shipped Table E.1-1 the plan is read from (as CSV, never through the code under test)
 REFERENCE_TABLE = "ps315_annex_e_2026c.csv"
@@ -168,6 +202,39 @@ def _plant_profile(ds: Dataset, tok: Planter, uid: UidSource) -> None:
         ds.add(DataElement(tag, vr, value))
 
 
+def _text_value(vr: str, tok: Planter) -> str:
+    if vr == "PN":
+        return f"{tok()}^{tok()}"
+    if vr == "UR":
+        return f"http://{tok()}.example/"
+    return tok()  # also AS and AE: a token is no valid age, which a careless writer still sends
+
+
+def _plant_unlisted(ds: Dataset, tok: Planter, uid: UidSource) -> None:
+    """An attribute no table names, of every text VR: module attributes of the supported IODs and
+    unknown elements of standard groups (see :data:`UNLISTED_MODULE_ATTRIBUTES`)."""
+    for vr, (tag, _) in UNLISTED_MODULE_ATTRIBUTES.items():
+        ds.add_new(tag, vr, _text_value(vr, tok))
+    for base in UNKNOWN_STANDARD_TAGS:
+        for n, vr in enumerate(TEXT_VRS):
+            ds.add_new(base + 2 * n, vr, _text_value(vr, tok))
+
+
+def check_unlisted_plan() -> None:
+    """The planted "unlisted" attributes really are named neither by the table nor the retention list."""
+    named = set(reference_plan())
+    listed = resources.files("cohortpool.deid").joinpath("data", RETENTION_LIST)
+    with listed.open("r", encoding="utf-8", newline="") as stream:
+        for row in csv.DictReader(line for line in stream if not line.startswith("#")):
+            named.add(int(row["tag"][1:5] + row["tag"][6:10], 16))
+    for vr, (tag, keyword) in UNLISTED_MODULE_ATTRIBUTES.items():
+        assert tag not in named, keyword
+        assert dictionary_VR(tag) == vr and keyword_for_tag(tag) == keyword, keyword
+    for base in UNKNOWN_STANDARD_TAGS:
+        for n in range(len(TEXT_VRS)):
+            assert base + 2 * n not in DicomDictionary, hex(base + 2 * n)
+
+
 def _guessed_vr(name: str) -> str:
     """A VR for planting an attribute pydicom does not know yet, from its name (explicit VR: the
     fast path declines ``UN``, and a real file would carry the attribute's own VR)."""
@@ -186,6 +253,7 @@ def _nested_item(tok: Planter, uid: UidSource, depth: int) -> Dataset:
     item.ImageComments = tok()
     item.ReferencedSOPInstanceUID = uid()
     item.add_new(0x00091010, "LO", tok())  # private element without its creator
+    _plant_unlisted(item, tok, uid)  # nothing names them, at any depth
     if depth > 0:
         # an unlisted sequence: kept, but cleaned inside, however deep
         item.AnatomicRegionSequence = Sequence([_nested_item(tok, uid, depth - 1)])
@@ -255,6 +323,8 @@ def _image(
     ds.add_new(0x0008041F, "DT", DATETIME_TOKEN)  # Study Update DateTime
     ds.add_new(0x00143076, "DA", DATE_TOKEN)  # Date of Gain Calibration
     ds.AnatomicRegionSequence = Sequence([_nested_item(tok, uid, depth=2)])
+    _plant_unlisted(ds, tok, uid)
+    ds.add_new(0x00284002, "LT", UNLISTED_LATIN1)  # in the file's own character set (ISO_IR 100)
     # private block with a text, a binary and a sequence element
     block = ds.private_block(0x0009, f"QZ CREATOR {tok()}", create=True)
     block.add_new(0x10, "LO", tok())
@@ -271,7 +341,16 @@ def _image(
     ds.add_new(0x60000102, "US", 0)
     ds.add_new(0x60003000, "OW", tok().encode())
     ds.add_new(0x60004000, "LT", tok())
+    ds.add_new(0x60001500, "LO", tok())  # Overlay Label: no table row names it
+    ds.add_new(0x60000045, "LO", tok())  # Overlay Subtype
+    # a second overlay group without data: only attributes the table does not name
+    ds.add_new(0x60020010, "US", 4)
+    ds.add_new(0x60020011, "US", 4)
+    ds.add_new(0x60020040, "CS", "G")
+    ds.add_new(0x60020022, "LO", tok())
+    ds.add_new(0x60021500, "LO", tok())
     ds.add_new(0x50002500, "LO", tok())
+    ds.add_new(0x50020022, "LO", tok())  # a curve group the table names only by mask
     ds.add_new(0x50003000, "OW", tok().encode())
     # image pixel module
     ds.Rows = rows
@@ -293,6 +372,292 @@ def _image(
     return ds
 
 
+def _plant_charset(ds: Dataset, token: str) -> None:
+    """``token`` (in the data set's own character set) in unlisted text attributes, top and nested."""
+    for vr in ("LO", "LT", "SH", "ST", "UC", "UT"):
+        ds.add_new(UNLISTED_MODULE_ATTRIBUTES[vr][0], vr, token)
+    ds.add_new(UNLISTED_MODULE_ATTRIBUTES["PN"][0], "PN", f"{token}^{token}")
+    item = ds.AnatomicRegionSequence[0]
+    item.add_new(UNLISTED_MODULE_ATTRIBUTES["LO"][0], "LO", token)
+    item.add_new(UNLISTED_MODULE_ATTRIBUTES["UT"][0], "UT", token)
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
+def _item(**attributes: object) -> Dataset:
+    item = Dataset()
+    for keyword, value in attributes.items():
+        setattr(item, keyword, value)
+    return item
+
+
+def _as_projection(ds: Dataset, sop_class: str, modality: str) -> None:
+    """The attributes a projection radiograph's modules require (DX Series/Image/Detector, CR Series)."""
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.Modality = modality
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", "1", "1"
+    ds.PatientOrientation = ["P", "F"]
+    ds.BodyPartExamined, ds.ViewPosition = "LSPINE", "AP"
+    del ds.SliceThickness
+    ds.AnatomicRegionSequence[0].update(_code("T-11503", "SRT", "Lumbar spine"))
+
+
+def _as_dx(ds: Dataset, uid: UidSource) -> None:
+    _as_projection(ds, DX, "DX")
+    ds.PresentationIntentType = "FOR PRESENTATION"
+    ds.ImagerPixelSpacing = ["0.15", "0.15"]
+    ds.DetectorType, ds.ImageLaterality = "SCINTILLATOR", "U"
+    ds.PixelIntensityRelationship, ds.PixelIntensityRelationshipSign = "LIN", 1
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "0", "1", "US"
+    ds.LossyImageCompression, ds.PresentationLUTShape = "00", "IDENTITY"
+    ds.WindowCenter, ds.WindowWidth = "2048", "4096"
+
+
+def _as_cr(ds: Dataset, uid: UidSource) -> None:
+    _as_projection(ds, CR, "CR")
+
+
+def _as_enhanced(ds: Dataset, sop_class: str, modality: str, uid: UidSource) -> Dataset:
+    """A two-frame enhanced image: the top-level modules of Enhanced CT/MR and the shared and per-frame
+    functional groups every such instance carries (PS3.3 A.38, A.36; C.7.6.16)."""
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.Modality = modality
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]
+    ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", "1", "1"
+    ds.ContentDate, ds.ContentTime = "20240301", "101010"
+    ds.PatientPosition, ds.PositionReferenceIndicator = "HFS", ""
+    ds.SoftwareVersions, ds.DeviceSerialNumber = "VA10", "SN4711"
+    ds.PixelPresentation, ds.VolumetricProperties, ds.VolumeBasedCalculationTechnique = (
+        "MONOCHROME",
+        "VOLUME",
+        "NONE",
+    )
+    ds.ContentQualification, ds.BurnedInAnnotation, ds.LossyImageCompression = "PRODUCT", "NO", "00"
+    ds.PresentationLUTShape = "IDENTITY"
+    ds.AcquisitionContextSequence = Sequence()
+    for keyword in ("SliceThickness", "PixelSpacing", "RepetitionTime", "EchoTime"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    dimensions = uid()
+    ds.DimensionOrganizationSequence = Sequence([_item(DimensionOrganizationUID=dimensions)])
+    ds.DimensionIndexSequence = Sequence(
+        [
+            _item(
+                DimensionOrganizationUID=dimensions,
+                DimensionIndexPointer=0x00209057,
+                FunctionalGroupPointer=0x00209111,
+            )
+        ]
+    )
+    ds.NumberOfFrames = 2
+    ds.PixelData = bytes(ds.PixelData) * 2
+    shared = _item(
+        PixelMeasuresSequence=Sequence([_item(PixelSpacing=["0.7", "0.7"], SliceThickness="3")]),
+        PlaneOrientationSequence=Sequence([_item(ImageOrientationPatient=["1", "0", "0", "0", "1", "0"])]),
+        FrameAnatomySequence=Sequence(
+            [
+                _item(
+                    AnatomicRegionSequence=Sequence([_code("T-11503", "SRT", "Lumbar spine")]),
+                    FrameLaterality="U",
+                )
+            ]
+        ),
+    )
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    ds.PerFrameFunctionalGroupsSequence = Sequence(
+        [
+            _item(
+                FrameContentSequence=Sequence(
+                    [_item(DimensionIndexValues=[n], InStackPositionNumber=n, StackID="1")]
+                ),
+                PlanePositionSequence=Sequence([_item(ImagePositionPatient=["0", "0", str(3 * n)])]),
+            )
+            for n in (1, 2)
+        ]
+    )
+    return shared
+
+
+def _as_enhanced_ct(ds: Dataset, uid: UidSource) -> None:
+    shared = _as_enhanced(ds, ENHANCED_CT, "CT", uid)
+    frame_type = dict(
+        FrameType=["ORIGINAL", "PRIMARY", "VOLUME", "NONE"],
+        PixelPresentation="MONOCHROME",
+        VolumetricProperties="VOLUME",
+        VolumeBasedCalculationTechnique="NONE",
+    )
+    shared.CTImageFrameTypeSequence = Sequence([_item(**frame_type)])
+    shared.CTAcquisitionTypeSequence = Sequence(
+        [
+            _item(
+                AcquisitionType="SPIRAL",
+                ConstantVolumeFlag="NO",
+                FluoroscopyFlag="NO",
+            )
+        ]
+    )
+    shared.CTAcquisitionDetailsSequence = Sequence(
+        [
+            _item(
+                DataCollectionDiameter="500",
+                GantryDetectorTilt="0",
+                TableHeight="150",
+                SingleCollimationWidth=0.6,
+                TotalCollimationWidth=38.4,
+                RotationDirection="CW",
+                RevolutionTime=0.5,
+            )
+        ]
+    )
+    shared.CTTableDynamicsSequence = Sequence(
+        [_item(TableSpeed=50.0, TableFeedPerRotation=40.0, SpiralPitchFactor=1.0)]
+    )
+    shared.CTGeometrySequence = Sequence(
+        [_item(DistanceSourceToDetector="1085", DistanceSourceToDataCollectionCenter=595.0)]
+    )
+    shared.CTReconstructionSequence = Sequence(
+        [
+            _item(
+                ReconstructionDiameter="350",
+                ReconstructionFieldOfView=[350.0, 350.0],
+                ReconstructionAlgorithm="FILTER_BACK_PROJ",
+                ConvolutionKernel="B30F",
+                ConvolutionKernelGroup="SOFT_TISSUE",
+                ReconstructionAngle=360.0,
+                ImageFilter="NONE",
+                ReconstructionPixelSpacing=[0.7, 0.7],
+            )
+        ]
+    )
+    shared.CTExposureSequence = Sequence(
+        [
+            _item(
+                ExposureTimeInms=500.0,
+                XRayTubeCurrentInmA=200.0,
+                ExposureInmAs=100.0,
+                ExposureModulationType="NONE",
+            )
+        ]
+    )
+    shared.CTXRayDetailsSequence = Sequence(
+        [
+            _item(
+                KVP="120",
+                FocalSpots=["1.2"],
+                FilterType="BODY",
+                FilterMaterial="ALUMINUM",
+            )
+        ]
+    )
+    shared.CTPositionSequence = Sequence(
+        [
+            _item(
+                TablePosition=0.0,
+                ReconstructionTargetCenterPatient=[0.0, 0.0, 0.0],
+                DataCollectionCenterPatient=[0.0, 0.0, 0.0],
+            )
+        ]
+    )
+    shared.PixelValueTransformationSequence = Sequence(
+        [
+            _item(
+                RescaleIntercept="-1024",
+                RescaleSlope="1",
+                RescaleType="HU",
+            )
+        ]
+    )
+    shared.IrradiationEventIdentificationSequence = Sequence([_item(IrradiationEventUID=uid())])
+
+
+def _as_enhanced_mr(ds: Dataset, uid: UidSource) -> None:
+    ds.ComplexImageComponent, ds.AcquisitionContrast = "MAGNITUDE", "T2"
+    ds.ApplicableSafetyStandardAgency, ds.MagneticFieldStrength = "IEC", "1.5"
+    shared = _as_enhanced(ds, ENHANCED_MR, "MR", uid)
+    shared.MRImageFrameTypeSequence = Sequence(
+        [
+            _item(
+                FrameType=["ORIGINAL", "PRIMARY", "VOLUME", "NONE"],
+                PixelPresentation="MONOCHROME",
+                VolumetricProperties="VOLUME",
+                VolumeBasedCalculationTechnique="NONE",
+                ComplexImageComponent="MAGNITUDE",
+                AcquisitionContrast="T2",
+            )
+        ]
+    )
+    shared.MRTimingAndRelatedParametersSequence = Sequence(
+        [
+            _item(
+                RepetitionTime="3000",
+                FlipAngle="90",
+                EchoTrainLength="15",
+                RFEchoTrainLength=15,
+                GradientEchoTrainLength=0,
+                OperatingModeSequence=Sequence([_item(OperatingModeType="RF", OperatingMode="IEC_NORMAL")]),
+                SpecificAbsorptionRateSequence=Sequence(
+                    [
+                        _item(
+                            SpecificAbsorptionRateDefinition="IEC_WHOLE_BODY",
+                            SpecificAbsorptionRateValue=0.5,
+                        )
+                    ]
+                ),
+            )
+        ]
+    )
+    shared.MREchoSequence = Sequence([_item(EffectiveEchoTime=90.0)])
+    shared.MRModifierSequence = Sequence(
+        [
+            _item(
+                InversionRecovery="NO",
+                FlowCompensation="NONE",
+                T2Preparation="NO",
+                SpectrallySelectedExcitation="NONE",
+                SpatialPresaturation="NONE",
+                ParallelAcquisition="NO",
+                PartialFourier="NO",
+            )
+        ]
+    )
+    shared.MRImagingModifierSequence = Sequence(
+        [
+            _item(
+                MagnetizationTransfer="NONE",
+                BloodSignalNulling="NO",
+                Tagging="NONE",
+                PixelBandwidth="200",
+                TransmitterFrequency=[63.8],
+            )
+        ]
+    )
+    shared.MRReceiveCoilSequence = Sequence(
+        [
+            _item(
+                ReceiveCoilName="SPINE 12",
+                ReceiveCoilManufacturerName="",
+                ReceiveCoilType="MULTICOIL",
+                QuadratureReceiveCoil="NO",
+            )
+        ]
+    )
+    shared.MRTransmitCoilSequence = Sequence(
+        [
+            _item(
+                TransmitCoilName="BODY",
+                TransmitCoilManufacturerName="",
+                TransmitCoilType="BODY",
+            )
+        ]
+    )
+    shared.MRAveragesSequence = Sequence([_item(NumberOfAverages="1")])
+
+
 def _save(ds: Dataset, path: Path, ts: str = ExplicitVRLittleEndian) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.file_meta.TransferSyntaxUID = ts
@@ -302,6 +667,7 @@ def _save(ds: Dataset, path: Path, ts: str = ExplicitVRLittleEndian) -> bytes:
 
 def build_corpus(root: Path) -> Corpus:
     """Write the planted site drop under ``root`` and describe it."""
+    check_unlisted_plan()
     tok, uid = Planter(), UidSource()
     drop = root / SITE / NIGHT
     dicom = drop / "dicom"
@@ -362,6 +728,7 @@ def build_corpus(root: Path) -> Corpus:
     ds, path = variant("gb18030", SpecificCharacterSet="GB18030")
     ds.PatientName = GB18030_NAME
     ds.InstitutionName = GB18030_NAME
+    _plant_charset(ds, UNLISTED_GB18030)
     _save(ds, path)
     add(path, "deidentified", ds)
     # an MR series whose descriptors hide a name between vocabulary words: the manifest reads (and
@@ -375,14 +742,23 @@ def build_corpus(root: Path) -> Corpus:
     ds, path = variant("utf8", SpecificCharacterSet="ISO_IR 192")
     ds.PatientName = UTF8_NAME
     ds.StudyDescription = UTF8_NAME
+    _plant_charset(ds, UNLISTED_UTF8)
     _save(ds, path)
     add(path, "deidentified", ds)
     ds, path = variant("iso2022")
     ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
     ds.PatientName = f"Yamada^Tarou={JIS_NAME}"
     ds.InstitutionName = JIS_NAME
+    _plant_charset(ds, UNLISTED_JIS)
     _save(ds, path)
     add(path, "deidentified", ds)
+    # the other supported IODs: the same planted header, made a DX, a CR, an Enhanced CT and MR
+    for label, make in (("dx", _as_dx), ("cr", _as_cr), ("enhanced_ct", _as_enhanced_ct),
+                        ("enhanced_mr", _as_enhanced_mr)):  # fmt: skip
+        ds, path = variant(label)
+        make(ds, uid)
+        _save(ds, path)
+        add(path, "deidentified", ds)
     # transfer syntaxes
     for label, ts in (("implicit", ImplicitVRLittleEndian), ("bigendian", ExplicitVRBigEndian)):
         ds, path = variant(label)

@@ -28,7 +28,15 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from deid_corpus import NIGHT, SITE, Corpus, build_corpus, find_leaks
+from deid_corpus import (
+    NIGHT,
+    SITE,
+    UNKNOWN_STANDARD_TAGS,
+    UNLISTED_MODULE_ATTRIBUTES,
+    Corpus,
+    build_corpus,
+    find_leaks,
+)
 
 from cohortpool.deid import Pseudonymiser, Vault
 from cohortpool.features.manifest import sequence_family
@@ -325,8 +333,9 @@ def test_manifest_facts_are_the_input_headers(planted) -> None:
         assert _float(row["field_strength"]) == (_float(first.get("MagneticFieldStrength")) if mr else None)
         assert _float(row["repetition_time"]) == _float(first.get("RepetitionTime"))
         assert _float(row["echo_time"]) == _float(first.get("EchoTime"))
-        assert _float(row["slice_thickness"]) == _float(first.SliceThickness)
-        assert _float(row["pixel_spacing"]) == float(first.PixelSpacing[0])
+        assert _float(row["slice_thickness"]) == _float(first.get("SliceThickness"))
+        spacing = first.get("PixelSpacing") or first.get("ImagerPixelSpacing")  # DX: the imager's
+        assert _float(row["pixel_spacing"]) == (float(spacing[0]) if spacing else None)
         assert (int(row["image_rows"]), int(row["image_columns"])) == (first.Rows, first.Columns)
     mr_rows = [r for r in _read_csv(out / "imaging_manifest.csv") if r["modality"] == "MR"]
     assert any(r["repetition_time"] and r["echo_time"] and r["field_strength"] for r in mr_rows)
@@ -408,7 +417,7 @@ def test_sequence_family_of_the_gb18030_mr_series_follows_its_series_description
 # -- dciodvfy on every planted variant: no new errors --------------------------------------------------
 #: the variants of the corpus that are de-identified (folder 9_<label>, plus the plain CT and MR series)
 VARIANTS = {"ct", "mr", "gb18030", "gb18030_mr", "utf8", "iso2022", "implicit", "bigendian", "deflated",
-            "jpeg", "nopreamble", "nometa"}  # fmt: skip
+            "jpeg", "nopreamble", "nometa", "dx", "cr", "enhanced_ct", "enhanced_mr"}  # fmt: skip
 
 
 def _variant(input_path: str) -> str:
@@ -470,3 +479,21 @@ def test_dciodvfy_finds_no_new_errors_in_any_planted_variant(planted, tmp_path) 
         pytest.skip("dicom3tools (dciodvfy) is not installed")
     new = _new_dciodvfy_errors(planted, tmp_path)
     assert new == {v: set() for v in new}
+
+
+# -- the allow-list's audit trail: what was removed, by keyword, without values ------------------------
+def test_the_nights_summary_counts_every_planted_unlisted_attribute_by_keyword_and_holds_no_value(
+    planted, tmp_path
+) -> None:
+    corpus, _, vault, _ = planted
+    path = vault / "ledger" / f"{NIGHT}.summary.csv"
+    text = path.read_text(encoding="utf-8")
+    rows = list(csv.DictReader(text.splitlines()))
+    removed = {r["keyword"] or r["tag"]: int(r["count"]) for r in rows if r["what"] == "removed"}
+    for vr, (_, keyword) in UNLISTED_MODULE_ATTRIBUTES.items():
+        assert removed.get(keyword, 0) > 0, (vr, keyword)
+    for base in UNKNOWN_STANDARD_TAGS:  # unknown to the dictionary: named by tag
+        assert removed.get(f"({base >> 16:04X},{base & 0xFFFF:04X})", 0) > 0
+    shutil.copy(path, tmp_path / path.name)  # the summary alone (the ledger beside it names inputs)
+    assert find_leaks(tmp_path, corpus.literal_tokens) == []  # counts only: no planted value
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -5,7 +5,16 @@ Public API (what the CLI and the Prefect tasks call): :func:`deidentify_tree`, :
 :class:`Pseudonymiser`, :func:`load_profile`.
 """
 
-from cohortpool.deid.ledger import DEIDENTIFIED, DUPLICATE, QUARANTINED, LedgerRow, Vault, VaultError
+from cohortpool.deid.ledger import (
+    DEIDENTIFIED,
+    DUPLICATE,
+    QUARANTINED,
+    KeyMismatchError,
+    LedgerRow,
+    Vault,
+    VaultError,
+    check_vault_key,
+)
 from cohortpool.deid.profile import EDITION, OPTIONS, Profile, load_profile
 from cohortpool.deid.pseudonym import Pseudonymiser
 from cohortpool.deid.run import DeidResult, deidentify_tree, list_inputs
@@ -18,12 +27,14 @@ __all__ = [
     "OPTIONS",
     "QUARANTINED",
     "DeidResult",
+    "KeyMismatchError",
     "LedgerRow",
     "Profile",
     "Pseudonymiser",
     "UidMapper",
     "Vault",
     "VaultError",
+    "check_vault_key",
     "deidentify_tree",
     "list_inputs",
     "load_profile",

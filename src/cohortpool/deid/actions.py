@@ -8,76 +8,55 @@ we do not carry the IODs, so we choose the variant that is conformant for every 
 ``X/Z`` (empty is allowed for Type 2 and 3), ``D`` for anything containing ``D`` (a value is allowed
 for Type 1, 2 and 3) and ``U`` for ``X/Z/U*`` (keep the reference sequence, replace its UIDs).
 
-Beyond the table, deliberately stricter than the Basic Profile:
+What happens to each element is decided by :func:`cohortpool.deid.decide.decide` (shared with the
+raw-bytes fast path); this module applies the verdicts to a pydicom dataset. Beyond the table,
+deliberately stricter than the Basic Profile:
 
 - private attributes are removed unless the Retain Safe Private option keeps a listed one;
-- free text (``LT``, ``ST``, ``UT``), person names (``PN``) and attributes no dictionary knows (``UN``)
-  are removed when the table does not name them: newer editions and vendors add such attributes, and
-  they are where identifiers hide;
+- an attribute the table does not name keeps a text value only when the reviewed retention list names
+  it (an allow-list, :mod:`cohortpool.deid.decide`); UIDs it does not name are replaced unless the
+  standard defines them; dates and date-times it does not name are shifted like the ones it names;
 - whole overlay groups (60xx) go when their data goes (an overlay plane without data is invalid),
-  and curves (50xx), group lengths and trailing padding (FFFC,FFFC) are removed;
-- UIDs the table does not name are replaced unless the standard itself defines them;
-- dates and date-times the table does not name are treated like the dates it names (shifted with the
-  patient's offset under the modified-dates option, kept under full dates, else removed): an unshifted
-  date beside shifted ones would give the offset away.
+  and curves (50xx), group lengths and trailing padding (FFFC,FFFC) are removed.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import PIXEL_KEYWORDS, Dataset
-from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
+from cohortpool.deid.decide import (
+    DESCEND,
+    DROP_GROUP,
+    EMPTY,
+    IDENTITY,
+    KEEP,
+    REMOVE,
+    REPLACE,
+    Element,
+    Policy,
+    Reuse,
+    decide,
+)
 from cohortpool.deid.encode import raw_text, raw_zero
-from cohortpool.deid.profile import Profile, Rule
-from cohortpool.deid.pseudonym import Pseudonymiser, shift_da, shift_dt
-from cohortpool.deid.uids import WELL_KNOWN_ROOT, UidMapper
+from cohortpool.deid.profile import Profile
+from cohortpool.deid.pseudonym import Pseudonymiser
+from cohortpool.deid.uids import UidMapper
 
-PATIENT_NAME = 0x00100010
-PATIENT_ID = 0x00100020
-ACCESSION_NUMBER = 0x00080050
 SPECIFIC_CHARACTER_SET = 0x00080005
 TRAILING_PADDING = 0xFFFCFFFC
-_TEXT_GUARD = frozenset({"LT", "ST", "UT", "PN", "UN"})
-_UNLISTED_VRS = _TEXT_GUARD | {"SQ", "UI", "DA", "DT"}
-#: the rule of a date the table does not name: cleaned as a date, removed when it cannot be
-UNLISTED_DATE = Rule(tag="", keyword="", action="C", basic="X")
-_IDENTITY = frozenset({0x00100010, 0x00100020, 0x00080050})
-_STRING_VRS = frozenset(
-    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
-)
-_WORDS = re.compile(r"[^A-Za-z0-9]+")
-DUMMY_TEXT = "REMOVED"
-_DUMMIES: dict[str, str] = {
-    "AE": DUMMY_TEXT,
-    "AS": "000Y",
-    "CS": DUMMY_TEXT,
-    "DA": "19000101",
-    "DS": "0",
-    "DT": "19000101000000",
-    "IS": "0",
-    "LO": DUMMY_TEXT,
-    "LT": DUMMY_TEXT,
-    "PN": DUMMY_TEXT,
-    "SH": DUMMY_TEXT,
-    "ST": DUMMY_TEXT,
-    "TM": "000000",
-    "UC": DUMMY_TEXT,
-    "UR": "",
-    "UT": DUMMY_TEXT,
-}
 
 
 @lru_cache(maxsize=4096)
-def _dictionary_vr(tag: int) -> str:
+def dictionary_vr(tag: int) -> str:
+    """The data dictionary's VR of a tag (the first of alternatives), ``UN`` when unknown."""
     try:
         return dictionary_VR(tag).split(" or ")[0]
     except KeyError:
@@ -90,50 +69,26 @@ def element_vr(ds: Dataset, tag: int) -> str:
     vr = elem.VR if elem is not None else None
     if vr and vr != "UN":
         return str(vr)
-    return _dictionary_vr(tag)
+    return dictionary_vr(tag)
 
 
 def ascii_values(ds: Dataset, tag: int) -> list[str]:
     """The values of a UI, DA, DT (ASCII-only VRs) element, read from raw bytes when still raw."""
     elem = ds.get_item(tag)
-    if isinstance(elem, RawDataElement):
-        return raw_ascii_values(elem.value or b"")
-    value = elem.value if elem is not None else None
-    if value is None or value == "":
+    if elem is None:
         return []
-    return [str(value)] if isinstance(value, str) else [str(v) for v in value]
+    return _element(tag, "UI", elem, False).ascii_values()
 
 
-def raw_ascii_values(raw: bytes) -> list[str]:
-    """:func:`ascii_values` of an element's raw value bytes (shared with :mod:`.fastpath`)."""
-    text = raw.decode("ascii", "replace").rstrip("\x00 ")
-    return [v.strip().rstrip("\x00") for v in text.split("\\")] if text else []
+def _element(tag: int, vr: str, elem: DataElement | RawDataElement, top: bool) -> Element:
+    if isinstance(elem, RawDataElement):
+        return Element(tag, vr, elem.value or b"", top=top)
+    return Element(tag, vr, None, elem.value, top)
 
 
-def raw_text_allowed(raw: bytes, vocabulary: frozenset[str]) -> bool:
-    """Every word of a raw text value is on the vocabulary (ASCII only: the vocabulary is ASCII, so
-    a value that is not plain ASCII, or holds ISO 2022 escapes, cannot pass)."""
-    if b"\x1b" in raw:
-        return False
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        return False
-    return words_allowed(text, vocabulary)
-
-
-def words_allowed(text: str, vocabulary: frozenset[str]) -> bool:
-    """``text`` is plain ASCII and every word (run of letters and digits) of it is on the vocabulary.
-
-    Anything outside ASCII fails whole: splitting words on non-alphanumerics would otherwise treat
-    a decoded CJK or accented name as a separator and keep it between vocabulary words.
-    """
-    return text.isascii() and all(w in vocabulary for w in _WORDS.split(text.upper()) if w)
-
-
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Context:
-    """What the cleaner needs for one file: its patient's pseudonyms and date shift."""
+    """What the cleaner needs for one file: its patient's pseudonym and date shift."""
 
     patient_id: str
     shift_days: int
@@ -159,21 +114,20 @@ class Cleaner:
         self.shift_dates = "retain_long_modified_dates" in profile.options
         self.keep_dates = "retain_long_full_dates" in profile.options
         self.safe_private = "retain_safe_private" in profile.options
+        self.policy = Policy(
+            shift_dates=self.shift_dates,
+            keep_dates=self.keep_dates,
+            vocabulary=profile.vocabulary,
+            retained=profile.retained,
+            pseudonyms=pseudonymiser,
+            map_uid=uids.map,
+        )
+        #: tag -> the VR and verdict decide() gave it without reading a value (``Verdict.static``)
+        self._static: dict[int, Reuse] = {}
         self._top: Dataset | None = None
         self.replaced: set[int] = set()
-        self._handlers: dict[str, Callable[[Dataset, int, str, Rule, Context], None]] = {
-            "X": self._remove,
-            "Z": self._zero,
-            "X/Z": self._zero,
-            "D": self._dummy,
-            "X/D": self._dummy,
-            "X/Z/D": self._dummy,
-            "Z/D": self._dummy,
-            "K": self._keep,
-            "C": self._clean,
-            "U": self._uid,
-            "X/Z/U*": self._uid,
-        }
+        #: (note, tag, VR) -> occurrences of attributes the retention list removed, emptied or replaced
+        self.unlisted: Counter[tuple[str, int, str]] = Counter()
 
     # -- traversal -------------------------------------------------------------------------------
     def _set(self, ds: Dataset, tag: int, elem: DataElement | RawDataElement) -> None:
@@ -194,14 +148,16 @@ class Cleaner:
         """Clean ``ds`` in place, descending into every sequence item.
 
         After a top-level call, ``self.replaced`` holds the top-level tags given new values: the
-        encoder must not fall back to their original bytes.
+        encoder must not fall back to their original bytes, and ``self.unlisted`` counts what the
+        retention list took away.
         """
         if top:
             self._top = ds
             self.replaced = set()
+            self.unlisted = Counter()
         private_tags = []
         overlay_groups: set[int] = set()
-        exact, rule_of = self.profile.exact, self.profile.rule
+        exact, rule_of, policy, static = self.profile.exact, self.profile.rule, self.policy, self._static
         for tag, elem in list(ds._dict.items()):  # pydicom's element store: no value conversion
             t = int(tag)
             group = t >> 16
@@ -211,21 +167,40 @@ class Cleaner:
             if t & 0xFFFF == 0 or t == TRAILING_PADDING:
                 del ds[t]
                 continue
-            if t in _IDENTITY:
-                self._identity(ds, t, ctx, top)
-                continue
             vr = elem.VR
             if not vr or vr == "UN":
-                vr = _dictionary_vr(t)
-            rule = exact.get(t) or rule_of(t)
-            if rule is None:
-                if vr in _UNLISTED_VRS:
-                    self._unlisted(ds, t, vr, ctx)
+                vr = dictionary_vr(t)
+            cached = static.get(t)
+            if cached is not None and cached.vr == vr:
+                verdict = cached.verdict
+            else:
+                # identifiers are read decoded, with the data set's character set
+                element = (
+                    Element(t, vr, None, ds[t].value, top) if t in IDENTITY else _element(t, vr, elem, top)
+                )
+                verdict = decide(exact.get(t) or rule_of(t), element, policy, ctx.patient_id, ctx.shift_days)
+                if verdict.static:
+                    static[t] = Reuse(vr, verdict)
+            if verdict.note:
+                self.unlisted[(verdict.note, t, vr)] += 1
+            op = verdict.op
+            if op == KEEP:
                 continue
-            if 0x6000 <= group <= 0x601E and rule.action != "K":
+            if op == REMOVE:
+                del ds[t]
+            elif op == REPLACE:
+                self._set(ds, t, raw_text(t, vr, list(verdict.values)))
+            elif op == DESCEND:
+                self._items(ds, t, ctx)
+            elif op == EMPTY:
+                if vr == "SQ":
+                    self._set(ds, t, DataElement(t, "SQ", Sequence()))
+                else:
+                    self._set(ds, t, RawDataElement(BaseTag(t), vr, 0, b"", 0, False, True))
+            elif op == DROP_GROUP:
                 overlay_groups.add(group)
-                continue
-            self._handlers[rule.action](ds, t, vr, rule, ctx)
+            else:  # ZERO
+                self._set(ds, t, raw_zero(t, vr))
         if private_tags:
             self._private(ds, private_tags, ctx)
         for group in overlay_groups:
@@ -237,120 +212,6 @@ class Cleaner:
         if isinstance(seq, Sequence):
             for item in seq:
                 self.clean(item, ctx, top=False)
-
-    # -- special identity attributes -------------------------------------------------------------
-    def _identity(self, ds: Dataset, tag: int, ctx: Context, top: bool) -> None:
-        """Patient ID/Name and accession number carry the keyed pseudonyms (a Z/D dummy value).
-
-        The top-level Patient ID and Name become the patient pseudonym; an accession number (at any
-        depth: request attribute items repeat it) becomes its 16-hex keyed digest, which is the
-        manifest's ``accession_id`` without its ``A``; anything else (another patient's ID in a
-        nested item) gets that value's own pseudonym or is emptied.
-        """
-        elem = ds[tag]
-        text = str(elem.value or "").strip()
-        if tag == ACCESSION_NUMBER:
-            value = self.pseudonymiser.accession_digest(text) if text else ""
-        elif top:
-            value = ctx.patient_id
-        elif tag == PATIENT_ID and text:
-            value = self.pseudonymiser.patient_id(text)
-        else:
-            value = ""
-        self._set(ds, tag, raw_text(tag, elem.VR, value))
-
-    # -- action handlers -------------------------------------------------------------------------
-    def _remove(self, ds: Dataset, tag: int, vr: str, rule: Rule, ctx: Context) -> None:
-        del ds[tag]
-
-    def _zero(self, ds: Dataset, tag: int, vr: str, rule: Rule, ctx: Context) -> None:
-        if vr == "SQ":
-            self._set(ds, tag, DataElement(tag, "SQ", Sequence()))
-        else:
-            self._set(ds, tag, RawDataElement(BaseTag(tag), vr, 0, b"", 0, False, True))
-
-    def _dummy(self, ds: Dataset, tag: int, vr: str, rule: Rule, ctx: Context) -> None:
-        if vr == "SQ":
-            # a dummy sequence is the original one with every item cleaned
-            self._items(ds, tag, ctx)
-        elif vr == "UI":
-            self._uid(ds, tag, vr, rule, ctx)
-        elif vr in ("DA", "DT") and (self.shift_dates or self.keep_dates):
-            self._dates(ds, tag, vr, rule, ctx)
-        elif vr in _DUMMIES:
-            self._set(ds, tag, raw_text(tag, vr, _DUMMIES[vr]))
-        else:  # binary VRs: zeros (OB, OW, UN...: empty, which keeps the attribute present)
-            self._set(ds, tag, raw_zero(tag, vr))
-
-    def _keep(self, ds: Dataset, tag: int, vr: str, rule: Rule, ctx: Context) -> None:
-        if vr == "SQ":
-            self._items(ds, tag, ctx)
-
-    def _fallback(self, ds: Dataset, tag: int, vr: str, rule: Rule, ctx: Context) -> None:
-        """What the Basic Profile does when a clean (``C``) cannot keep the value."""
-        action = rule.basic if rule.basic not in ("C", "K") else "X"
-        self._handlers[action](ds, tag, vr, rule, ctx)
-
-    def _clean(self, ds: Dataset, tag: int, vr: str, rule: Rule, ctx: Context) -> None:
-        if vr == "SQ":
-            self._items(ds, tag, ctx)
-        elif vr in ("DA", "DT"):
-            self._dates(ds, tag, vr, rule, ctx)
-        elif vr == "TM":
-            return  # whole-day shifts leave times unchanged (PS3.15 E.3.6 allows keeping times)
-        elif vr == "UI":
-            self._uid(ds, tag, vr, rule, ctx)
-        elif vr in _STRING_VRS and vr != "PN":
-            if not self._allowed_text(ds, tag):
-                self._fallback(ds, tag, vr, rule, ctx)
-        elif vr in ("PN", "UN", "OB", "OW"):
-            self._fallback(ds, tag, vr, rule, ctx)
-        # numeric VRs carry measurements, not identities: kept
-
-    def _allowed_text(self, ds: Dataset, tag: int) -> bool:
-        """Every word of every value is on the vocabulary (read from the raw bytes: the vocabulary is
-        ASCII, so a value that is not plain ASCII, or holds ISO 2022 escapes, cannot pass)."""
-        elem = ds.get_item(tag)
-        if isinstance(elem, RawDataElement):
-            return raw_text_allowed(elem.value or b"", self.profile.vocabulary)
-        value = elem.value if elem is not None else ""
-        text = "\\".join(map(str, value)) if isinstance(value, list | tuple | MultiValue) else str(value)
-        return words_allowed(text, self.profile.vocabulary)
-
-    def _dates(self, ds: Dataset, tag: int, vr: str, rule: Rule, ctx: Context) -> None:
-        if self.keep_dates:
-            return
-        if not self.shift_dates:
-            self._fallback(ds, tag, vr, rule, ctx)
-            return
-        values = ascii_values(ds, tag)
-        shift = shift_da if vr == "DA" else shift_dt
-        shifted = [shift(v, ctx.shift_days) for v in values if v.strip()]
-        if any(s is None for s in shifted):
-            self._fallback(ds, tag, vr, rule, ctx)
-            return
-        self._set(ds, tag, raw_text(tag, vr, [s for s in shifted if s is not None]))
-
-    def _uid(self, ds: Dataset, tag: int, vr: str, rule: Rule, ctx: Context) -> None:
-        if vr == "SQ":
-            self._items(ds, tag, ctx)
-            return
-        if vr != "UI":
-            self._fallback(ds, tag, vr, rule, ctx)
-            return
-        self._set(ds, tag, raw_text(tag, "UI", [self.uids.map(v) for v in ascii_values(ds, tag)]))
-
-    def _unlisted(self, ds: Dataset, tag: int, vr: str, ctx: Context) -> None:
-        if vr == "SQ":
-            self._items(ds, tag, ctx)
-        elif vr == "UI":
-            values = ascii_values(ds, tag)
-            if any(not v.startswith(WELL_KNOWN_ROOT) for v in values if v):
-                self._set(ds, tag, raw_text(tag, "UI", [self.uids.map(v) for v in values]))
-        elif vr in ("DA", "DT"):
-            self._dates(ds, tag, vr, UNLISTED_DATE, ctx)
-        elif vr in _TEXT_GUARD:
-            del ds[tag]
 
     def _private(self, ds: Dataset, tags: list[int], ctx: Context) -> None:
         """Remove private attributes, or keep those on the safe-private list when that option is on."""

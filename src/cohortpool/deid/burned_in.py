@@ -13,7 +13,13 @@ A consortium may allow them explicitly.
 
 from __future__ import annotations
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+_BURNED_IN_ANNOTATION = 0x00280301
+_RECOGNIZABLE_VISUAL_FEATURES = 0x00280302
+_SOP_CLASS_UID = 0x00080016
 
 #: SOP class UID -> short name (PS3.4 Annex B); all may carry burned-in identifiers
 BURNED_IN_CLASSES: dict[str, str] = {
@@ -35,14 +41,29 @@ BURNED_IN_CLASSES: dict[str, str] = {
 }
 
 
+def _first(ds: Dataset, tag: int) -> str:
+    """The first value of an ASCII attribute (CS, UI), read from the raw bytes while still raw: the
+    check converts nothing in the header it is given."""
+    elem = ds.get_item(tag)
+    if elem is None:
+        return ""
+    if isinstance(elem, RawDataElement):
+        text = (elem.value or b"").decode("ascii", "replace")
+    else:
+        value = elem.value
+        text = (
+            "\\".join(map(str, value)) if isinstance(value, list | tuple | MultiValue) else str(value or "")
+        )
+    return text.split("\\")[0].strip(" \x00")
+
+
 def burned_in_reason(ds: Dataset) -> str | None:
     """Why this instance may carry burned-in identifiers, or ``None``."""
-    flag = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
-    if flag == "YES":
+    if _first(ds, _BURNED_IN_ANNOTATION).upper() == "YES":
         return "burned-in annotation: Burned In Annotation (0028,0301) is YES"
-    if str(ds.get("RecognizableVisualFeatures", "") or "").strip().upper() == "YES":
+    if _first(ds, _RECOGNIZABLE_VISUAL_FEATURES).upper() == "YES":
         return "burned-in annotation: Recognizable Visual Features (0028,0302) is YES: pixels may show a face"
-    sop_class = str(ds.get("SOPClassUID", "") or "").strip()
+    sop_class = _first(ds, _SOP_CLASS_UID)
     if sop_class in BURNED_IN_CLASSES:
         name = BURNED_IN_CLASSES[sop_class]
         return f"burned-in annotation: SOP class {name} ({sop_class}) may carry text in its pixels"

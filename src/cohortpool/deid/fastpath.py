@@ -5,11 +5,12 @@ Why this is hand-written: pydicom has no API that streams raw data elements with
 sequences, converted values), and the profile must be applied per element anyway. Parsing the header
 through pydicom was the largest share of a file's CPU time. This module walks the elements over the
 memory map with :func:`struct.unpack_from` (PS3.5 7.1 element encodings, 7.5 sequences and items,
-A.4 encapsulated pixel data) and applies the *same* resolved profile with the same value helpers as
-:class:`cohortpool.deid.actions.Cleaner` (keyed pseudonyms, UIDs and date shifts, the Clean
-Descriptors vocabulary, markers, private elements removed), writing the output header bytes directly
-in the form :mod:`cohortpool.deid.encode` gives them: unchanged elements copied, sequences and items
-re-encoded with undefined length.
+A.4 encapsulated pixel data) and asks the *same* decision function as
+:class:`cohortpool.deid.actions.Cleaner` what to do with each element
+(:func:`cohortpool.deid.decide.decide`: profile, retention list, keyed pseudonyms, UIDs and date
+shifts, the Clean Descriptors vocabulary), writing the output header bytes directly in the form
+:mod:`cohortpool.deid.encode` gives them: unchanged elements copied, sequences and items re-encoded
+with undefined length.
 
 The pydicom path stays the oracle and the fallback: the output of every file this path accepts must
 be byte-identical to it (``tests/unit/test_deid_fastpath.py`` checks every file of the synthetic
@@ -29,31 +30,29 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections import Counter
 from typing import Any, cast
 
 from pydicom.dataelem import RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
-from cohortpool.deid.actions import (
-    _DUMMIES,
-    _IDENTITY,
-    _STRING_VRS,
-    _TEXT_GUARD,
+from cohortpool.deid.actions import TRAILING_PADDING, Cleaner, Context
+from cohortpool.deid.decide import (
     ACCESSION_NUMBER,
-    PATIENT_ID,
-    TRAILING_PADDING,
-    UNLISTED_DATE,
-    Cleaner,
-    Context,
-    ascii_values,
-    raw_ascii_values,
-    raw_text_allowed,
+    DESCEND,
+    DROP_GROUP,
+    EMPTY,
+    KEEP,
+    REMOVE,
+    REPLACE,
+    Element,
+    NotPlainText,
+    Reuse,
+    decide,
 )
 from cohortpool.deid.encode import text_bytes, zero_bytes
 from cohortpool.deid.profile import Rule
-from cohortpool.deid.pseudonym import shift_da, shift_dt
-from cohortpool.deid.uids import WELL_KNOWN_ROOT
 
 #: VR -> True when it has the 4-byte length form (PS3.5 Table 7.1-1); ``UN`` deliberately absent
 _VRS = {
@@ -92,7 +91,7 @@ _EMPTY: dict[str, bytes | None] = {
 }
 
 #: (tag, VR, header start, value start, value end, items or None)
-Element = tuple[int, str, int, int, int, Any]
+Element_ = tuple[int, str, int, int, int, Any]
 
 
 def marker_bytes(markers: tuple[RawDataElement, ...]) -> list[tuple[int, bytes]]:
@@ -115,7 +114,7 @@ def _element(tag: int, vr: str, value: bytes) -> bytes:
 
 
 # -- parsing ---------------------------------------------------------------------------------------
-def _dataset(buf: Any, pos: int, end: int, depth: int, top: bool) -> tuple[list[Element], int]:
+def _dataset(buf: Any, pos: int, end: int, depth: int, top: bool) -> tuple[list[Element_], int]:
     """Elements from ``pos`` up to ``end`` (a defined length), or to an item delimiter (``end`` < 0:
     an undefined-length item), or, at the top level, to the pixel data element.
 
@@ -124,7 +123,7 @@ def _dataset(buf: Any, pos: int, end: int, depth: int, top: bool) -> tuple[list[
     if depth > _MAX_DEPTH:
         raise Decline("nested too deep")
     limit = end if end >= 0 else len(buf)
-    elements: list[Element] = []
+    elements: list[Element_] = []
     last = -1
     while pos < limit or end < 0:
         if pos + 8 > limit:
@@ -236,7 +235,7 @@ def _uid(raw: bytes) -> str:
     return value.decode("ascii")
 
 
-def top_dataset(buf: mmap.mmap, elements: list[Element]) -> Dataset:
+def top_dataset(buf: mmap.mmap, elements: list[Element_]) -> Dataset:
     """A pydicom ``Dataset`` of the raw top-level elements, as ``dcmread`` would hold them."""
     ds = Dataset()
     store = ds._dict  # pydicom's element store (what dcmread fills)
@@ -245,7 +244,8 @@ def top_dataset(buf: mmap.mmap, elements: list[Element]) -> Dataset:
         value = buf[start:stop] if length else _EMPTY[vr]
         if items is not None:  # a sequence: its raw items (any access makes the caller decline)
             length = len(value) if value is not None else 0
-        store[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, length, value, start, False, True)
+        key = BaseTag(tag)
+        store[key] = RawDataElement(key, vr, length, value, start, False, True)
     return ds
 
 
@@ -257,16 +257,17 @@ class FastPath:
             raise ValueError("the Retain Safe Private option reads private creators: pydicom path only")
         self.cleaner = cleaner
         self.profile = cleaner.profile
-        self.keys = cleaner.pseudonymiser
-        self.uids = cleaner.uids
-        self.vocabulary = cleaner.profile.vocabulary
         self.markers = markers
         self.marker_tags = {tag for tag, _ in markers}
         self._rules: dict[int, Rule | None] = {}
         self._converted: set[int] = set()
+        #: tag -> the VR and verdict decide() gave it without reading a value (``Verdict.static``)
+        self._static: dict[int, Reuse] = {}
+        #: (note, tag, VR) -> what the retention list took away (as ``Cleaner.unlisted``)
+        self.unlisted: Counter[tuple[str, int, str]] = Counter()
 
     # -- reading ----------------------------------------------------------------------------------
-    def parse(self, buf: mmap.mmap) -> tuple[str, list[Element], int, int, list[Element] | None]:
+    def parse(self, buf: mmap.mmap) -> tuple[str, list[Element_], int, int, list[Element_] | None]:
         """Transfer syntax, top-level elements, pixel data range and the elements after it."""
         syntax, pos = _meta(buf)
         elements, pixels = _dataset(buf, pos, len(buf), 0, True)
@@ -278,7 +279,7 @@ class FastPath:
 
     # -- cleaning ---------------------------------------------------------------------------------
     def render(
-        self, buf: mmap.mmap, elements: list[Element], ds: Dataset, ctx: Context
+        self, buf: mmap.mmap, elements: list[Element_], ds: Dataset, ctx: Context
     ) -> list[tuple[int, bytes]]:
         """The cleaned top-level elements with the markers, in tag order: (tag, encoded element)."""
         # the elements pydicom has converted while the header was checked and the hook ran: their
@@ -288,12 +289,13 @@ class FastPath:
             if items is not None and tag in converted:
                 raise Decline("a sequence was read before cleaning")
         self._converted = converted
+        self.unlisted = Counter()
         out = [e for e in self._level(buf, elements, ctx, ds) if e[0] not in self.marker_tags]
         out += self.markers
         out.sort(key=_first)
         return out
 
-    def tail(self, buf: mmap.mmap, elements: list[Element], ctx: Context) -> bytes:
+    def tail(self, buf: mmap.mmap, elements: list[Element_], ctx: Context) -> bytes:
         """The cleaned elements after the pixel data (cleaned as nested: ``top=False``)."""
         return b"".join(e[1] for e in self._level(buf, elements, ctx, None))
 
@@ -305,48 +307,55 @@ class FastPath:
             return rule
 
     def _level(
-        self, buf: mmap.mmap, elements: list[Element], ctx: Context, ds: Dataset | None
+        self, buf: mmap.mmap, elements: list[Element_], ctx: Context, ds: Dataset | None
     ) -> list[tuple[int, bytes]]:
         """One dataset's cleaned elements (``ds``: the top level's pydicom view, ``None`` when nested)."""
         out: list[tuple[int, bytes]] = []
         overlays: set[int] = set()
+        top = ds is not None
+        policy, patient_id, shift_days = self.cleaner.policy, ctx.patient_id, ctx.shift_days
+        converted = self._converted if top else _NOTHING
+        static = self._static
         for el in elements:
             tag = el[0]
-            group = tag >> 16
-            if group & 1 or not tag & 0xFFFF or tag == TRAILING_PADDING:
+            if tag >> 16 & 1 or not tag & 0xFFFF or tag == TRAILING_PADDING:
                 continue  # private elements, group lengths and padding are removed
-            if tag in _IDENTITY:
-                out.append((tag, self._identity(buf, el, ctx, ds)))
-                continue
             vr = el[1]
-            rule = self._rule(tag)
-            if rule is None:
-                if vr == "SQ":
-                    out.append((tag, self._sequence(buf, el, ctx)))
-                elif vr == "UI":
-                    values = self._ascii(buf, el, ds)
-                    if any(not v.startswith(WELL_KNOWN_ROOT) for v in values if v):
-                        out.append((tag, _element(tag, "UI", self._mapped(values))))
-                    else:
-                        out.append((tag, buf[el[2] : el[4]]))
-                elif vr in ("DA", "DT"):
-                    encoded = self._dates(buf, el, UNLISTED_DATE, ctx, ds)
-                    if encoded is not None:
-                        out.append((tag, encoded))
-                elif vr not in _TEXT_GUARD:
-                    out.append((tag, buf[el[2] : el[4]]))
-                continue
-            if 0x6000 <= group <= 0x601E and rule.action != "K":
-                overlays.add(group)
-                continue
-            encoded = self._act(rule.action, buf, el, rule, ctx, ds)
-            if encoded is not None:
-                out.append((tag, encoded))
+            cached = static.get(tag)
+            if cached is not None and cached.vr == vr:
+                verdict = cached.verdict
+            else:
+                if top and (tag in converted or tag == ACCESSION_NUMBER):
+                    # read through pydicom, as the pydicom path reads it (decoded with the character set)
+                    element = Element(tag, vr, None, ds[tag].value, True)  # type: ignore[index]
+                else:
+                    element = Element(tag, vr, buf[el[3] : el[4]], top=top)
+                try:
+                    verdict = decide(self._rule(tag), element, policy, patient_id, shift_days)
+                except NotPlainText as exc:
+                    raise Decline(str(exc)) from None
+                if verdict.static:
+                    static[tag] = Reuse(vr, verdict)
+            if verdict.note:
+                self.unlisted[(verdict.note, tag, vr)] += 1
+            op = verdict.op
+            if op == KEEP:
+                out.append((tag, buf[el[2] : el[4]]))
+            elif op == REPLACE:
+                out.append((tag, _element(tag, vr, text_bytes(vr, list(verdict.values)))))
+            elif op == DESCEND:
+                out.append((tag, self._sequence(buf, el, ctx)))
+            elif op == EMPTY:
+                out.append((tag, _empty_sequence(tag) if vr == "SQ" else _header(tag, vr, 0)))
+            elif op == DROP_GROUP:
+                overlays.add(tag >> 16)
+            elif op != REMOVE:  # ZERO
+                out.append((tag, _element(tag, vr, zero_bytes(vr))))
         if overlays:
             out = [e for e in out if e[0] >> 16 not in overlays]
         return out
 
-    def _sequence(self, buf: mmap.mmap, el: Element, ctx: Context) -> bytes:
+    def _sequence(self, buf: mmap.mmap, el: Element_, ctx: Context) -> bytes:
         parts = [_header(el[0], "SQ", _UNDEFINED)]
         for item in el[5] or ():
             parts.append(_ITEM_BYTES)
@@ -355,99 +364,12 @@ class FastPath:
         parts.append(_SEQ_END_BYTES)
         return b"".join(parts)
 
-    def _ascii(self, buf: mmap.mmap, el: Element, ds: Dataset | None) -> list[str]:
-        if ds is not None and el[0] in self._converted:
-            return ascii_values(ds, el[0])
-        return raw_ascii_values(buf[el[3] : el[4]])
 
-    def _mapped(self, values: list[str]) -> bytes:
-        return text_bytes("UI", [self.uids.map(v) for v in values])
+_NOTHING: frozenset[int] = frozenset()
 
-    def _identity(self, buf: mmap.mmap, el: Element, ctx: Context, ds: Dataset | None) -> bytes:
-        tag, vr = el[0], el[1]
-        if tag == ACCESSION_NUMBER and ds is not None:  # read as the pydicom path reads it
-            text = str(ds[tag].value or "").strip()
-        elif tag in (ACCESSION_NUMBER, PATIENT_ID) and ds is None:
-            text = _plain_text(buf[el[3] : el[4]])
-        else:
-            text = ""  # the top-level patient name and ID become the pseudonym whatever they hold
-        if tag == ACCESSION_NUMBER:
-            value = self.keys.accession_digest(text) if text else ""
-        elif ds is not None:
-            value = ctx.patient_id
-        elif tag == PATIENT_ID and text:
-            value = self.keys.patient_id(text)
-        else:
-            value = ""
-        return _element(tag, vr, text_bytes(vr, value))
 
-    def _act(
-        self, action: str, buf: mmap.mmap, el: Element, rule: Rule, ctx: Context, ds: Dataset | None
-    ) -> bytes | None:
-        """The encoded element after ``action`` (Cleaner's handlers, same order of cases), or ``None``."""
-        tag, vr = el[0], el[1]
-        if action == "X":
-            return None
-        if action in ("Z", "X/Z"):
-            return _header(tag, "SQ", _UNDEFINED) + _SEQ_END_BYTES if vr == "SQ" else _header(tag, vr, 0)
-        if action in ("D", "X/D", "X/Z/D", "Z/D"):
-            if vr == "SQ":
-                return self._sequence(buf, el, ctx)
-            if vr == "UI":
-                return self._act("U", buf, el, rule, ctx, ds)
-            if vr in ("DA", "DT") and (self.cleaner.shift_dates or self.cleaner.keep_dates):
-                return self._dates(buf, el, rule, ctx, ds)
-            if vr in _DUMMIES:
-                return _element(tag, vr, text_bytes(vr, _DUMMIES[vr]))
-            return _element(tag, vr, zero_bytes(vr))
-        if action == "K":
-            return self._sequence(buf, el, ctx) if vr == "SQ" else buf[el[2] : el[4]]
-        if action == "C":
-            if vr == "SQ":
-                return self._sequence(buf, el, ctx)
-            if vr in ("DA", "DT"):
-                return self._dates(buf, el, rule, ctx, ds)
-            if vr == "UI":
-                return self._act("U", buf, el, rule, ctx, ds)
-            if vr in _STRING_VRS and vr != "PN" and vr != "TM":
-                if self._allowed(buf, el, ds):
-                    return buf[el[2] : el[4]]
-                return self._fallback(buf, el, rule, ctx, ds)
-            if vr in ("PN", "OB", "OW"):
-                return self._fallback(buf, el, rule, ctx, ds)
-            return buf[el[2] : el[4]]  # times and numbers are kept
-        if action in ("U", "X/Z/U*"):
-            if vr == "SQ":
-                return self._sequence(buf, el, ctx)
-            if vr != "UI":
-                return self._fallback(buf, el, rule, ctx, ds)
-            return _element(tag, "UI", self._mapped(self._ascii(buf, el, ds)))
-        raise Decline(f"action {action} not handled")
-
-    def _fallback(
-        self, buf: mmap.mmap, el: Element, rule: Rule, ctx: Context, ds: Dataset | None
-    ) -> bytes | None:
-        action = rule.basic if rule.basic not in ("C", "K") else "X"
-        return self._act(action, buf, el, rule, ctx, ds)
-
-    def _allowed(self, buf: mmap.mmap, el: Element, ds: Dataset | None) -> bool:
-        if ds is not None and el[0] in self._converted:
-            return self.cleaner._allowed_text(ds, el[0])
-        return raw_text_allowed(buf[el[3] : el[4]], self.vocabulary)
-
-    def _dates(
-        self, buf: mmap.mmap, el: Element, rule: Rule, ctx: Context, ds: Dataset | None
-    ) -> bytes | None:
-        if self.cleaner.keep_dates:
-            return buf[el[2] : el[4]]
-        if not self.cleaner.shift_dates:
-            return self._fallback(buf, el, rule, ctx, ds)
-        vr = el[1]
-        shift = shift_da if vr == "DA" else shift_dt
-        shifted = [shift(v, ctx.shift_days) for v in self._ascii(buf, el, ds) if v.strip()]
-        if any(s is None for s in shifted):
-            return self._fallback(buf, el, rule, ctx, ds)
-        return _element(el[0], vr, text_bytes(vr, [s for s in shifted if s is not None]))
+def _empty_sequence(tag: int) -> bytes:
+    return _header(tag, "SQ", _UNDEFINED) + _SEQ_END_BYTES
 
 
 def _first(entry: tuple[int, bytes]) -> int:
@@ -462,14 +384,6 @@ def uid_of(rendered: list[tuple[int, bytes]], tag: int) -> str:
                 break
             return _uid(encoded[8:])
     raise Decline("no plain UID")
-
-
-def _plain_text(raw: bytes) -> str:
-    """A nested identifier's text when it reads the same in every character set, else decline."""
-    value = raw.rstrip(b"\x00 ")
-    if any(b < 0x20 or b > 0x7E for b in value) or b"\\" in value:
-        raise Decline("nested identifier is not plain ASCII")
-    return value.decode("ascii").strip()
 
 
 def _pixel_end(buf: mmap.mmap, pos: int) -> int:

@@ -31,6 +31,10 @@ SAFE_PRIVATE_FILE = "ps315_safe_private_2023b.csv"
 #: our few departures from the table's action, each for IOD conformance, with its reason
 OVERRIDES_FILE = "conformance_overrides.csv"
 VOCABULARY_FILE = "descriptor_vocabulary.txt"
+#: the reviewed allow-list of attributes Table E.1-1 does not name that may keep a text value
+RETENTION_FILE = "retention_list.csv"
+#: what a retention-list row does: keep the value, empty it (Type 2) or give a dummy (Type 1)
+RETENTION_ACTIONS = ("K", "Z", "D")
 
 #: option column of Table E.1-1 -> (CID 7050 code value, code meaning); PS3.16 CID 7050
 #: "De-identification Method" (the Basic Profile itself is 113100).
@@ -67,6 +71,15 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Retained:
+    """A retention-list row: the VR the attribute must have and what happens to its value."""
+
+    keyword: str
+    vr: str
+    action: str
+
+
+@dataclass(frozen=True)
 class Profile:
     """A resolved profile: exact tags, masked (repeating-group) tags and the private rule."""
 
@@ -79,6 +92,8 @@ class Profile:
     #: (group, element low byte, creator) of safe private attributes (Table E.3.10-1)
     safe_private: frozenset[tuple[int, int, str]] = field(default_factory=frozenset)
     vocabulary: frozenset[str] = field(default_factory=frozenset)
+    #: tag -> retention-list row (attributes the table does not name that keep a text value)
+    retained: dict[int, Retained] = field(default_factory=dict)
 
     def rule(self, tag: int) -> Rule | None:
         """The rule for a standard (even-group) tag, or ``None`` when the table does not name it."""
@@ -182,6 +197,35 @@ def read_vocabulary(stream: TextIO) -> frozenset[str]:
     return frozenset(words)
 
 
+def read_retention(stream: TextIO, exact: dict[int, Rule]) -> dict[int, Retained]:
+    """Parse the retention list: keyword, tag, VR, action (K/Z/D), reason, needed_by.
+
+    Raises
+    ------
+    ValueError
+        A row with an unreadable tag, an unknown action, no reason, or a tag Table E.1-1 names
+        (the table decides those; the list is only for what it does not name).
+    """
+    lines = (line for line in stream if not line.startswith("#"))
+    retained: dict[int, Retained] = {}
+    for number, row in enumerate(csv.DictReader(lines), start=2):
+        match = _TAG.match(row["tag"])
+        where = f"{RETENTION_FILE} row {number} ({row.get('keyword')})"
+        if match is None or "x" in row["tag"]:
+            raise ValueError(f"{where}: unreadable tag {row['tag']!r}")
+        if row["action"] not in RETENTION_ACTIONS:
+            raise ValueError(f"{where}: action {row['action']!r} is not one of {RETENTION_ACTIONS}")
+        if not row["reason"].strip() or not row["needed_by"].strip():
+            raise ValueError(f"{where}: every row needs a reason and what needs it")
+        tag = int(match[1] + match[2], 16)
+        if tag in exact:
+            raise ValueError(f"{where}: {row['tag']} is in {TABLE_FILE}, whose action applies")
+        if tag in retained:
+            raise ValueError(f"{where}: {row['tag']} is listed twice")
+        retained[tag] = Retained(keyword=row["keyword"], vr=row["vr"], action=row["action"])
+    return retained
+
+
 def _data(name: str) -> TextIO:
     stream = resources.files("cohortpool.deid").joinpath("data", name).open(encoding="utf-8")
     return stream  # type: ignore[return-value]  # a text-mode open is a TextIO
@@ -210,6 +254,8 @@ def load_profile(options: tuple[str, ...]) -> Profile:
         safe = read_safe_private(stream)
     with _data(VOCABULARY_FILE) as stream:
         vocabulary = read_vocabulary(stream)
+    with _data(RETENTION_FILE) as stream:
+        retained = read_retention(stream, exact)
     return Profile(
         edition=EDITION,
         options=ordered,
@@ -218,4 +264,5 @@ def load_profile(options: tuple[str, ...]) -> Profile:
         private=private,
         safe_private=safe,
         vocabulary=vocabulary,
+        retained=retained,
     )

@@ -7,7 +7,10 @@ functions, so images and tables link. Formats are fixed by ``docs/data_contract.
 - ``patient_id`` = ``P`` + first 16 hex digits (upper case) of HMAC-SHA256(secret, site_id + MRN);
 - ``accession_id`` = ``A`` + first 16 hex digits of HMAC-SHA256(secret, site_id + accession number);
 - date shift = a keyed offset in ``[-max_days, -1]`` days per (site, patient), so intervals within a
-  patient are preserved but calendar dates are not.
+  patient are preserved but calendar dates are not;
+- an instance without a Patient ID (Type 2 in the Patient Module: empty is legal) gets the same
+  functions keyed on :func:`unlinked_key` of its Study Instance UID: one pseudonym per study, which
+  links the study's instances but no other study (nothing says which patient it is).
 
 HMAC (RFC 2104) with the consortium secret makes the mapping stable across nights and files,
 different across sites for the same local MRN (the site id is part of the message), and not
@@ -29,6 +32,7 @@ _DA_LEGACY = re.compile(r"^(\d{4})\.(\d{2})\.(\d{2})$")
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
 
+@lru_cache(maxsize=65536)  # a patient's MRN and accession recur in every instance of a study
 def _hmac(secret: bytes, message: str | bytes) -> bytes:
     data = message.encode("utf-8") if isinstance(message, str) else message
     return hmac.new(secret, data, hashlib.sha256).digest()
@@ -79,6 +83,16 @@ class Pseudonymiser:
         message = _DATE_SHIFT_LABEL + f"{self.site_id}\x00{mrn.strip()}".encode()
         value = int.from_bytes(_hmac(self.secret, message)[:8], "big")
         return -(1 + value % self.max_shift_days)
+
+
+#: the local key of a study without a Patient ID starts with a NUL, which no MRN holds (LO excludes
+#: control characters), so it can never collide with a real patient's
+_UNLINKED_PREFIX = "\x00study:"
+
+
+def unlinked_key(study_uid: str) -> str:
+    """The local key standing in for a missing MRN: derived from the study (see the module docstring)."""
+    return _UNLINKED_PREFIX + study_uid.strip()
 
 
 def parse_date(text: str) -> dt.date | None:

@@ -13,14 +13,25 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydicom.datadict import keyword_for_tag
+
 from cohortpool.config import DeidConfig
-from cohortpool.deid.ledger import DEIDENTIFIED, DUPLICATE, QUARANTINED, LedgerRow, Vault, check_vault
+from cohortpool.deid.ledger import (
+    DEIDENTIFIED,
+    DUPLICATE,
+    QUARANTINED,
+    LedgerRow,
+    Vault,
+    check_vault,
+    check_vault_key,
+)
 from cohortpool.deid.profile import EDITION, load_profile
 from cohortpool.deid.worker import Job, Outcome, RecordHook, Worker, init_worker, run_chunk
 
@@ -45,6 +56,11 @@ class DeidResult:
     hashes: dict[str, str] = field(default_factory=dict)
     #: files de-identified (or found duplicate) by the raw-bytes fast path, not pydicom's
     fast_path: int = 0
+    #: (note, tag, VR) -> occurrences, in the de-identified outputs, of attributes neither Table E.1-1
+    #: nor the retention list keeps (note: removed, emptied, replaced); the vault's night summary
+    unlisted: Counter[tuple[str, int, str]] = field(default_factory=Counter)
+    #: de-identified instances without a Patient ID (pseudonymised from their study, unlinked)
+    unlinked: int = 0
 
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.rows if r.outcome == outcome)
@@ -57,6 +73,24 @@ class DeidResult:
             QUARANTINED: self.count(QUARANTINED),
             DUPLICATE: self.count(DUPLICATE),
         }
+
+    @property
+    def removed(self) -> dict[str, int]:
+        """Occurrences of attributes the retention list took away, by keyword (or tag when unnamed)."""
+        by: Counter[str] = Counter()
+        for (_, tag, _), n in self.unlisted.items():
+            by[keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"] += n
+        return dict(sorted(by.items()))
+
+    def summary_rows(self) -> list[tuple[str, str, str, str, int]]:
+        """Rows of the vault's night summary (:meth:`cohortpool.deid.ledger.Vault.write_summary`)."""
+        rows = [
+            (note, keyword_for_tag(tag), f"({tag >> 16:04X},{tag & 0xFFFF:04X})", vr, n)
+            for (note, tag, vr), n in self.unlisted.items()
+        ]
+        if self.unlinked:
+            rows.append(("unlinked", "PatientID", "(0010,0020)", "LO", self.unlinked))
+        return rows
 
     @property
     def reasons(self) -> dict[str, int]:
@@ -151,6 +185,8 @@ def _place(
             result.rows.append(LedgerRow(o.input_path, o.size, o.sha256, DUPLICATE, o.output_path, reason))
             continue
         seen[o.sop_uid] = o.input_path
+        result.unlisted.update(o.unlisted)
+        result.unlinked += o.unlinked
         target = out_dir / o.output_path
         if target.parent not in made:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -213,16 +249,18 @@ def deidentify_tree(
         its dicts (the imaging manifest's instance rows) come back in ``DeidResult.records``.
     progress
         Called with ``(files finished, input files)``: once before the first file, then after each chunk.
+
+    Raises
+    ------
+    VaultError
+        The vault sits inside the output or input, or (:class:`KeyMismatchError`) it was made with
+        another key; raised before anything is written.
     """
     config = options or DeidConfig()
     profile = load_profile(tuple(config.options))
-    check_vault(vault, out_dir, in_dir)
-    vault_store = Vault(vault)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    vault_store = _open_vault(vault, out_dir, in_dir, secret)
     rerun = (out_dir / "dicom").is_dir()  # outputs of an earlier run of this night may need removing
-    staging = out_dir / STAGING
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging = _fresh_staging(out_dir)
     job = Job(
         secret=secret,
         site_id=site_id,
@@ -238,39 +276,68 @@ def deidentify_tree(
     inputs = list_inputs(in_dir)
     result = DeidResult(site_id, night, EDITION, profile.options, config.allow_burned_in)
     placer = _Placer(out_dir, result)
-    finished = 0
-    if progress:
-        progress(0, len(inputs))
     try:
-        if workers <= 1 or len(inputs) < 2:
-            worker = Worker(job)
-            for relative in inputs:
-                placer.place([worker.run(relative)])
-                finished += 1
-                if progress:
-                    progress(finished, len(inputs))
-        else:
-            # fork shares the imported modules with the workers (no re-import per process); the
-            # executor starts all workers at the first submit, before any progress thread exists
-            context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(
-                workers, mp_context=context, initializer=init_worker, initargs=(job,)
-            ) as pool:
-                futures = [pool.submit(run_chunk, chunk) for chunk in _chunks(inputs, workers)]
-                try:
-                    for future in futures:  # in submission order, which is input order
-                        done = future.result()
-                        placer.place(done)
-                        finished += len(done)
-                        if progress:
-                            progress(finished, len(inputs))
-                except BaseException:  # a full disk, an interrupt: the chunks not yet started never run
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
+        _process(job, inputs, placer, workers, progress)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if rerun:
         _remove_stale(out_dir, set(result.outputs))
     vault_store.write_ledger(night, result.rows)
+    vault_store.write_summary(night, result.summary_rows())
     vault_store.merge_crosswalk(placer.crosswalk)
     return result
+
+
+def _open_vault(vault: Path, out_dir: Path, in_dir: Path, secret: bytes) -> Vault:
+    """The site's vault, checked before anything is written: not inside the output or the input, and
+    made with this key (recorded on first use)."""
+    check_vault(vault, out_dir, in_dir)
+    check_vault_key(vault, secret)
+    store = Vault(vault)
+    store.record_key(secret)
+    return store
+
+
+def _fresh_staging(out_dir: Path) -> Path:
+    """An empty staging folder inside ``out_dir`` (same file system: outputs are renamed into place)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = out_dir / STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    return staging
+
+
+def _process(
+    job: Job,
+    inputs: list[str],
+    placer: _Placer,
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Run every input through a worker and place the outcomes, in input order."""
+    finished = 0
+    if progress:
+        progress(0, len(inputs))
+    if workers <= 1 or len(inputs) < 2:
+        worker = Worker(job)
+        for relative in inputs:
+            placer.place([worker.run(relative)])
+            finished += 1
+            if progress:
+                progress(finished, len(inputs))
+        return
+    # fork shares the imported modules with the workers (no re-import per process); the executor
+    # starts all workers at the first submit, before any progress thread exists
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(job,)) as pool:
+        futures = [pool.submit(run_chunk, chunk) for chunk in _chunks(inputs, workers)]
+        try:
+            for future in futures:  # in submission order, which is input order
+                done = future.result()
+                placer.place(done)
+                finished += len(done)
+                if progress:
+                    progress(finished, len(inputs))
+        except BaseException:  # a full disk, an interrupt: the chunks not yet started never run
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise

@@ -33,6 +33,7 @@ from pydicom.uid import (
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    MediaStorageDirectoryStorage,
 )
 
 from cohortpool.deid.encode import encode_dataset, encode_meta, snapshot
@@ -50,6 +51,9 @@ _NATIVE_TS = {
 }
 #: a deflated data set may not inflate past this (real deflated instances are far smaller)
 MAX_INFLATED_BYTES = 512 << 20
+#: Directory Record Sequence (0004,1220): what makes a file a DICOMDIR whatever its meta says
+_DIRECTORY_RECORDS = 0x00041220
+_ENCAPSULATED_DOCUMENT = 0x00420011
 _TRUNCATION_HINTS = ("end of file", "eof", "delimiter", "truncated", "ran out")
 
 
@@ -144,20 +148,40 @@ def _read(fp: io.BufferedIOBase | io.BytesIO, stop: bool) -> Dataset:
 
 
 def _check_complete(ds: Dataset, size: int) -> None:
-    """Catch a file cut short before its pixel data (pydicom returns what it got, silently).
+    """Say why a file without pixel data is held back: cut short, a DICOMDIR, a presentation state, or
+    an instance that holds no image (a report, a plan, a header-only image).
 
-    An image storage instance must have pixel data; for any instance, the last element read must
-    fit inside the file.
+    A file whose last element runs past its end was cut short. Otherwise the file is complete as far as
+    anyone can tell: a transfer cut exactly before the pixel data would look the same, which the
+    reason says for image classes.
     """
-    sop_class = UID(str(ds.get("SOPClassUID", "") or ""))
-    if "Image Storage" in sop_class.name or "Rows" in ds:
-        raise UnreadableError("truncated: image instance ends without pixel data (7FE0,0010)")
     if len(ds):
         last = ds.get_item(max(ds.keys()))
         if isinstance(last, RawDataElement) and last.length != _UNDEFINED:
             end = last.value_tell + last.length
             if end > size:
                 raise UnreadableError(f"truncated: element {last.tag} runs past the end of the file")
+            if 0 < size - end < 12:  # fewer bytes than an element header: a header cut short
+                raise UnreadableError(f"truncated: the file ends inside the element after {last.tag}")
+    if _ENCAPSULATED_DOCUMENT in ds:
+        return  # a document's payload is in its header (the burned-in policy decides about it)
+    meta_class = ds.file_meta.get("MediaStorageSOPClassUID", "") if hasattr(ds, "file_meta") else ""
+    sop_class = UID(str(ds.get("SOPClassUID", "") or meta_class or "").strip())
+    if sop_class == MediaStorageDirectoryStorage or _DIRECTORY_RECORDS in ds:
+        raise UnreadableError(
+            "DICOMDIR: a media directory (records naming patients, studies and files), "
+            "not an instance: not sent"
+        )
+    name = sop_class.name if sop_class.is_valid and sop_class.name != sop_class else ""
+    if "Presentation State" in name:
+        raise UnreadableError(f"presentation state: {name} ({sop_class}) annotates other instances: not sent")
+    if "Image Storage" in name or "Rows" in ds:
+        raise UnreadableError(
+            f"no pixel data: {name or 'image'} instance ends without Pixel Data (7FE0,0010): a header "
+            "only (or a transfer cut exactly there): not sent"
+        )
+    what = f"{name} ({sop_class})" if name else (f"SOP class {sop_class}" if sop_class else "the instance")
+    raise UnreadableError(f"no pixel data: {what} holds no image: not sent")
 
 
 def _check_inflated_size(fp: io.BufferedIOBase | io.BytesIO, data: memoryview) -> None:

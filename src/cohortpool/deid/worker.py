@@ -26,12 +26,12 @@ from pydicom.dataset import Dataset
 from cohortpool.contract import MACHINE_ERRNOS
 from cohortpool.deid.actions import Cleaner, Context, ascii_values
 from cohortpool.deid.burned_in import burned_in_reason
-from cohortpool.deid.encode import encode_meta
+from cohortpool.deid.encode import encode_meta, raw_text
 from cohortpool.deid.fastpath import Decline, FastPath, marker_bytes, top_dataset, uid_of
 from cohortpool.deid.ledger import DEIDENTIFIED, QUARANTINED, Vault
 from cohortpool.deid.markers import MARKER_TAGS, add_markers, marker_elements
 from cohortpool.deid.profile import load_profile
-from cohortpool.deid.pseudonym import Pseudonymiser, shift_da
+from cohortpool.deid.pseudonym import Pseudonymiser, shift_da, unlinked_key
 from cohortpool.deid.stream import UnreadableError, encode_header, encode_tail, read_header
 from cohortpool.deid.uids import UidMapper
 
@@ -45,13 +45,17 @@ _UID_TAGS = (
     ("SeriesInstanceUID", 0x0020000E),
 )
 _STUDY_DATE = 0x00080020
+_PATIENT_ID = 0x00100020
 _REQUIRED = (
     ("SOPClassUID", "(0008,0016)"),
     ("SOPInstanceUID", "(0008,0018)"),
     ("StudyInstanceUID", "(0020,000D)"),
     ("SeriesInstanceUID", "(0020,000E)"),
-    ("PatientID", "(0010,0020)"),
 )
+#: data set attribute -> the file meta attribute that says the same (PS3.10 7.1)
+_FROM_META = ((0x00080016, "MediaStorageSOPClassUID"), (0x00080018, "MediaStorageSOPInstanceUID"))
+#: a manifest record's flag for an instance pseudonymised from its study (no Patient ID)
+UNLINKED_FLAG = "patient_unlinked"
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,10 @@ class Outcome:
     record: dict[str, Any] | None = None
     #: taken by the raw-bytes fast path (a count in the run summary; no identifiers)
     fast: bool = False
+    #: (note, tag, VR) -> occurrences of attributes the retention list removed, emptied or replaced
+    unlisted: dict[tuple[str, int, str], int] = field(default_factory=dict)
+    #: no Patient ID: pseudonymised from the study (:func:`cohortpool.deid.pseudonym.unlinked_key`)
+    unlinked: bool = False
 
 
 @dataclass
@@ -97,6 +105,7 @@ class _Identity:
     ids: dict[str, str]
     record: dict[str, Any] | None
     crosswalk: list[tuple[str, str, str, str]]
+    unlinked: bool
 
 
 class Worker:
@@ -191,16 +200,17 @@ class Worker:
         # UIDs and dates are ASCII: read from the raw bytes, which spares pydicom's value conversion
         uid = {keyword: (ascii_values(ds, tag) or [""])[0] if tag in ds else "" for keyword, tag in _UID_TAGS}
         for keyword, label in _REQUIRED:
-            value = uid[keyword] if keyword in uid else str(ds.get(keyword, "") or "").strip()
-            if not value:
+            if not uid[keyword]:
                 raise UnreadableError(f"missing {keyword} {label}: cannot place or pseudonymise the instance")
         if not self.job.allow_burned_in:
             reason = burned_in_reason(ds)
             if reason:
                 raise UnreadableError(reason)
-        mrn = str(ds.PatientID).strip()
+        mrn = str(ds.get("PatientID", "") or "").strip()
+        # Patient ID is Type 2 (empty is legal): such an instance is keyed on its study, unlinked
+        local = mrn or unlinked_key(uid["StudyInstanceUID"])
         accession = str(ds.get("AccessionNumber", "") or "").strip()
-        ctx = Context(patient_id=self.keys.patient_id(mrn), shift_days=self.keys.shift_days(mrn))
+        ctx = Context(patient_id=self.keys.patient_id(local), shift_days=self.keys.shift_days(local))
         ids = {
             "patient_id": ctx.patient_id,
             "accession_id": self.keys.accession_id(accession) if accession else "",
@@ -210,10 +220,15 @@ class Worker:
             "study_date": shift_da((ascii_values(ds, _STUDY_DATE) or [""])[0], ctx.shift_days) or "",
         }
         record = self.job.hook(ds, ids) if self.job.hook is not None else None
-        crosswalk = [("patient", mrn, ctx.patient_id, str(ctx.shift_days))]
+        if record is not None and not mrn:
+            record[UNLINKED_FLAG] = True
+        if mrn:
+            crosswalk = [("patient", mrn, ctx.patient_id, str(ctx.shift_days))]
+        else:
+            crosswalk = [("study", uid["StudyInstanceUID"], ctx.patient_id, str(ctx.shift_days))]
         if accession:
             crosswalk.append(("accession", accession, ids["accession_id"], ""))
-        return _Identity(ctx, ids, record, crosswalk)
+        return _Identity(ctx, ids, record, crosswalk, unlinked=not mrn)
 
     def _fast(self, relative: str, fd: int, mapped: mmap.mmap) -> Outcome | None:
         """De-identify from the raw bytes, or ``None`` when the file is not for the fast path.
@@ -225,6 +240,8 @@ class Worker:
         try:
             syntax, elements, start, end, after = self.fast.parse(mapped)
             ds = top_dataset(mapped, elements)
+            if _PATIENT_ID not in ds:
+                return None  # the pydicom path adds it (see _complete)
             identity = self._identify(ds)
             rendered = self.fast.render(mapped, elements, ds, identity.ctx)
             sop_class, sop_instance = uid_of(rendered, 0x00080016), uid_of(rendered, 0x00080018)
@@ -268,14 +285,18 @@ class Worker:
             crosswalk=identity.crosswalk,
             record=identity.record,
             fast=True,
+            unlisted=dict(self.fast.unlisted),
+            unlinked=identity.unlinked,
         )
 
     def _staged(self, relative: str) -> Path:
-        return self.job.staging / (hashlib.sha256(relative.encode("utf-8")).hexdigest() + ".dcm")
+        # the name as the file system holds it: a name that is not UTF-8 is carried as surrogate escapes
+        return self.job.staging / (hashlib.sha256(os.fsencode(relative)).hexdigest() + ".dcm")
 
     def _deidentify(self, relative: str, handle: Any, view: memoryview, size: int, digest: str) -> Outcome:
         header = read_header(handle, view)
         ds = header.ds
+        _complete(ds)
         identity = self._identify(ds)
         ctx, ids = identity.ctx, identity.ids
         try:
@@ -313,7 +334,25 @@ class Worker:
             sop_uid=ids["sop_uid"],
             crosswalk=identity.crosswalk,
             record=identity.record,
+            unlisted=dict(self.cleaner.unlisted),
+            unlinked=identity.unlinked,
         )
+
+
+def _complete(ds: Dataset) -> None:
+    """Give the data set what the output needs and the input may legally or habitually lack.
+
+    Some writers put the SOP class only in the file meta (Media Storage SOP Class UID); the output's
+    data set needs it (SOP Common, Type 1), and so does the burned-in check. An absent Patient ID
+    (Type 2) is added empty, so that it carries the pseudonym like any other.
+    """
+    meta = getattr(ds, "file_meta", None) or Dataset()
+    for tag, keyword in _FROM_META:
+        value = str(meta.get(keyword, "") or "").strip()
+        if value and not ascii_values(ds, tag):
+            ds[tag] = raw_text(tag, "UI", value)
+    if _PATIENT_ID not in ds:
+        ds[_PATIENT_ID] = raw_text(_PATIENT_ID, "LO", "")
 
 
 def _output_path(ids: dict[str, str]) -> str:
