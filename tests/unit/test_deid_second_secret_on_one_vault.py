@@ -90,12 +90,6 @@ def test_another_secret_exits_2_with_one_line_naming_both_fingerprints_and_chang
     assert len(crosswalk) == 2  # the header and the one patient: no second pseudonym
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline/site.py removes submission.json (_unmark) before deidentify_tree runs the key check; "
-    "the fix belongs to the pipeline owner: call cohortpool.deid.check_vault_key(vault, secret) "
-    "before _unmark",
-)
 def test_another_secret_leaves_the_submission_json_in_place(first_run, monkeypatch) -> None:
     drop, out, vault = first_run
     before = _tree(out)

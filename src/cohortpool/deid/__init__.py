@@ -13,6 +13,7 @@ from cohortpool.deid.ledger import (
     LedgerRow,
     Vault,
     VaultError,
+    check_vault,
     check_vault_key,
 )
 from cohortpool.deid.profile import EDITION, OPTIONS, Profile, load_profile
@@ -34,6 +35,7 @@ __all__ = [
     "UidMapper",
     "Vault",
     "VaultError",
+    "check_vault",
     "check_vault_key",
     "deidentify_tree",
     "list_inputs",

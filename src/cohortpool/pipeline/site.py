@@ -24,7 +24,15 @@ from pathlib import Path
 from cohortpool import __version__
 from cohortpool.contract import MACHINE_ERRNOS
 from cohortpool.contract.files import sha256_file
-from cohortpool.deid import DEIDENTIFIED, QUARANTINED, Pseudonymiser, deidentify_tree, load_profile
+from cohortpool.deid import (
+    DEIDENTIFIED,
+    QUARANTINED,
+    Pseudonymiser,
+    check_vault,
+    check_vault_key,
+    deidentify_tree,
+    load_profile,
+)
 from cohortpool.deid.run import DeidResult
 from cohortpool.features import (
     BLOCKED_FILE,
@@ -163,6 +171,9 @@ def package_site_night(
     misplaced, unknown profile option), :class:`OutputWriteError` for a full or failing disk (no
     ``submission.json`` is left); table problems are returned, not raised.
     """
+    # refusals first: a refused run must leave an earlier submission as it was
+    check_vault(vault_dir, out_dir, drop)
+    check_vault_key(vault_dir, secret)
     with _unmarked_on_disk_errors(out_dir, vault_dir, f"{site_id} {night}"):
         result = deidentify_tree(
             drop,
