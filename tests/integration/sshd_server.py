@@ -54,6 +54,19 @@ class SshServer:
     process: subprocess.Popen[bytes] = field(repr=False)
     log: Path = field(repr=False)
 
+    def sessions(self) -> list[int]:
+        """PIDs of the sshd processes serving connections now (children of the listener): killing them
+        drops those connections, as a network failure would."""
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                found.append(int(stat.parent.name))
+        return found
+
     @property
     def inbox(self) -> Path:
         """The inbox folder on this machine's file system (what the hub's ``receive`` reads)."""
@@ -93,7 +106,9 @@ def write_known_hosts(path: Path, port: int, host_key: Path) -> None:
     path.write_text(f"[127.0.0.1]:{port} {kind} {blob}\n", encoding="utf-8")
 
 
-def _config(work: Path, port: int, host_key: Path, authorized: Path, user: str, chroot: Path | None) -> Path:
+def _config(
+    work: Path, port: int, host_key: Path, authorized: Path, user: str, chroot: Path | None, sftp: str
+) -> Path:
     lines = [
         f"Port {port}",
         "ListenAddress 127.0.0.1",
@@ -110,8 +125,8 @@ def _config(work: Path, port: int, host_key: Path, authorized: Path, user: str, 
         "AllowTcpForwarding no",
         "X11Forwarding no",
         "PermitTTY no",
-        "Subsystem sftp internal-sftp",
-        "ForceCommand internal-sftp",
+        f"Subsystem sftp internal-sftp {sftp}",
+        f"ForceCommand internal-sftp {sftp}",
         "LogLevel VERBOSE",
     ]
     if chroot is not None:
@@ -122,11 +137,12 @@ def _config(work: Path, port: int, host_key: Path, authorized: Path, user: str, 
 
 
 @contextmanager
-def ssh_server(work: Path) -> Iterator[SshServer]:
+def ssh_server(work: Path, sftp_options: str = "") -> Iterator[SshServer]:
     """Start sshd for the current user on a free loopback port; stop it and remove the chroot after.
 
     ``work`` holds the keys, the configuration and the log; the files pushed land in the login's
-    ``/inbox`` (:attr:`SshServer.inbox`).
+    ``/inbox`` (:attr:`SshServer.inbox`). ``sftp_options`` go to ``internal-sftp`` (e.g. ``-P write`` to
+    refuse every write request).
     """
     work.mkdir(parents=True, exist_ok=True)
     host_key = keygen(work / "host_ed25519")
@@ -150,12 +166,12 @@ def ssh_server(work: Path) -> Iterator[SshServer]:
     try:
         for _attempt in range(3):  # a port found free can be taken before sshd binds it
             port = free_port()
-            config = _config(work, port, host_key, authorized, user, chroot)
+            config = _config(work, port, host_key, authorized, user, chroot, sftp_options)
             log = work / f"sshd-{port}.log"
-            process = subprocess.Popen(
-                [str(SSHD), "-D", "-e", "-f", str(config)],
-                stdout=log.open("wb"), stderr=subprocess.STDOUT,
-            )  # fmt: skip
+            with log.open("wb") as log_file:
+                process = subprocess.Popen(
+                    [str(SSHD), "-D", "-e", "-f", str(config)], stdout=log_file, stderr=subprocess.STDOUT
+                )
             if _listening(port, process):
                 break
             _stop(process)

@@ -7,12 +7,18 @@ import os
 from pathlib import Path
 
 import pytest
-from transport_support import make_submission, tree
 from typer.testing import CliRunner
 
 from cohortpool.cli import app
-from cohortpool.transport import LocalDestination, Pusher, SubmissionDamagedError, TransientError, push_submission
+from cohortpool.transport import (
+    LocalDestination,
+    Pusher,
+    SubmissionDamagedError,
+    TransientError,
+    push_submission,
+)
 from cohortpool.transport.push import INCOMING
+from transport_support import make_submission, tree
 
 FINAL = "site01/2025-03-01"
 PARTIAL = f"{INCOMING}/site01-2025-03-01.partial"
@@ -26,7 +32,7 @@ class Interrupted(BaseException):
     """Stands for the process dying mid-transfer (raised from the progress callback)."""
 
 
-def _interrupt_after(limit: int):  # type: ignore[no-untyped-def]
+def _interrupt_after(limit: int):
     sent = 0
 
     def on_bytes(count: int) -> None:
@@ -87,7 +93,9 @@ def test_interrupted_push_shows_nothing_and_resumes_without_resending_complete_f
     result = push_submission(source, LocalDestination(dest))
     assert result.status == "delivered"
     assert result.files_resumed == len(done)
-    assert result.files_sent + result.files_resumed == len(json.loads((source / "submission.json").read_text())["files"])
+    assert result.files_sent + result.files_resumed == len(
+        json.loads((source / "submission.json").read_text())["files"]
+    )
     assert tree(dest / FINAL) == _visible(source)
 
 
@@ -97,7 +105,9 @@ def test_resume_after_the_site_rebuilt_the_night_keeps_only_files_that_did_not_c
     dest.mkdir()
     with pytest.raises(Interrupted):
         push_submission(source, LocalDestination(dest), on_bytes=_interrupt_after(150_000))
-    partial_files = {p.relative_to(dest / PARTIAL).as_posix() for p in (dest / PARTIAL).rglob("*") if p.is_file()}
+    partial_files = {
+        p.relative_to(dest / PARTIAL).as_posix() for p in (dest / PARTIAL).rglob("*") if p.is_file()
+    }
     changed = sorted(f for f in partial_files if not f.split("/")[-1].startswith("."))[0]
     (source / changed).write_bytes(b"rebuilt with other content")
     make_submission(source, files={})

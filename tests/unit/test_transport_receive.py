@@ -9,11 +9,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from transport_support import FINGERPRINT, OTHER_FINGERPRINT, make_submission, tree
 from typer.testing import CliRunner
 
 from cohortpool.cli import app
 from cohortpool.transport import receive
+from transport_support import FINGERPRINT, OTHER_FINGERPRINT, make_submission, tree
 
 NIGHT = "2025-03-01"
 REGISTRY: dict[str, str | None] = {"site01": FINGERPRINT, "site02": None}
@@ -27,15 +27,15 @@ def hub(tmp_path: Path) -> tuple[Path, Path]:
     return inbox, out
 
 
-def _arrive(inbox: Path, site: str = "site01", night: str = NIGHT, **options) -> Path:  # type: ignore[no-untyped-def]
+def _arrive(inbox: Path, site: str = "site01", night: str = NIGHT, **options) -> Path:
     return make_submission(inbox / site / night, site=site, night=night, **options)
 
 
-def _reason(out: Path, site: str = "site01", night: str = NIGHT) -> dict:  # type: ignore[type-arg]
+def _reason(out: Path, site: str = "site01", night: str = NIGHT) -> dict:
     return json.loads((out / "rejected" / site / night / "reason.json").read_text(encoding="utf-8"))
 
 
-def test_intact_submission_is_admitted_whole_and_a_second_receive_changes_nothing(hub) -> None:  # type: ignore[no-untyped-def]
+def test_intact_submission_is_admitted_whole_and_a_second_receive_changes_nothing(hub) -> None:
     inbox, out = hub
     expected = tree(_arrive(inbox))
     [arrival] = receive(inbox, out, REGISTRY)
@@ -70,7 +70,7 @@ def _truncate(path: Path) -> None:
     ],
     ids=["flipped-byte", "truncated", "missing", "unlisted-extra", "symlink", "bad-manifest"],
 )
-def test_damaged_submission_is_refused_naming_the_file(hub, damage, check, file) -> None:  # type: ignore[no-untyped-def]
+def test_damaged_submission_is_refused_naming_the_file(hub, damage, check, file) -> None:
     inbox, out = hub
     damage(_arrive(inbox))
     [arrival] = receive(inbox, out, REGISTRY)
@@ -82,7 +82,7 @@ def test_damaged_submission_is_refused_naming_the_file(hub, damage, check, file)
     assert list((inbox / "site01").iterdir()) == []
 
 
-def test_every_damaged_file_is_listed_not_only_the_first(hub) -> None:  # type: ignore[no-untyped-def]
+def test_every_damaged_file_is_listed_not_only_the_first(hub) -> None:
     inbox, out = hub
     submission = _arrive(inbox)
     _flip(submission / DICOM)
@@ -95,14 +95,21 @@ def test_every_damaged_file_is_listed_not_only_the_first(hub) -> None:  # type: 
 @pytest.mark.parametrize(
     ("site", "fingerprint", "admitted", "says"),
     [
-        ("site01", OTHER_FINGERPRINT, False, f"key_fingerprint {OTHER_FINGERPRINT} differs from {FINGERPRINT}"),
+        (
+            "site01",
+            OTHER_FINGERPRINT,
+            False,
+            f"key_fingerprint {OTHER_FINGERPRINT} differs from {FINGERPRINT}",
+        ),
         ("site01", None, False, f"no key_fingerprint, but the registry pins {FINGERPRINT}"),
         ("site02", None, True, ""),  # not pinned: no fingerprint needed
         ("site02", OTHER_FINGERPRINT, True, ""),
         ("site09", FINGERPRINT, False, "site 'site09' is not declared"),
     ],
 )
-def test_site_and_key_fingerprint_are_checked_against_the_registry(hub, site, fingerprint, admitted, says) -> None:  # type: ignore[no-untyped-def]
+def test_site_and_key_fingerprint_are_checked_against_the_registry(
+    hub, site, fingerprint, admitted, says
+) -> None:
     inbox, out = hub
     _arrive(inbox, site=site, fingerprint=fingerprint)
     [arrival] = receive(inbox, out, REGISTRY)
@@ -111,14 +118,14 @@ def test_site_and_key_fingerprint_are_checked_against_the_registry(hub, site, fi
         assert says in _reason(out, site)["reason"]
 
 
-def test_a_submission_filed_under_another_site_is_refused(hub) -> None:  # type: ignore[no-untyped-def]
+def test_a_submission_filed_under_another_site_is_refused(hub) -> None:
     inbox, out = hub
     make_submission(inbox / "site02" / NIGHT, site="site01")
     [arrival] = receive(inbox, out, REGISTRY)
     assert arrival.status == "refused" and "arrived as site02" in arrival.reason
 
 
-def test_same_submission_again_is_a_duplicate_and_a_changed_one_replaces_the_admitted_whole(hub) -> None:  # type: ignore[no-untyped-def]
+def test_same_submission_again_is_a_duplicate_and_a_changed_one_replaces_the_admitted_whole(hub) -> None:
     inbox, out = hub
     first = tmp = inbox.parent / "site-copy"
     make_submission(tmp)
@@ -138,7 +145,7 @@ def test_same_submission_again_is_a_duplicate_and_a_changed_one_replaces_the_adm
     assert not (out / ".superseded").exists()
 
 
-def test_a_receive_killed_after_claiming_is_finished_by_the_next_one(hub) -> None:  # type: ignore[no-untyped-def]
+def test_a_receive_killed_after_claiming_is_finished_by_the_next_one(hub) -> None:
     inbox, out = hub
     expected = tree(_arrive(inbox))
     # what a kill right after the claim leaves: the arrival renamed to its hidden claim name
@@ -148,7 +155,7 @@ def test_a_receive_killed_after_claiming_is_finished_by_the_next_one(hub) -> Non
     assert tree(out / "submissions" / "site01" / NIGHT) == expected
 
 
-def test_a_receive_killed_while_replacing_puts_the_old_version_back_or_finishes(hub) -> None:  # type: ignore[no-untyped-def]
+def test_a_receive_killed_while_replacing_puts_the_old_version_back_or_finishes(hub) -> None:
     inbox, out = hub
     old = tree(_arrive(inbox))
     receive(inbox, out, REGISTRY)
@@ -165,7 +172,7 @@ def test_a_receive_killed_while_replacing_puts_the_old_version_back_or_finishes(
     assert not parked.exists()
 
 
-def test_cli_prints_one_line_per_refusal_with_the_reason_and_exits_1(hub, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_cli_prints_one_line_per_refusal_with_the_reason_and_exits_1(hub, monkeypatch) -> None:
     inbox, out = hub
     _arrive(inbox, site="site02")
     _flip(_arrive(inbox, site="site03") / DICOM)
@@ -174,7 +181,8 @@ def test_cli_prints_one_line_per_refusal_with_the_reason_and_exits_1(hub, monkey
     assert result.exit_code == 1, result.output
     refused = [line for line in result.output.splitlines() if line.startswith("refused")]
     assert refused == [
-        f"refused site03/{NIGHT}: {_reason(out, 'site03')['reason']}; see {out}/rejected/site03/{NIGHT}/reason.json"
+        f"refused site03/{NIGHT}: {_reason(out, 'site03')['reason']}; "
+        f"see {out}/rejected/site03/{NIGHT}/reason.json"
     ]
     assert DICOM in refused[0]
     assert f"admitted site02/{NIGHT}" in result.output
@@ -192,7 +200,7 @@ def test_reason_json_is_deterministic(tmp_path: Path) -> None:
     assert reasons[0] == reasons[1]
 
 
-def test_hidden_partial_uploads_are_not_arrivals(hub) -> None:  # type: ignore[no-untyped-def]
+def test_hidden_partial_uploads_are_not_arrivals(hub) -> None:
     inbox, out = hub
     make_submission(inbox / ".incoming" / f"site01-{NIGHT}.partial")
     assert receive(inbox, out, REGISTRY) == []
