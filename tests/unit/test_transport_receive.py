@@ -58,6 +58,13 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+def _list_outside(submission: Path) -> None:
+    """A submission.json naming a file outside its folder (the hub must not even look there)."""
+    document = json.loads((submission / "submission.json").read_text())
+    document["files"]["../../../etc/hostname"] = "0" * 64
+    (submission / "submission.json").write_text(json.dumps(document))
+
+
 @pytest.mark.parametrize(
     ("damage", "check", "file"),
     [
@@ -66,9 +73,20 @@ def _truncate(path: Path) -> None:
         (lambda s: (s / DICOM).unlink(), "missing", DICOM),
         (lambda s: (s / "dicom/notes.txt").write_text("unlisted"), "unlisted", "dicom/notes.txt"),
         (lambda s: (s / "dicom/P0/link.dcm").symlink_to("/etc/hostname"), "not_regular", "dicom/P0/link.dcm"),
+        (lambda s: (s / "dicom/P9").symlink_to("/etc", target_is_directory=True), "not_regular", "dicom/P9"),
         (lambda s: (s / "submission.json").write_text("{not json"), "manifest", "submission.json"),
+        (_list_outside, "manifest", "submission.json"),
     ],
-    ids=["flipped-byte", "truncated", "missing", "unlisted-extra", "symlink", "bad-manifest"],
+    ids=[
+        "flipped-byte",
+        "truncated",
+        "missing",
+        "unlisted-extra",
+        "symlink",
+        "linked-folder",
+        "bad-manifest",
+        "path-outside",
+    ],
 )
 def test_damaged_submission_is_refused_naming_the_file(hub, damage, check, file) -> None:
     inbox, out = hub
@@ -188,6 +206,15 @@ def test_cli_prints_one_line_per_refusal_with_the_reason_and_exits_1(hub, monkey
     assert f"admitted site02/{NIGHT}" in result.output
     again = CliRunner().invoke(app, ["receive", str(inbox), "--out", str(out)])
     assert again.exit_code == 0 and "nothing arrived" in again.output
+
+
+def test_an_out_folder_inside_the_inbox_is_bad_usage_and_changes_nothing(hub) -> None:
+    inbox, _out = hub
+    _arrive(inbox)
+    snapshot = tree(inbox)
+    result = CliRunner().invoke(app, ["receive", str(inbox), "--out", str(inbox / "hub")])
+    assert result.exit_code == 2 and "must not lie inside each other" in result.output
+    assert tree(inbox) == snapshot and not (inbox / "hub").exists()
 
 
 def test_reason_json_is_deterministic(tmp_path: Path) -> None:

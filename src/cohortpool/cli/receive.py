@@ -115,7 +115,6 @@ def receive_command(
         raise typer.Exit(EXIT_USAGE) from None
     # key_fingerprint joins the site registry in another change: until then no site pins one
     registry = {site.site_id: getattr(site, "key_fingerprint", None) for site in sites}
-    out.mkdir(parents=True, exist_ok=True)
 
     console = Console(stderr=True)
     columns = (TextColumn("verifying"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
@@ -125,7 +124,20 @@ def receive_command(
         def filed(arrival: Arrival) -> None:
             typer.echo(_line(arrival))  # rich keeps the bar below printed lines on a terminal
 
-        arrivals = receive(inbox, out, registry, on_arrival=filed, on_bytes=lambda n: bar.advance(task, n))
+        try:
+            arrivals = receive(
+                inbox, out, registry, on_arrival=filed, on_bytes=lambda n: bar.advance(task, n)
+            )
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_USAGE) from None
+        except PermissionError as exc:
+            typer.echo(
+                f"error: {exc.filename}: permission denied; the hub's account running receive needs write "
+                "access to the inbox folders and OUT (docs/deploy.md)",
+                err=True,
+            )
+            raise typer.Exit(EXIT_USAGE) from None
     if not arrivals:
         typer.echo(f"nothing arrived in {inbox}")
     try:

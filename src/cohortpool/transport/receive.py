@@ -98,7 +98,15 @@ def receive(
         Called once per arrival as soon as it is filed (to print it, or to announce it to the hub flow).
     on_bytes
         Called with each block's size as files are hashed (a progress bar).
+
+    Raises
+    ------
+    ValueError
+        ``out`` lies inside ``inbox`` or the other way round (its folders would be taken for arrivals).
     """
+    inside = out.resolve().is_relative_to(inbox.resolve()) or inbox.resolve().is_relative_to(out.resolve())
+    if inside:
+        raise ValueError(f"{out} and {inbox} must not lie inside each other; give the hub's OUT elsewhere")
     _recover(out)
     arrivals = []
     for claim in _claims(inbox):
@@ -208,14 +216,12 @@ def _check(
 
 def _admit(claim: _Claim, out: Path, listing: Listing) -> Arrival:
     target = out / SUBMISSIONS / claim.site / claim.night
-    facts = {
-        "submission_sha256": listing.sha256,
-        "files": len(listing.files),
-        "bytes": sum(f.size or 0 for f in listing.files.values()),
-    }
+    size = sum(f.size or 0 for f in listing.files.values())
     if _manifest_bytes(target) == listing.raw:
         shutil.rmtree(claim.folder)
-        return Arrival(claim.site, claim.night, "duplicate", target, **facts)  # type: ignore[arg-type]
+        return Arrival(
+            claim.site, claim.night, "duplicate", target, (), listing.sha256, len(listing.files), size
+        )
     status = "admitted"
     target.parent.mkdir(parents=True, exist_ok=True)
     parked = out / _SUPERSEDED / claim.site / claim.night
@@ -226,7 +232,7 @@ def _admit(claim: _Claim, out: Path, listing: Listing) -> Arrival:
         target.rename(parked)
     _place(claim.folder, target, out)
     _remove(parked)
-    return Arrival(claim.site, claim.night, status, target, **facts)  # type: ignore[arg-type]
+    return Arrival(claim.site, claim.night, status, target, (), listing.sha256, len(listing.files), size)
 
 
 def _refuse(claim: _Claim, out: Path, problems: list[Problem]) -> Arrival:
