@@ -150,6 +150,20 @@ def test_same_push_again_changes_nothing_and_a_second_receive_changes_nothing(
     assert tree(out) == snapshot
 
 
+def test_a_changed_night_replaces_the_delivered_one_whole(
+    server: SshServer, dest: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, inbox = dest
+    source = make_submission(tmp_path / "sub")
+    assert _push(server, str(source), url).exit_code == 0
+    (source / "dicom/P1/1.2.1/1.2.3.1.dcm").unlink()
+    make_submission(source, files={"reads.csv": b"site_id,patient_id,level\nsite01,P1,T12\n"})
+    again = _push(server, str(source), url)
+    assert again.exit_code == 0 and again.output.startswith("replaced site01/2025-03-01"), again.output
+    assert tree(inbox / "site01" / NIGHT) == _visible(source)
+    assert list((inbox / ".incoming").iterdir()) == []
+
+
 def test_push_killed_mid_way_leaves_nothing_visible_and_resumes(
     server: SshServer, dest: tuple[str, Path], tmp_path: Path
 ) -> None:

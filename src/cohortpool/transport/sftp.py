@@ -57,10 +57,6 @@ class SftpUrl:
         return self.host if self.port == SSH_PORT else f"[{self.host}]:{self.port}"
 
 
-def is_sftp_url(text: str) -> bool:
-    return text.startswith("sftp://")
-
-
 def parse_sftp_url(text: str) -> SftpUrl:
     """Parse a destination URL; raise :class:`DestinationError` (one line saying what to write)."""
     parts = urlsplit(text)
