@@ -150,13 +150,18 @@ def _table(title: str, results: dict[str, list[tuple[float, float]]], megabytes:
     lines = [
         f"{title} ({megabytes:.0f} MB, medians of {len(results[peer])} runs)",
         "",
-        "| tool | median wall s | median CPU s (client) | MB/s (wall) | throughput vs " + peer + " |",
-        "|---|---|---|---|---|",
+        "| tool | median wall s | median CPU s (client) | MB/s (wall) | MB per client CPU s | throughput vs "
+        + peer
+        + " |",
+        "|---|---|---|---|---|---|",
     ]
     for name, runs in results.items():
         wall = statistics.median(w for w, _ in runs)
         cpu = statistics.median(c for _, c in runs)
-        lines.append(f"| {name} | {wall:.2f} | {cpu:.2f} | {megabytes / wall:.0f} | {base / wall:.2f} |")
+        per_cpu = f"{megabytes / cpu:.0f}" if cpu > 0 else "-"
+        lines.append(
+            f"| {name} | {wall:.2f} | {cpu:.2f} | {megabytes / wall:.0f} | {per_cpu} | {base / wall:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -168,6 +173,7 @@ def main() -> None:
     parser.add_argument("--file-kb", type=int, default=512)
     parser.add_argument("--verify-mb", type=int, default=1024)
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--only", choices=("push", "verify"), default=None, help="run one half only")
     args = parser.parse_args()
     reason = missing_tools()
     if reason:
@@ -175,26 +181,32 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-transport-", dir=args.work))
     try:
         print(f"load average before: {os.getloadavg()[0]:.1f}; cores: {os.cpu_count()}")
-        large = work / "large"
-        large_bytes = _write_submission(large, [args.large_mb * 2**20 // 8] * 8, "large")
-        series = work / "series"
-        series_bytes = _write_submission(series, [args.file_kb * 1024] * args.files, "series")
-        with ssh_server(work / "sshd") as server:
-            print(f"sshd on 127.0.0.1:{server.port}, chrooted: {server.chrooted}\n")
-            for name, folder, size in (
-                ("large files", large, large_bytes),
-                ("CT-slice files", series, series_bytes),
-            ):
-                results = bench_push(server, folder, args.runs)
-                print(_table(f"push over SFTP vs scp, {name}", results, size / 1e6, "scp") + "\n")
-        verify = work / "verify"
-        verify_bytes = _write_submission(verify, [16 * 2**20] * (args.verify_mb // 16), "verify")
-        results = bench_verify(verify, args.runs)
-        print(_table("receive verification (size + sha256 of every file)", results, verify_bytes / 1e6,
-                     "coreutils sha256sum (1 process)"))  # fmt: skip
+        if args.only != "verify":
+            _push_half(args, work)
+        if args.only != "push":
+            verify = work / "verify"
+            verify_bytes = _write_submission(verify, [16 * 2**20] * (args.verify_mb // 16), "verify")
+            results = bench_verify(verify, args.runs)
+            print(_table("receive verification (size + sha256 of every file)", results, verify_bytes / 1e6,
+                         "coreutils sha256sum (1 process)"))  # fmt: skip
         print(f"\nload average after: {os.getloadavg()[0]:.1f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _push_half(args: argparse.Namespace, work: Path) -> None:
+    large = work / "large"
+    large_bytes = _write_submission(large, [args.large_mb * 2**20 // 8] * 8, "large")
+    series = work / "series"
+    series_bytes = _write_submission(series, [args.file_kb * 1024] * args.files, "series")
+    with ssh_server(work / "sshd") as server:
+        print(f"sshd on 127.0.0.1:{server.port}, chrooted: {server.chrooted}\n")
+        for name, folder, size in (
+            ("large files", large, large_bytes),
+            ("CT-slice files", series, series_bytes),
+        ):
+            results = bench_push(server, folder, args.runs)
+            print(_table(f"push over SFTP vs scp, {name}", results, size / 1e6, "scp") + "\n")
 
 
 if __name__ == "__main__":
