@@ -59,7 +59,9 @@ ALLOWED = {
 FLOWS_ALLOWED = {"tasks", "pipeline"}
 #: only these import Prefect (the CLI's run/demo/serve verbs hand over to flows/)
 ORCHESTRATION = {"prefect", "prefect_dask", "flows"}
-PREFECT_USERS = {"tasks", "cli/run"}
+#: ... and `cohortpool receive`, which announces admitted submissions with a Prefect event (the transport
+#: stage may not import Prefect, so the emit sits in the verb)
+PREFECT_USERS = {"tasks", "cli/run", "cli/receive"}
 
 
 def _imports(path: Path) -> set[str]:

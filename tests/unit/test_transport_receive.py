@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -166,11 +167,46 @@ def test_same_submission_again_is_a_duplicate_and_a_changed_one_replaces_the_adm
 def test_a_receive_killed_after_claiming_is_finished_by_the_next_one(hub) -> None:
     inbox, out = hub
     expected = tree(_arrive(inbox))
-    # what a kill right after the claim leaves: the arrival renamed to its hidden claim name
-    (inbox / "site01" / NIGHT).rename(inbox / "site01" / f".{NIGHT}.receiving")
+    # what a kill right after the claim leaves: the arrival moved under OUT/.receiving, not yet filed
+    claimed = out / ".receiving" / "site01" / NIGHT
+    claimed.parent.mkdir(parents=True)
+    (inbox / "site01" / NIGHT).rename(claimed)
     [arrival] = receive(inbox, out, REGISTRY)
     assert arrival.status == "admitted"
     assert tree(out / "submissions" / "site01" / NIGHT) == expected
+    assert not (out / ".receiving").exists()
+
+
+def test_a_receive_killed_while_copying_to_another_file_system_copies_again(hub) -> None:
+    inbox, out = hub
+    expected = tree(_arrive(inbox))
+    # claimed in place in the inbox, and half a copy under OUT: the copy is thrown away and made again
+    (inbox / "site01" / NIGHT).rename(inbox / "site01" / f".{NIGHT}.receiving")
+    half = out / ".receiving" / "site01" / f".{NIGHT}.copying"
+    half.mkdir(parents=True)
+    (half / "clinical.csv").write_text("half")
+    [arrival] = receive(inbox, out, REGISTRY)
+    assert arrival.status == "admitted"
+    assert tree(out / "submissions" / "site01" / NIGHT) == expected
+    assert list((inbox / "site01").iterdir()) == [] and not (out / ".receiving").exists()
+
+
+def test_out_on_another_file_system_is_copied_whole(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on another file system than the test's temporary folder")
+    inbox = tmp_path / "inbox"
+    expected = tree(_arrive(inbox))
+    _flip(_arrive(inbox, site="site02") / DICOM)
+    out = Path(tempfile.mkdtemp(prefix="cohortpool-receive-", dir=shm))
+    try:
+        arrivals = {a.site: a for a in receive(inbox, out, REGISTRY)}
+        assert arrivals["site01"].status == "admitted" and arrivals["site02"].status == "refused"
+        assert tree(out / "submissions" / "site01" / NIGHT) == expected
+        assert (out / "rejected" / "site02" / NIGHT / "reason.json").is_file()
+        assert [p for p in inbox.rglob("*") if p.is_file()] == []
+    finally:
+        shutil.rmtree(out)
 
 
 def test_a_receive_killed_while_replacing_puts_the_old_version_back_or_finishes(hub) -> None:
@@ -178,16 +214,18 @@ def test_a_receive_killed_while_replacing_puts_the_old_version_back_or_finishes(
     old = tree(_arrive(inbox))
     receive(inbox, out, REGISTRY)
     # a kill after the old version was parked and before the new one moved in: the next receive restores
-    # the old one (the new one is still claimed in the inbox and replaces it properly)
+    # the old one, then the claimed new one replaces it properly
     parked = out / ".superseded" / "site01" / NIGHT
     parked.parent.mkdir(parents=True)
     (out / "submissions" / "site01" / NIGHT).rename(parked)
     new = tree(_arrive(inbox, files={"extra.csv": b"x\n"}))
-    (inbox / "site01" / NIGHT).rename(inbox / "site01" / f".{NIGHT}.receiving")
+    claimed = out / ".receiving" / "site01" / NIGHT
+    claimed.parent.mkdir(parents=True)
+    (inbox / "site01" / NIGHT).rename(claimed)
     [arrival] = receive(inbox, out, REGISTRY)
     assert arrival.status == "replaced"
     assert tree(out / "submissions" / "site01" / NIGHT) == new != old
-    assert not parked.exists()
+    assert not (out / ".superseded").exists()
 
 
 def test_cli_prints_one_line_per_refusal_with_the_reason_and_exits_1(hub, monkeypatch) -> None:

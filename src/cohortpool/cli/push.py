@@ -7,18 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app
+from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, app, fail
 
 if TYPE_CHECKING:
     from cohortpool.transport import PushResult
 
 #: some submissions could not be pushed (they stay queued) while the others went on
 EXIT_NOT_PUSHED = 3
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_USAGE)
 
 
 def _megabytes(count: int) -> str:
@@ -109,22 +104,22 @@ def push_command(
     from cohortpool.transport import outbox as queue
 
     if not args:
-        raise _fail("give DEST (and submission folders, or --outbox DIR)")
+        raise fail("give DEST (and submission folders, or --outbox DIR)")
     dest, sources = args[-1], [Path(a) for a in args[:-1]]
     if not sources and outbox is None:
-        raise _fail("nothing to push: give SUBMISSION_DIR(s) before DEST, or --outbox DIR")
+        raise fail("nothing to push: give SUBMISSION_DIR(s) before DEST, or --outbox DIR")
     if outbox is not None and not outbox.is_dir():
-        raise _fail(f"--outbox {outbox}: no such folder")
+        raise fail(f"--outbox {outbox}: no such folder")
     try:
         open_destination = opener(dest, known_hosts, identity)
         where = describe(dest)
     except DestinationError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     for source in sources:
         try:
             read_listing(source)
         except ManifestError as exc:
-            raise _fail(f"{source}: {exc}; a submission is the output folder of `cohortpool deid`") from None
+            raise fail(f"{source}: {exc}; a submission is the output folder of `cohortpool deid`") from None
 
     console = Console(stderr=True)
     exit_code = EXIT_OK
@@ -162,7 +157,7 @@ def push_command(
                     if outbox is not None and folder.resolve().parent.parent == outbox.resolve():
                         queue.record(outbox, result, where)
     except (DestinationError, OutboxBusyError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     raise typer.Exit(exit_code)
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app
+from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, app, fail, read_settings
 
 if TYPE_CHECKING:
     from cohortpool.transport import Arrival
@@ -101,18 +101,12 @@ def receive_command(
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    from cohortpool.config import load_settings
     from cohortpool.transport import receive
     from cohortpool.transport.receive import pending_bytes
 
     if not inbox.is_dir():
-        typer.echo(f"error: {inbox}: no such folder (the hub's SFTP inbox)", err=True)
-        raise typer.Exit(EXIT_USAGE)
-    try:
-        sites = load_settings().sites
-    except ValueError as exc:  # pydantic's ValidationError and ConfigFileError are ValueErrors
-        typer.echo(f"error: invalid configuration: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        raise fail(f"{inbox}: no such folder (the hub's SFTP inbox)")
+    sites = read_settings().sites
     # key_fingerprint joins the site registry in another change: until then no site pins one
     registry = {site.site_id: getattr(site, "key_fingerprint", None) for site in sites}
 
@@ -129,15 +123,12 @@ def receive_command(
                 inbox, out, registry, on_arrival=filed, on_bytes=lambda n: bar.advance(task, n)
             )
         except ValueError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(EXIT_USAGE) from None
+            raise fail(str(exc)) from None
         except PermissionError as exc:
-            typer.echo(
-                f"error: {exc.filename}: permission denied; the hub's account running receive needs write "
-                "access to the inbox folders and OUT (docs/deploy.md)",
-                err=True,
-            )
-            raise typer.Exit(EXIT_USAGE) from None
+            raise fail(
+                f"{exc.filename}: permission denied; the hub's account running receive needs write access "
+                "to the inbox folders and OUT (docs/deploy.md)"
+            ) from None
     if not arrivals:
         typer.echo(f"nothing arrived in {inbox}")
     try:

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cohortpool.contract.identifiers import SITE_ID_RULE, is_night, is_site_id
+
 MANIFEST = "submission.json"
 #: a submission of 10^6 files lists them in about 150 MB; anything larger is not one of ours
 MAX_MANIFEST_BYTES = 256 * 2**20
-SITE_ID = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
-NIGHT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -89,10 +89,10 @@ def parse_listing(raw: bytes) -> Listing:
     if not isinstance(document, dict):
         raise ManifestError(f"{MANIFEST}: not a JSON object")
     site_id, night = document.get("site_id"), document.get("night")
-    if not isinstance(site_id, str) or not SITE_ID.match(site_id):
-        raise ManifestError(f"{MANIFEST}: site_id must be 2-32 characters of a-z, 0-9 and _")
-    if not isinstance(night, str) or not NIGHT.match(night):
-        raise ManifestError(f"{MANIFEST}: night must be an ISO date YYYY-MM-DD")
+    if not isinstance(site_id, str) or not is_site_id(site_id):
+        raise ManifestError(f"{MANIFEST}: site_id must be {SITE_ID_RULE}")
+    if not isinstance(night, str) or not is_night(night):
+        raise ManifestError(f"{MANIFEST}: night must be a date YYYY-MM-DD")
     fingerprint = document.get("key_fingerprint")
     if fingerprint is not None and not isinstance(fingerprint, str):
         raise ManifestError(f"{MANIFEST}: key_fingerprint must be a string")

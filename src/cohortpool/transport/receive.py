@@ -1,19 +1,21 @@
 """The hub's door: admit every intact arrival of a declared site, refuse the rest with the reason.
 
-``INBOX/<site>/<night>/`` is what ``push`` renamed into place. Each is first *claimed* (renamed to
-``INBOX/<site>/.<night>.receiving``, in the same folder, so atomically and out of a later push's way:
-a push that swaps in a new version meanwhile does not change what is being checked), then checked:
+``INBOX/<site>/<night>/`` is what ``push`` renamed into place. Each is first *claimed*: renamed into
+``OUT/.receiving/<site>/<night>/``, out of the inbox, where neither the site (its SFTP login is chrooted
+to the inbox) nor a later push can change it while it is checked; what is checked is what is filed.
+When OUT is on another file system the arrival is renamed in place to ``INBOX/<site>/.<night>.receiving``
+first and then copied over. Then:
 
 1. the site is declared (the registry's keys),
 2. ``submission.json`` is readable and names the same site and night as the folders,
 3. its ``key_fingerprint`` equals the one the registry pins for the site (when it pins one),
 4. every listed file is there with its size and sha256, no unlisted file is there, nothing is a link.
 
-An intact arrival is moved whole into ``OUT/submissions/<site>/<night>/``; one identical to what is
-already there (same ``submission.json`` bytes) is dropped as a duplicate; a different one replaces the
-old folder whole. A refused one goes to ``OUT/rejected/<site>/<night>/`` with ``reason.json``. A receive
-that was killed is finished by the next one: claimed folders are checked again, a replaced folder parked
-in ``OUT/.superseded/`` is removed once its successor is in place (or put back if it never came).
+An intact arrival is renamed into ``OUT/submissions/<site>/<night>/``; one identical to what is already
+there (same ``submission.json`` bytes) is dropped as a duplicate; a different one replaces the old folder
+whole. A refused one goes to ``OUT/rejected/<site>/<night>/`` with ``reason.json``. A receive that was
+killed is finished by the next one: claims are checked again, an unfinished copy is made again, and a
+replaced folder parked in ``OUT/.superseded/`` is removed once its successor is in place (or put back).
 """
 
 from __future__ import annotations
@@ -24,20 +26,22 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from cohortpool.transport.manifest import MANIFEST, NIGHT, Listing, ManifestError, read_listing
+from cohortpool.contract.identifiers import is_night
+from cohortpool.transport.manifest import MANIFEST, Listing, ManifestError, read_listing
 from cohortpool.transport.verify import WORKERS, Problem, check_folder
 
 SUBMISSIONS = "submissions"
 REJECTED = "rejected"
 REASON_FILE = "reason.json"
-#: a claimed arrival: ``INBOX/<site>/.<night>.receiving``
+#: OUT/.receiving/<site>/<night>: claimed arrivals while they are checked
+CLAIMED = ".receiving"
+#: INBOX/<site>/.<night>.receiving: claimed in place, before a copy to another file system
 CLAIM_SUFFIX = ".receiving"
-#: scratch under OUT: cross-file-system copies, and replaced versions until their successor is in place
-_COPYING = ".receiving"
-_SUPERSEDED = ".superseded"
+#: OUT/.superseded/<site>/<night>: an admitted version while its replacement moves in
+SUPERSEDED = ".superseded"
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,8 @@ class Arrival:
     #: ``admitted``, ``replaced`` (a different version was admitted before), ``duplicate`` (the same
     #: bytes were admitted before: the copy is dropped), ``refused``, ``ignored`` (not a folder: left)
     status: str
-    #: where it is now (None for a dropped duplicate)
-    path: Path | None
+    #: where it is now
+    path: Path
     problems: tuple[Problem, ...] = ()
     submission_sha256: str | None = None
     files: int = 0
@@ -70,12 +74,12 @@ class Arrival:
         return str(self.problems[0]) + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Claim:
     site: str
     night: str
+    #: under OUT/.receiving
     folder: Path
-    problems: list[Problem] = field(default_factory=list)
 
 
 def receive(
@@ -87,7 +91,7 @@ def receive(
     workers: int = WORKERS,
 ) -> list[Arrival]:
     """Check and file every arrival under ``inbox`` (see the module docstring); returns what happened,
-    in site and night order.
+    unfinished claims of a killed receive first, then in site and night order.
 
     Parameters
     ----------
@@ -97,7 +101,7 @@ def receive(
     on_arrival
         Called once per arrival as soon as it is filed (to print it, or to announce it to the hub flow).
     on_bytes
-        Called with each block's size as files are hashed (a progress bar).
+        Called with each file's size as it is verified (a progress bar).
 
     Raises
     ------
@@ -109,8 +113,8 @@ def receive(
         raise ValueError(f"{out} and {inbox} must not lie inside each other; give the hub's OUT elsewhere")
     _recover(out)
     arrivals = []
-    for claim in _claims(inbox):
-        arrival = _file(claim, out, registry, on_bytes, workers)
+    for claim in _claims(inbox, out):
+        arrival = claim if isinstance(claim, Arrival) else _file(claim, out, registry, on_bytes, workers)
         arrivals.append(arrival)
         if on_arrival is not None:
             on_arrival(arrival)
@@ -123,7 +127,7 @@ def pending_bytes(inbox: Path) -> int:
     total = 0
     for site in _visible(inbox):
         for entry in site.iterdir() if site.is_dir() else ():
-            if entry.is_dir() and not entry.is_symlink() and _is_arrival_name(entry.name):
+            if entry.is_dir() and not entry.is_symlink() and not entry.name.startswith("."):
                 for root, _dirs, names in os.walk(entry):
                     total += sum(os.lstat(f"{root}/{n}").st_size for n in names)
     return total
@@ -133,47 +137,75 @@ def _visible(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
 
 
-def _is_arrival_name(name: str) -> bool:
-    return not name.startswith(".") or (name.endswith(CLAIM_SUFFIX) and len(name) > len(CLAIM_SUFFIX) + 1)
-
-
-def _claims(inbox: Path) -> Iterator[_Claim | Arrival]:
-    """Claim every arrival (and yield the ones a killed receive claimed already); non-folders are
-    reported as ignored and left where they are."""
+def _claims(inbox: Path, out: Path) -> Iterator[_Claim | Arrival]:
+    """Claims left by a killed receive, then every arrival in the inbox, claimed one at a time (a push
+    finishing meanwhile is picked up); entries that are not folders are reported and left alone."""
+    claimed = out / CLAIMED
+    if claimed.is_dir():
+        for folder in sorted(claimed.glob("*/*")):
+            if not folder.name.startswith("."):
+                yield _Claim(folder.parent.name, folder.name, folder)
     for site_dir in _visible(inbox):
         site = site_dir.name
         if not site_dir.is_dir():
             yield Arrival(site, "", "ignored", site_dir, (Problem("layout", site, "not a site folder"),))
             continue
         for entry in sorted(site_dir.iterdir()):
-            if not _is_arrival_name(entry.name):
-                continue
-            if entry.name.startswith("."):  # claimed by a receive that did not finish
-                yield _Claim(site, entry.name[1 : -len(CLAIM_SUFFIX)], entry)
+            if entry.name.startswith("."):
+                if entry.name.endswith(CLAIM_SUFFIX) and entry.is_dir() and not entry.is_symlink():
+                    # claimed in place by a receive killed while copying it to OUT's file system
+                    night = entry.name[1 : -len(CLAIM_SUFFIX)]
+                    yield _Claim(site, night, _copy_over(entry, claimed / site / night))
                 continue
             if entry.is_symlink() or not entry.is_dir():
                 problem = Problem("layout", entry.name, "not a submission folder (a file or a link)")
                 yield Arrival(site, entry.name, "ignored", entry, (problem,))
                 continue
-            claimed = site_dir / f".{entry.name}{CLAIM_SUFFIX}"
-            if claimed.exists():  # an older claim still there (it could not be filed): next run
-                continue
-            try:
-                entry.rename(claimed)
-            except FileNotFoundError:  # taken by another receive
-                continue
-            yield _Claim(site, entry.name, claimed)
+            taken = _claim(entry, claimed / site / entry.name)
+            if taken is not None:
+                yield _Claim(site, entry.name, taken)
+
+
+def _claim(entry: Path, target: Path) -> Path | None:
+    """Move an arrival to ``target`` under OUT; None if it vanished (another receive took it)."""
+    if target.exists():  # a claim of the same night that could not be filed: left for the next run
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        entry.rename(target)
+        return target
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    in_place = entry.with_name(f".{entry.name}{CLAIM_SUFFIX}")
+    try:
+        entry.rename(in_place)
+    except FileNotFoundError:
+        return None
+    return _copy_over(in_place, target)
+
+
+def _copy_over(folder: Path, target: Path) -> Path:
+    """Copy a folder claimed in place to ``target`` (into a hidden name, renamed when complete), then
+    remove the original: a kill on the way leaves the original claimed, and the copy is made again."""
+    copying = target.with_name(f".{target.name}.copying")
+    _remove(copying)
+    copying.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(folder, copying, symlinks=True)
+    copying.rename(target)
+    shutil.rmtree(folder)
+    return target
 
 
 def _file(
-    claim: _Claim | Arrival,
+    claim: _Claim,
     out: Path,
     registry: Mapping[str, str | None],
     on_bytes: Callable[[int], None] | None,
     workers: int,
 ) -> Arrival:
-    if isinstance(claim, Arrival):
-        return claim
     listing, problems = _check(claim, registry, on_bytes, workers)
     if problems or listing is None:
         return _refuse(claim, out, problems)
@@ -192,7 +224,7 @@ def _check(
         declared = ", ".join(sorted(registry)) or "none"
         detail = f"site {site!r} is not declared in the configuration (declared: {declared})"
         return None, [Problem("site", None, detail)]
-    if not NIGHT.match(night):
+    if not is_night(night):
         return None, [Problem("layout", None, f"folder {night!r} is not a night (YYYY-MM-DD)")]
     try:
         listing = read_listing(claim.folder)
@@ -216,30 +248,28 @@ def _check(
 
 def _admit(claim: _Claim, out: Path, listing: Listing) -> Arrival:
     target = out / SUBMISSIONS / claim.site / claim.night
-    size = sum(f.size or 0 for f in listing.files.values())
+    facts = (listing.sha256, len(listing.files), sum(f.size or 0 for f in listing.files.values()))
     if _manifest_bytes(target) == listing.raw:
         shutil.rmtree(claim.folder)
-        return Arrival(
-            claim.site, claim.night, "duplicate", target, (), listing.sha256, len(listing.files), size
-        )
+        return Arrival(claim.site, claim.night, "duplicate", target, (), *facts)
     status = "admitted"
     target.parent.mkdir(parents=True, exist_ok=True)
-    parked = out / _SUPERSEDED / claim.site / claim.night
+    parked = out / SUPERSEDED / claim.site / claim.night
     if target.exists():
         status = "replaced"
         _remove(parked)
         parked.parent.mkdir(parents=True, exist_ok=True)
         target.rename(parked)
-    _place(claim.folder, target, out)
+    claim.folder.rename(target)
     _remove(parked)
-    return Arrival(claim.site, claim.night, status, target, (), listing.sha256, len(listing.files), size)
+    return Arrival(claim.site, claim.night, status, target, (), *facts)
 
 
 def _refuse(claim: _Claim, out: Path, problems: list[Problem]) -> Arrival:
     target = out / REJECTED / claim.site / claim.night
     _remove(target)  # an earlier refusal of the same night: the newest arrival is the one kept
     target.parent.mkdir(parents=True, exist_ok=True)
-    _place(claim.folder, target, out)
+    claim.folder.rename(target)
     arrival = Arrival(claim.site, claim.night, "refused", target, tuple(problems))
     reason = {
         "site": claim.site,
@@ -251,24 +281,6 @@ def _refuse(claim: _Claim, out: Path, problems: list[Problem]) -> Arrival:
     partial.write_text(json.dumps(reason, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     partial.replace(target / REASON_FILE)
     return arrival
-
-
-def _place(folder: Path, target: Path, out: Path) -> None:
-    """Move a claimed folder to ``target`` (which does not exist): one rename when the inbox and ``out``
-    share a file system; else a copy into hidden scratch under ``out``, renamed into place when complete,
-    and only then the claimed original removed (a kill on the way leaves the original claimed)."""
-    try:
-        folder.rename(target)
-        return
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-    copying = out / _COPYING / f"{target.parent.name}-{target.name}"
-    _remove(copying)
-    copying.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(folder, copying, symlinks=True)
-    copying.rename(target)
-    shutil.rmtree(folder)
 
 
 def _manifest_bytes(folder: Path) -> bytes | None:
@@ -289,11 +301,10 @@ def _remove(path: Path) -> None:
 def _recover(out: Path) -> None:
     """Finish what a killed receive left: drop unfinished copies (their originals are still claimed in
     the inbox), and for each parked old version, remove it if its successor is in place, else put it
-    back (the claimed successor is then checked again and replaces it properly)."""
-    _remove(out / _COPYING)
-    parked_root = out / _SUPERSEDED
-    if not parked_root.is_dir():
-        return
+    back (a claimed successor is then checked again and replaces it properly). Empty scratch goes."""
+    for copying in sorted((out / CLAIMED).glob("*/.*.copying")):
+        _remove(copying)
+    parked_root = out / SUPERSEDED
     for parked in sorted(parked_root.glob("*/*")):
         target = out / SUBMISSIONS / parked.parent.name / parked.name
         if target.exists():
@@ -301,4 +312,9 @@ def _recover(out: Path) -> None:
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             parked.rename(target)
-    _remove(parked_root)
+    for scratch in (out / CLAIMED, parked_root):
+        for folder in sorted(scratch.glob("*")) if scratch.is_dir() else ():
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
+        with contextlib.suppress(OSError):
+            scratch.rmdir()

@@ -1,25 +1,25 @@
 """Check a submission folder against its ``submission.json``: every listed file, nothing else.
 
 One pass over each file: sizes come from one ``lstat`` per entry (a truncated file is caught without
-reading it), and each file of the right size is read once and hashed. Files are hashed on a few threads:
-hashlib releases the GIL while it hashes a block, so two cores hash about twice as fast as one. Symbolic
-links, pipes and devices are refused, never followed: a link planted in an SFTP inbox would otherwise
-make the hub read (and pass on) a file outside the submission.
+reading it), and each file of the right size is read once and hashed (the contract's streaming
+:func:`~cohortpool.contract.files.sha256_file`). Files are hashed on a few threads: hashlib releases the
+GIL while it hashes a block, so two idle cores hash about twice as fast as one. Symbolic links, pipes and
+devices are refused, never followed: a link planted in an SFTP inbox would otherwise make the hub read
+(and pass on) a file outside the submission. ``receive`` checks folders it has moved out of the inbox,
+where no site can swap a file for a link between this walk and the hashing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from cohortpool.contract.files import sha256_file
 from cohortpool.transport.manifest import MANIFEST, ListedFile, Listing
 
-#: read size while hashing: large enough that the per-call overhead vanishes, small enough for the cache
-BLOCK = 1 << 20
 #: hashing threads (the hub's disks and 2+ cores keep this many busy)
 WORKERS = min(4, os.cpu_count() or 1)
 
@@ -61,29 +61,14 @@ def inventory(folder: Path) -> tuple[dict[str, int], list[Problem]]:
     return found, problems
 
 
-def sha256_of(path: Path, on_bytes: Callable[[int], None] | None = None) -> tuple[str, int]:
-    """sha256 and length of a regular file, read once (``O_NOFOLLOW``: a link is an error)."""
-    digest = hashlib.sha256()
-    buffer = bytearray(BLOCK)
-    view = memoryview(buffer)
-    total = 0
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb", buffering=0) as handle:
-        while count := handle.readinto(view):
-            digest.update(view[:count])
-            total += count
-            if on_bytes is not None:
-                on_bytes(count)
-    return digest.hexdigest(), total
-
-
 def check_folder(
     folder: Path,
     listing: Listing,
     on_bytes: Callable[[int], None] | None = None,
     workers: int = WORKERS,
 ) -> list[Problem]:
-    """Everything wrong with ``folder`` against ``listing`` (empty: intact), sorted by file.
+    """Everything wrong with ``folder`` against ``listing`` (empty: intact), sorted by file;
+    ``on_bytes`` is called with each file's size once it is hashed.
 
     Missing, truncated or grown files and unlisted or non-regular entries are found from the directory
     walk; every listed file of the right size is then hashed, on ``workers`` threads.
@@ -104,9 +89,11 @@ def check_folder(
 
     def check(listed: ListedFile) -> Problem | None:
         try:
-            digest, _ = sha256_of(folder / listed.path, on_bytes)
+            digest = sha256_file(folder / listed.path)
         except OSError as exc:
             return Problem("unreadable", listed.path, f"cannot be read ({exc.strerror or exc})")
+        if on_bytes is not None:
+            on_bytes(found[listed.path])
         if digest != listed.sha256:
             return Problem(
                 "sha256",
