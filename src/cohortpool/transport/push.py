@@ -93,17 +93,14 @@ def push_submission(
     if destination.read_bytes(f"{final}/{MANIFEST}") == listing.raw:
         for leftover in (partial, journal, replaced):
             destination.remove_tree(leftover)
-        total = sum(_size(submission, f) for f in listing.files.values())
-        report(total)
+        report(sum(max(0, _size(submission, f)) for f in listing.files.values()))
         return PushResult(listing.site_id, listing.night, "unchanged", 0, 0, 0, listing.sha256)
 
     destination.makedirs(INCOMING)
     complete = _resume(submission, destination, listing, partial, journal)
-    for listed in listing.files.values():
-        if listed.path in complete:
-            report(_size(submission, listed))
+    report(sum(max(0, _size(submission, f)) for f in listing.files.values() if f.path in complete))
     sent = 0
-    made = {""} | {p.rpartition("/")[0] for p in complete}
+    made = {""} | {folder for p in complete for folder in _ancestors(p)}
     to_send = [f for f in listing.files.values() if f.path not in complete]
     for listed in to_send:
         _make_parents(destination, partial, listed.path, made)
@@ -129,7 +126,20 @@ def push_submission(
 
 
 def _size(submission: Path, listed: ListedFile) -> int:
-    return listed.size if listed.size is not None else (submission / listed.path).stat().st_size
+    """The listed size, else the site file's (-1 when it is gone: never equal to a real size; sending it
+    then refuses the submission with the reason)."""
+    if listed.size is not None:
+        return listed.size
+    try:
+        return (submission / listed.path).stat().st_size
+    except OSError:
+        return -1
+
+
+def _ancestors(path: str) -> list[str]:
+    """The folders above a relative path: ``a/b/c.dcm`` -> ``a``, ``a/b``."""
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def _resume(

@@ -60,6 +60,8 @@ class SftpUrl:
 def parse_sftp_url(text: str) -> SftpUrl:
     """Parse a destination URL; raise :class:`DestinationError` (one line saying what to write)."""
     parts = urlsplit(text)
+    if parts.password is not None:  # never echoed back: the message would put it in a log
+        text = text.replace(f":{parts.password}@", ":***@", 1)
     example = "sftp://user@host[:port]/path"
     try:
         port = parts.port or SSH_PORT
