@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cohortpool.cli import app
-from cohortpool.transport import receive
+from cohortpool.transport import check_submission, receive
 from transport_support import FINGERPRINT, OTHER_FINGERPRINT, make_submission, tree
 
 NIGHT = "2025-03-01"
@@ -270,3 +270,14 @@ def test_hidden_partial_uploads_are_not_arrivals(hub) -> None:
     make_submission(inbox / ".incoming" / f"site01-{NIGHT}.partial")
     assert receive(inbox, out, REGISTRY) == []
     assert os.listdir(inbox / ".incoming")
+
+
+def test_check_submission_checks_in_place_and_moves_nothing(tmp_path: Path) -> None:
+    submission = make_submission(tmp_path / "submissions" / "site01" / NIGHT)
+    before = tree(submission)
+    listing, problems = check_submission(submission, "site01", NIGHT, REGISTRY)
+    assert problems == [] and listing is not None and listing.site_id == "site01"
+    _flip(submission / DICOM)
+    _listing, problems = check_submission(submission, "site01", NIGHT, REGISTRY)
+    assert [(p.check, p.file) for p in problems] == [("sha256", DICOM)]
+    assert set(tree(submission)) == set(before)

@@ -206,20 +206,26 @@ def _file(
     on_bytes: Callable[[int], None] | None,
     workers: int,
 ) -> Arrival:
-    listing, problems = _check(claim, registry, on_bytes, workers)
+    listing, problems = check_submission(claim.folder, claim.site, claim.night, registry, on_bytes, workers)
     if problems or listing is None:
         return _refuse(claim, out, problems)
     return _admit(claim, out, listing)
 
 
-def _check(
-    claim: _Claim,
+def check_submission(
+    folder: Path,
+    site: str,
+    night: str,
     registry: Mapping[str, str | None],
-    on_bytes: Callable[[int], None] | None,
-    workers: int,
+    on_bytes: Callable[[int], None] | None = None,
+    workers: int = WORKERS,
 ) -> tuple[Listing | None, list[Problem]]:
-    """The listing and every problem; cheap checks first, files hashed only when those pass."""
-    site, night = claim.site, claim.night
+    """Every check ``receive`` makes of the submission ``folder``, delivered as ``site``/``night``,
+    without moving anything: its listing (None when unreadable) and every problem (empty: admissible).
+
+    Cheap checks first (registry, ``submission.json``, identity, key fingerprint); the files are hashed
+    only when those pass. The all-in-one nightly run can call this between its site and hub halves.
+    """
     if site not in registry:
         declared = ", ".join(sorted(registry)) or "none"
         detail = f"site {site!r} is not declared in the configuration (declared: {declared})"
@@ -227,7 +233,7 @@ def _check(
     if not is_night(night):
         return None, [Problem("layout", None, f"folder {night!r} is not a night (YYYY-MM-DD)")]
     try:
-        listing = read_listing(claim.folder)
+        listing = read_listing(folder)
     except ManifestError as exc:
         return None, [Problem("manifest", MANIFEST, str(exc).removeprefix(f"{MANIFEST}: "))]
     if (listing.site_id, listing.night) != (site, night):
@@ -243,7 +249,7 @@ def _check(
             else f"no key_fingerprint, but the registry pins {pinned} for {site}"
         )
         return listing, [Problem("key_fingerprint", MANIFEST, detail)]
-    return listing, check_folder(claim.folder, listing, on_bytes, workers)
+    return listing, check_folder(folder, listing, on_bytes, workers)
 
 
 def _admit(claim: _Claim, out: Path, listing: Listing) -> Arrival:
