@@ -210,6 +210,7 @@ def _push_half(args: argparse.Namespace, work: Path) -> None:
     with ssh_server(work / "sshd") as server:
         print(f"sshd on 127.0.0.1:{server.port}, chrooted: {server.chrooted}\n")
         command = [COHORTPOOL, "push", "--known-hosts", str(server.known_hosts), "-i", str(server.client_key)]
+        _clear(server.inbox / "warm-up")
         _timed_process([*command, str(warm_up), server.url(f"{server.remote_inbox}/warm-up")])  # caches .pyc
         for name, folder, size in (
             ("large files", large, large_bytes),
