@@ -1,4 +1,4 @@
-"""Package a submission: ``submission.json`` with the facts and the sha256 of every file.
+"""Package a submission: ``submission.json`` with the facts, and the sha256 and size of every file.
 
 No timestamps and sorted keys, so the same inputs and secret give a byte-identical file.
 """
@@ -38,8 +38,13 @@ def package_submission(
     tool_version: str,
     known_sha256: dict[str, str] | None = None,
     privacy: dict[str, Any] | None = None,
+    key_fingerprint: str | None = None,
 ) -> Path:
-    """Write ``out_dir/submission.json`` listing every other file under ``out_dir`` with its sha256.
+    """Write ``out_dir/submission.json`` listing every other file under ``out_dir`` with its sha256
+    (``files``) and its size in bytes (``file_sizes``).
+
+    The sizes let the hub's ``receive`` and a resumed ``push`` tell a truncated or incomplete file from
+    a complete one with one ``stat``, before hashing anything.
 
     Parameters
     ----------
@@ -52,11 +57,16 @@ def package_submission(
         parallel), keyed by relative path; every other file is hashed here.
     privacy
         The re-identification risk report (:meth:`cohortpool.features.kanon.KAnonymity.as_dict`).
+    key_fingerprint
+        The consortium key's fingerprint (:func:`cohortpool.contract.keys.key_fingerprint`), recorded
+        so the hub can refuse a submission keyed with another secret; omitted when not given.
     """
     known = known_sha256 or {}
     files = {}
+    sizes = {}
     for relative in _listed(out_dir):
         files[relative] = known.get(relative) or sha256_file(out_dir / relative)
+        sizes[relative] = (out_dir / relative).stat().st_size
     document = {
         "site_id": site_id,
         "night": night,
@@ -64,7 +74,10 @@ def package_submission(
         "counts": counts,
         "tool": {"name": "cohortpool", "version": tool_version},
         "files": files,
+        "file_sizes": sizes,
     }
+    if key_fingerprint is not None:
+        document["key_fingerprint"] = key_fingerprint
     if privacy is not None:
         document["privacy"] = privacy
     path = out_dir / SUBMISSION_FILE

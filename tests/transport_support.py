@@ -1,0 +1,58 @@
+"""Helpers for the transport tests: small submissions made by the real packaging function, and a
+comparison of two folder trees byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from cohortpool.contract.keys import key_fingerprint
+from cohortpool.features.package import package_submission
+
+SECRET = b"transport-test-consortium-secret"
+FINGERPRINT = key_fingerprint(SECRET)
+OTHER_FINGERPRINT = key_fingerprint(b"another-consortium-secret-entirely")
+PROFILE = {"edition": "DICOM PS3.15 2026c", "options": ["basic"], "allow_burned_in": False}
+
+
+def make_submission(
+    folder: Path,
+    site: str = "site01",
+    night: str = "2025-03-01",
+    files: dict[str, bytes] | None = None,
+    fingerprint: str | None = FINGERPRINT,
+) -> Path:
+    """Write ``files`` (relative path -> bytes) under ``folder`` and package them as a submission."""
+    if files is None:
+        files = default_files()
+    for relative, data in files.items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    package_submission(
+        folder, site, night, PROFILE, {"input_files": len(files)}, "0.1.0", key_fingerprint=fingerprint
+    )
+    return folder
+
+
+def default_files(count: int = 6, size: int = 40_000, seed: int = 1) -> dict[str, bytes]:
+    """A few tables and nested DICOM-like files of deterministic pseudo-random bytes."""
+    files = {
+        "clinical.csv": b"site_id,patient_id\nsite01,P0000000000000001\n",
+        "reads.csv": b"site_id,patient_id,level\nsite01,P0000000000000001,L1\n",
+    }
+    for index in range(count):
+        blob = hashlib.shake_256(f"{seed}-{index}".encode()).digest(size + index)
+        files[f"dicom/P{index % 2}/1.2.{index % 3}/1.2.3.{index}.dcm"] = blob
+    return files
+
+
+def tree(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (relative path -> sha256), links and hidden files included."""
+    found = {}
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            path = Path(root, name)
+            found[path.relative_to(folder).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
