@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,10 @@ import pyarrow.parquet as pq
 
 from cohortpool.contract.files import sha256_file
 from cohortpool.validate.crosstable import check_crosstable
-from cohortpool.validate.findings import CheckOutcome, Finding
+from cohortpool.validate.docs import write_data_docs
+from cohortpool.validate.findings import Finding
 from cohortpool.validate.frames import TableFrames, TableRejected, read_table
+from cohortpool.validate.outcome import TableSummary, ValidationOutcome
 from cohortpool.validate.quarantine import (
     QUARANTINE_COLUMNS,
     TableSplit,
@@ -39,45 +40,6 @@ _ARROW_TYPES = {
     "float64": pa.float64(),
     "datetime64[us]": pa.date32(),
 }
-
-
-@dataclass
-class TableSummary:
-    """Counts of one table (``summary.json``)."""
-
-    file: str
-    source_sha256: str | None
-    rows_in: int
-    accepted: int
-    quarantined: int
-    warnings: int
-    rejected: str | None
-
-
-@dataclass
-class ValidationOutcome:
-    """What :func:`validate_submission` wrote and found."""
-
-    out_dir: Path
-    site_id: str
-    night: str
-    batch_id: str
-    tables: dict[str, TableSummary]
-    checks: list[CheckOutcome] = field(default_factory=list)
-    accepted: dict[str, pd.DataFrame] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return all(t.quarantined == 0 and t.rejected is None for t in self.tables.values())
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every row passed, 1 when anything was quarantined or rejected (warnings do not count)."""
-        return 0 if self.passed else 1
-
-    @property
-    def data_docs(self) -> Path:
-        return self.out_dir / "data_docs" / "index.html"
 
 
 def _arrow_table(frame: pd.DataFrame, suite: TableSuite, lineage: dict[str, str]) -> pa.Table:
@@ -140,8 +102,6 @@ def validate_submission(
     Raises :class:`~cohortpool.validate.submission.SubmissionError` when the folder is not a submission
     (bad usage); a bad table never raises: it is rejected whole and reported, the others still validate.
     """
-    from cohortpool.validate.docs import write_data_docs
-
     submission = open_submission(Path(submission_dir))
     out_dir = Path(out_dir)
     suites = load_suites()

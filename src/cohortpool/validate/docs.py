@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import pandas as pd
 
+from cohortpool.validate.outcome import ValidationOutcome
 from cohortpool.validate.suites import TableSuite
 
 if TYPE_CHECKING:
-    from cohortpool.validate.batch import ValidationOutcome
     from cohortpool.validate.run import TableRun
 
 _REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>", re.IGNORECASE)
