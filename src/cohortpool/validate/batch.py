@@ -209,10 +209,14 @@ def process_validator() -> Validator:
     Keyed by the process id (a forked child builds its own instead of using its parent's DuckDB
     connection) and by the suite files (settings pointing elsewhere get their own Validator).
     """
-    key = (os.getpid(), tuple(suite_path(table) for table in TABLES))
+    pid = os.getpid()
+    key = (pid, tuple(suite_path(table) for table in TABLES))
     with _PROCESS_LOCK:
         if key not in _PROCESS_VALIDATORS:
-            _PROCESS_VALIDATORS.clear()
+            # drop this process's Validator for other suites; a parent's (inherited through fork) is
+            # left alone: closing its DuckDB database from the child is not safe
+            for old in [k for k in _PROCESS_VALIDATORS if k[0] == pid]:
+                del _PROCESS_VALIDATORS[old]
             _PROCESS_VALIDATORS[key] = Validator()
         return _PROCESS_VALIDATORS[key]
 

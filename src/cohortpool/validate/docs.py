@@ -53,6 +53,19 @@ _SUITE_HREF = re.compile(r"href=\"(?:\.\./)+expectations/[^\"]*\"")
 _RELATIVE_HREF = re.compile(r"href=\"(\.\./)+[^\"]*\"")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _GX_TIMESTAMP = re.compile(r"\b[0-9]{8}T[0-9]{6}\.[0-9]{6}Z\b")
+#: scripts GX inlines: they drive Bootstrap and jQuery, which are not here
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.IGNORECASE | re.DOTALL)
+#: the "Actions" card (show all / failed only): its buttons call the scripts above
+_ACTIONS_CARD = re.compile(
+    r'<div class="card mb-3">\s*<div class="card-header p-2">\s*<strong>Actions</strong>.*?\n</div>',
+    re.DOTALL,
+)
+#: Font Awesome status icons (the font is not here): a symbol of the same colour instead
+_ICON_TAG = re.compile(r'<i class="fas? [^"]*?(text-success|text-danger|text-warning)?"[^>]*></i>')
+_ICON_TEXT = {"text-success": "&#10003;", "text-danger": "&#10007;", "text-warning": "!"}
+_ICON_STYLE = (
+    ".text-success { color: #176a2c; } .text-danger { color: #a31515; } .text-warning { color: #8a5a00; }"
+)
 _JINJA_TAG = re.compile(r"\{%.*?%\}|\{\{.*?\}\}", re.DOTALL)
 #: any URL left in an attribute the browser would fetch (anchors are not fetched)
 REMOTE_FETCH = re.compile(
@@ -75,6 +88,11 @@ def web_references(html: str) -> list[str]:
 def offline_html(html: str, stylesheet: str, table: str = "") -> str:
     """A GX page with nothing left to fetch from the internet, no link out, and reproducible ids."""
     html = _REMOTE_SCRIPT.sub("", html)
+    html = _SCRIPT.sub("", html)
+    html = _ACTIONS_CARD.sub("", html)
+    html = _ICON_TAG.sub(
+        lambda m: f'<span class="{m.group(1)}">{_ICON_TEXT[m.group(1)]}</span>' if m.group(1) else "", html
+    )
     html = _REMOTE_LINK.sub("", html)
     html = _REMOTE_IMG.sub("", html)
     html = _ICON.sub("", html)
@@ -85,7 +103,7 @@ def offline_html(html: str, stylesheet: str, table: str = "") -> str:
         f'href="../index.html#expectations-{table}"' if table else 'href="../index.html"', html
     )
     html = _RELATIVE_HREF.sub('href="../index.html"', html)
-    html = html.replace("</head>", f"<style>\n{stylesheet}\n</style>\n</head>", 1)
+    html = html.replace("</head>", f"<style>\n{stylesheet}\n{_ICON_STYLE}\n</style>\n</head>", 1)
     ids: dict[str, str] = {}
     html = _UUID.sub(lambda m: ids.setdefault(m.group(0), f"id{len(ids) + 1:04d}"), html)
     html = _GX_TIMESTAMP.sub("(run)", html)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -78,7 +79,8 @@ class SqlEngine:
     """DuckDB evaluation of translated expectations; one in-memory database per engine and process.
 
     Thread-safe: each run works on its own cursor and its own registered view. A process that inherits
-    an engine through ``fork`` opens its own database on first use instead of sharing the parent's.
+    an engine through ``fork`` opens its own database on first use instead of sharing the parent's, and
+    never closes the parent's (see :func:`_keep_inherited_databases`).
     """
 
     def __init__(self, partial_unexpected_count: int = 20) -> None:
@@ -87,6 +89,7 @@ class SqlEngine:
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._pid = 0
         self._names = itertools.count()
+        _ENGINES.add(self)
 
     def _cursor(self) -> tuple[duckdb.DuckDBPyConnection, str]:
         with self._lock:
@@ -209,6 +212,31 @@ class SqlEngine:
             result=result,
             exception_info=dict(_NO_EXCEPTION),
         )
+
+
+#: every engine of this process, to find their databases after a fork
+_ENGINES: weakref.WeakSet[SqlEngine] = weakref.WeakSet()
+#: databases a forked child inherited: referenced until the child ends, never closed there
+_INHERITED: list[duckdb.DuckDBPyConnection] = []
+
+
+def _keep_inherited_databases() -> None:
+    """In a forked child: set the parent's DuckDB connections aside, for good.
+
+    Closing a DuckDB database opened by the parent crashes the child (segmentation fault, measured: an
+    engine left as garbage by the parent was collected in a process-pool worker). The child keeps a
+    reference to each, so that no garbage collection closes them, and its engines open new ones.
+    """
+    for engine in list(_ENGINES):
+        if engine._connection is not None:
+            _INHERITED.append(engine._connection)
+            engine._connection = None
+        engine._lock = (
+            threading.Lock()
+        )  # held by another thread of the parent at the fork, it would stay held
+
+
+os.register_at_fork(after_in_child=_keep_inherited_databases)
 
 
 def _register(
