@@ -83,18 +83,17 @@ class SqlCheck:
 
     For ``kind == "rows"``: ``domain`` selects the rows the expectation looks at, ``missing`` those of them
     it leaves out (``FALSE`` for the null checks), ``unexpected`` flags the failing rows among the rest;
-    ``window`` (uniqueness) is a window expression the engine computes first as column ``window_name``,
-    which ``unexpected`` refers to. ``value_columns`` are the columns whose values GX reports for a failing
-    row (one: the value; two: a pair; more: a record). For the table-level kinds, ``expected`` is the
-    column set (``table_columns``, with ``exact``) or the DuckDB type (``column_type``).
+    ``unique_key`` (uniqueness) names the columns whose repeated values, among the rows looked at, are the
+    failing rows; ``unexpected`` is then empty. ``value_columns`` are the columns whose values GX reports
+    for a failing row (one: the value; two: a pair; more: a record). For the table-level kinds,
+    ``expected`` is the column set (``table_columns``, with ``exact``) or the DuckDB type (``column_type``).
     """
 
     kind: str
     domain: str = "TRUE"
     missing: str = "FALSE"
     unexpected: str = "FALSE"
-    window: str | None = None
-    window_name: str = ""
+    unique_key: tuple[str, ...] = ()
     value_columns: tuple[str, ...] = ()
     ascii_only: tuple[str, ...] = ()
     expected: Any = None
@@ -473,8 +472,7 @@ def _row_check(
             ROWS, domain, missing, unexpected, value_columns=values, ascii_only=values, columns=values
         )
     if exp_type == "expect_column_values_to_be_unique":
-        window = f"count(*) FILTER (WHERE ({domain}) AND {col} IS NOT NULL) OVER (PARTITION BY {col})"
-        return SqlCheck(ROWS, domain, missing, "", window=window, value_columns=values, columns=values)
+        return SqlCheck(ROWS, domain, missing, "", unique_key=values, value_columns=values, columns=values)
     raise Untranslatable(f"expectation type {exp_type} has no SQL translation")  # pragma: no cover
 
 
@@ -526,8 +524,7 @@ def _compound_unique(kwargs: Mapping[str, Any], column_types: Mapping[str, str],
         missing = "FALSE"
     else:
         raise Untranslatable(f"expect_compound_columns_to_be_unique: ignore_row_if {ignore!r}")
-    window = f"count(*) FILTER (WHERE ({domain}) AND NOT {missing}) OVER (PARTITION BY {', '.join(quoted)})"
-    return SqlCheck(ROWS, domain, missing, "", window=window, value_columns=columns, columns=columns)
+    return SqlCheck(ROWS, domain, missing, "", unique_key=columns, value_columns=columns, columns=columns)
 
 
 def _pair_greater(kwargs: Mapping[str, Any], column_types: Mapping[str, str], domain: str) -> SqlCheck:

@@ -1,7 +1,7 @@
 """Run a suite's expectations on a DataFrame in DuckDB, as GX results, from the SQL :mod:`sqlgen` writes.
 
-One query per table half evaluates every translated expectation in a single scan (uniqueness as window
-counts first) and returns, per expectation, the rows looked at, the rows left out as missing, the failing
+One scan per table half evaluates every translated expectation (uniqueness: one grouping query per key)
+and returns, per expectation, the rows looked at, the rows left out as missing, the failing
 row positions (ordered) and the number of rows the SQL could not decide. The answers are turned into
 GX ``ExpectationValidationResult`` objects shaped as GX's pandas engine shapes them (the same counts,
 percentages and samples), so that everything downstream (findings, quarantine, Data Docs) is the same code
@@ -258,41 +258,36 @@ def _register(
 def _query(
     cursor: duckdb.DuckDBPyConnection, registered: _Registered, checks: list[SqlCheck]
 ) -> list[dict[str, Any]]:
-    """One scan answering every check: elements, missing, undecided, failing positions, non-ASCII text.
+    """Per check: elements, missing, undecided, failing positions, non-ASCII text.
 
-    The scan projects one boolean column per distinct condition (the rows looked at, the rows missing, the
-    failing rows, non-ASCII text) and numpy counts them: on small tables this is an order of magnitude
-    faster than DuckDB's filtered aggregates (one per check and count), and on 10^6 rows it stays a single
-    pass. Row order is taken from the position column, never from the output order (windows reorder).
+    One scan projects a boolean column per distinct condition (the rows looked at, the rows missing, the
+    failing rows, non-ASCII text) and numpy counts them: on small tables an order of magnitude faster than
+    DuckDB's filtered aggregates (one per check and count), and one pass on 10^6 rows. A uniqueness check
+    asks its own query: the keys repeated among the rows looked at (GROUP BY ... HAVING), then the rows
+    holding them (a semi join that treats nulls as equal, as pandas' ``duplicated`` does): four times
+    faster than a window count over the table. Positions come from the position column, never from the
+    output order.
     """
     aliases: dict[str, str] = {}
 
     def column(sql: str) -> str:
         return aliases.setdefault(sql, f"c{len(aliases)}")
 
-    windows = []
     plan = []
-    for n, check in enumerate(checks):
-        unexpected = check.unexpected
-        if check.window is not None:
-            windows.append(f"{check.window} AS {quote(f'__window_{n}')}")
-            unexpected = f"{quote(f'__window_{n}')} > 1"
+    for check in checks:
         ascii_test = " OR ".join(f"strlen({quote(c)}) <> length({quote(c)})" for c in check.ascii_only)
         plan.append(
             (
                 None if check.domain == "TRUE" else column(check.domain),
                 None if check.missing == "FALSE" else column(check.missing),
-                column(unexpected),
+                None if check.unique_key else column(check.unexpected),
                 column(ascii_test) if ascii_test else None,
             )
         )
-    source = quote(registered.name)
-    if windows:
-        source = f"(SELECT *, {', '.join(windows)} FROM {quote(registered.name)})"
-    selects = [f"{quote(registered.position_column)} AS p"] + [
-        f"({sql}) AS {a}" for sql, a in aliases.items()
-    ]
-    arrays = cursor.execute(f"SELECT {', '.join(selects)} FROM {source}").fetchnumpy()
+    position = quote(registered.position_column)
+    view = quote(registered.name)
+    selects = [f"{position} AS p"] + [f"({sql}) AS {a}" for sql, a in aliases.items()]
+    arrays = cursor.execute(f"SELECT {', '.join(selects)} FROM {view}").fetchnumpy()
     positions = np.asarray(arrays["p"], dtype=np.int64)
     everywhere = np.ones(len(positions), dtype=bool)
     nowhere = np.zeros(len(positions), dtype=bool)
@@ -306,22 +301,41 @@ def _query(
         return np.asarray(np.ma.getdata(values), dtype=bool) & ~null, null
 
     answers = []
-    for domain_alias, missing_alias, unexpected_alias, ascii_alias in plan:
+    for check, (domain_alias, missing_alias, unexpected_alias, ascii_alias) in zip(checks, plan, strict=True):
         domain, _ = true(domain_alias, everywhere)  # a null condition leaves the row out, as in pandas
         missing, _ = true(missing_alias, nowhere)
-        failing, undecided = true(unexpected_alias, nowhere)
         looked_at = domain & ~missing
+        if check.unique_key:
+            failing_positions = _repeated(cursor, registered, check)
+            undecided_count = 0
+        else:
+            failing, undecided = true(unexpected_alias, nowhere)
+            failing_positions = positions[looked_at & failing]
+            undecided_count = int((looked_at & undecided).sum())
         not_ascii, _ = true(ascii_alias, nowhere)
         answers.append(
             {
                 "elements": int(domain.sum()),
                 "missing": int((domain & missing).sum()),
-                "undecided": int((looked_at & undecided).sum()),
-                "unexpected": np.sort(positions[looked_at & failing]).tolist(),
+                "undecided": undecided_count,
+                "unexpected": np.sort(failing_positions).tolist(),
                 "not_ascii": bool(not_ascii.any()),
             }
         )
     return answers
+
+
+def _repeated(cursor: duckdb.DuckDBPyConnection, registered: _Registered, check: SqlCheck) -> np.ndarray:
+    """Positions of the rows looked at whose ``unique_key`` values occur more than once among them."""
+    key = [quote(c) for c in check.unique_key]
+    on = " AND ".join(f"kept.{c} IS NOT DISTINCT FROM repeated.{c}" for c in key)
+    query = (
+        f"WITH kept AS (SELECT {quote(registered.position_column)} AS p, {', '.join(key)} "
+        f"FROM {quote(registered.name)} WHERE ({check.domain}) AND NOT ({check.missing})), "
+        f"repeated AS (SELECT {', '.join(key)} FROM kept GROUP BY {', '.join(key)} HAVING count(*) > 1) "
+        f"SELECT kept.p FROM kept SEMI JOIN repeated ON {on}"
+    )
+    return np.asarray(cursor.execute(query).fetchnumpy()["p"], dtype=np.int64)
 
 
 def _percentages(element_count: int, missing_count: int | None, unexpected_count: int) -> dict[str, Any]:
