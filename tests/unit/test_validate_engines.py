@@ -226,7 +226,9 @@ def test_rows_the_sql_cannot_decide_are_an_error(
         return SqlCheck(check.kind, check.domain, check.missing, "CAST(NULL AS BOOLEAN)", counts_missing=True)
 
     monkeypatch.setattr(sqlrun, "translate", undecided)
-    suite = _edge_suite([("expect_column_values_to_be_in_set", {"column": "code", "value_set": ["a"]})], "nulls")
+    suite = _edge_suite(
+        [("expect_column_values_to_be_in_set", {"column": "code", "value_set": ["a"]})], "nulls"
+    )
     run = SuiteRunner("duckdb").run(suite, _edge_frames(), "b")
     assert run.errored and "neither passed nor failed 10 row(s)" in (run.errored[0].errored or "")
 
@@ -290,7 +292,7 @@ def test_translated_regexes_match_what_python_re_search_matches() -> None:
 
 def _strptime_ok(value: str) -> bool:
     try:
-        datetime.strptime(value, "%Y-%m-%d")  # noqa: DTZ007 (the reference GX calls)
+        datetime.strptime(value, "%Y-%m-%d")  # the reference: what GX calls
     except ValueError:
         return False
     return True

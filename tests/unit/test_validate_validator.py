@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from validate_support import copy_clean, set_cell
 
+from cohortpool.contract import resources
 from cohortpool.validate import Validator, validate_submission
 from cohortpool.validate.batch import process_validator
 from cohortpool.validate.suites import TableSuite
@@ -82,14 +83,13 @@ def test_the_process_validator_is_built_once_per_process_and_suite_files(
 ) -> None:
     first = process_validator()
     assert process_validator() is first
-    project = tmp_path / "project"
-    (project / "sql").mkdir(parents=True)
-    (project / "expectations").mkdir()
+    elsewhere = tmp_path / "expectations"
+    elsewhere.mkdir()
     for suite in first.suites.values():
-        (project / "expectations" / suite.path.name).write_bytes(suite.path.read_bytes())
-    monkeypatch.setenv("COHORTPOOL_PROJECT_ROOT", str(project))
+        (elsewhere / suite.path.name).write_bytes(suite.path.read_bytes())
+    monkeypatch.setattr(resources, "suites_dir", lambda: elsewhere)
     other = process_validator()
-    assert other is not first and {s.path.parent for s in other.suites.values()} == {project / "expectations"}
+    assert other is not first and {s.path.parent for s in other.suites.values()} == {elsewhere}
 
 
 def test_threads_sharing_one_validator_write_the_same_bytes(
