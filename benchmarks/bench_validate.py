@@ -1,17 +1,25 @@
-"""Validate a 10^6-row reads table three ways, side by side, and check they agree.
+"""Validation speed: 10^6 reads three ways side by side, and the fixed cost of a small site-night.
 
-Paths (the issue's peers):
+Part 1, a large table (``--rows``, default 10^6 reads rows with planted defects). Every timed run starts
+from the CSV file:
 
-- ``gx-pandas``: cohortpool's path: ``read_table`` (CSV as text, then typed) + the reads suite run by GX on
-  pandas (both halves) + the quarantine split; this is what ``cohortpool validate`` does per table.
-- ``gx-duckdb``: the same typed-half suite pushed down into DuckDB by GX's SQL data source (SQLAlchemy +
-  duckdb-engine), on a DuckDB table loaded from the same CSV. Needs ``duckdb-engine`` (bench group).
-- ``duckdb-sql``: the same checks hand-translated to one DuckDB SQL query per expectation (this script
-  only; cohortpool does not ship a second implementation of its suites).
+- ``gx-pandas``: cohortpool's reference path: ``read_table`` (CSV -> text and typed frames), the reads
+  suite (text and typed halves) run by Great Expectations on pandas, the quarantine split;
+- ``duckdb``: cohortpool's default: the same, with the suite's expectations run as DuckDB SQL generated
+  from the suite JSON (``cohortpool.validate.sqlgen``); phases reported separately;
+- ``plain-sql``: DuckDB reads the CSV into a typed table (``TRY_CAST``) and one hand-written query per typed
+  expectation flags rows (this script only: the floor of what SQL alone costs; no text-format checks, no
+  quarantine lines).
 
-Every path must find the same failing (row, check) pairs on the planted rows, or the run fails.
+``gx-pandas`` and ``duckdb`` must report the same (source row, expectation) pairs, ``plain-sql`` the same on
+the typed expectations it covers, or the run fails.
 
-Usage: ``.venv/bin/python benchmarks/bench_validate.py [--rows 1000000] [--repeats 3]``
+Part 2, the fixed cost (``--small-repeats``): a small site-night (the test fixture cloned to 800 rows in
+three tables) validated again and again by one ``Validator`` per engine in this process (the per-table
+overhead is the per-site time over three tables), and ``cohortpool validate`` as a whole process
+(imports included).
+
+Usage: ``.venv/bin/python benchmarks/bench_validate.py [--rows 1000000] [--repeats 3] [--small-repeats 5]``
 """
 
 from __future__ import annotations
@@ -19,13 +27,18 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import cohortpool  # noqa: F401  (telemetry off before GX loads)
+from cohortpool.validate import Validator
 from cohortpool.validate.frames import read_table
 from cohortpool.validate.quarantine import split_table
 from cohortpool.validate.run import SuiteRunner, expectation_label
@@ -33,10 +46,12 @@ from cohortpool.validate.suites import TYPED, load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "_work" / "validate"
-CLEAN = ROOT / "tests" / "data" / "validate" / "clean" / "reads.csv"
+CLEAN = ROOT / "tests" / "data" / "validate" / "clean"
 #: planted every PLANT_EVERY rows, cycling through these (column, value) defects
 PLANTS = (("level", "L7"), ("genant_grade", "4"), ("marrow_oedema", "maybe"), ("height_loss_pct", "140"))
 PLANT_EVERY = 9973
+SITE = "site02"
+Pairs = set[tuple[int, str]]
 
 
 def make_reads(rows: int) -> Path:
@@ -45,7 +60,7 @@ def make_reads(rows: int) -> Path:
     if path.exists():
         return path
     WORK.mkdir(parents=True, exist_ok=True)
-    with CLEAN.open(encoding="utf-8", newline="") as handle:
+    with CLEAN.joinpath("reads.csv").open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         header = list(reader.fieldnames or [])
         base = list(reader)
@@ -65,33 +80,33 @@ def make_reads(rows: int) -> Path:
     return path
 
 
-def run_gx_pandas(csv_path: Path, runner: SuiteRunner) -> set[tuple[int, str]]:
-    suite = load_suite("reads")
-    frames = read_table(csv_path.parent, suite)
-    table_run = runner.run(suite, frames, "site02")
-    if table_run.errored:
-        raise RuntimeError(f"gx-pandas: {[o.errored for o in table_run.errored]}")
-    split = split_table(frames, suite, table_run.findings)
+def _pairs(frames: Any, suite: Any, findings: Any) -> Pairs:
+    split = split_table(frames, suite, findings)
     lines = [*split.quarantine.itertuples(), *split.warnings.itertuples()]
     return {(int(r.source_row), str(r.expectation)) for r in lines}
 
 
-def _load_duckdb(csv_path: Path, db_path: Path) -> None:
-    import duckdb
-
+def run_suite_path(folder: Path, runner: SuiteRunner, phases: dict[str, list[float]]) -> Pairs:
+    """read_table + the suite + the quarantine split, timing each phase."""
     suite = load_suite("reads")
-    casts = ", ".join(f'TRY_CAST("{c}" AS {t}) AS "{c}"' for c, t in suite.sql_types().items())
-    if db_path.exists():
-        db_path.unlink()
-    with duckdb.connect(str(db_path)) as con:
-        con.execute(
-            f"CREATE TABLE reads AS SELECT {casts} FROM read_csv(?, all_varchar = true, header = true)",
-            [str(csv_path)],
-        )
+    start = time.perf_counter()
+    frames = read_table(folder, suite)
+    read = time.perf_counter()
+    table_run = runner.run(suite, frames, SITE)
+    checked = time.perf_counter()
+    if table_run.errored:
+        raise RuntimeError(f"{runner.engine}: {[o.errored for o in table_run.errored]}")
+    if table_run.by_gx:
+        raise RuntimeError(f"{runner.engine}: expectations left to GX: {table_run.by_gx}")
+    pairs = _pairs(frames, suite, table_run.findings)
+    done = time.perf_counter()
+    for name, seconds in (("read", read - start), ("checks", checked - read), ("split", done - checked)):
+        phases.setdefault(name, []).append(seconds)
+    return pairs
 
 
 def _sql_condition(exp: dict[str, Any]) -> str | None:
-    """A SQL predicate true on the rows an expectation flags (only the types the reads suite uses)."""
+    """A SQL predicate true on the rows an expectation flags (hand-written; the typed reads checks)."""
     kind, kw = exp["type"], exp["kwargs"]
     col = f'"{kw["column"]}"' if "column" in kw else None
 
@@ -103,7 +118,7 @@ def _sql_condition(exp: dict[str, Any]) -> str | None:
     elif kind == "expect_column_values_to_be_in_set":
         values = kw["value_set"]
         if isinstance(values, dict):  # the suite parameter site_ids
-            values = ["site02"]
+            values = [SITE]
         cond = f"{col} IS NOT NULL AND {col} NOT IN ({', '.join(lit(v) for v in values)})"
     elif kind == "expect_column_values_to_match_regex":
         cond = f"{col} IS NOT NULL AND NOT regexp_matches(CAST({col} AS VARCHAR), {lit(kw['regex'])})"
@@ -125,200 +140,177 @@ def _sql_condition(exp: dict[str, Any]) -> str | None:
     return cond
 
 
-def run_duckdb_sql(db_path: Path) -> set[tuple[int, str]]:
+def run_plain_sql(csv_path: Path, phases: dict[str, list[float]]) -> tuple[Pairs, set[str]]:
+    """DuckDB: CSV -> typed table, then one hand-written query per typed expectation."""
     import duckdb
 
     suite = load_suite("reads")
-    found: set[tuple[int, str]] = set()
-    with duckdb.connect(str(db_path), read_only=True) as con:
+    casts = ", ".join(f'TRY_CAST("{c}" AS {t}) AS "{c}"' for c, t in suite.sql_types().items())
+    found: Pairs = set()
+    labels: set[str] = set()
+    start = time.perf_counter()
+    with duckdb.connect() as con:
+        con.execute(
+            f"CREATE TABLE reads AS SELECT {casts} FROM read_csv(?, all_varchar = true, header = true)",
+            [str(csv_path)],
+        )
+        loaded = time.perf_counter()
         for exp in suite.expectations:
             if exp["meta"].get("applies_to", TYPED) != TYPED:
-                continue  # the text checks need the raw strings; see RESULTS.md
+                continue  # the text checks need the raw strings
             cond = _sql_condition(exp)
             if cond is None:
                 continue
             label = expectation_label(exp["type"], exp["kwargs"])
+            labels.add(label)
             query = f"SELECT source_row FROM (SELECT source_row, ({cond}) AS bad FROM reads) WHERE bad"
             found |= {(int(r[0]), label) for r in con.execute(query).fetchall()}
-    return _keep_first_duplicate(found)
-
-
-def _keep_first_duplicate(found: set[tuple[int, str]]) -> set[tuple[int, str]]:
-    # the planted data has no duplicates; nothing to resolve
-    return found
-
-
-class _DuckDBDialect(str):
-    """GX compares dialect names as strings and reads ``.value`` of its own enum members."""
-
-    value = "duckdb"
-
-
-def keep_duckdb_connection_open() -> None:
-    """The fix for the GX + duckdb-engine trap, measured here (not used by cohortpool).
-
-    GX 1.24 runs each metric query in ``with engine.connect(): result = execute(...)`` and fetches the rows
-    after the ``with`` block: closing the connection rolls back, and DuckDB drops the pending result, so
-    ``fetchall()`` returns nothing and the metric fails with ``IndexError``. GX already keeps one connection
-    open for the dialects listed in ``_PERSISTED_CONNECTION_DIALECTS`` (sqlite, mssql, ...); adding duckdb
-    there makes the results survive. A private constant: fine for a benchmark, not for production.
-    """
-    import great_expectations.execution_engine.sqlalchemy_execution_engine as engine_module
-
-    dialects = engine_module._PERSISTED_CONNECTION_DIALECTS
-    if "duckdb" not in dialects:
-        engine_module._PERSISTED_CONNECTION_DIALECTS = (*dialects, _DuckDBDialect("duckdb"))
-
-
-def _runs_on_gx_sql(exp: dict[str, Any]) -> bool:
-    """Expectations of the reads suite GX 1.24 can evaluate on duckdb-engine at all.
-
-    Not: ``expect_column_type_to_be`` (our types are pandas dtypes; GX's SQL type lookup raises KeyError),
-    ``match_regex`` ("Regex is not supported for dialect duckdb"), and the pandas ``row_condition`` strings
-    ("PassThroughCondition is not supported for SqlAlchemyExecutionEngine").
-    """
-    return (
-        exp["type"] not in ("expect_column_type_to_be", "expect_column_values_to_match_regex")
-        and "row_condition" not in exp["kwargs"]
-    )
-
-
-def run_gx_duckdb(db_path: Path, fixed: bool) -> tuple[set[tuple[int, str]], set[str]] | str:
-    """GX's SQL data source on the DuckDB file: failures and the labels evaluated, or why it failed."""
-    try:
-        import duckdb_engine  # noqa: F401
-    except ImportError:
-        return "duckdb-engine not installed"
-    from great_expectations.core import ExpectationSuite
-
-    from cohortpool.validate.run import exception_message
-    from cohortpool.validate.suites import ephemeral_context
-
-    if fixed:
-        keep_duckdb_connection_open()
-    chosen = [
-        {k: v for k, v in e.items() if k != "meta"} | {"meta": e["meta"]}
-        for e in load_suite("reads").expectations
-        if e["meta"].get("applies_to", TYPED) == TYPED and (not fixed or _runs_on_gx_sql(e))
-    ]
-    context = ephemeral_context()
-    source = context.data_sources.add_sql("duckdb", connection_string=f"duckdb:///{db_path}")
-    batch = source.add_table_asset("reads", table_name="reads").add_batch_definition_whole_table("all")
-    gx_suite = context.suites.add(ExpectationSuite(name="reads.sql", expectations=chosen))
-    result = batch.get_batch().validate(
-        gx_suite,
-        # second trap: on SQL, unexpected_index_list stops at partial_unexpected_count (20) even with
-        # COMPLETE, silently; ask for every row
-        result_format={
-            "result_format": "COMPLETE",
-            "unexpected_index_column_names": ["source_row"],
-            "partial_unexpected_count": 10**9,
-        },
-        expectation_parameters={"site_ids": ["site02"]},
-    )
-    errors = [m for r in result.results if (m := exception_message(r.exception_info))]
-    if errors:
-        stats = result.statistics
-        kinds = sorted({m.split(":")[0][:90] for m in errors})
-        return (
-            f"{len(errors)} of {len(result.results)} expectations errored "
-            f"(statistics say {stats['successful_expectations']} of {stats['evaluated_expectations']} "
-            f"successful); errors: {kinds}"
-        )
-    found: set[tuple[int, str]] = set()
-    labels: set[str] = set()
-    for r in result.results:
-        label = expectation_label(r.expectation_config.type, r.expectation_config.kwargs)
-        labels.add(label)
-        for item in r.result.get("unexpected_index_list") or []:
-            found.add((int(item["source_row"]), label))
+    done = time.perf_counter()
+    phases.setdefault("read", []).append(loaded - start)
+    phases.setdefault("checks", []).append(done - loaded)
     return found, labels
 
 
-#: CPU seconds of the last timed call (the machine is shared: wall time depends on the other users)
-CPU: dict[str, list[float]] = {}
-
-
-def _timed(fn: Any, *args: Any) -> tuple[float, Any]:
+def _timed(fn: Callable[..., Any], *args: Any) -> tuple[float, float, Any]:
     start, cpu = time.perf_counter(), time.process_time()
     out = fn(*args)
-    CPU.setdefault(fn.__name__, []).append(time.process_time() - cpu)
-    return time.perf_counter() - start, out
+    return time.perf_counter() - start, time.process_time() - cpu, out
 
 
-def _fresh_db(csv_path: Path, rows: int, tag: str) -> Path:
-    db_path = WORK / f"reads_{rows}_{tag}.duckdb"
-    _load_duckdb(csv_path, db_path)
-    return db_path
+def large(rows: int, repeats: int) -> dict[str, Any]:
+    csv_path = make_reads(rows)
+    folder = WORK / f"table_{rows}"
+    folder.mkdir(exist_ok=True)
+    (folder / "reads.csv").unlink(missing_ok=True)
+    (folder / "reads.csv").symlink_to(csv_path)
+    runners = {"gx-pandas": SuiteRunner("gx"), "duckdb": SuiteRunner("duckdb")}
+    # untimed: imports, GX's context and suites, DuckDB's connection (the fixed costs of part 2)
+    tiny = WORK / "tiny"
+    tiny.mkdir(exist_ok=True)
+    shutil.copy(CLEAN / "reads.csv", tiny / "reads.csv")
+    for runner in runners.values():
+        run_suite_path(tiny, runner, {})
+    wall: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    phases: dict[str, dict[str, list[float]]] = {name: {} for name in (*runners, "plain-sql")}
+    found: dict[str, Pairs] = {}
+    sql_labels: set[str] = set()
+    for _ in range(repeats):
+        for name, runner in runners.items():
+            seconds, cpu_seconds, found[name] = _timed(run_suite_path, folder, runner, phases[name])
+            wall.setdefault(name, []).append(seconds)
+            cpu.setdefault(name, []).append(cpu_seconds)
+        seconds, cpu_seconds, (found["plain-sql"], sql_labels) = _timed(
+            run_plain_sql, csv_path, phases["plain-sql"]
+        )
+        wall.setdefault("plain-sql", []).append(seconds)
+        cpu.setdefault("plain-sql", []).append(cpu_seconds)
+    reference = found["gx-pandas"]
+    agree = {
+        "duckdb": found["duckdb"] == reference,
+        "plain-sql": found["plain-sql"] == {p for p in reference if p[1] in sql_labels},
+    }
+    base = statistics.median(wall["gx-pandas"])
+    return {
+        "rows": rows,
+        "repeats": repeats,
+        "planted_rows": rows // PLANT_EVERY,
+        "flagged_pairs": len(reference),
+        "median_wall_s": {k: round(statistics.median(v), 2) for k, v in wall.items()},
+        "median_cpu_s": {k: round(statistics.median(v), 2) for k, v in cpu.items()},
+        "ratio_to_gx_pandas": {k: round(statistics.median(v) / base, 3) for k, v in wall.items()},
+        "median_phase_s": {
+            path: {k: round(statistics.median(v), 2) for k, v in by_phase.items()}
+            for path, by_phase in phases.items()
+        },
+        "agree_with_gx_pandas": agree,
+        "plain_sql_expectations": len(sql_labels),
+    }
+
+
+def make_site_night(copies: int = 16) -> Path:
+    """The clean fixture cloned ``copies`` times with fresh pseudonyms and UIDs: 50 rows a copy."""
+    folder = WORK / f"site_night_{copies}"
+    if folder.exists():
+        return folder
+    folder.mkdir(parents=True)
+    for table in ("clinical", "reads", "imaging_manifest"):
+        with CLEAN.joinpath(f"{table}.csv").open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = list(reader.fieldnames or [])
+            base = list(reader)
+        rows = []
+        for k in range(copies):
+            for row in base:
+                new = dict(row)
+                new["patient_id"] = row["patient_id"][:-2] + f"{k:02X}"
+                if "accession_id" in new:
+                    new["accession_id"] = row["accession_id"][:-2] + f"{k:02X}"
+                for uid in ("study_uid", "series_uid"):
+                    if uid in new:
+                        new[uid] = f"{row[uid]}{k}"
+                rows.append(new)
+        for number, row in enumerate(rows, 1):
+            row["source_row"] = str(number)
+        with folder.joinpath(f"{table}.csv").open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+    shutil.copy(CLEAN / "submission.json", folder / "submission.json")
+    return folder
+
+
+def small(repeats: int) -> dict[str, Any]:
+    site_night = make_site_night()
+    rows = sum(len(p.read_text().splitlines()) - 1 for p in site_night.glob("*.csv"))
+    in_process: dict[str, list[float]] = {}
+    in_process_cpu: dict[str, list[float]] = {}
+    for engine in ("duckdb", "gx"):
+        validator = Validator(engine=engine)
+        validator.validate_submission(site_night, WORK / "small_out" / engine)  # untimed: fixed costs
+        for n in range(repeats):
+            start, cpu = time.perf_counter(), time.process_time()
+            validator.validate_submission(site_night, WORK / "small_out" / f"{engine}{n}")
+            in_process.setdefault(engine, []).append(time.perf_counter() - start)
+            in_process_cpu.setdefault(engine, []).append(time.process_time() - cpu)
+    process: dict[str, list[float]] = {}
+    for n in range(repeats):
+        for engine in ("duckdb", "gx"):
+            out = WORK / "small_out" / f"cli_{engine}{n}"
+            command = [sys.executable, "-m", "cohortpool", "validate", str(site_night), "--out", str(out)]
+            start = time.perf_counter()
+            done = subprocess.run(
+                [*command, "--engine", engine], capture_output=True, env=os.environ, check=False
+            )
+            process.setdefault(engine, []).append(time.perf_counter() - start)
+            if done.returncode != 0:
+                raise RuntimeError(f"cohortpool validate exited {done.returncode}: {done.stderr[-500:]!r}")
+    return {
+        "rows": rows,
+        "tables": 3,
+        "repeats": repeats,
+        "in_process_median_s_per_site": {k: round(statistics.median(v), 3) for k, v in in_process.items()},
+        "in_process_median_s_per_table": {
+            k: round(statistics.median(v) / 3, 3) for k, v in in_process.items()
+        },
+        "cli_process_median_s": {k: round(statistics.median(v), 2) for k, v in process.items()},
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--small-repeats", type=int, default=5)
+    parser.add_argument("--skip-large", action="store_true", help="part 2 only")
     args = parser.parse_args()
-    csv_path = make_reads(args.rows)
-    bench_dir = WORK / f"table_{args.rows}"
-    bench_dir.mkdir(exist_ok=True)
-    (bench_dir / "reads.csv").unlink(missing_ok=True)
-    (bench_dir / "reads.csv").symlink_to(csv_path)
-    runner = SuiteRunner()
-    times: dict[str, list[float]] = {"gx-pandas": [], "duckdb-load": [], "duckdb-sql": []}
-    results: dict[str, Any] = {}
-    notes: dict[str, str] = {}
-    evaluated: dict[str, set[str]] = {}
-    # GX on DuckDB out of the box, once, before the connection fix changes GX in this process
-    unfixed = run_gx_duckdb(_fresh_db(csv_path, args.rows, "unfixed"), False)
-    if isinstance(unfixed, str):
-        notes["gx-duckdb"] = unfixed
-    for repeat in range(args.repeats):
-        elapsed, results["gx-pandas"] = _timed(run_gx_pandas, bench_dir / "reads.csv", runner)
-        times["gx-pandas"].append(elapsed)
-        # a fresh file per repeat: GX's SQL engine keeps its connection to the previous one open
-        db_path = WORK / f"reads_{args.rows}_{repeat}.duckdb"
-        elapsed, _ = _timed(_load_duckdb, csv_path, db_path)
-        times["duckdb-load"].append(elapsed)
-        elapsed, results["duckdb-sql"] = _timed(run_duckdb_sql, db_path)
-        times["duckdb-sql"].append(elapsed)
-        elapsed, outcome = _timed(run_gx_duckdb, db_path, True)
-        if isinstance(outcome, str):
-            notes["gx-duckdb-connection-fix"] = outcome
-        else:
-            times.setdefault("gx-duckdb-connection-fix", []).append(elapsed)
-            results["gx-duckdb-connection-fix"], evaluated["gx-duckdb-connection-fix"] = outcome
-    # agreement on the typed checks (text-format checks exist only in the gx-pandas path)
-    typed_labels = {
-        expectation_label(e["type"], e["kwargs"])
-        for e in load_suite("reads").expectations
-        if e["meta"].get("applies_to", TYPED) == TYPED
-    }
-    reference = {pair for pair in results["gx-pandas"] if pair[1] in typed_labels}
-    planted = args.rows // PLANT_EVERY
-    agree = {
-        name: found == {pair for pair in reference if name not in evaluated or pair[1] in evaluated[name]}
-        for name, found in results.items()
-        if name != "gx-pandas"
-    }
-    report = {
-        "rows": args.rows,
-        "repeats": args.repeats,
-        "planted_rows": planted,
-        "flagged_pairs_gx_pandas": len(results["gx-pandas"]),
-        "median_seconds": {k: round(statistics.median(v), 2) for k, v in times.items() if v},
-        "median_cpu_seconds": {k: round(statistics.median(v), 2) for k, v in CPU.items() if v},
-        "agree_with_gx_pandas": agree,
-        "could_not_run": notes,
-        "expectations_evaluated": {k: len(v) for k, v in evaluated.items()},
-        "typed_expectations_in_suite": len(typed_labels),
-    }
-    for name, found in results.items():
-        if name != "gx-pandas" and not agree[name]:
-            wanted = {p for p in reference if name not in evaluated or p[1] in evaluated[name]}
-            report.setdefault("disagreements", {})[name] = {
-                "missing": sorted(wanted - found)[:5],
-                "extra": sorted(found - wanted)[:5],
-            }
+    report: dict[str, Any] = {"load_average_before": os.getloadavg()}
+    report["small_site_night"] = small(args.small_repeats)
+    if not args.skip_large:
+        report["large_table"] = large(args.rows, args.repeats)
+    report["load_average_after"] = os.getloadavg()
     print(json.dumps(report, indent=2))
+    agree = report.get("large_table", {}).get("agree_with_gx_pandas", {})
     return 0 if all(agree.values()) else 1
 
 

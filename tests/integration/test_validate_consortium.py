@@ -120,3 +120,34 @@ def test_every_row_is_accounted_for_at_every_site(consortium: tuple[Path, dict[s
             assert counts["rows_in"] == counts["accepted"] + counts["quarantined"], (site, table)
             submitted = pd.read_csv(root / "submissions" / site / f"{table}.csv")
             assert counts["rows_in"] == len(submitted), (site, table)
+
+
+def test_both_engines_flag_the_same_rows_of_the_consortiums_defects(
+    consortium: tuple[Path, dict[str, object]],
+) -> None:
+    """The synthetic consortium's planted defects, through GX on pandas and through the generated SQL."""
+    from cohortpool.validate.frames import read_table
+    from cohortpool.validate.run import SuiteRunner
+    from cohortpool.validate.suites import TABLES, load_suite
+
+    root, _ = consortium
+    runners = {engine: SuiteRunner(engine) for engine in ("duckdb", "gx")}
+    flagged = 0
+    for site in SITES:
+        for table in TABLES:
+            suite = load_suite(table)
+            frames = read_table(root / "submissions" / site, suite)
+            runs = {engine: runner.run(suite, frames, site) for engine, runner in runners.items()}
+            assert runs["duckdb"].by_gx == {}, (site, table)
+            found = {
+                engine: sorted((str(f.position), f.expectation, f.severity, f.value) for f in run.findings)
+                for engine, run in runs.items()
+            }
+            assert found["duckdb"] == found["gx"], (site, table)
+            outcomes = {
+                engine: [(o.expectation, o.success, o.unexpected_count, o.errored) for o in run.outcomes]
+                for engine, run in runs.items()
+            }
+            assert outcomes["duckdb"] == outcomes["gx"], (site, table)
+            flagged += len(found["duckdb"])
+    assert flagged > 0  # the consortium's defects were there to be found

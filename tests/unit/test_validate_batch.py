@@ -13,7 +13,7 @@ from validate_support import copy_clean, lines, read_rows, set_cell, write_rows
 
 from cohortpool.contract import resources
 from cohortpool.validate import SubmissionError, ValidationOutcome, validate_submission
-from cohortpool.validate.docs import REMOTE_FETCH
+from cohortpool.validate.docs import REMOTE_FETCH, web_references
 
 pytestmark = pytest.mark.slow
 
@@ -164,7 +164,12 @@ def test_data_docs_fetch_nothing_from_the_network_and_are_linked(
     assert outcome.batch_id in html
     assert "gx/reads.typed.html" in html
     for page in (out / "data_docs").rglob("*.html"):
-        assert not REMOTE_FETCH.search(page.read_text()), page
+        text = page.read_text()
+        assert not REMOTE_FETCH.search(text), page
+        assert web_references(text) == [], page  # no link out either (GX's newsletter, its site)
+        assert "<script" not in text and "Data asset: None" not in text, page
+    reads = (out / "data_docs" / "gx" / "reads.typed.html").read_text()
+    assert "Data asset: reads.csv" in reads and outcome.batch_id in reads
 
 
 @pytest.fixture(scope="module")

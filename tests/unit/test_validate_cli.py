@@ -38,3 +38,32 @@ def test_help_documents_exit_codes() -> None:
     result = CliRunner().invoke(app, ["validate", "--help"])
     assert result.exit_code == 0
     assert "Exit code 0" in result.output or "exit code 0" in result.output.lower()
+
+
+def test_both_engines_write_the_same_batch_but_for_the_gx_pages(tmp_path: Path) -> None:
+    sub = copy_clean(tmp_path / "submission")
+    set_cell(sub, "reads", 3, "level", "L7")
+    set_cell(sub, "clinical", 2, "bmi", "231.70")
+    outs = {}
+    for engine in ("duckdb", "gx"):
+        out = tmp_path / engine
+        result = CliRunner().invoke(app, ["validate", str(sub), "--out", str(out), "--engine", engine])
+        assert result.exit_code == 1, result.output
+        outs[engine] = {
+            p.relative_to(out).as_posix(): p.read_bytes()
+            for p in sorted(out.rglob("*"))
+            if p.is_file() and "gx" not in p.relative_to(out).parts
+        }
+    # accepted Parquet, quarantine.csv, warnings.csv, summary.json and the QC page: byte for byte
+    assert outs["duckdb"] == outs["gx"]
+    assert b"231.70" in outs["duckdb"]["quarantine.csv"]
+
+
+def test_an_unknown_engine_is_bad_usage(tmp_path: Path) -> None:
+    sub = copy_clean(tmp_path / "submission")
+    result = CliRunner().invoke(
+        app, ["validate", str(sub), "--out", str(tmp_path / "out"), "--engine", "spark"]
+    )
+    assert result.exit_code == 2
+    assert "--engine must be one of duckdb, gx" in result.output
+    assert not (tmp_path / "out").exists()

@@ -46,6 +46,8 @@ DATE = "column_values_to_match_strftime_format"
 
 CLINICAL = [
     Plant("age_years", "abc", (f"{RX}(age_years)", f"{NN}(age_years)")),
+    # no 64-bit integer: null when typed (it used to crash the run)
+    Plant("age_years", "1e30", (f"{RX}(age_years)", f"{NN}(age_years)")),
     Plant("height_cm", "1,70", (f"{RX}(height_cm)",)),
     Plant("weight_kg", "abc", (f"{RX}(weight_kg)",)),
     Plant("bmi", "22,5", (f"{RX}(bmi)", f"{NN}(bmi)")),
@@ -173,6 +175,9 @@ MANIFEST = [
     Plant("slice_thickness", "3mm", (f"{RX}(slice_thickness)",), _any(modality="CT")),
     Plant("pixel_spacing", "0,7", (f"{RX}(pixel_spacing)",)),
     Plant("image_rows", "64.5", (f"{RX}(image_rows)",)),
+    # a whole number too long for INTEGER (it used to crash the run when the batch was written)
+    Plant("image_columns", "12345678901", (f"{RX}(image_columns)", f"{BT}(image_columns)")),
+    Plant("source_row", "99999999999999999999", (f"{RX}(source_row)", f"{NN}(source_row)")),
     Plant("image_columns", "x", (f"{RX}(image_columns)",)),
     Plant("instance_count", "x", (f"{RX}(instance_count)", f"{NN}(instance_count)")),
     Plant("source_row", "x", (f"{RX}(source_row)", f"{NN}(source_row)")),

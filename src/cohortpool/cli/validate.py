@@ -23,6 +23,14 @@ def validate(
             help="Where to write the validated batch (default: <data_dir>/validated/<site_id>/<night>).",
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="duckdb: SQL generated from the suites, GX for what has no exact translation; gx: Great "
+            "Expectations on pandas for everything (slower; the reference the SQL is tested against).",
+        ),
+    ] = "duckdb",
 ) -> None:
     """Validate a submission: accepted rows, quarantine.csv, warnings.csv, summary.json, Data Docs.
 
@@ -31,16 +39,20 @@ def validate(
     """
     from rich.console import Console
 
-    from cohortpool.validate import SubmissionError, validate_submission
+    from cohortpool.validate import SubmissionError, Validator
+    from cohortpool.validate.run import ENGINES
     from cohortpool.validate.submission import open_submission
 
     console = Console(stderr=True)
+    if engine not in ENGINES:
+        typer.echo(f"error: --engine must be one of {', '.join(ENGINES)}, not {engine!r}", err=True)
+        raise typer.Exit(EXIT_USAGE)
     try:
         if out is None:
             submission = open_submission(submission_dir)
             out = read_settings().data_dir / "validated" / submission.site_id / submission.night
         with console.status(f"validating {submission_dir} ..."):
-            outcome = validate_submission(submission_dir, out)
+            outcome = Validator(engine=engine).validate_submission(submission_dir, out)
     except SubmissionError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from exc

@@ -2,14 +2,26 @@
 
 The hub flow calls :func:`validate_submission` per site, then
 :func:`cohortpool.validate.distribution.compare_sites` once over every site's accepted clinical rows.
+
+What costs time once and is the same for every submission (importing GX, building its suites and its
+Data Docs templates, the DuckDB engine) lives in a :class:`Validator`: build one and call its
+:meth:`Validator.validate_submission` for every site-night. :func:`validate_submission` does exactly that
+with this process's own Validator (:func:`process_validator`), so plain calls share it too.
+
+Several site-nights at once: use processes, each with its own Validator (GX is not thread-safe; the GX
+parts of a Validator are serialised by a lock, so threads are safe but do not run GX in parallel). A
+process started by ``fork`` or ``spawn`` builds its Validator on first use; the function
+:func:`validate_submission` can be handed to a process pool as it is. Site-nights write to different
+``out_dir`` folders and share nothing else on disk.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +31,10 @@ import pyarrow.parquet as pq
 
 from cohortpool.contract.files import sha256_file
 from cohortpool.validate.crosstable import check_crosstable
-from cohortpool.validate.findings import CheckOutcome, Finding
+from cohortpool.validate.docs import GxPages, write_data_docs
+from cohortpool.validate.findings import Finding
 from cohortpool.validate.frames import TableFrames, TableRejected, read_table
+from cohortpool.validate.outcome import TableSummary, ValidationOutcome
 from cohortpool.validate.quarantine import (
     QUARANTINE_COLUMNS,
     TableSplit,
@@ -30,7 +44,7 @@ from cohortpool.validate.quarantine import (
 )
 from cohortpool.validate.run import SuiteRunner, TableRun
 from cohortpool.validate.submission import Submission, SubmissionError, open_submission
-from cohortpool.validate.suites import TABLES, TableSuite, load_suites
+from cohortpool.validate.suites import TABLES, TableSuite, load_suites, suite_path
 
 LINEAGE_COLUMNS = ("batch_id", "source_file", "source_sha256")
 _ARROW_TYPES = {
@@ -41,57 +55,16 @@ _ARROW_TYPES = {
 }
 
 
-@dataclass
-class TableSummary:
-    """Counts of one table (``summary.json``)."""
-
-    file: str
-    source_sha256: str | None
-    rows_in: int
-    accepted: int
-    quarantined: int
-    warnings: int
-    rejected: str | None
-
-
-@dataclass
-class ValidationOutcome:
-    """What :func:`validate_submission` wrote and found."""
-
-    out_dir: Path
-    site_id: str
-    night: str
-    batch_id: str
-    tables: dict[str, TableSummary]
-    checks: list[CheckOutcome] = field(default_factory=list)
-    accepted: dict[str, pd.DataFrame] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return all(t.quarantined == 0 and t.rejected is None for t in self.tables.values())
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every row passed, 1 when anything was quarantined or rejected (warnings do not count)."""
-        return 0 if self.passed else 1
-
-    @property
-    def data_docs(self) -> Path:
-        return self.out_dir / "data_docs" / "index.html"
-
-
 def _arrow_table(frame: pd.DataFrame, suite: TableSuite, lineage: dict[str, str]) -> pa.Table:
     arrays = []
     names = []
     for col, gx_type in suite.column_types.items():
-        series = frame[col]
         if gx_type == "datetime64[us]":
-            values = [None if pd.isna(v) else v.date() for v in series]
-        elif gx_type == "str":
-            values = [None if pd.isna(v) else str(v) for v in series]
+            # dates are read at midnight (frames._cast): the cast to a calendar date drops nothing
+            array = pa.array(frame[col], from_pandas=True).cast(pa.date32())
         else:
-            values = [None if pd.isna(v) else v for v in series.astype(object)]
-        arrays.append(pa.array(values, type=_ARROW_TYPES[gx_type]))
+            array = pa.array(frame[col], type=_ARROW_TYPES[gx_type], from_pandas=True)
+        arrays.append(array)
         names.append(col)
     for col in LINEAGE_COLUMNS:
         arrays.append(pa.array([lineage[col]] * len(frame), type=pa.string()))
@@ -112,99 +85,151 @@ def _prepare_out_dir(out_dir: Path) -> Path:
     return staging
 
 
-def _validate_tables(
-    submission: Submission, suites: dict[str, TableSuite]
-) -> tuple[dict[str, TableFrames], dict[str, TableRejected], dict[str, TableRun]]:
-    frames: dict[str, TableFrames] = {}
-    rejected: dict[str, TableRejected] = {}
-    runs: dict[str, TableRun] = {}
-    runner = SuiteRunner()
-    for table, suite in suites.items():
-        try:
-            frames[table] = read_table(submission.path, suite)
-        except TableRejected as exc:
-            rejected[table] = exc
-            continue
-        runs[table] = runner.run(suite, frames[table], submission.site_id)
-    return frames, rejected, runs
+class Validator:
+    """Validates submissions, paying the fixed costs once (module docstring).
+
+    Parameters
+    ----------
+    suites
+        The reviewed suites by table (default: :func:`cohortpool.validate.suites.load_suites`).
+    engine
+        ``"duckdb"`` (default: SQL generated from the suites, GX for what has no exact translation) or
+        ``"gx"`` (GX on pandas for everything); see :mod:`cohortpool.validate.run`.
+    """
+
+    def __init__(self, suites: Mapping[str, TableSuite] | None = None, engine: str = "duckdb") -> None:
+        self.suites: dict[str, TableSuite] = dict(load_suites() if suites is None else suites)
+        if sorted(self.suites) != sorted(TABLES):
+            raise ValueError(f"a Validator needs one suite per table: {', '.join(TABLES)}")
+        self.runner = SuiteRunner(engine)
+        self.pages = GxPages()
+        self._suite_sha256 = {table: sha256_file(suite.path) for table, suite in self.suites.items()}
+
+    def _validate_tables(
+        self, submission: Submission
+    ) -> tuple[dict[str, TableFrames], dict[str, TableRejected], dict[str, TableRun]]:
+        frames: dict[str, TableFrames] = {}
+        rejected: dict[str, TableRejected] = {}
+        runs: dict[str, TableRun] = {}
+        for table, suite in self.suites.items():
+            try:
+                frames[table] = read_table(submission.path, suite)
+            except TableRejected as exc:
+                rejected[table] = exc
+                continue
+            runs[table] = self.runner.run(suite, frames[table], submission.site_id)
+        return frames, rejected, runs
+
+    def validate_submission(
+        self, submission_dir: Path, out_dir: Path, progress: Callable[[int, int], None] | None = None
+    ) -> ValidationOutcome:
+        """Validate a submission folder and write the validated batch to ``out_dir``.
+
+        ``progress(tables written, tables)`` is called as each table's accepted rows reach the batch's
+        staging folder (``out_dir`` appears only once the whole batch is written).
+
+        Raises :class:`~cohortpool.validate.submission.SubmissionError` when the folder is not a
+        submission (bad usage); a bad table never raises: it is rejected whole and reported, the others
+        still validate.
+        """
+        submission = open_submission(Path(submission_dir))
+        out_dir = Path(out_dir)
+        suites = self.suites
+        frames, rejected, runs = self._validate_tables(submission)
+        # cross-table checks only between tables whose own checks could run
+        usable = {t: f.typed for t, f in frames.items() if not runs[t].errored}
+        cross = check_crosstable(usable)
+
+        staging = _prepare_out_dir(out_dir)
+        quarantine_parts: list[pd.DataFrame] = []
+        warning_parts: list[pd.DataFrame] = []
+        summaries: dict[str, TableSummary] = {}
+        accepted: dict[str, pd.DataFrame] = {}
+        for done, table in enumerate(TABLES, 1):
+            suite = suites[table]
+            lineage = {"batch_id": submission.batch_id, "source_file": f"{table}.csv", "source_sha256": ""}
+            if table in rejected:
+                exc = rejected[table]
+                quarantine_parts.append(unreadable_rows(table, exc.rows_in, str(exc)))
+                empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in suite.column_types.items()})
+                accepted[table] = empty
+                lineage["source_sha256"] = exc.sha256 or ""
+                summaries[table] = TableSummary(
+                    exc.file, exc.sha256, exc.rows_in, 0, exc.rows_in, 0, str(exc)
+                )
+            else:
+                table_frames = frames[table]
+                own: list[Finding] = runs[table].findings + [f for f in cross if f.table == table]
+                split: TableSplit = split_table(table_frames, suite, own)
+                quarantine_parts.append(split.quarantine)
+                warning_parts.append(split.warnings)
+                accepted[table] = split.accepted
+                lineage["source_sha256"] = table_frames.sha256
+                summaries[table] = TableSummary(
+                    table_frames.file,
+                    table_frames.sha256,
+                    split.rows_in,
+                    len(split.accepted),
+                    split.quarantined,
+                    split.warned,
+                    split.rejected,
+                )
+            pq.write_table(
+                _arrow_table(accepted[table], suite, lineage), staging / "accepted" / f"{table}.parquet"
+            )
+            if summaries[table].rows_in != summaries[table].accepted + summaries[table].quarantined:
+                raise AssertionError(f"{table}: rows in != accepted + quarantined (a bug; please report)")
+            if progress is not None:
+                progress(done, len(TABLES))
+
+        write_lines(_concat(quarantine_parts), staging / "quarantine.csv")
+        write_lines(_concat(warning_parts), staging / "warnings.csv")
+        checks = [o for run in runs.values() for o in run.outcomes]
+        outcome = ValidationOutcome(
+            out_dir, submission.site_id, submission.night, submission.batch_id, summaries, checks, accepted
+        )
+        summary = _summary(submission, outcome, self._suite_sha256, cross)
+        (staging / "summary.json").write_text(
+            json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        write_data_docs(staging / "data_docs", summary, outcome, runs, suites, self.pages)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+        return outcome
+
+
+_PROCESS_VALIDATORS: dict[tuple[int, tuple[Path, ...]], Validator] = {}
+_PROCESS_LOCK = threading.Lock()
+
+
+def process_validator() -> Validator:
+    """This process's Validator for the configured suites, built on first use and then reused.
+
+    Keyed by the process id (a forked child builds its own instead of using its parent's DuckDB
+    connection) and by the suite files (settings pointing elsewhere get their own Validator).
+    """
+    pid = os.getpid()
+    key = (pid, tuple(suite_path(table) for table in TABLES))
+    with _PROCESS_LOCK:
+        if key not in _PROCESS_VALIDATORS:
+            # drop this process's Validator for other suites; a parent's (inherited through fork) is
+            # left alone: closing its DuckDB database from the child is not safe
+            for old in [k for k in _PROCESS_VALIDATORS if k[0] == pid]:
+                del _PROCESS_VALIDATORS[old]
+            _PROCESS_VALIDATORS[key] = Validator()
+        return _PROCESS_VALIDATORS[key]
 
 
 def validate_submission(
     submission_dir: Path, out_dir: Path, progress: Callable[[int, int], None] | None = None
 ) -> ValidationOutcome:
-    """Validate a submission folder and write the validated batch to ``out_dir``.
+    """Validate a submission folder into ``out_dir`` with this process's Validator.
 
-    ``progress(tables written, tables)`` is called as each table's accepted rows reach the batch's
-    staging folder (``out_dir`` appears only once the whole batch is written).
-
-    Raises :class:`~cohortpool.validate.submission.SubmissionError` when the folder is not a submission
-    (bad usage); a bad table never raises: it is rejected whole and reported, the others still validate.
+    The same as ``process_validator().validate_submission(submission_dir, out_dir, progress)``; see
+    :meth:`Validator.validate_submission`.
     """
-    from cohortpool.validate.docs import write_data_docs
-
-    submission = open_submission(Path(submission_dir))
-    out_dir = Path(out_dir)
-    suites = load_suites()
-    frames, rejected, runs = _validate_tables(submission, suites)
-    # cross-table checks only between tables whose own checks could run
-    usable = {t: f.typed for t, f in frames.items() if not runs[t].errored}
-    cross = check_crosstable(usable)
-
-    staging = _prepare_out_dir(out_dir)
-    quarantine_parts: list[pd.DataFrame] = []
-    warning_parts: list[pd.DataFrame] = []
-    summaries: dict[str, TableSummary] = {}
-    accepted: dict[str, pd.DataFrame] = {}
-    for done, table in enumerate(TABLES, 1):
-        suite = suites[table]
-        lineage = {"batch_id": submission.batch_id, "source_file": f"{table}.csv", "source_sha256": ""}
-        if table in rejected:
-            exc = rejected[table]
-            quarantine_parts.append(unreadable_rows(table, exc.rows_in, str(exc)))
-            empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in suite.column_types.items()})
-            accepted[table] = empty
-            lineage["source_sha256"] = exc.sha256 or ""
-            summaries[table] = TableSummary(exc.file, exc.sha256, exc.rows_in, 0, exc.rows_in, 0, str(exc))
-        else:
-            table_frames = frames[table]
-            own: list[Finding] = runs[table].findings + [f for f in cross if f.table == table]
-            split: TableSplit = split_table(table_frames, suite, own)
-            quarantine_parts.append(split.quarantine)
-            warning_parts.append(split.warnings)
-            accepted[table] = split.accepted
-            lineage["source_sha256"] = table_frames.sha256
-            summaries[table] = TableSummary(
-                table_frames.file,
-                table_frames.sha256,
-                split.rows_in,
-                len(split.accepted),
-                split.quarantined,
-                split.warned,
-                split.rejected,
-            )
-        pq.write_table(
-            _arrow_table(accepted[table], suite, lineage), staging / "accepted" / f"{table}.parquet"
-        )
-        if summaries[table].rows_in != summaries[table].accepted + summaries[table].quarantined:
-            raise AssertionError(f"{table}: rows in != accepted + quarantined (a bug; please report)")
-        if progress is not None:
-            progress(done, len(TABLES))
-
-    write_lines(_concat(quarantine_parts), staging / "quarantine.csv")
-    write_lines(_concat(warning_parts), staging / "warnings.csv")
-    checks = [o for run in runs.values() for o in run.outcomes]
-    outcome = ValidationOutcome(
-        out_dir, submission.site_id, submission.night, submission.batch_id, summaries, checks, accepted
-    )
-    summary = _summary(submission, outcome, suites, cross)
-    (staging / "summary.json").write_text(
-        json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
-    write_data_docs(staging / "data_docs", summary, outcome, runs, suites)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
-    return outcome
+    return process_validator().validate_submission(submission_dir, out_dir, progress)
 
 
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -217,7 +242,7 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
 def _summary(
     submission: Submission,
     outcome: ValidationOutcome,
-    suites: dict[str, TableSuite],
+    suite_sha256: dict[str, str],
     cross: list[Finding],
 ) -> dict[str, Any]:
     errored = [f"{o.table}: {o.expectation}: {o.errored}" for o in outcome.checks if o.errored]
@@ -245,6 +270,6 @@ def _summary(
             "errored": errored,
             "crosstable_findings": len(cross),
         },
-        "suites": {table: sha256_file(suite.path) for table, suite in suites.items()},
+        "suites": dict(suite_sha256),
         "data_docs": "data_docs/index.html",
     }

@@ -4,16 +4,27 @@ Every cell is first read as text, exactly as submitted, so that a malformed numb
 or silently turned into a null: the ``text`` frame is what format expectations (``applies_to: "text"``) and
 ``quarantine.csv`` see. The ``typed`` frame casts each contract column to its suite type; a cell that does
 not parse becomes null there, and the text-frame format expectation quarantines its row.
+
+Two CSV parsers, one meaning: pandas' C parser defines what a table is; Arrow's multi-threaded reader
+(three to four times faster on 10^6 rows) is tried first and its result used only where it cannot differ:
+it refuses (and pandas reads) any file it cannot parse exactly as one header and rows of equal width, and a
+header with a repeated or empty name (pandas renames those). ``tests/unit/test_validate_frames.py``
+compares both on odd files (quotes, embedded newlines, blank lines, CR line ends, ragged rows, ...).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from cohortpool.validate.suites import TableSuite
 
@@ -62,17 +73,100 @@ def _count_data_rows(data: bytes) -> int:
     return max(len(lines) - 1, 0)
 
 
+#: numbers Arrow parses exactly as pandas does (plain decimal digits): the fast path of _cast
+_PLAIN_INTEGER = r"^-?[0-9]{1,18}$"
+_PLAIN_DECIMAL = r"^-?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)$"
+_INT64_LIMIT = 2.0**63
+
+
 def _cast(text: pd.Series, gx_type: str) -> pd.Series:
+    """The column typed as the suite says; what does not parse, or is not a whole number for ``Int64``,
+    or does not fit 64 bits, becomes null (the text-frame format checks quarantine such rows).
+
+    Meaning: ``pd.to_numeric(errors="coerce")``. Plain decimal strings (the common case) are parsed by
+    Arrow, which gives the same numbers (both round correctly; an 18-digit integer is exact), everything
+    else by pandas itself; ``tests/unit/test_validate_frames.py`` compares both on odd values.
+    """
     if gx_type == "str":
         return text
     if gx_type == "datetime64[us]":
         return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[us]")
-    number = pd.to_numeric(text, errors="coerce")
+    values = pa.array(text, from_pandas=True)
+    present = text.notna().to_numpy()
+    plain = pc.fill_null(
+        pc.match_substring_regex(values, _PLAIN_INTEGER if gx_type == "Int64" else _PLAIN_DECIMAL), False
+    ).to_numpy(zero_copy_only=False)
+    rest = present & ~plain
+    others = (
+        pd.to_numeric(text[rest], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        if rest.any()
+        else np.empty(0)
+    )
     if gx_type == "Int64":
-        # a non-whole number (e.g. "2.5") is not an integer: null here, quarantined by the text format check
-        whole = number.where(number.isna() | (number == number.round()))
-        return whole.astype("Int64")
-    return number.astype("float64")
+        integers = np.zeros(len(text), dtype=np.int64)
+        valid = plain.copy()
+        if plain.any():
+            integers[plain] = pc.cast(pc.filter(values, plain), pa.int64()).to_numpy()
+        # a non-whole number (e.g. "2.5") is not an integer, nor is 1e30: null
+        whole = np.isfinite(others) & (others == np.round(others)) & (np.abs(others) < _INT64_LIMIT)
+        where = np.flatnonzero(rest)[whole]
+        integers[where] = others[whole].astype(np.int64)
+        valid[where] = True
+        return pd.Series(pd.arrays.IntegerArray(integers, ~valid), index=text.index, name=text.name)
+    numbers = np.full(len(text), np.nan)
+    if plain.any():
+        numbers[plain] = pc.cast(pc.filter(values, plain), pa.float64()).to_numpy()
+    numbers[rest] = others
+    return pd.Series(numbers, index=text.index, name=text.name, dtype="float64")
+
+
+#: pandas' text dtype (Arrow storage, NaN for a missing value): what ``astype("str")`` gives
+_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+def parse_with_pandas(content: str) -> pd.DataFrame:
+    """The table as pandas' C parser reads it: every cell text, empty cells ``""`` (the definition)."""
+    return pd.read_csv(
+        io.StringIO(content), dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=True
+    )
+
+
+def parse_with_arrow(data: bytes) -> pd.DataFrame | None:
+    """The same table through Arrow's reader, or None where Arrow might read it differently."""
+    end = data.find(b"\n")
+    first_line = (data if end < 0 else data[:end]).rstrip(b"\r")
+    if b'"' in first_line or b"\r" in first_line:
+        return None  # a quoted or oddly ended header: leave its reading to pandas
+    try:
+        names = next(csv.reader([first_line.decode("utf-8")]), [])
+    except UnicodeDecodeError:
+        return None
+    if not names or len(set(names)) != len(names) or any(not name for name in names):
+        return None  # pandas renames repeated and empty names ("x.1", "Unnamed: 3")
+    try:
+        table = pa_csv.read_csv(
+            io.BytesIO(data),
+            read_options=pa_csv.ReadOptions(use_threads=True),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError):
+        return None
+    if table.column_names != names:
+        return None
+    frame: pd.DataFrame = table.to_pandas(types_mapper={pa.string(): _TEXT, pa.large_string(): _TEXT}.get)
+    return frame
+
+
+def _nulls_for_empty(column: pd.Series) -> pd.Series:
+    """Empty cells become null (the contract's missing value); other text is kept as submitted."""
+    values = pa.array(column, from_pandas=True)
+    emptied = pc.if_else(pc.equal(values, ""), pa.scalar(None, values.type), values)
+    return pd.Series(pd.arrays.ArrowStringArray(emptied), index=column.index, dtype=_TEXT, name=column.name)
 
 
 def read_table(submission_dir: Path, suite: TableSuite) -> TableFrames:
@@ -83,7 +177,10 @@ def read_table(submission_dir: Path, suite: TableSuite) -> TableFrames:
         raise TableRejected(suite.table, name, "file is missing from the submission", 0, None)
     data = path.read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
-    rows = _count_data_rows(data)
+    # Arrow checks UTF-8 as it reads; the slower paths below (and their error messages) need the text
+    frame = parse_with_arrow(data.removeprefix(b"\xef\xbb\xbf"))
+    if frame is not None:
+        return _frames(suite, name, sha256, frame)
     try:
         # the contract says UTF-8 without BOM; a BOM is tolerated (it carries no data) rather than
         # turning the first column name into a "missing column"
@@ -94,17 +191,20 @@ def read_table(submission_dir: Path, suite: TableSuite) -> TableFrames:
             suite.table,
             name,
             f"not UTF-8 (byte {exc.start}, line {line}); re-export the table as UTF-8",
-            rows,
+            _count_data_rows(data),
             sha256,
         ) from exc
     try:
-        frame = pd.read_csv(
-            io.StringIO(content), dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=True
-        )
+        frame = parse_with_pandas(content)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise TableRejected(
-            suite.table, name, f"not a comma-separated table: {exc}".strip(), rows, sha256
+            suite.table, name, f"not a comma-separated table: {exc}".strip(), _count_data_rows(data), sha256
         ) from exc
+    return _frames(suite, name, sha256, frame)
+
+
+def _frames(suite: TableSuite, name: str, sha256: str, frame: pd.DataFrame) -> TableFrames:
+    """The text and typed frames of a parsed table, or :class:`TableRejected` for missing columns."""
     missing = [col for col in suite.columns if col not in frame.columns]
     if missing:
         header = str(frame.columns[0]) if len(frame.columns) == 1 else ""
@@ -125,8 +225,8 @@ def read_table(submission_dir: Path, suite: TableSuite) -> TableFrames:
             sha256,
         )
     extra = [str(col) for col in frame.columns if col not in suite.column_types]
-    text = frame[suite.columns].astype("str")
-    text = text.mask(text == "", None).reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    text = pd.DataFrame({col: _nulls_for_empty(frame[col].astype("str")) for col in suite.columns})
     typed = pd.DataFrame(
         {col: _cast(text[col], gx_type) for col, gx_type in suite.column_types.items()}, index=text.index
     )

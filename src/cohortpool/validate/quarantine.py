@@ -105,34 +105,57 @@ def _key_text(text: pd.DataFrame, suite: TableSuite) -> pd.Series:
     return joined
 
 
-def _value_text(text: pd.DataFrame, position: int, columns: tuple[str, ...]) -> str:
-    present = [c for c in columns if c in text.columns]
-    row = text.iloc[position]
-    values = ["" if pd.isna(row[c]) else str(row[c]) for c in present]
+def _value_text(rows: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
+    """The reported value of each row: the cell, or ``col=value; ...`` for several columns."""
+    present = [c for c in columns if c in rows.columns]
+    if not present:
+        return pd.Series("", index=rows.index)
+    values = {c: rows[c].astype(object).where(rows[c].notna(), "").astype(str) for c in present}
     if len(present) == 1:
-        return values[0]
-    return "; ".join(f"{c}={v}" for c, v in zip(present, values, strict=True))
+        return values[present[0]]
+    joined = pd.Series("", index=rows.index)
+    for n, c in enumerate(present):
+        joined = joined + ("; " if n else "") + f"{c}=" + values[c]
+    return joined
 
 
 def _lines(findings: list[Finding], frames: TableFrames, suite: TableSuite) -> pd.DataFrame:
+    """Report lines of the findings; only the rows they name are read (a 10^6-row table has few)."""
     if not findings:
         return pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    keys = _key_text(frames.text, suite)
-    source_rows = frames.source_rows()
+    named = sorted({f.position for f in findings if f.position is not None})
+    rows = frames.text.iloc[named]
+    keys = _key_text(rows, suite).to_numpy()
+    claimed = [None if pd.isna(c) else int(c) for c in frames.typed["source_row"].iloc[named].tolist()]
+    source_rows = [
+        int(c) if c is not None and c >= 1 else position + 1
+        for c, position in zip(claimed, named, strict=True)
+    ]
+    at = {position: n for n, position in enumerate(named)}
+    by_columns: dict[tuple[str, ...], list[Finding]] = defaultdict(list)
+    for f in findings:
+        if f.position is not None:
+            by_columns[f.columns].append(f)
+    values: dict[tuple[tuple[str, ...], int], str] = {}
+    for columns, group in by_columns.items():
+        positions = sorted({f.position for f in group if f.position is not None})
+        texts = _value_text(frames.text.iloc[positions], columns).to_numpy()
+        values.update({(columns, p): str(t) for p, t in zip(positions, texts, strict=True)})
     records: list[tuple[str, int | None, str, str, str, str, str]] = []
     for f in findings:
         if f.position is None:
             records.append((f.table, None, "", f.expectation, f.severity, f.reason, f.value))
             continue
+        n = at[f.position]
         records.append(
             (
                 f.table,
-                int(source_rows.iloc[f.position]),
-                str(keys.iloc[f.position]),
+                source_rows[n],
+                str(keys[n]),
                 f.expectation,
                 f.severity,
                 f.reason,
-                _value_text(frames.text, f.position, f.columns),
+                values[(f.columns, f.position)],
             )
         )
     lines = pd.DataFrame.from_records(records, columns=QUARANTINE_COLUMNS)

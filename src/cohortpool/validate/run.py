@@ -1,45 +1,75 @@
-"""Run a table's suite with Great Expectations on pandas and turn the results into row-level findings.
+"""Run a table's suite and turn the results into row-level findings: DuckDB SQL first, GX for the rest.
 
-Why pandas: ``benchmarks/bench_validate.py`` measured the paths the issue names (GX on pandas, GX pushed
-down into DuckDB through SQLAlchemy, plain DuckDB SQL) on 10^6 reads rows; see ``benchmarks/RESULTS.md``.
+Engines (``SuiteRunner(engine=...)``):
+
+- ``"duckdb"`` (the default): every expectation :mod:`cohortpool.validate.sqlgen` can translate exactly
+  runs as generated DuckDB SQL (:mod:`cohortpool.validate.sqlrun`), all of a table half in one scan; the
+  others (an unknown type or kwarg, text the translation is not exact on) run with GX on pandas, one by
+  one, never skipped. ``tests/unit/test_validate_engines.py`` proves both engines report the same
+  (row, expectation) pairs on every planted defect.
+- ``"gx"``: everything with GX on pandas, as before; the reference the SQL engine is tested against.
+
+Why DuckDB by default: GX costs about a second per table whatever its size and about ten seconds for 10^6
+rows; the SQL does the same checks in a fraction of that (``benchmarks/bench_validate.py``,
+``benchmarks/RESULTS.md``). The suites stay the one definition: the SQL is generated from them at run time.
 
 Result format, chosen deliberately: GX runs with ``COMPLETE`` in memory because row-level quarantine
-needs every failing row's index. Before anything is kept for the run's validation results or Data Docs,
-the full lists are dropped, and for tables whose suite says ``publish_unexpected_values: false`` (clinical:
-quasi-identifiers) every value-bearing field is dropped too, leaving counts only.
+needs every failing row's index (the SQL engine returns the same). Before anything is kept for the run's
+validation results or Data Docs, the full lists are dropped, and for tables whose suite says
+``publish_unexpected_values: false`` (clinical: quasi-identifiers) every value-bearing field is dropped too,
+leaving counts only.
 
-An expectation that raises (GX records it in ``exception_info`` and merely reports "not successful")
-is never taken for an ordinary failure: the table is rejected with the exception named.
+An expectation that raises (GX records it in ``exception_info`` and merely reports "not successful"; the
+SQL engine records a DuckDB error the same way) is never taken for an ordinary failure: the table is
+rejected with the exception named.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cohortpool.validate.findings import ERROR, CheckOutcome, Finding
 from cohortpool.validate.frames import TableFrames
+from cohortpool.validate.sqlrun import SqlEngine
 from cohortpool.validate.suites import TEXT, TYPED, TableSuite, ephemeral_context
 
 if TYPE_CHECKING:
     import pandas as pd
-    from great_expectations.core import ExpectationSuiteValidationResult
+    from great_expectations.core import (
+        ExpectationSuite,
+        ExpectationSuiteValidationResult,
+        ExpectationValidationResult,
+    )
+    from great_expectations.data_context.data_context.abstract_data_context import AbstractDataContext
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
 log = logging.getLogger(__name__)
 
 #: kept for tables whose values may be published (pseudonyms, codes, acquisition parameters)
 _SAMPLE_KEYS = ("partial_unexpected_list", "partial_unexpected_counts")
 #: never kept: full per-row lists (size, and values) and positional indexes (meaningless outside the run)
-_DROPPED_KEYS = ("unexpected_list", "unexpected_index_list", "partial_unexpected_index_list")
+_DROPPED_KEYS = (
+    "unexpected_list",
+    "unexpected_index_list",
+    "partial_unexpected_index_list",
+    "unexpected_index_query",
+)
 _SAMPLE_SIZE = 20
 #: from this many rows on, expectations run on the columns they read (see column_groups)
 GROUP_COLUMNS_FROM_ROWS = 50_000
 
 
-#: one GX validation at a time per process (the nightly flow validates sites in threads)
+#: the engines a SuiteRunner can use (module docstring)
+ENGINES = ("duckdb", "gx")
+
+#: one GX call at a time per process (the nightly flow validates sites in threads): GX's suite-parameter
+#: parser (pyparsing) breaks when two threads parse at once, and GX contexts are not thread-safe
 _GX_LOCK = threading.Lock()
 
 
@@ -118,6 +148,8 @@ class TableRun:
     findings: list[Finding] = field(default_factory=list)
     outcomes: list[CheckOutcome] = field(default_factory=list)
     results: dict[str, ExpectationSuiteValidationResult] = field(default_factory=dict)
+    #: expectations the SQL engine left to GX: label -> why
+    by_gx: dict[str, str] = field(default_factory=dict)
 
     @property
     def errored(self) -> list[CheckOutcome]:
@@ -125,25 +157,64 @@ class TableRun:
 
 
 class SuiteRunner:
-    """Runs reviewed suites on DataFrames in one ephemeral GX context."""
+    """Runs reviewed suites on DataFrames; holds what every table of every submission can share.
 
-    def __init__(self) -> None:
-        self._context = ephemeral_context()
-        self._source = self._context.data_sources.add_pandas("submission")
+    Built once per process and reused (:class:`cohortpool.validate.validator.Validator` does): the GX
+    context (created on first need: with the DuckDB engine, only when an expectation falls back to GX),
+    the GX suites built from the reviewed JSON (once per table half, and per group of expectations), their
+    expectation configurations, and the DuckDB engine.
+    """
+
+    def __init__(self, engine: str = "duckdb") -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown validation engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        self.engine = engine
+        self._sql = SqlEngine(_SAMPLE_SIZE) if engine == "duckdb" else None
+        self._context: AbstractDataContext | None = None
+        self._source: Any = None
         self._batches: dict[str, Any] = {}
+        self._gx_suites: dict[tuple[Any, ...], ExpectationSuite] = {}
+        self._configs: dict[tuple[Any, ...], dict[int, ExpectationConfiguration]] = {}
 
     def _batch_definition(self, asset_name: str) -> Any:
+        if self._context is None:
+            self._context = ephemeral_context()
+            self._source = self._context.data_sources.add_pandas("submission")
         if asset_name not in self._batches:
             asset = self._source.add_dataframe_asset(asset_name)
             self._batches[asset_name] = asset.add_batch_definition_whole_dataframe("whole")
         return self._batches[asset_name]
 
+    def _gx_suite(self, suite: TableSuite, applies_to: str, positions: list[int] | None) -> ExpectationSuite:
+        """The GX suite of these expectations, built (and added to the context) once."""
+        key = (suite.path, suite.name, applies_to, None if positions is None else tuple(positions))
+        if key not in self._gx_suites:
+            built = suite.gx_suite(applies_to, positions)
+            if positions is not None:
+                assert self._context is not None  # _batch_definition ran first
+                built = self._context.suites.add_or_update(built)
+            self._gx_suites[key] = built
+        return self._gx_suites[key]
+
+    def _half_configs(self, suite: TableSuite, applies_to: str) -> dict[int, ExpectationConfiguration]:
+        """Suite position -> GX's configuration of that expectation (ids reproducible), built once."""
+        key = (suite.path, suite.name, applies_to)
+        if key not in self._configs:
+            gx_suite = self._gx_suite(suite, applies_to, None)
+            self._configs[key] = {
+                position: expectation.configuration
+                for position, expectation in zip(
+                    suite.positions(applies_to), gx_suite.expectations, strict=True
+                )
+            }
+        return self._configs[key]
+
     def run(self, suite: TableSuite, frames: TableFrames, site_id: str) -> TableRun:
         """Run the text and typed halves of ``suite`` on ``frames``."""
         table_run = TableRun()
-        with _GX_LOCK:  # GX's suite-parameter parser (pyparsing) breaks when two threads parse at once
-            for applies_to, frame in ((TEXT, frames.text), (TYPED, frames.typed)):
-                self._run_half(suite, applies_to, frame, site_id, table_run)
+        parameters = {"site_ids": [site_id]}
+        for applies_to, frame in ((TEXT, frames.text), (TYPED, frames.typed)):
+            self._run_half(suite, applies_to, frame, parameters, table_run)
         for outcome in table_run.errored:
             log.error(
                 "%s: expectation %s could not be evaluated: %s",
@@ -154,38 +225,45 @@ class SuiteRunner:
         return table_run
 
     def _run_half(
-        self, suite: TableSuite, applies_to: str, frame: pd.DataFrame, site_id: str, table_run: TableRun
+        self,
+        suite: TableSuite,
+        applies_to: str,
+        frame: pd.DataFrame,
+        parameters: dict[str, Any],
+        table_run: TableRun,
     ) -> None:
         from great_expectations.core import ExpectationSuiteValidationResult
 
-        batch_definition = self._batch_definition(f"{suite.table}.{applies_to}")
-        results = []
-        if len(frame) >= GROUP_COLUMNS_FROM_ROWS:
-            groups = column_groups(suite, applies_to, list(frame.columns))
-        else:  # small tables: one GX call is cheaper than many (GX's per-call overhead dominates)
-            groups = [(None, suite.positions(applies_to))] if suite.positions(applies_to) else []
-        for columns, positions in groups:
-            gx_suite = self._context.suites.add_or_update(suite.gx_suite(applies_to, positions))
-            part = frame if columns is None else frame[list(columns)]
-            result = batch_definition.get_batch(batch_parameters={"dataframe": part}).validate(
-                gx_suite,
-                result_format={"result_format": "COMPLETE", "partial_unexpected_count": _SAMPLE_SIZE},
-                expectation_parameters={"site_ids": [site_id]},
-            )
-            if len(result.results) != len(positions):
-                raise RuntimeError(
-                    f"{suite.path}: GX returned {len(result.results)} results for "
-                    f"{len(positions)} expectations ({applies_to} half)"
-                )
-            results.extend(result.results)
-        if not results:
+        positions = suite.positions(applies_to)
+        if not positions:
             return
+        with _GX_LOCK:
+            configs = self._half_configs(suite, applies_to)
+        by_position: dict[int, ExpectationValidationResult] = {}
+        for_gx = positions
+        if self._sql is not None:
+            half = self._sql.run_half(
+                [(p, suite.expectations[p]) for p in positions],
+                configs,
+                frame,
+                parameters,
+                suite.publish_unexpected_values,
+            )
+            by_position.update(half.results)
+            for_gx = [p for p in positions if p in half.for_gx]
+            for position in for_gx:
+                exp = suite.expectations[position]
+                label = expectation_label(exp["type"], exp["kwargs"])
+                table_run.by_gx[label] = half.for_gx[position]
+                log.debug("%s: %s runs with GX: %s", suite.table, label, half.for_gx[position])
+        if for_gx:
+            with _GX_LOCK:
+                by_position.update(self._run_gx(suite, applies_to, frame, parameters, for_gx, configs))
+        results = [by_position[p] for p in positions]
         for exp_result in results:
             self._collect(suite, applies_to, exp_result, table_run)
         successes = sum(bool(r.success) for r in results)
         # one result per half, in suite order, for the Data Docs page
-        order = {exp.id: i for i, exp in enumerate(suite.gx_suite(applies_to).expectations)}
-        results.sort(key=lambda r: order.get(r.expectation_config.id, len(order)))
         table_run.results[applies_to] = ExpectationSuiteValidationResult(
             success=successes == len(results),
             results=results,
@@ -198,6 +276,51 @@ class SuiteRunner:
             },
             meta={"great_expectations_version": _gx_version()},
         )
+
+    def _run_gx(
+        self,
+        suite: TableSuite,
+        applies_to: str,
+        frame: pd.DataFrame,
+        parameters: dict[str, Any],
+        positions: list[int],
+        configs: dict[int, ExpectationConfiguration],
+    ) -> dict[int, ExpectationValidationResult]:
+        """GX on pandas for the expectations at ``positions``; results by position."""
+        batch_definition = self._batch_definition(f"{suite.table}.{applies_to}")
+        if len(frame) >= GROUP_COLUMNS_FROM_ROWS:
+            wanted = set(positions)
+            groups = [
+                (columns, [p for p in group if p in wanted])
+                for columns, group in column_groups(suite, applies_to, list(frame.columns))
+            ]
+            groups = [(columns, group) for columns, group in groups if group]
+        else:  # small tables: one GX call is cheaper than many (GX's per-call overhead dominates)
+            groups = [(None, positions)]
+        # GX's store gives a suite new ids when it is first added, so results are matched to positions
+        # by what they check (the kwargs GX normalised the same way in both suites)
+        positions_of: dict[str, list[int]] = defaultdict(list)
+        for position in positions:
+            positions_of[_config_key(configs[position], parameters)].append(position)
+        found: dict[int, ExpectationValidationResult] = {}
+        for columns, group in groups:
+            gx_suite = self._gx_suite(suite, applies_to, group)
+            part = frame if columns is None else frame[list(columns)]
+            result = batch_definition.get_batch(batch_parameters={"dataframe": part}).validate(
+                gx_suite,
+                result_format={"result_format": "COMPLETE", "partial_unexpected_count": _SAMPLE_SIZE},
+                expectation_parameters=parameters,
+            )
+            if len(result.results) != len(group):
+                raise RuntimeError(
+                    f"{suite.path}: GX returned {len(result.results)} results for "
+                    f"{len(group)} expectations ({applies_to} half)"
+                )
+            for exp_result in result.results:
+                found[positions_of[_config_key(exp_result.expectation_config, parameters)].pop(0)] = (
+                    exp_result
+                )
+        return found
 
     def _collect(self, suite: TableSuite, applies_to: str, exp_result: Any, table_run: TableRun) -> None:
         config = exp_result.expectation_config
@@ -264,3 +387,13 @@ class SuiteRunner:
             for key in _SAMPLE_KEYS:
                 details.pop(key, None)
         table_run.outcomes.append(outcome)
+
+
+def _config_key(config: ExpectationConfiguration, parameters: dict[str, Any]) -> str:
+    """What an expectation checks, as GX reports it in a result (suite parameters filled in)."""
+    kwargs = {
+        k: parameters.get(v["$PARAMETER"], v) if isinstance(v, dict) and "$PARAMETER" in v else v
+        for k, v in config.kwargs.items()
+        if k != "batch_id"
+    }
+    return json.dumps([config.type, kwargs], sort_keys=True, default=str)
