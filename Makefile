@@ -18,7 +18,9 @@ $(UV):
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
 
 $(STAMP): $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --python $(VENV)/bin/python
+	@# bytecode compiled once at install: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
+	@# process would otherwise compile Great Expectations, Prefect and pandas from source again
+	$(UV) sync --frozen --compile-bytecode --python $(VENV)/bin/python
 	@touch $(STAMP)
 
 setup: $(STAMP)
