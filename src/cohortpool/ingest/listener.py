@@ -87,6 +87,9 @@ TRANSFER_SYNTAXES: tuple[str, ...] = (
     dicom_uid.RLELossless,
 )
 
+#: the largest PDU this receiver accepts (PS3.8 9.3.1 lets the receiver choose; 0 would mean unlimited)
+MAX_PDU_BYTES = 256 * 1024
+
 # C-STORE statuses (PS3.4 B.2.3)
 _SUCCESS = 0x0000
 _OUT_OF_RESOURCES = 0xA700
@@ -172,6 +175,10 @@ def start_listener(
         raise ValueError(f"AE title {ae_title!r} must be 1-16 characters (PS3.5 6.2)")
     stats = ListenerStats()
     ae = AE(ae_title=ae_title)
+    # senders cut the data set into PDUs of at most this size; pynetdicom's default (16 KiB) costs a
+    # Python round per 16 KiB, which halves the throughput of large instances (benchmarks/RESULTS.md);
+    # a few copies of one 256 KiB PDU per association is all the memory it takes
+    ae.maximum_pdu_size = MAX_PDU_BYTES
     # a storage SCP must answer C-ECHO too: it is how a PACS administrator tests the connection
     ae.add_supported_context(Verification)
     for sop_class in STORAGE_SOP_CLASSES:
