@@ -8,6 +8,7 @@ arrives, so "the partial file stops growing at the limit" is measured, not assum
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -17,7 +18,9 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
+from typer.testing import CliRunner
 
+from cohortpool.cli import app
 from cohortpool.ingest.association import AssociationSummary, ListenerLimits
 from cohortpool.ingest.listener import (
     MAX_PDU_BYTES,
@@ -180,3 +183,16 @@ def test_the_private_spool_is_removed_and_one_left_by_a_dead_listener_is_swept(t
         assert tempfile.gettempdir() == str(spool)
     assert not spool.exists()
     assert tempfile.gettempdir() != str(spool)
+
+
+def test_the_listen_help_names_the_limits_defaults() -> None:
+    # the CLI names them in its help without importing cohortpool.ingest (every other verb stays fast)
+    result = CliRunner().invoke(app, ["listen", "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    defaults = ListenerLimits()
+    shown = {name: int(v) for name, v in re.findall(r"--(max-[a-z-]+)\s.*?\(default (\d+)\)", result.output)}
+    assert shown == {
+        "max-instance-mb": defaults.max_instance_bytes // MIB,
+        "max-association-instances": defaults.max_instances,
+        "max-association-mb": defaults.max_bytes // MIB,
+    }
