@@ -71,11 +71,12 @@ def test_an_element_with_an_unknown_vr_is_not_copied_to_the_output() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="features (owner: table pseudonymisation): a row with one field more than the header (an "
-    "unquoted comma, e.g. 'DOE, JANE') is read by csv.DictReader with every later value shifted one "
-    "column right: the phone number lands in height_cm and the birth date in sex, both passed through "
-    "to the submission. A row whose field count differs from the header's must be refused (or "
-    "quarantined) naming its line, never shifted.",
+    reason="features (owner: table pseudonymisation; the reader is contract.csvio.CsvTable): a row with one "
+    "field more than the header (an unquoted comma, e.g. 'DOE, JANE') comes out of CsvTable in "
+    "csv.DictReader's shape, every later value shifted one column right and the surplus under None; "
+    "pseudonymise_clinical passes the shifted values on: the phone number lands in height_cm and the birth "
+    "date in sex, both in the submission. A row whose field count differs from the header's must be "
+    "refused (or quarantined) naming its line, never shifted.",
 )
 def test_a_row_with_an_extra_field_leaves_no_identifier() -> None:
     sample = TableSample("site", "clinical", (Edit("extra_field", row=1, col=0),), "utf-8")

@@ -17,11 +17,12 @@ from csv_mutations import SITE_TABLES, TOKEN, TableSample, table_samples, to_tex
 from hypothesis import given
 from profiles import examples
 
+from cohortpool.contract.tables import CLINICAL, READS
 from cohortpool.deid import Pseudonymiser
-from cohortpool.features.tables import CLINICAL_OUT, READS_OUT, TableError, pseudonymise_tables
+from cohortpool.features.tables import TableError, pseudonymise_tables
 
 KEYS = Pseudonymiser(b"fuzz-tier-secret-not-a-real-one-0123456789abcdef", "site01")
-OUT_COLUMNS = {"clinical": CLINICAL_OUT, "reads": READS_OUT}
+OUT_COLUMNS = {"clinical": CLINICAL.released, "reads": READS.released}
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
