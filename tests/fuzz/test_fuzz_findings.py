@@ -1,9 +1,9 @@
 """What the fuzz tier found in stages the ingest team does not own: each minimal input as a test.
 
-Each is marked ``xfail(strict=True)`` with the bug and its owner: the test fails today for the reason
-given, and the day the owner's fix lands it passes, which strict xfail turns into a failure, so the
-mark is removed and the test stays as the regression test. Found with ``HYPOTHESIS_PROFILE=long``;
-hypothesis shrank each to the input below.
+An open finding is marked ``xfail(strict=True)`` with the bug and its owner: the test fails today for
+the reason given, and the day the owner's fix lands it passes, which strict xfail turns into a failure,
+so the mark is removed and the test stays as the regression test (as for the first one below). Found
+with ``HYPOTHESIS_PROFILE=long``; hypothesis shrank each to the input below.
 """
 
 from __future__ import annotations
@@ -26,14 +26,10 @@ def _element(base: str, tag: bytes) -> int:
     return found[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="deid (owner: de-identification): a bit flip turns AccessionNumber (0008,0050) SH into "
-    "(000A,0050), a tag of an unknown even group; the raw-bytes fast path (explicit VR) keeps it and its "
-    "value reaches the submission, while the pydicom path (implicit VR) removes it. Elements of unknown "
-    "standard groups must be removed like unlisted ones.",
-)
 def test_an_element_of_an_unknown_group_leaves_no_identifier_in_explicit_vr() -> None:
+    """Found while the raw-bytes fast path kept (000A,0050), an unknown even group, value included (the
+    pydicom path removed it); fixed by the de-identification merge (one decision function for both
+    paths): kept as the regression test."""
     at = _element("explicit", b"\x08\x00\x50\x00")  # (0008,0050) AccessionNumber
     sample = Sample("explicit", (Mutation("flip", at, 1),))  # group 0x0008 -> 0x000A
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,7 +39,7 @@ def test_an_element_of_an_unknown_group_leaves_no_identifier_in_explicit_vr() ->
 
 
 def test_the_same_element_in_implicit_vr_is_removed() -> None:
-    """The pydicom path already does it: the fast path must match it (its outputs are meant to be equal)."""
+    """The pydicom path: it removed the element before the fix as well."""
     at = _element("implicit", b"\x08\x00\x50\x00")
     sample = Sample("implicit", (Mutation("flip", at, 1),))
     with tempfile.TemporaryDirectory() as tmp:

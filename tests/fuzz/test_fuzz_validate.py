@@ -47,7 +47,7 @@ def test_a_mutated_table_is_read_or_rejected_whole_naming_the_file(sample: Table
     assert set(suite.column_types) <= set(frames.typed.columns)
 
 
-@examples(ci=3, long=100)
+@examples(ci=8, long=200)
 @given(
     samples=st.lists(table_samples("submission", TABLES), min_size=1, max_size=3, unique_by=lambda s: s.table)
 )
