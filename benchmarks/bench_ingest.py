@@ -7,12 +7,22 @@ started on loopback with the test's settings; the studies are synthetic (pydicom
     .venv/bin/python benchmarks/bench_ingest.py [--studies 3] [--instances 100] [--repeats 3]
 
 Prints medians and ratios (cohortpool time / peer time) as a Markdown table for benchmarks/RESULTS.md.
+
+    .venv/bin/python benchmarks/bench_ingest.py --large-mb 1000 [--repeats 3] [--pythonpath OLD/src]
+
+measures instead what one large instance costs the receiver: dcmtk's ``storescu`` sends a generated
+multi-frame instance of about ``--large-mb`` MB on loopback to a real ``cohortpool listen`` process, then
+to ``storescp`` (defaults, and ``+B`` bit-preserving, which writes as it reads); the peak RSS of each
+receiving process (``VmHWM`` from /proc) and the transfer time are printed, medians of the repeats.
+``--pythonpath`` runs the listener from another source tree (e.g. an earlier commit's ``src/``
+extracted with ``git archive``) for a before/after figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -29,7 +39,7 @@ from pydicom.uid import generate_uid
 
 from cohortpool.ingest import fetch_new_studies
 from cohortpool.ingest.listener import start_listener
-from ingest_testdata import make_instance
+from ingest_testdata import make_instance, write_large_instance
 
 
 def free_port() -> int:
@@ -81,12 +91,94 @@ def timed(fn) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - start
 
 
+def _kib(pid: int, field: str) -> int:
+    """VmRSS (now) or VmHWM (peak so far) of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise SystemExit(f"no {field} for process {pid}")
+
+
+def _receive_large(
+    receiver: list[str], ready_line: str | None, port: int | None, large: Path, env: dict[str, str]
+) -> tuple[float, float, float]:
+    """Start a receiver, push ``large`` with storescu; (RSS at rest MiB, peak RSS MiB, transfer s)."""
+    proc = subprocess.Popen(receiver, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        if ready_line is not None:  # cohortpool listen prints its port once listening
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line.startswith(ready_line):
+                raise SystemExit(f"listener did not start: {line!r}")
+            port = int(line.split(" as AE")[0].rsplit(":", 1)[1])
+        else:
+            time.sleep(1.0)
+        rest = _kib(proc.pid, "VmRSS")
+        aec = "COHORTPOOL" if ready_line is not None else "STORESCP"
+        start = time.perf_counter()
+        subprocess.run(["storescu", "-aec", aec, "127.0.0.1", str(port), str(large)], check=True,
+                       capture_output=True)  # fmt: skip
+        seconds = time.perf_counter() - start
+        peak = _kib(proc.pid, "VmHWM")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return rest / 1024, peak / 1024, seconds
+
+
+def large_instance(megabytes: int, repeats: int, pythonpath: str | None) -> None:
+    """Peak RSS of cohortpool listen and storescp receiving one instance of ``megabytes`` MB."""
+    for tool in ("storescu", "storescp"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"needs dcmtk's {tool}")
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        large = tmp / "large.dcm"
+        write_large_instance(large, megabytes)
+        size_mb = large.stat().st_size / 1e6
+        runs: dict[str, list[tuple[float, float, float]]] = {"listen": [], "storescp": [], "storescp +B": []}
+        for r in range(repeats):
+            landing = tmp / f"landing{r}"
+            listen = [sys.executable, "-m", "cohortpool", "listen", "--port", "0", "--landing", str(landing),
+                      "--site", "site01", "--night", "2025-01-01"]  # fmt: skip
+            runs["listen"].append(_receive_large(listen, "listening on", None, large, env))
+            stored = list(landing.rglob("*.dcm"))
+            if len(stored) != 1 or abs(stored[0].stat().st_size - large.stat().st_size) > 256:
+                raise SystemExit(f"the listener did not store the instance whole: {stored}")
+            shutil.rmtree(landing)
+            for name, extra in (("storescp", []), ("storescp +B", ["+B"])):
+                out = tmp / f"scp{r}"
+                out.mkdir()
+                port = free_port()
+                scp = ["storescp", *extra, "-aet", "STORESCP", "-od", str(out), str(port)]
+                runs[name].append(_receive_large(scp, None, port, large, env))
+                shutil.rmtree(out)
+    print(f"one instance of {size_mb:.0f} MB (multi-frame secondary capture, explicit VR LE) sent by "
+          f"storescu on loopback; median of {repeats}")  # fmt: skip
+    print("| receiver | RSS at rest MiB | peak RSS MiB | peak - rest MiB | transfer s | MB/s |")
+    print("|---|---|---|---|---|---|")
+    for name, values in runs.items():
+        rest, peak, secs = (statistics.median(v[i] for v in values) for i in range(3))
+        label = "cohortpool listen" if name == "listen" else f"dcmtk {name}"
+        print(
+            f"| {label} | {rest:.0f} | {peak:.0f} | {peak - rest:.0f} | {secs:.1f} | {size_mb / secs:.0f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=3)
     parser.add_argument("--instances", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--large-mb", type=int, default=0, help="measure one instance of this size instead")
+    parser.add_argument("--pythonpath", help="run the listener from this source tree (before/after)")
     args = parser.parse_args()
+    if args.large_mb:
+        large_instance(args.large_mb, args.repeats, args.pythonpath)
+        return
     for tool in ("storescu", "storescp", "getscu"):
         if shutil.which(tool) is None:
             raise SystemExit(f"needs dcmtk's {tool}")

@@ -103,3 +103,34 @@ def dataset_equal(a: Path, b: Path) -> bool:
     """True if two files hold the same data set (every element, pixels included)."""
     da, db = pydicom.dcmread(a), pydicom.dcmread(b)
     return bool(da == db) and da.file_meta.TransferSyntaxUID == db.file_meta.TransferSyntaxUID
+
+
+def write_large_instance(path: Path, megabytes: int, *, frame: int = 512) -> str:
+    """Write a multi-frame secondary capture of about ``megabytes`` MB of pixel data; return its SOP UID.
+
+    The header comes from pydicom; the pixel data element is appended by hand, 1 MiB at a time, so a
+    1 GB instance is written in bounded memory (pydicom would hold the whole value). Frames are
+    ``frame`` x ``frame`` 16-bit, of a byte pattern that varies with the frame.
+    """
+    frame_bytes = frame * frame * 2
+    frames = max(1, megabytes * 1_000_000 // frame_bytes)
+    ds = make_instance(
+        study_uid=generate_uid(), series_uid=generate_uid(), modality="OT", number=1, size=frame
+    )
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = (
+        "1.2.840.10008.5.1.4.1.1.7.3"  # multi-frame word SC
+    )
+    ds.NumberOfFrames = frames
+    del ds.PixelData
+    ds.save_as(path, enforce_file_format=True)
+    total = frames * frame_bytes
+    chunk = bytes(range(256)) * (1 << 12)  # 1 MiB
+    with path.open("ab") as handle:
+        # (7FE0,0010) OW, explicit VR little endian: tag, VR, 2 reserved bytes, 4-byte length
+        handle.write(b"\xe0\x7f\x10\x00OW\x00\x00" + total.to_bytes(4, "little"))
+        left = total
+        while left:
+            part = chunk[: min(left, len(chunk))]
+            handle.write(part)
+            left -= len(part)
+    return str(ds.SOPInstanceUID)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -134,3 +135,88 @@ def test_empty_and_settling_nights_wait(tmp_path: Path) -> None:
 def test_missing_landing_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match=r"landing folder .*nowhere does not exist"):
         scan_landing(tmp_path / "nowhere", tmp_path / "state")
+
+
+def _bytes_file(folder: Path, name: bytes, data: bytes) -> None:
+    """A file whose name is raw bytes (not UTF-8): what a Latin-1 PACS export or a USB stick leaves."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(os.fsencode(folder) + b"/" + name, "wb") as handle:
+        handle.write(data)
+
+
+def test_a_file_name_that_is_not_utf8_is_scanned_with_a_deterministic_checksum(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    _night(landing, "site01", "2024-05-01", {"dicom/a.dcm": b"a"})
+    _bytes_file(landing / "site01" / "2024-05-01" / "dicom", b"caf\xe9.dcm", b"latin-1 name")
+    _night(landing, "site02", "2024-05-01", {"dicom/b.dcm": b"b"})
+    first = scan_landing(landing, tmp_path / "state1")
+    assert [(n.site_id, n.n_files) for n in first] == [("site01", 2), ("site02", 1)]
+    # the same bytes scanned from scratch give the same checksums (names hashed as their on-disk bytes)
+    again = scan_landing(landing, tmp_path / "state2")
+    assert [(n.content_sha256, n.stat_sha256) for n in again] == [
+        (n.content_sha256, n.stat_sha256) for n in first
+    ]
+    mark_processed(first[0], tmp_path / "state1")
+    assert [n.site_id for n in scan_landing(landing, tmp_path / "state1")] == ["site02"]
+    # a different undecodable name is a different delivery
+    os.rename(
+        os.fsencode(landing / "site01" / "2024-05-01" / "dicom") + b"/caf\xe9.dcm",
+        os.fsencode(landing / "site01" / "2024-05-01" / "dicom") + b"/caf\xe8.dcm",
+    )
+    (changed,) = [n for n in scan_landing(landing, tmp_path / "state1") if n.site_id == "site01"]
+    assert changed.status == "redelivered" and changed.content_sha256 != first[0].content_sha256
+
+
+def test_the_night_checksum_is_the_sha256sum_listing_of_its_files_whatever_the_names(tmp_path: Path) -> None:
+    # what an operator can check with coreutils: `sha256sum` lines, names as their bytes on disk
+    landing = tmp_path / "landing"
+    _night(landing, "site01", "2024-05-01", {"dicom/张伟/a.dcm": b"a", "dicom/b.dcm": b"b"})
+    _bytes_file(landing / "site01" / "2024-05-01" / "dicom", b"caf\xe9.dcm", b"c")
+    (night,) = scan_landing(landing, tmp_path / "state")
+    listing = b"".join(
+        hashlib.sha256(data).hexdigest().encode() + b"  " + rel + b"\n"
+        for rel, data in (
+            (b"dicom/b.dcm", b"b"),
+            (b"dicom/caf\xe9.dcm", b"c"),
+            ("dicom/张伟/a.dcm".encode(), b"a"),
+        )
+    )
+    assert night.content_sha256 == hashlib.sha256(listing).hexdigest()
+
+
+def test_folder_names_that_are_not_utf8_are_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    landing = tmp_path / "landing"
+    _night(landing, "site01", "2024-05-01", {"dicom/a.dcm": b"a"})
+    os.mkdir(os.fsencode(landing) + b"/M\xfcller")
+    os.mkdir(os.fsencode(landing / "site01") + b"/2024-05-\xff")
+    with caplog.at_level(logging.WARNING, logger="cohortpool.ingest"):
+        pending = scan_landing(landing, tmp_path / "state")
+    assert [(n.site_id, n.night) for n in pending] == [("site01", "2024-05-01")]
+    assert caplog.text.count("<entry ") == 2
+
+
+def test_an_unexpected_error_at_one_site_is_reported_and_the_others_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    landing = tmp_path / "landing"
+    _night(landing, "site01", "2024-05-01", {"dicom/a.dcm": b"a"})
+    _night(landing, "site02", "2024-05-01", {"dicom/b.dcm": b"b"})
+    _night(landing, "site03", "2024-05-01", {"dicom/DOE^JANE.dcm": b"c"})
+    real = dropfolder._content_digest
+
+    def flaky(night_dir: Path, files: list[Path]) -> str:
+        if "site02" in night_dir.parts:
+            raise UnicodeEncodeError("utf-8", "DOE^JANE\udce9", 8, 9, "surrogates not allowed")
+        return real(night_dir, files)
+
+    monkeypatch.setattr(dropfolder, "_content_digest", flaky)
+    with caplog.at_level(logging.ERROR, logger="cohortpool.ingest"):
+        scan = dropfolder.scan_sites(landing, tmp_path / "state")
+    assert [n.site_id for n in scan.pending] == ["site01", "site03"]
+    assert list(scan.failed) == ["site02"]
+    reason = scan.failed["site02"]
+    assert "UnicodeEncodeError" in reason and "surrogates not allowed" in reason
+    assert str(landing / "site02") in reason
+    assert "DOE" not in reason and "DOE" not in caplog.text  # the message could carry a patient's name

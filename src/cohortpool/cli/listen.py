@@ -13,6 +13,9 @@ import typer
 
 from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app, read_settings
 
+#: 1 MiB; the limits below are given in MiB
+MIB = 1 << 20
+
 LandingOpt = Annotated[
     Path, typer.Option("--landing", help="Landing folder; files go to <landing>/<site>/<YYYY-MM-DD>/dicom/.")
 ]
@@ -54,18 +57,62 @@ def listen(
         list[str] | None,
         typer.Option("--allow-aet", help="Only accept these calling AE titles (repeatable)."),
     ] = None,
+    # defaults (None) are ListenerLimits' own, named in the help; cohortpool.ingest is imported only
+    # when `listen` runs, so every other verb starts without it (a test checks the help matches)
+    max_instance_mb: Annotated[
+        int | None,
+        typer.Option(
+            "--max-instance-mb",
+            min=1,
+            show_default=False,
+            help="Refuse (status A700) an instance larger than this many MiB (default 2048).",
+        ),
+    ] = None,
+    max_association_instances: Annotated[
+        int | None,
+        typer.Option(
+            "--max-association-instances",
+            min=1,
+            show_default=False,
+            help="Instances one association may store; the rest are refused (default 50000).",
+        ),
+    ] = None,
+    max_association_mb: Annotated[
+        int | None,
+        typer.Option(
+            "--max-association-mb",
+            min=1,
+            show_default=False,
+            help="MiB one association may store; the rest are refused (default 102400).",
+        ),
+    ] = None,
 ) -> None:
     """Receive DICOM instances over C-STORE into the landing folder until Ctrl-C.
 
-    Each instance is written atomically under <landing>/<site>/<night>/dicom/<study>/<series>/<sop>.dcm.
+    Each instance is written to disk as it arrives (memory stays bounded whatever its size) and renamed
+    into place as <landing>/<site>/<night>/dicom/<study>/<series>/<sop>.dcm once complete. An instance
+    over --max-instance-mb, or past what one association may store, is refused with status A700 (out of
+    resources) and nothing of it is kept. On a terminal, a line per association gives its counts.
     """
     from rich.console import Console
 
-    from cohortpool.ingest.listener import Listener, ListenerStats, serve
+    from cohortpool.ingest.association import AssociationSummary, ListenerLimits
+    from cohortpool.ingest.listener import Listener, ListenerStats, private_spool, serve
 
     site_id = _site(site)
     console = Console(stderr=True)
     status = console.status("waiting for associations")
+    given = {
+        "max_instance_bytes": None if max_instance_mb is None else max_instance_mb * MIB,
+        "max_instances": max_association_instances,
+        "max_bytes": None if max_association_mb is None else max_association_mb * MIB,
+    }
+    limits = ListenerLimits(**{k: v for k, v in given.items() if v is not None})
+
+    def association_done(summary: AssociationSummary) -> None:
+        # a terminal only: logs and pipes stay quiet (a listener runs for months)
+        if console.is_terminal:
+            console.print(summary.line(), markup=False, highlight=False)
 
     def ready(listener: Listener) -> None:
         # stdout, one line, flushed: scripts and tests read the actual port from it
@@ -81,17 +128,20 @@ def listen(
         )
 
     try:
-        stats = serve(
-            landing,
-            site_id,
-            port=port,
-            host=host,
-            ae_title=ae_title,
-            night=night,
-            allowed_aets=allow_aet or (),
-            on_ready=ready,
-            on_tick=tick,
-        )
+        with private_spool(landing):
+            stats = serve(
+                landing,
+                site_id,
+                port=port,
+                host=host,
+                ae_title=ae_title,
+                night=night,
+                allowed_aets=allow_aet or (),
+                limits=limits,
+                on_association=association_done,
+                on_ready=ready,
+                on_tick=tick,
+            )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from exc
@@ -100,7 +150,10 @@ def listen(
         raise typer.Exit(EXIT_USAGE) from exc
     finally:
         status.stop()
-    typer.echo(f"stopped: stored {stats.stored} instances, rejected {stats.rejected}")
+    typer.echo(
+        f"stopped: stored {stats.stored} instances, rejected {stats.rejected}, "
+        f"{stats.associations} associations"
+    )
     raise typer.Exit(EXIT_ISSUES if stats.rejected else EXIT_OK)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -136,24 +137,53 @@ def scan_sites(
             if site_id is None:
                 continue
             try:
-                for night_dir in sorted(p for p in site_dir.iterdir() if not p.name.startswith(".")):
-                    night = _checked(night_dir, check_night, "a night (YYYY-MM-DD)")
-                    if night is None:
-                        continue
-                    found = _pending_night(
-                        conn, site_id, night, night_dir, done.get((site_id, night)), now, settle_seconds
-                    )
-                    if found is not None:
-                        pending.append(found)
-            except OSError as exc:  # one site's folder gone or unreadable: the other sites still run
-                # the failing path is left out: below the site folder, names carry patient names
-                failed[site_id] = (
-                    f"cannot read {site_dir} or a file below it ({type(exc).__name__}, errno {exc.errno}): "
-                    "give the cohortpool user read access; the night is taken by the next run"
-                )
+                pending.extend(_scan_site(conn, site_id, site_dir, done, now, settle_seconds))
+            except Exception as exc:  # one site's trouble, whatever it is, never stops the others
+                failed[site_id] = _failure_reason(site_dir, exc)
                 log.error("site %s: %s", site_id, failed[site_id])
-                pending = [n for n in pending if n.site_id != site_id]
     return LandingScan(pending, dict(sorted(failed.items())))
+
+
+def _scan_site(
+    conn: sqlite3.Connection,
+    site_id: str,
+    site_dir: Path,
+    done: dict[tuple[str, str], tuple[str, str]],
+    now: float,
+    settle_seconds: float,
+) -> list[SiteNight]:
+    """The pending nights of one site folder (nothing is kept of a site whose scan fails half-way)."""
+    found: list[SiteNight] = []
+    for night_dir in sorted(p for p in site_dir.iterdir() if not p.name.startswith(".")):
+        night = _checked(night_dir, check_night, "a night (YYYY-MM-DD)")
+        if night is None:
+            continue
+        pending = _pending_night(
+            conn, site_id, night, night_dir, done.get((site_id, night)), now, settle_seconds
+        )
+        if pending is not None:
+            found.append(pending)
+    return found
+
+
+def _failure_reason(site_dir: Path, exc: Exception) -> str:
+    """Why a site's scan failed, naming its folder and what to do, never a file below it.
+
+    Below the site folder, names carry patient names (a PACS export's ``DOE^JANE_12345``), and an
+    exception's message may quote one: only the exception type and a reason free of names are kept
+    (``errno`` and ``strerror`` of an ``OSError``; the codec's reason of a ``UnicodeError``).
+    """
+    if isinstance(exc, OSError):
+        return (
+            f"cannot read {site_dir} or a file below it ({type(exc).__name__}, errno {exc.errno}: "
+            f"{exc.strerror}): give the cohortpool user read access; the night is taken by the next run"
+        )
+    detail = f": {exc.reason}" if isinstance(exc, UnicodeError) and hasattr(exc, "reason") else ""
+    return (
+        f"scanning {site_dir} failed ({type(exc).__name__}{detail}); the other sites went on: "
+        "a bug in cohortpool's scan, please report it with this line; the night is taken again by the "
+        "next run once it is fixed"
+    )
 
 
 def _pending_night(
@@ -215,7 +245,7 @@ def _checked(entry: Path, check: Callable[[str], str], what: str) -> str | None:
     PACS export is named after the patient (``DOE^JANE_12345``) and logs must carry no PHI.
     ``cohortpool`` never deletes or moves it; the operator finds it with ``ls`` in that folder.
     """
-    shown = f"{entry.parent}/<entry {hashlib.sha256(entry.name.encode()).hexdigest()[:8]}>"
+    shown = f"{entry.parent}/<entry {hashlib.sha256(os.fsencode(entry.name)).hexdigest()[:8]}>"
     if not entry.is_dir():
         log.warning("%s: a file where %s folder is expected; move it into a night folder", shown, what)
         return None
@@ -232,11 +262,24 @@ def _checked(entry: Path, check: Callable[[str], str], what: str) -> str | None:
 
 
 def _files(night_dir: Path) -> list[Path]:
-    """Every complete file of a night, sorted by relative path (hidden and in-progress files left out)."""
+    """Every complete file of a night, sorted by relative path (hidden and in-progress files left out).
+
+    Sorted by the names' bytes: for UTF-8 names that is the order of their characters, and a name that
+    is not UTF-8 (``caf\\xe9.dcm`` from a Latin-1 export) still has a fixed place.
+    """
     return sorted(
         (p for p in night_dir.rglob("*") if p.is_file() and not _hidden(p.relative_to(night_dir))),
-        key=lambda p: p.relative_to(night_dir).as_posix(),
+        key=lambda p: _name_bytes(night_dir, p),
     )
+
+
+def _name_bytes(night_dir: Path, path: Path) -> bytes:
+    """The relative path as it is on disk: names are bytes to the file system, and need not be UTF-8.
+
+    ``os.fsencode`` turns the surrogate escapes Python decoded an undecodable name into back into the
+    original bytes, so every name hashes, and a UTF-8 name hashes exactly as its UTF-8 text did.
+    """
+    return os.fsencode(path.relative_to(night_dir).as_posix())
 
 
 def _stat_digest(night_dir: Path, files: list[Path]) -> tuple[str, int, float]:
@@ -245,16 +288,15 @@ def _stat_digest(night_dir: Path, files: list[Path]) -> tuple[str, int, float]:
     n_bytes, newest = 0, 0.0
     for path in files:
         stat = path.stat()
-        outer.update(
-            f"{path.relative_to(night_dir).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
-        )
+        outer.update(_name_bytes(night_dir, path) + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         n_bytes += stat.st_size
         newest = max(newest, stat.st_mtime)
     return outer.hexdigest(), n_bytes, newest
 
 
 def _content_digest(night_dir: Path, files: list[Path]) -> str:
-    """The tree digest of the files (:func:`cohortpool.contract.files.sha256_tree`).
+    """The tree digest of the files (:func:`cohortpool.contract.files.sha256_tree`), whose listing encodes a
+    name that is not UTF-8 back to its on-disk bytes.
 
     Paths are hashed, never stored: they carry hospital identifiers in a real PACS export.
     """

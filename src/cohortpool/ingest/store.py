@@ -13,12 +13,15 @@ sees either no file or the complete file, never a half-written one. Readers skip
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import io
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 from pydicom.errors import InvalidDicomError
@@ -80,9 +83,24 @@ def uids_of(data: bytes, origin: str) -> InstanceUids:
     origin
         Where the bytes came from (a URL or peer), for the error message; never PHI.
     """
+    return _read_uids(io.BytesIO(data), origin)
+
+
+def uids_of_file(path: Path, origin: str) -> InstanceUids:
+    """:func:`uids_of` for a file on disk, reading only the header, never the whole file.
+
+    Elements other than the three UIDs are skipped by seeking, and any value over 1 MiB is left unread,
+    so a multi-gigabyte instance costs a few kilobytes of memory.
+    """
+    with Path(path).open("rb") as handle:
+        return _read_uids(handle, origin)
+
+
+def _read_uids(source: BinaryIO, origin: str) -> InstanceUids:
     try:
         ds = pydicom.dcmread(
-            io.BytesIO(data),
+            source,
+            defer_size="1 MB",
             stop_before_pixels=True,
             specific_tags=["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"],
         )
@@ -139,6 +157,50 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> str:
     if fsync:
         _fsync_dir(path.parent)
     return hashlib.sha256(data).hexdigest()
+
+
+def place_atomic(source: Path, path: Path, *, fsync: bool = True) -> None:
+    """Move the complete file ``source`` to ``path`` so that no reader ever sees a partial file.
+
+    On one file system this is a rename: the bytes are not copied, however large the file. Across
+    file systems the file is copied (by the kernel, in bounded memory) to a hidden temporary name in
+    the destination folder and renamed, as :func:`write_atomic` does. ``source`` is gone afterwards.
+    With ``fsync`` the data and the folder entry reach the disk before the function returns.
+    """
+    source, path = Path(source), Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fsync:
+        _fsync_file(source)
+    source.chmod(0o640)  # as write_atomic: the landing folder's group (site staff) may read
+    try:
+        source.replace(path)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            shutil.copyfile(source, tmp)
+            if fsync:
+                _fsync_file(tmp)
+            tmp.chmod(0o640)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        source.unlink()
+    if fsync:
+        _fsync_dir(path.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    """Flush a file's data to disk (a read-only descriptor is enough on POSIX)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(folder: Path) -> None:
