@@ -163,13 +163,19 @@ def detect_separation(x: npt.ArrayLike, y: npt.ArrayLike) -> Separation:
     p = design.shape[1]
     infinite = np.zeros(p, dtype=bool)
     direction = np.zeros(p)
+    bounds = [(-1.0, 1.0)] * p
+    zeros = np.zeros(len(design))
+    # one LP first: is there any separating direction at all? (most models: no, and then one LP is all)
+    anywhere = optimize.linprog(
+        constraints.sum(axis=0), A_ub=constraints, b_ub=zeros, bounds=bounds, method="highs"
+    )
+    if anywhere.status == 0 and -anywhere.fun <= _SEPARATION_TOL:
+        return Separation(infinite, np.zeros(len(design), dtype=bool), direction)
     for j in range(p):
         for towards in (1.0, -1.0):
             objective = np.zeros(p)
             objective[j] = -towards  # linprog minimises
-            found = optimize.linprog(
-                objective, A_ub=constraints, b_ub=np.zeros(len(design)), bounds=[(-1, 1)] * p, method="highs"
-            )
+            found = optimize.linprog(objective, A_ub=constraints, b_ub=zeros, bounds=bounds, method="highs")
             if found.status == 0 and -found.fun > _SEPARATION_TOL:
                 infinite[j] = True
                 direction += found.x

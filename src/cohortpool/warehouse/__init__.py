@@ -11,7 +11,8 @@ Public API (other stages use these names):
 - :func:`publish` (``db_path, published=None``) -> :class:`PublishResult`: the read-only copy analysts and
   the report read (``published/warehouse.duckdb`` beside the warehouse, :func:`published_path`).
 - :func:`export_parquet` (``db_path, out_dir``) and :func:`checksum` (``db_path``).
-- :func:`write_dictionary_html` (``con, path``): the data dictionary page.
+- :func:`write_dictionary_html` (``con, path``) / :func:`write_dictionary_page` (``db_path, path``): the
+  data dictionary page (a report folder gets one beside ``report.html``, which links it).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from cohortpool.warehouse.connect import (
     connect,
     open_reader,
 )
-from cohortpool.warehouse.dictionary import DictionaryError, write_dictionary_html
+from cohortpool.warehouse.dictionary import DictionaryError, write_dictionary_html, write_dictionary_page
 from cohortpool.warehouse.export import ANALYSIS_VIEWS, checksum, export_parquet
 from cohortpool.warehouse.load import BatchConflictError, LoadError, LoadResult, load_batch
 from cohortpool.warehouse.migrate import MigrationError, migrate
@@ -54,4 +55,5 @@ __all__ = [
     "published_path",
     "sql",
     "write_dictionary_html",
+    "write_dictionary_page",
 ]

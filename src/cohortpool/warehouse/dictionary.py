@@ -22,6 +22,7 @@ import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from cohortpool.warehouse import sql
+from cohortpool.warehouse.connect import open_reader
 
 SOURCE = "dictionary.yaml"
 #: markers around the generated part of docs/data_contract.md
@@ -316,6 +317,16 @@ def _environment() -> Environment:
 def render_html(dictionary: Dictionary) -> str:
     """The data dictionary as one self-contained HTML page (inline CSS, no script, no external link)."""
     return _environment().get_template("dictionary.html.j2").render(dictionary=dictionary)
+
+
+def write_dictionary_page(db_path: str | Path, path: str | Path) -> Path:
+    """Write the data dictionary page of the warehouse at ``db_path`` (opened read-only) to ``path``;
+    e.g. into a report folder, whose page links ``dictionary.html`` when it is there."""
+    con = open_reader(db_path)
+    try:
+        return write_dictionary_html(con, path)
+    finally:
+        con.close()
 
 
 def write_dictionary_html(con: duckdb.DuckDBPyConnection, path: str | Path) -> Path:
