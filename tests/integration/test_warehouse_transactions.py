@@ -1,7 +1,8 @@
 """The warehouse under real processes: a load killed mid-transaction, concurrent writers, and readers.
 
-The kill test runs ``cohortpool load`` through the test-only launcher ``pausing_load.py`` (beside this
-file; nothing in the product pauses): the loader does all of a batch's work inside its transaction
+The kill test runs ``cohortpool load`` through the test-only launcher
+``tests/hardening/pausing_cohortpool.py`` (nothing in the product pauses): the loader does all of a
+batch's work inside its transaction
 (150,000 reads, enough that DuckDB writes row groups to the file before COMMIT), prints a marker, and
 sleeps before COMMIT; the test SIGKILLs it there, which is the worst moment: everything written,
 nothing committed.
@@ -18,7 +19,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from pausing_load import MARKER
 from typer.testing import CliRunner
 
 from cohortpool.cli import app
@@ -28,19 +28,24 @@ from warehouse_batches import build_once, make_tables, warehouse_rows, write_bat
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BIG_PATIENTS = 25_000  # 150,000 reads and 150,000 series: more than one DuckDB row group (122,880)
-LAUNCHER = Path(__file__).with_name("pausing_load.py")
+LAUNCHER = Path(__file__).resolve().parents[1] / "hardening" / "pausing_cohortpool.py"
+MARKER = "test pause at load"
 
 
 def _start_load(batch: Path, db: Path, *, pause: float | None = None) -> subprocess.Popen[str]:
-    """`cohortpool load BATCH --db DB` in a subprocess; with ``pause``, through the pausing launcher."""
-    command = [sys.executable, str(LAUNCHER), str(pause)] if pause else [sys.executable, "-m", "cohortpool"]
-    if not pause:
-        command.append("load")
+    """`cohortpool load BATCH --db DB` in a subprocess; with ``pause``, through the test-only launcher
+    that sleeps inside the load's open transaction, after its checks, before COMMIT."""
+    env = dict(os.environ)
+    command = [sys.executable, "-m", "cohortpool"]
+    if pause:
+        env |= {"COHORTPOOL_TEST_PAUSE_AT": "load", "COHORTPOOL_TEST_PAUSE_SECONDS": str(pause)}
+        command = [sys.executable, str(LAUNCHER)]
     return subprocess.Popen(
-        [*command, str(batch), "--db", str(db)],
+        [*command, "load", str(batch), "--db", str(db)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
 
 

@@ -190,12 +190,16 @@ def _many_sites_forest(sites: int) -> ResultTable:
         for i in range(1, sites + 1):
             hidden = label == "Male" and i % 3 == 0
             estimate = None if hidden else 1.0 + i / 100
-            rows.append({"label": label, "site_id": f"site{i:02d}", "estimate": estimate,
-                         "ci_low": None if hidden else 0.5, "ci_high": None if hidden else 2.5,
-                         "weight": None if hidden else 100 / sites, "is_pooled": False, "method": "site"})  # fmt: skip
+            low, high, weight = (None, None, None) if hidden else (0.5, 2.5, 100 / sites)
+            rows.append(
+                {"label": label, "site_id": f"site{i:02d}", "estimate": estimate, "ci_low": low,
+                 "ci_high": high, "weight": weight, "is_pooled": False, "method": "site"}
+            )  # fmt: skip
         for method in ("mantel_haenszel", "dersimonian_laird"):
-            rows.append({"label": label, "site_id": "ALL", "estimate": 1.1, "ci_low": 0.9, "ci_high": 1.3,
-                         "weight": 100.0, "is_pooled": True, "method": method})  # fmt: skip
+            rows.append(
+                {"label": label, "site_id": "ALL", "estimate": 1.1, "ci_low": 0.9, "ci_high": 1.3,
+                 "weight": 100.0, "is_pooled": True, "method": method}
+            )  # fmt: skip
     frame = pd.DataFrame(rows)
     frame["measure"] = "odds_ratio"
     return ResultTable("table1_forest", "Table 1: per-site and pooled effects", frame, kind="forest")
@@ -258,9 +262,13 @@ def test_the_dictionary_link_and_the_data_quality_of_every_site() -> None:
     )
     late = quality.assign(site_id="site02", night="2026-11-22", batch_id="site02_2026-11-22_cccccccccccc")
     page = build_page(
-        paper_results(), PROVENANCE, pd.concat([quality, late]), title="t", expected_sites=["site01", "site02", "site09"],
+        paper_results(),
+        PROVENANCE,
+        pd.concat([quality, late]),
+        title="t",
+        expected_sites=["site01", "site02", "site09"],
         dictionary="dictionary.html",
-    )  # fmt: skip
+    )
     html = render_html(page)
     assert '<a href="dictionary.html">' in html
     sites = next(t for t in _tables(html).tables if t[0][:3] == ["Site", "Last night", "Status"])

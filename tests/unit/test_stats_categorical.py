@@ -104,10 +104,9 @@ def test_table_count_matches_enumeration() -> None:
 
 def test_readme_states_the_enumeration_limit_the_code_uses() -> None:
     import re
+    from pathlib import Path
 
-    from cohortpool.config import PROJECT_ROOT
-
-    readme = " ".join((PROJECT_ROOT / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").split())
     stated = re.search(r"exact by enumeration up to ([\d,]+) tables", readme)
     assert stated is not None
     assert int(stated.group(1).replace(",", "")) == c.FFH_MAX_TABLES

@@ -11,12 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cohortpool.cli import app
-from cohortpool.config import PROJECT_ROOT
 from cohortpool.warehouse import dictionary as d
 from cohortpool.warehouse import load_batch, migrate, open_reader, publish
 from warehouse_batches import make_tables, write_batch
 
-CONTRACT = PROJECT_ROOT / "docs" / "data_contract.md"
+CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "data_contract.md"
 
 
 @pytest.fixture(scope="module")

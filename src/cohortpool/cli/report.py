@@ -50,17 +50,12 @@ def report_command(
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from cohortpool.pipeline.report import PlanError, WarehouseError, generate
-    from cohortpool.stats.plan import load_plan
     from cohortpool.warehouse import published_path, write_dictionary_page
 
     settings = read_settings()
     db_path = db or published_path(settings.warehouse)
     out_dir = out or settings.data_dir / "report"
     plan_path = plan_file or resources.plan_path()
-    try:
-        load_plan(plan_path)  # a bad plan is named before anything is read or written
-    except PlanError as exc:
-        raise _fail(f"{exc} (pass --plan FILE)", EXIT_USAGE) from exc
     if db is None and not db_path.exists():
         raise _fail(
             f"no published warehouse at {db_path}: `cohortpool load` publishes it after each load; run "
