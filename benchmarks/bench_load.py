@@ -1,6 +1,7 @@
-"""Warehouse load speed: a 10^6-read validated batch into DuckDB, beside a bare DuckDB copy.
+"""Warehouse load and publish speed: a 10^6-read validated batch into DuckDB, beside a bare DuckDB copy.
 
 Run from the checkout:  .venv/bin/python benchmarks/bench_load.py --patients 166667 --runs 5
+(``--only publish`` or ``--only load`` for one half.)
 
 Measured, each on a fresh warehouse file unless said otherwise, median of ``--runs`` runs:
 - ``cohortpool load (new batch)``: ``load_batch`` end to end (migrate, checksum the files, one
@@ -10,7 +11,10 @@ Measured, each on a fresh warehouse file unless said otherwise, median of ``--ru
 - ``cohortpool load (already loaded)``: the same batch again (idempotent no-op).
 - peer ``duckdb CREATE TABLE AS read_parquet``: the floor: DuckDB copying the three Parquet files into
   bare tables in one transaction (no types, constraints, lineage, history or checks).
-The ratio column is each wall time over the peer's. CPU time (user + system, every thread of the
+- ``cohortpool publish``: ``publish`` of the warehouse holding that batch (writer lock, migrate check,
+  CHECKPOINT, copy, read-back check, atomic rename, data dictionary page), beside its peer ``cp``: a
+  plain copy of the same file (``shutil.copyfile``), the floor of any copy-based publication.
+The ratio column is each wall time over its peer's. CPU time (user + system, every thread of the
 process) is shown beside the wall time because the machine is shared: it moves less with the load.
 """
 
@@ -31,7 +35,7 @@ import duckdb
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from cohortpool.warehouse import load_batch  # noqa: E402
+from cohortpool.warehouse import load_batch, publish  # noqa: E402
 from warehouse_batches import make_tables, write_batch  # noqa: E402
 
 
@@ -59,7 +63,7 @@ def _median(
         action(db)
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
-        db.unlink()
+        db.unlink(missing_ok=True)
         wal = db.with_name(db.name + ".wal")
         if wal.exists():
             wal.unlink()
@@ -70,6 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=166_667, help="6 reads and 6 series per patient")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", choices=("load", "publish"), help="measure only the loads or the publish")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench_load_"))
@@ -90,28 +95,47 @@ def main() -> None:
         def preload(db: Path) -> None:
             load_batch(db, first)
 
-        results = {
-            "peer: duckdb CREATE TABLE AS read_parquet": _median(
-                args.runs, nothing, lambda db: _bare_copy(db, first), work
-            ),
-            "cohortpool load (new batch)": _median(
-                args.runs, nothing, lambda db: load_batch(db, first), work
-            ),
-            "cohortpool load (resubmission, all rows superseded)": _median(
-                args.runs, preload, lambda db: load_batch(db, second), work
-            ),
-            "cohortpool load (already loaded, no-op)": _median(
-                args.runs, preload, lambda db: load_batch(db, first), work
-            ),
-        }
-        peer, _ = results["peer: duckdb CREATE TABLE AS read_parquet"]
+        results: dict[str, tuple[float, float, str]] = {}
+        if args.only != "publish":
+            peer = "peer: duckdb CREATE TABLE AS read_parquet"
+            results[peer] = (*_median(args.runs, nothing, lambda db: _bare_copy(db, first), work), peer)
+            for name, setup, action in (
+                ("cohortpool load (new batch)", nothing, lambda db: load_batch(db, first)),
+                (
+                    "cohortpool load (resubmission, all rows superseded)",
+                    preload,
+                    lambda db: load_batch(db, second),
+                ),
+                ("cohortpool load (already loaded, no-op)", preload, lambda db: load_batch(db, first)),
+            ):
+                results[name] = (*_median(args.runs, setup, action, work), peer)
+        if args.only != "load":
+            loaded = work / "loaded.duckdb"
+            load_batch(loaded, first)
+            size = loaded.stat().st_size
+            peer = f"peer: cp of the warehouse file ({size / 2**20:.0f} MiB)"
+            copies = work / "copies"
+            copies.mkdir()
+
+            def copy(db: Path) -> None:
+                shutil.copyfile(loaded, copies / "copy.duckdb")
+
+            def publish_it(db: Path) -> None:
+                publish(loaded, copies / "published" / "warehouse.duckdb")
+
+            results[peer] = (*_median(args.runs, nothing, copy, work), peer)
+            results["cohortpool publish (warehouse of that batch)"] = (
+                *_median(args.runs, nothing, publish_it, work),
+                peer,
+            )
         print(f"\nload average before/after: {before_load} / {os.getloadavg()[0]:.1f} (2 cores)")
         print(
             f"\n| what | median wall s ({args.runs} runs) | median CPU s | reads/s (wall) | ratio to peer |"
         )
         print("|---|---|---|---|---|")
-        for name, (seconds, cpu) in results.items():
-            print(f"| {name} | {seconds:.2f} | {cpu:.2f} | {n_reads / seconds:,.0f} | {seconds / peer:.2f} |")
+        for name, (seconds, cpu, peer_name) in results.items():
+            ratio = seconds / results[peer_name][0]
+            print(f"| {name} | {seconds:.2f} | {cpu:.2f} | {n_reads / seconds:,.0f} | {ratio:.2f} |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

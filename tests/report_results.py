@@ -91,6 +91,11 @@ def _table1_rows(site: str, n_op: int, n_met: int, male_op: int, male_met: int) 
     ]
 
 
+def table1_rows(site: str) -> pd.DataFrame:
+    """One site's Table 1 rows (the reference study's numbers), for tables of many sites."""
+    return pd.DataFrame(_table1_rows(site, 50, 31, 6, 22))
+
+
 def table1() -> ResultTable:
     """Table 1 as the engine returns it: each site's rows, then the pooled rows (site ``ALL``).
 

@@ -1,9 +1,11 @@
-"""The warehouse under real processes: a load killed mid-transaction, and concurrent writers.
+"""The warehouse under real processes: a load killed mid-transaction, concurrent writers, and readers.
 
-The kill test uses the documented test-only hook ``cohortpool load --test-pause-before-commit SECONDS``:
-the loader does all of a batch's work inside its transaction (150,000 reads, enough that DuckDB writes
-row groups to the file before COMMIT), prints a marker, and sleeps before COMMIT; the test SIGKILLs it
-there, which is the worst moment: everything written, nothing committed.
+The kill test runs ``cohortpool load`` through the test-only launcher
+``tests/hardening/pausing_cohortpool.py`` (nothing in the product pauses): the loader does all of a
+batch's work inside its transaction
+(150,000 reads, enough that DuckDB writes row groups to the file before COMMIT), prints a marker, and
+sleeps before COMMIT; the test SIGKILLs it there, which is the worst moment: everything written,
+nothing committed.
 """
 
 from __future__ import annotations
@@ -20,21 +22,30 @@ import pytest
 from typer.testing import CliRunner
 
 from cohortpool.cli import app
-from cohortpool.warehouse import WarehouseLockedError, checksum, connect, load_batch
+from cohortpool.warehouse import WarehouseLockedError, checksum, connect, load_batch, published_path
 from warehouse_batches import build_once, make_tables, warehouse_rows, write_batch
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-MARKER = "test hook: paused inside the load transaction"
 BIG_PATIENTS = 25_000  # 150,000 reads and 150,000 series: more than one DuckDB row group (122,880)
+LAUNCHER = Path(__file__).resolve().parents[1] / "hardening" / "pausing_cohortpool.py"
+MARKER = "test pause at load"
 
 
-def _start_load(batch: Path, db: Path, *extra: str) -> subprocess.Popen[str]:
+def _start_load(batch: Path, db: Path, *, pause: float | None = None) -> subprocess.Popen[str]:
+    """`cohortpool load BATCH --db DB` in a subprocess; with ``pause``, through the test-only launcher
+    that sleeps inside the load's open transaction, after its checks, before COMMIT."""
+    env = dict(os.environ)
+    command = [sys.executable, "-m", "cohortpool"]
+    if pause:
+        env |= {"COHORTPOOL_TEST_PAUSE_AT": "load", "COHORTPOOL_TEST_PAUSE_SECONDS": str(pause)}
+        command = [sys.executable, str(LAUNCHER)]
     return subprocess.Popen(
-        [sys.executable, "-m", "cohortpool", "load", str(batch), "--db", str(db), *extra],
+        [*command, "load", str(batch), "--db", str(db)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
 
 
@@ -81,7 +92,7 @@ def test_killed_load_leaves_the_warehouse_as_it_was(
     before_checksum = checksum(db)
     bytes_before = _disk_bytes(db)
 
-    proc = _start_load(warehouse_batches_on_disk["big"], db, "--test-pause-before-commit", "120")
+    proc = _start_load(warehouse_batches_on_disk["big"], db, pause=120)
     _wait_for_marker(proc)
     grown = _disk_bytes(db) - bytes_before
     os.kill(proc.pid, signal.SIGKILL)
@@ -108,7 +119,7 @@ def test_second_writer_fails_clearly_or_waits_and_never_corrupts(
     batches = warehouse_batches_on_disk
     db = tmp_path / "w.duckdb"
     load_batch(db, batches["base"])
-    first = _start_load(batches["other"], db, "--test-pause-before-commit", "10")
+    first = _start_load(batches["other"], db, pause=10)
     _wait_for_marker(first)
     paused_at = time.monotonic()
 
@@ -148,7 +159,7 @@ def test_wait_gives_up_with_the_lock_error(
 ) -> None:
     db = tmp_path / "w.duckdb"
     load_batch(db, warehouse_batches_on_disk["base"])
-    holder = _start_load(warehouse_batches_on_disk["small"], db, "--test-pause-before-commit", "5")
+    holder = _start_load(warehouse_batches_on_disk["small"], db, pause=5)
     _wait_for_marker(holder)
     started = time.monotonic()
     with pytest.raises(WarehouseLockedError, match=r"after waiting 1\.5 s"):
@@ -156,3 +167,66 @@ def test_wait_gives_up_with_the_lock_error(
     assert time.monotonic() - started >= 1.5
     holder.communicate(timeout=120)
     assert holder.returncode == 0
+
+
+# An analyst's session: holds a read-only connection to the published copy open, as a notebook does,
+# and answers on stdout how many sites it sees, through that held connection ("held") and through a
+# fresh open in the same process ("fresh"), each time the test writes a line to its stdin.
+ANALYST = """
+import sys, duckdb
+from cohortpool.warehouse import open_reader
+held = duckdb.connect(sys.argv[1], read_only=True)
+count = "SELECT count(DISTINCT site_id) FROM analysis.patients"
+for _ in sys.stdin:
+    fresh = open_reader(sys.argv[1])
+    print(held.execute(count).fetchone()[0], fresh.execute(count).fetchone()[0], flush=True)
+    fresh.close()
+"""
+
+
+def test_an_analyst_holding_the_published_copy_never_delays_the_next_load(
+    tmp_path: Path, warehouse_batches_on_disk: dict[str, Path]
+) -> None:
+    batches = warehouse_batches_on_disk
+    db = tmp_path / "w.duckdb"
+    first = _start_load(batches["base"], db)
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    published = published_path(db)
+    assert f"published {published}" in out
+
+    analyst = subprocess.Popen(
+        [sys.executable, "-c", ANALYST, str(published)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert analyst.stdin is not None and analyst.stdout is not None
+    try:
+        analyst.stdin.write("\n")
+        analyst.stdin.flush()
+        assert analyst.stdout.readline().split() == ["1", "1"]
+
+        # the next night loads and publishes while the analyst's connection stays open: no --wait, so
+        # a lock held by the analyst would fail the load at once rather than delay it
+        started = time.monotonic()
+        second = _start_load(batches["small"], db)
+        out, err = second.communicate(timeout=300)
+        elapsed = time.monotonic() - started
+        assert second.returncode == 0, err
+        assert "loaded site03_2026-11-01" in out and f"published {published}" in out
+        assert analyst.poll() is None, "the analyst's session ended before the load finished"
+
+        # the held connection keeps its snapshot; any new open, in that process or another, sees night 2
+        analyst.stdin.write("\n")
+        analyst.stdin.flush()
+        assert analyst.stdout.readline().split() == ["1", "2"]
+        with duckdb.connect(str(published), read_only=True) as con:
+            assert con.execute("SELECT count(DISTINCT site_id) FROM analysis.patients").fetchone() == (2,)
+        # and the private warehouse was never opened by a reader: a writer gets it at once
+        connect(db).close()
+    finally:
+        analyst.kill()
+        analyst.wait(timeout=30)
+    assert elapsed < 120, f"load and publish took {elapsed:.0f} s beside an open analyst connection"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cohortpool.cli import app
@@ -24,12 +25,29 @@ def test_missing_warehouse_exits_2_naming_it(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
-def test_unreadable_plan_exits_2_naming_it(tmp_path: Path) -> None:
+def test_unreadable_plan_exits_2_naming_it_and_leaves_no_folder(tmp_path: Path) -> None:
     plan = tmp_path / "plan.yaml"
     plan.write_text("name: [\n")
-    result = runner.invoke(app, ["report", "--plan", str(plan), "--db", str(tmp_path / "w.duckdb")])
+    db = tmp_path / "w.duckdb"
+    con = connect(db)
+    migrate(con)
+    con.close()
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["report", "--plan", str(plan), "--db", str(db), "--out", str(out)])
     assert result.exit_code == 2
     assert "plan.yaml" in result.output
+    assert not out.exists()  # not even the data dictionary page
+
+
+def test_the_default_is_the_published_copy_and_its_absence_says_how_to_publish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COHORTPOOL_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    result = runner.invoke(app, ["report", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert (
+        str(tmp_path / "published" / "w.duckdb") in result.output and "cohortpool db publish" in result.output
+    )
 
 
 def test_warehouse_without_patients_exits_1_and_writes_nothing(tmp_path: Path) -> None:

@@ -74,3 +74,29 @@ def test_sav_has_value_labels_and_is_byte_identical_later(tmp_path: Path) -> Non
     assert data["patient_id"].iloc[0] == "P0123456789ABCDEF"  # identifiers stay text
     assert pd.isna(data["bmi"].iloc[1])  # missing stays missing (SPSS system-missing)
     assert meta.file_label == "patients"
+
+
+def test_xlsx_sheets_are_the_reports_tables_with_frozen_headers_and_widths(tmp_path: Path) -> None:
+    book = load_workbook(write_xlsx(paper_results(), tmp_path / "t.xlsx", [("plan", "vcf")]))
+    sheet = book["table1"]
+    assert sheet["A1"].value == "Table 1. General data"
+    header = [c.value for c in sheet[2]]
+    # the paper's layout, not the frame's 37 columns: Site, Variable, the groups, P, Test, ...
+    assert header[:6] == ["Site", "Variable", "OP", "MET", "P", "Test"]
+    assert sheet.freeze_panes == "B3"  # header rows and the site column stay in view
+    first = [c.value for c in sheet[3]]
+    assert first[:3] == ["All sites", "Age years", "69.58 ± 8.46 [n = 90]"]  # pooled rows first
+    sites = [row[0].value for row in sheet.iter_rows(min_row=3) if row[0].value]
+    assert sites.index("All sites") == 0 and "site01" in sites and "site02" in sites
+    p_cell = next(row[4] for row in sheet.iter_rows(min_row=3) if row[1].value == "Bmi")
+    assert p_cell.value == 0.468 and p_cell.number_format == "0.000"  # a number, printed as in the report
+    assert sheet.column_dimensions["B"].width >= len("Age years") + 2
+    assert sheet.column_dimensions["C"].width >= len("69.58 ± 8.46 [n = 90]")
+
+
+def test_sav_codes_levels_in_the_plans_order(tmp_path: Path) -> None:
+    patients = analysis_sets()["patients"]
+    write_sav(patients, tmp_path / "p.sav", "patients", {"diagnosis": ("OP", "MET")})
+    data, meta = pyreadstat.read_sav(str(tmp_path / "p.sav"))
+    assert meta.variable_value_labels["diagnosis"] == {1.0: "OP", 2.0: "MET"}  # reference group first
+    assert list(data["diagnosis"]) == [1.0, 2.0, 1.0]

@@ -10,7 +10,8 @@ import pandas as pd
 from cohortpool.report.html import build_page, render_html
 from cohortpool.report.provenance import Provenance, batches_by_site
 from cohortpool.report.release import release
-from report_results import analysis_sets, paper_results
+from cohortpool.stats.result import ResultTable
+from report_results import analysis_sets, paper_results, table1_rows
 
 PROVENANCE = Provenance(
     plan_name="vcf_study",
@@ -122,17 +123,24 @@ def test_provenance_names_plan_warehouse_and_batches_behind_each_table() -> None
 
 def test_quality_summary_is_a_table_with_flagged_sites_named() -> None:
     html = _html()
-    quality = next(t for t in _tables(html).tables if t[0][:2] == ["Site", "Night"])
-    assert quality[1][:8] == [
+    sites = next(t for t in _tables(html).tables if t[0][:3] == ["Site", "Last night", "Status"])
+    assert sites[1] == [
         "site01",
         "2026-11-24",
+        "on time",
         "aaaaaaaaaaaa",
-        "quarantined",
-        "clinical",
-        "81",
-        "80",
-        "98.8",
+        "",
+        "",
+        "",
+        "",
+        "504",
+        "503",
+        "1",
+        "2",
+        "",
     ]
+    tables = next(t for t in _tables(html).tables if t[0][:3] == ["Site", "Night", "Table"])
+    assert tables[1][:6] == ["site01", "2026-11-24", "clinical", "81", "80", "98.8"]
     assert "quarantined rows or had a table rejected: site01." in html
 
 
@@ -172,3 +180,100 @@ def test_a_result_without_rows_is_shown_with_its_note_and_no_figure() -> None:
     assert note in page
     section = page.split(results[index].title, 1)[1].split("<h2", 1)[0]
     assert "<svg" not in section
+
+
+def _many_sites_forest(sites: int) -> ResultTable:
+    """A forest frame of two outcomes over ``sites`` sites (every third site's first outcome suppressed,
+    as a released frame has it) with MH and DL pooled rows."""
+    rows = []
+    for label in ("Male", "Osteoporosis"):
+        for i in range(1, sites + 1):
+            hidden = label == "Male" and i % 3 == 0
+            estimate = None if hidden else 1.0 + i / 100
+            low, high, weight = (None, None, None) if hidden else (0.5, 2.5, 100 / sites)
+            rows.append(
+                {"label": label, "site_id": f"site{i:02d}", "estimate": estimate, "ci_low": low,
+                 "ci_high": high, "weight": weight, "is_pooled": False, "method": "site"}
+            )  # fmt: skip
+        for method in ("mantel_haenszel", "dersimonian_laird"):
+            rows.append(
+                {"label": label, "site_id": "ALL", "estimate": 1.1, "ci_low": 0.9, "ci_high": 1.3,
+                 "weight": 100.0, "is_pooled": True, "method": method}
+            )  # fmt: skip
+    frame = pd.DataFrame(rows)
+    frame["measure"] = "odds_ratio"
+    return ResultTable("table1_forest", "Table 1: per-site and pooled effects", frame, kind="forest")
+
+
+def test_forest_plots_list_suppressed_rows_in_a_line_instead_of_drawing_them() -> None:
+    html = render_html(build_page([_many_sites_forest(6)], PROVENANCE, None, title="t"))
+    section = html.split('id="table1_forest"', 1)[1]
+    figure = section.split("<figure>")[1].split("</figure>")[0]
+    assert "suppressed (small cells)" not in figure
+    assert "Male  site03" not in figure and "Male  site01" in figure and "Osteoporosis  site03" in figure
+    assert "Not drawn, small-cell suppression: site03, site06: Male." in section
+    table = next(t for t in _tables(html).tables if t[0][:2] == ["Outcome", "Site"])
+    assert [r[1] for r in table[1:5]] == ["Pooled", "Pooled", "site01", "site02"]  # pooled rows first
+    assert not any(r[2] == "suppressed" for r in table[1:])
+
+
+def test_fifty_sites_fold_each_site_and_each_outcome_with_the_pooled_rows_first() -> None:
+    forest_result = _many_sites_forest(50)
+    html = render_html(build_page([forest_result], PROVENANCE, None, title="t"))
+    main = html.split('id="table1_forest"', 1)[1].split("<details", 1)[0]
+    # the main figure and table: the four pooled rows, no site rows
+    assert main.count("<svg ") == 1 and "site01" not in main
+    table = next(t for t in _tables(html).tables if t[0][:2] == ["Outcome", "Site"])
+    assert [r[1] for r in table[1:]] == ["Pooled"] * 4
+    # each outcome's sites fold below, drawn and listed
+    assert '<details id="table1_forest-1">' in html and "Male: each site (34 drawn, 16 suppressed)" in html
+    assert html.count("<svg ") == 3
+    assert "Not drawn, small-cell suppression: site03, site06, site09" in html
+
+
+def test_many_sites_fold_their_own_sections_after_the_pooled_ones() -> None:
+    frame = pd.concat(
+        [table1_rows(f"site{i:02d}") for i in range(1, 13)] + [table1_rows("ALL")], ignore_index=True
+    )
+    result = ResultTable("table1", "Table 1", frame)
+    page = build_page([result], PROVENANCE, None, title="t", collapse_sites_above=8)
+    html = render_html(page)
+    assert page.collapse_sites and len(page.by_site) == 12
+    assert html.index('id="pooled"') < html.index('<details class="site" id="site-site01">')
+    assert html.count('<details class="site"') == 12
+    few = render_html(build_page([result], PROVENANCE, None, title="t", collapse_sites_above=20))
+    assert '<details class="site"' not in few and '<h2 id="site-site01">' in few
+
+
+def test_wide_tables_let_intervals_wrap_whole_and_numbers_never_break() -> None:
+    from cohortpool.report.html import cell_html
+
+    assert (
+        str(cell_html("0.76 (0.63–0.86)", True))
+        == '<span class="ci">0.76</span> <span class="ci">(0.63–0.86)</span>'
+    )
+    assert str(cell_html("2026-11-24", True)) == '<span class="ci">2026-11-24</span>'
+    assert str(cell_html("<b>", False)) == "&lt;b&gt;"
+
+
+def test_the_dictionary_link_and_the_data_quality_of_every_site() -> None:
+    quality = QUALITY.assign(
+        deid_input_files=120, deid_deidentified=117, deid_quarantined=3, deid_duplicates=0
+    )
+    late = quality.assign(site_id="site02", night="2026-11-22", batch_id="site02_2026-11-22_cccccccccccc")
+    page = build_page(
+        paper_results(),
+        PROVENANCE,
+        pd.concat([quality, late]),
+        title="t",
+        expected_sites=["site01", "site02", "site09"],
+        dictionary="dictionary.html",
+    )
+    html = render_html(page)
+    assert '<a href="dictionary.html">' in html
+    sites = next(t for t in _tables(html).tables if t[0][:3] == ["Site", "Last night", "Status"])
+    assert sites[1][:8] == ["site01", "2026-11-24", "on time", "aaaaaaaaaaaa", "120", "117", "3", "0"]
+    assert sites[2][:3] == ["site02", "2026-11-22", "2 days late"]
+    assert sites[3][:3] == ["site09", "", "never sent"]
+    assert "Late sites (last night older than the newest, 2026-11-24): site02 (2 days)." in html
+    assert "Configured sites that never sent a night: site09." in html

@@ -44,3 +44,22 @@ def test_sites_with_quarantined_rows_or_a_rejected_table_are_flagged() -> None:
 def test_missing_column_names_what_is_expected() -> None:
     with pytest.raises(ValueError, match="lacks columns \\['rejected_reason'\\]"):
         quality_table(_summary().drop(columns="rejected_reason"))
+
+
+def test_site_summary_adds_up_the_night_says_who_is_late_and_who_never_sent() -> None:
+    from cohortpool.report.quality import site_summary
+
+    summary = _summary()
+    summary.loc[summary["site_id"] == "site02", "night"] = "2026-11-21"
+    summary["deid_input_files"] = [30, 120, 120, None]
+    summary["deid_quarantined"] = [0, 3, 3, None]
+    sites = site_summary(quality_table(summary), expected_sites=["site01", "site02", "site03", "site04"])
+    by_site = sites.set_index("site_id")
+    assert list(sites["site_id"]) == ["site01", "site02", "site03", "site04"]
+    # one batch a night: its de-identification counts once, not once per table
+    assert by_site.loc["site01", "deid_input_files"] == 120 and by_site.loc["site01", "deid_quarantined"] == 3
+    assert (by_site.loc["site01", "rows_in"], by_site.loc["site01", "quarantined"]) == (250, 2)
+    assert by_site.loc["site02", "status"] == "3 days late"
+    assert by_site.loc["site03", "rejected_tables"] == "clinical"
+    assert pd.isna(by_site.loc["site03", "deid_input_files"])  # not given: unknown, not zero
+    assert by_site.loc["site04", "status"] == "never sent"

@@ -73,3 +73,37 @@ def test_constant_signs_are_left_out_of_the_model() -> None:
     rule = acc.logistic_rule(frame, ["a", "c"], "y")
     assert list(rule.coefficients["term"]) == ["const", "a"]
     assert any("constant signs" in w for w in rule.warnings)
+
+
+def test_separation_detection_names_exactly_the_infinite_coefficients() -> None:
+    # "a" present only in positives (quasi-complete), "b" an ordinary sign
+    rng = np.random.default_rng(3)
+    n = 200
+    b = rng.random(n) < 0.5
+    y = (rng.random(n) < np.where(b, 0.6, 0.3)) | (rng.random(n) < 0.05)
+    a = y & (rng.random(n) < 0.3)
+    x = np.column_stack([np.ones(n), a, b]).astype(float)
+    found = acc.detect_separation(x, y)
+    assert list(found.infinite) == [False, True, False]
+    assert found.classified.sum() == a.sum()  # the units with the sign: all positive, all classified
+    assert not acc.detect_separation(x[:, [0, 2]], y).found
+
+
+def test_separated_sign_is_not_estimable_and_the_others_keep_finite_ses() -> None:
+    frame = pd.DataFrame({"sign": [True] * 8 + [False] * 42, "other": [True, False] * 25})
+    frame["y"] = frame["sign"] | (np.arange(50) % 3 == 0)
+    rule = acc.logistic_rule(frame, ["sign", "other"], "y")
+    coef = rule.coefficients.set_index("term")
+    assert coef.loc["sign", "note"] == acc.NOT_ESTIMABLE and np.isnan(coef.loc["sign", "odds_ratio"])
+    assert np.isfinite(coef.loc[["const", "other"], "se"]).all()
+    assert coef.loc["other", "or_ci_low"] < coef.loc["other", "odds_ratio"] < coef.loc["other", "or_ci_high"]
+
+
+def test_collinear_signs_are_left_out_not_taken_for_separation() -> None:
+    rng = np.random.default_rng(4)
+    a = rng.random(120) < 0.5
+    frame = pd.DataFrame({"a": a, "twin": a, "y": a ^ (rng.random(120) < 0.3)})
+    rule = acc.logistic_rule(frame, ["a", "twin"], "y")
+    assert list(rule.coefficients["term"]) == ["const", "a"]
+    assert (rule.coefficients["note"] == "").all()
+    assert any("collinear" in w and "twin" in w for w in rule.warnings)

@@ -100,3 +100,13 @@ def test_table_count_matches_enumeration() -> None:
     rows, cols = [4, 5, 3], [3, 6, 3]
     assert c.count_tables(rows, cols, 10_000) == c.all_tables_count(rows, cols)
     assert c.count_tables([40, 40], [1] * 80, 1000) is None
+
+
+def test_readme_states_the_enumeration_limit_the_code_uses() -> None:
+    import re
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").split())
+    stated = re.search(r"exact by enumeration up to ([\d,]+) tables", readme)
+    assert stated is not None
+    assert int(stated.group(1).replace(",", "")) == c.FFH_MAX_TABLES

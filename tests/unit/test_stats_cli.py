@@ -114,3 +114,57 @@ def test_console_script_help_lists_compare() -> None:
         check=True,
     ).stdout
     assert "--group" in out and "--continuous" in out and "--categorical" in out and "--out" in out
+
+
+def _compare(path: Path, *extra: str) -> tuple[pd.DataFrame, str]:
+    res = runner.invoke(app, ["stats", "compare", str(path), "--group", "group", *extra])
+    assert res.exit_code == 0, res.output
+    text = res.stdout
+    return pd.read_csv(io.StringIO(text), keep_default_na=False), res.stderr
+
+
+def test_reference_group_sets_the_direction_of_every_effect(table: Path) -> None:
+    default, _ = _compare(table)  # MET sorts first: effects are OP vs MET
+    report, _ = _compare(table, "--reference", "OP")  # the report's direction: MET vs OP
+    age_default = default.set_index("variable").loc["age"]
+    age_report = report.set_index("variable").loc["age"]
+    frame = pd.read_csv(table)
+    met, op = frame.loc[frame.group == "MET", "age"].mean(), frame.loc[frame.group == "OP", "age"].mean()
+    assert float(age_report["mean_difference"]) == pytest.approx(met - op)
+    assert float(age_default["mean_difference"]) == pytest.approx(op - met)
+    assert float(age_report["statistic"]) == pytest.approx(-float(age_default["statistic"]))
+    smoker_default = default.set_index("variable").loc["smoker"]
+    smoker_report = report.set_index("variable").loc["smoker"]
+    assert float(smoker_report["odds_ratio"]) == pytest.approx(1 / float(smoker_default["odds_ratio"]))
+    assert list(report.columns[7:11]) == ["n_OP", "summary_OP", "n_MET", "summary_MET"]
+
+
+def test_unknown_reference_is_bad_usage_naming_the_groups(table: Path) -> None:
+    res = runner.invoke(app, ["stats", "compare", str(table), "--group", "group", "--reference", "op"])
+    assert res.exit_code == 2
+    assert "'op' is not a group" in res.output and "MET, OP" in res.output
+
+
+def test_missing_value_tokens_read_as_missing_with_a_note(tmp_path: Path) -> None:
+    rows = ["group,age,smoker"] + [
+        f"{'OP' if i % 2 else 'MET'},{60 + i % 17},{'yes' if i % 3 else 'no'}" for i in range(40)
+    ]
+    clean = tmp_path / "clean.csv"
+    clean.write_text("\n".join([*rows, "OP,,", "MET,,", "OP,,", ",70,yes"]) + "\n", encoding="utf-8")
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text(
+        "\n".join([*rows, "OP,NA,N/A", "MET,.,NA", "OP,N/A,.", "NA,70,yes"]) + "\n", encoding="utf-8"
+    )
+    expected, _ = _compare(clean)
+    found, note = _compare(tokens)
+    pd.testing.assert_frame_equal(found, expected)
+    assert "7 cell(s) read as missing ('NA' 3, 'N/A' 2, '.' 2)" in note
+    # configurable: a site's own code for missing
+    coded = tmp_path / "coded.csv"
+    coded.write_text("\n".join([*rows, "OP,-99,", "MET,-99,", "OP,-99,", ",70,yes"]) + "\n", encoding="utf-8")
+    recoded, note = _compare(coded, "--na-values", "-99")
+    pd.testing.assert_frame_equal(recoded, expected)
+    assert "'-99' 3" in note
+    # and with no tokens, NA is a value: here a third group
+    res = runner.invoke(app, ["stats", "compare", str(tokens), "--group", "group", "--na-values", ""])
+    assert res.exit_code == 2 and "3 groups (MET, NA, OP)" in res.output

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -88,3 +90,53 @@ def test_default_warehouse_is_the_setting_relative_to_the_working_folder(
     monkeypatch.setenv("COHORTPOOL_WAREHOUSE", str(tmp_path / "elsewhere.duckdb"))
     assert runner.invoke(app, ["db", "migrate"]).exit_code == 0
     assert (tmp_path / "elsewhere.duckdb").is_file()
+
+
+def _submission(folder: Path, batch: Path, counts: dict[str, int]) -> Path:
+    summary = json.loads((batch / "summary.json").read_text())
+    folder.mkdir(parents=True)
+    document = {"site_id": summary["site_id"], "night": summary["night"], "counts": counts, "files": {}}
+    (folder / "submission.json").write_text(json.dumps(document))
+    return folder
+
+
+def test_load_publishes_the_reader_copy_and_records_the_submission_counts(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    batch = write_batch(tmp_path / "b", "site01", "2026-11-01", make_tables("site01", 3, seed=1))
+    submission = _submission(tmp_path / "s", batch, {"input_files": 9, "deidentified": 7, "quarantined": 2})
+    result = runner.invoke(app, ["load", str(batch), "--db", str(db), "--submission", str(submission)])
+    assert result.exit_code == 0, result.output
+    published = tmp_path / "published" / "w.duckdb"
+    assert f"published {published} (load 1" in result.output
+    with duckdb.connect(str(published), read_only=True) as con:
+        row = con.execute(
+            "SELECT deid_input_files, deid_quarantined, deid_duplicates FROM raw.batches"
+        ).fetchone()
+    assert row == (9, 2, None)
+    # nothing new to load: the copy stays as it is
+    again = runner.invoke(app, ["load", str(batch), "--db", str(db), "--submission", str(submission)])
+    assert again.exit_code == 0 and "published" not in again.output
+
+
+def test_load_without_publish_and_db_publish_later(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    batch = write_batch(tmp_path / "b", "site01", "2026-11-01", make_tables("site01", 3, seed=1))
+    assert runner.invoke(app, ["load", str(batch), "--db", str(db), "--no-publish"]).exit_code == 0
+    assert not (tmp_path / "published").exists()
+    done = runner.invoke(app, ["db", "publish", "--db", str(db)])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "published" / "w.duckdb").is_file()
+    assert (tmp_path / "published" / "dictionary.html").is_file()
+    missing = runner.invoke(app, ["db", "publish", "--db", str(tmp_path / "none.duckdb")])
+    assert missing.exit_code == 1 and "none.duckdb" in missing.output
+
+
+def test_a_submission_without_its_batch_is_bad_usage(tmp_path: Path) -> None:
+    batch = write_batch(tmp_path / "b", "site01", "2026-11-01", make_tables("site01", 3, seed=1))
+    other = write_batch(tmp_path / "o", "site02", "2026-11-01", make_tables("site02", 3, seed=2))
+    submission = _submission(tmp_path / "s", other, {})
+    db = tmp_path / "w.duckdb"
+    result = runner.invoke(app, ["load", str(batch), "--db", str(db), "--submission", str(submission)])
+    assert result.exit_code == 2
+    assert "site02 2026-11-01" in result.output and "no validated batch" in result.output
+    assert not db.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app, read_settings
 
 db_app = typer.Typer(
-    help="Warehouse administration: migrations, status, content checksum.",
+    help="Warehouse administration: migrations, publishing, status, checksum, data dictionary.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -39,6 +40,70 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+SubmissionOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--submission",
+        help="Submission folder a batch was validated from (repeatable; matched by site and night): its "
+        "de-identification counts are recorded for the report's data-quality section.",
+    ),
+]
+PublishOption = Annotated[
+    bool,
+    typer.Option(
+        "--publish/--no-publish",
+        help="After loading, publish the read-only copy analysts and reports read (default: publish).",
+    ),
+]
+#: publishing after a load queues behind another writer rather than fail: the loads are in already
+PUBLISH_WAIT_SECONDS = 600.0
+
+
+def _site_night(path: Path) -> tuple[str, str] | None:
+    """(site_id, night) named by a summary.json or submission.json, None if unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    return str(data.get("site_id")), str(data.get("night"))
+
+
+def _submissions_by_night(folders: list[Path], batches: list[Path]) -> dict[Path, Path]:
+    """Each validated batch folder -> the --submission folder of the same site and night."""
+    by_night: dict[tuple[str, str], Path] = {}
+    for folder in folders:
+        key = _site_night(folder / "submission.json")
+        if key is None:
+            raise _fail(
+                f"{folder}: no readable submission.json (pass a folder cohortpool deid wrote)", EXIT_USAGE
+            )
+        by_night[key] = folder
+    matched: dict[Path, Path] = {}
+    for batch in batches:
+        key = _site_night(batch / "summary.json")
+        if key is not None and key in by_night:
+            matched[batch] = by_night.pop(key)
+    if by_night:
+        unmatched = ", ".join(f"{p} ({s} {n})" for (s, n), p in sorted(by_night.items()))
+        raise _fail(f"--submission {unmatched}: no validated batch of that site and night given", EXIT_USAGE)
+    return matched
+
+
+def _publish(path: Path, wait: float) -> None:
+    from cohortpool.warehouse import PublishError, WarehouseError, publish
+
+    try:
+        done = publish(path, wait_seconds=max(wait, PUBLISH_WAIT_SECONDS))
+    except (PublishError, WarehouseError) as exc:
+        raise _fail(str(exc), EXIT_ISSUES) from exc
+    typer.echo(
+        f"published {done.path} (load {done.load_seq}, {done.bytes / 2**20:.1f} MiB, "
+        f"{done.seconds:.2f} s); data dictionary {done.dictionary}"
+    )
+
+
 @app.command("load")
 def load_command(
     validated_dirs: Annotated[
@@ -47,23 +112,19 @@ def load_command(
     ],
     db: DbOption = None,
     wait: WaitOption = 0.0,
-    test_pause_before_commit: Annotated[
-        float,
-        typer.Option(
-            "--test-pause-before-commit",
-            hidden=True,
-            help="Test hook: sleep this long inside the transaction before COMMIT (kill-mid-load test).",
-        ),
-    ] = 0.0,
+    submission: SubmissionOption = None,
+    publish: PublishOption = True,
 ) -> None:
     """Load validated batches into the warehouse: one transaction each, idempotent, with history.
 
-    Exit 0 when every batch loaded (or was already loaded) clean, 1 when a batch had quarantined rows
-    or failed to load (the warehouse is then unchanged by that batch), 2 on bad usage.
+    Then publish the read-only copy (published/warehouse.duckdb beside the warehouse) that analysts and
+    reports read, unless --no-publish. Exit 0 when every batch loaded (or was already loaded) clean, 1
+    when a batch had quarantined rows or failed to load (the warehouse is then unchanged by that batch;
+    the batches before it are loaded and published), 2 on bad usage.
     """
     from rich.progress import Progress
 
-    from cohortpool.warehouse import BatchError, LoadError, WarehouseError, load_batch
+    from cohortpool.warehouse import BatchError, LoadError, WarehouseError, load_batch, published_path
 
     path = _db_path(db)
     for folder in validated_dirs:
@@ -71,27 +132,24 @@ def load_command(
             raise _fail(
                 f"{folder} is not a folder (expected a validated batch from cohortpool validate)", EXIT_USAGE
             )
-
-    def paused() -> None:
-        typer.echo("test hook: paused inside the load transaction", err=True)
+    submissions = _submissions_by_night(submission or [], validated_dirs)
 
     exit_code = EXIT_OK
+    loaded = 0
+    failure: typer.Exit | None = None
     with Progress(transient=True) as progress:
         task = progress.add_task("loading", total=len(validated_dirs))
         for folder in validated_dirs:
             try:
-                result = load_batch(
-                    path,
-                    folder,
-                    wait_seconds=wait,
-                    pause_before_commit=test_pause_before_commit,
-                    on_pause=paused if test_pause_before_commit > 0 else None,
-                )
+                result = load_batch(path, folder, wait_seconds=wait, submission_dir=submissions.get(folder))
             except BatchError as exc:
-                raise _fail(str(exc), EXIT_USAGE) from exc
+                failure = _fail(str(exc), EXIT_USAGE)
+                break
             except (LoadError, WarehouseError) as exc:
-                raise _fail(str(exc), EXIT_ISSUES) from exc
+                failure = _fail(str(exc), EXIT_ISSUES)
+                break
             progress.advance(task)
+            loaded += result.status == "loaded"
             rows = ", ".join(f"{table} {n}" for table, n in result.rows.items())
             typer.echo(
                 f"{result.status} {result.batch_id} (load {result.load_seq}): {rows}; "
@@ -108,7 +166,84 @@ def load_command(
                 typer.echo(f"warning: sql/checks/{check}.sql found {count} row(s)", err=True)
             if result.quarantined:
                 exit_code = EXIT_ISSUES
+    # publish what this command loaded (also when a later batch failed), or a copy that was never made
+    if publish and (loaded or (failure is None and not published_path(path).exists())):
+        _publish(path, wait)
+    if failure is not None:
+        raise failure
     raise typer.Exit(exit_code)
+
+
+@db_app.command("publish")
+def publish_command(db: DbOption = None, wait: WaitOption = 0.0) -> None:
+    """Publish the read-only copy of the warehouse (published/warehouse.duckdb beside it) and its data
+    dictionary page: what analysts, BI tools and `cohortpool report` open. `cohortpool load` does this
+    after every load; run it by hand after `db migrate` or to refresh a deleted copy."""
+    _publish(_db_path(db), wait)
+
+
+@db_app.command("dictionary")
+def dictionary_command(
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="Describe this warehouse (default: the schema this checkout migrates to)."),
+    ] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Write the data dictionary page here.")] = None,
+    contract: Annotated[
+        Path | None,
+        typer.Option(
+            "--contract", help="Rewrite the generated block of this data contract (docs/data_contract.md)."
+        ),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="With --contract: only check it is current (exit 1 if stale).")
+    ] = False,
+) -> None:
+    """The data dictionary (sql/dictionary.yaml as the warehouse's comments): as an HTML page, as the
+    data contract's generated block, or printed as Markdown."""
+    import duckdb
+
+    from cohortpool.warehouse import WarehouseError, migrate, open_reader
+    from cohortpool.warehouse.dictionary import (
+        DictionaryError,
+        contract_block,
+        describe,
+        render_html,
+        to_markdown,
+        update_contract,
+    )
+
+    try:
+        con = open_reader(db) if db is not None else duckdb.connect()
+    except WarehouseError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from exc
+    try:
+        if db is None:
+            migrate(con)
+        found = describe(con)
+    finally:
+        con.close()
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(render_html(found), encoding="utf-8")
+        typer.echo(f"data dictionary: {html}")
+    if contract is not None:
+        try:
+            if check:
+                if contract_block(contract) != to_markdown(found):
+                    raise _fail(
+                        f"{contract}: the generated data dictionary is stale; run `cohortpool db dictionary "
+                        f"--contract {contract}`",
+                        EXIT_ISSUES,
+                    )
+                typer.echo(f"{contract}: up to date")
+            else:
+                changed = update_contract(contract, found)
+                typer.echo(f"{contract}: {'updated' if changed else 'up to date'}")
+        except (DictionaryError, OSError) as exc:
+            raise _fail(str(exc), EXIT_USAGE) from exc
+    if html is None and contract is None:
+        typer.echo(to_markdown(found))
 
 
 @db_app.command("migrate")

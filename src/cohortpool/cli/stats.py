@@ -24,15 +24,32 @@ def compare(
     continuous: Annotated[str | None, typer.Option(help="Columns to treat as continuous: A,B")] = None,
     categorical: Annotated[str | None, typer.Option(help="Columns to treat as categorical: C,D")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the CSV here (default: stdout).")] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            "--reference",
+            help="The reference group: effects are the other group vs this one (default: the first in "
+            "sorted order). The report's are MET vs OP: --reference OP.",
+        ),
+    ] = None,
+    na_values: Annotated[
+        str | None,
+        typer.Option(
+            "--na-values",
+            help="Cell texts read as missing besides an empty cell, comma-separated, exact match "
+            '(default: NA,N/A,. ; "" for none).',
+        ),
+    ] = None,
 ) -> None:
     """Compare two groups on every column: Student's t (Levene, Welch beside it) or chi-square / Fisher.
 
     Numeric columns with more than two distinct values are continuous; 0/1, yes/no, true/false and text
-    columns are categorical, unless overridden. One output row per variable.
+    columns are categorical, unless overridden. Empty cells and NA, N/A and "." (--na-values) are
+    missing. One output row per variable.
     """
     import pandas as pd
 
-    from cohortpool.stats.columns import CompareError, compare_columns
+    from cohortpool.stats.columns import MISSING_TOKENS, CompareError, compare_columns, mark_missing
 
     try:
         frame = pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
@@ -42,8 +59,15 @@ def compare(
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         typer.echo(f"error: {csv}: cannot read as a UTF-8 CSV with a header row: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
+    tokens = MISSING_TOKENS if na_values is None else _names(na_values)
+    frame, missing = mark_missing(frame, tokens)
+    if missing:
+        counted = ", ".join(f"{token!r} {n}" for token, n in missing.items())
+        typer.echo(f"note: {sum(missing.values())} cell(s) read as missing ({counted})", err=True)
     try:
-        result, types = compare_columns(frame, group, _names(continuous), _names(categorical))
+        result, types = compare_columns(
+            frame, group, _names(continuous), _names(categorical), reference=reference
+        )
     except CompareError as exc:
         typer.echo(f"error: {csv}: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None

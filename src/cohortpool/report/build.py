@@ -4,7 +4,8 @@ Layout of ``OUT``::
 
     report.html             self-contained report, small cells suppressed: fit to leave the hub
     tables/<name>.csv       every table, suppressed as in the report
-    tables.xlsx             the same tables as one workbook, plus an "About" sheet (provenance)
+    tables.xlsx             the same tables in the report's layout, one sheet each, plus "About" (provenance)
+    dictionary.html         the warehouse's data dictionary, when the caller wrote it (linked from the page)
     internal/               INTERNAL, never to leave the hub (see internal/README.txt)
       report.html           the report without suppression, bannered as internal
       tables/<name>.csv     unsuppressed tables
@@ -13,13 +14,14 @@ Layout of ``OUT``::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from cohortpool.report.exports import write_csvs, write_savs, write_xlsx
+from cohortpool.report.forest import COLLAPSE_SITES_ABOVE
 from cohortpool.report.html import build_page, render_html
 from cohortpool.report.provenance import Provenance
 from cohortpool.report.release import release
@@ -32,6 +34,8 @@ These files are NOT small-cell suppressed and the .sav files hold one row per pa
 folder above, which are suppressed.
 """
 
+#: the warehouse's data dictionary page, when the caller put one in the report folder
+DICTIONARY_PAGE = "dictionary.html"
 #: the analysis views exported for SPSS (findings_long is the same data as vertebra_reads, unpivoted)
 SPSS_SETS = ("patients", "vertebrae", "vertebra_reads")
 
@@ -68,13 +72,26 @@ def write_report(
     quality: pd.DataFrame | None,
     threshold: int,
     title: str,
+    expected_sites: Iterable[str] = (),
+    collapse_sites_above: int = COLLAPSE_SITES_ABOVE,
 ) -> ReportFiles:
-    """Render and export everything; the same inputs give byte-identical files."""
+    """Render and export everything; the same inputs give byte-identical files.
+
+    ``expected_sites`` (the consortium's configured sites) lets the data-quality part name a site that
+    never sent; with more sites than ``collapse_sites_above`` each site's sections start folded. A
+    ``dictionary.html`` already in ``out_dir`` (the warehouse's data dictionary,
+    :func:`cohortpool.warehouse.write_dictionary_page`) is linked from both pages.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     released = release(results, threshold)
     figures: dict[str, str] = {}  # figures whose data suppression left alone are drawn once for both pages
     html = out_dir / "report.html"
-    page = build_page(released, provenance, quality, title=title, released=True, figure_cache=figures)
+    expected = tuple(expected_sites)
+    dictionary = DICTIONARY_PAGE if (out_dir / DICTIONARY_PAGE).is_file() else None
+    page = build_page(
+        released, provenance, quality, title=title, released=True, figure_cache=figures,
+        dictionary=dictionary, expected_sites=expected, collapse_sites_above=collapse_sites_above,
+    )  # fmt: skip
     html.write_text(render_html(page), encoding="utf-8")
     files = ReportFiles(
         html=html,
@@ -94,10 +111,15 @@ def write_report(
                 title=f"{title} (INTERNAL)",
                 released=False,
                 figure_cache=figures,
+                dictionary=f"../{dictionary}" if dictionary else None,
+                expected_sites=expected,
+                collapse_sites_above=collapse_sites_above,
             )
         ),
         encoding="utf-8",
     )
     files.internal = [internal_html, *write_csvs(results, internal / "tables")]
-    files.internal += write_savs({k: frames[k] for k in SPSS_SETS if k in frames}, internal / "analysis_sets")
+    levels = {column: order for result in results for column, order in result.levels.items()}
+    sets = {k: frames[k] for k in SPSS_SETS if k in frames}
+    files.internal += write_savs(sets, internal / "analysis_sets", levels)
     return files

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cohortpool.contract.csvio import formula_safe
+from cohortpool.report.layout import lay_out, parts
 from cohortpool.stats.result import ResultTable
 
 _FIXED_TIME = datetime(2000, 1, 1)
@@ -86,8 +87,94 @@ def _normalise_zip(data: bytes) -> bytes:
     return out.getvalue()
 
 
+#: a laid-out cell that is a plain number goes into the workbook as a number (keeping its decimals)
+_PLAIN_NUMBER = re.compile(r"^-?\d+(?:\.(\d+))?$")
+_MAX_WIDTH = 60
+
+
+def _typed(text: str) -> tuple[Any, str | None]:
+    """A laid-out cell as a workbook value and its number format (None: text or a whole number)."""
+    match = _PLAIN_NUMBER.match(text)
+    if not match:
+        return text, None
+    decimals = match.group(1)
+    if decimals is None:
+        return int(text), None
+    return float(text), "0." + "0" * len(decimals)
+
+
+_GROUP_SIZE = re.compile(r"^(.*) \(n = ([^)]*)\)$")
+
+
+def _sizes_into_cells(headers: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """``OP (n = 26)`` headers become ``OP`` with ``[n = 26]`` after each filled cell: the parts of one
+    sheet have different group sizes, and one header row cannot carry them all."""
+    bare = list(headers)
+    moved: dict[int, str] = {}
+    for i, header in enumerate(headers):
+        match = _GROUP_SIZE.match(header)
+        if match:
+            bare[i], moved[i] = match.group(1), match.group(2)
+    out = [
+        [f"{c} [n = {moved[i]}]" if i in moved and c and "[n =" not in c else c for i, c in enumerate(r)]
+        for r in rows
+    ]
+    return bare, out
+
+
+def paper_rows(result: ResultTable) -> tuple[list[str], list[list[str]]]:
+    """The result as printed in the report: pooled rows first, then each site's (a ``Site`` column in
+    front when the result is split by site), in the same layout as the HTML tables."""
+    split = parts(result)
+    if len(split) == 1:
+        return lay_out(result, split[0][1])
+    headers: list[str] = []
+    rows: list[list[str]] = []
+    for site, frame in split:
+        part_headers, part_rows = _sizes_into_cells(*lay_out(result, frame))
+        headers = headers or ["Site", *part_headers]
+        rows += [[site or "All sites", *row] for row in part_rows]
+    return headers, rows
+
+
+def _widths(sheet: Any, table: list[list[str]]) -> None:
+    from openpyxl.utils import get_column_letter
+
+    for column in range(max((len(r) for r in table), default=0)):
+        longest = max((len(r[column]) for r in table if column < len(r)), default=0)
+        sheet.column_dimensions[get_column_letter(column + 1)].width = min(max(longest + 2, 8), _MAX_WIDTH)
+
+
+def _sheet(workbook: Any, title: str, result: ResultTable) -> None:
+    """One result as a sheet: its title, the header row (frozen, with the first column), the rows as the
+    report prints them (plain numbers as numbers), then the notes."""
+    from openpyxl.styles import Alignment, Font, PatternFill
+
+    sheet = workbook.create_sheet(title)
+    headers, rows = paper_rows(result)
+    sheet.append([result.title])
+    sheet["A1"].font = Font(bold=True)
+    sheet.append(headers)
+    for cell in sheet[2]:
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill("solid", fgColor="DDEBF7")
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    for row in rows:
+        typed = [_typed(text) for text in row]
+        sheet.append([value for value, _ in typed])
+        for cell, (_, number_format) in zip(sheet[sheet.max_row], typed, strict=False):
+            if number_format:
+                cell.number_format = number_format
+    if result.notes:
+        sheet.append([])
+        for note in result.notes:
+            sheet.append([note])
+    sheet.freeze_panes = "B3"
+    _widths(sheet, [headers, *rows])
+
+
 def write_xlsx(results: Sequence[ResultTable], path: Path, about: Sequence[tuple[str, str]] = ()) -> Path:
-    """One workbook: an "About" sheet (provenance, key/value) and one sheet per result, titled and noted."""
+    """One workbook: an "About" sheet (provenance) and one sheet per result in the report's layout."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -98,15 +185,11 @@ def write_xlsx(results: Sequence[ResultTable], path: Path, about: Sequence[tuple
     used = {"about"}
     for key, value in about:
         sheet.append([str(key), str(value)])
+    for cell in sheet["A"]:
+        cell.font = Font(bold=True)
+    _widths(sheet, [[str(k), str(v)] for k, v in about])
     for result in results:
-        sheet = workbook.create_sheet(_sheet_title(result.name, used))
-        sheet.append([result.title])
-        sheet["A1"].font = Font(bold=True)
-        sheet.append([str(c) for c in result.frame.columns])
-        for row in result.frame.itertuples(index=False):
-            sheet.append([_cell(v) for v in row])
-        for note in result.notes:
-            sheet.append([note])
+        _sheet(workbook, _sheet_title(result.name, used), result)
     for worksheet in workbook.worksheets:
         for row in worksheet.iter_rows():
             for cell in row:
@@ -149,8 +232,14 @@ _SAV_DATE = slice(92, 101)  # header: creation date "dd mmm yy" (SPSS system-fil
 _SAV_TIME = slice(101, 109)  # header: creation time "hh:mm:ss"
 
 
-def _spss_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[int | float, str]]]:
-    """Booleans -> 0/1 and category text -> 1..k codes, each with SPSS value labels."""
+def _spss_frame(
+    frame: pd.DataFrame, levels: Mapping[str, Sequence[str]] | None = None
+) -> tuple[pd.DataFrame, dict[str, dict[int | float, str]]]:
+    """Booleans -> 0/1 and category text -> 1..k codes, each with SPSS value labels.
+
+    Codes follow ``levels`` (the plan's order, e.g. the reference group OP = 1 before MET = 2) where a
+    column has one; values it does not name, and other columns, follow in sorted order.
+    """
     out = pd.DataFrame(index=range(len(frame)))
     labels: dict[str, dict[int | float, str]] = {}
     for column in frame.columns:
@@ -168,18 +257,22 @@ def _spss_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[int |
         if column in KEEP_AS_TEXT:
             out[column] = series.astype(object).where(series.notna(), "")
             continue
-        values = sorted({str(v) for v in series.dropna() if str(v) != ""})
+        texts = {str(v) for v in series.dropna() if str(v) != ""}
+        planned = [str(v) for v in (levels or {}).get(str(column), ()) if str(v) in texts]
+        values = [*planned, *sorted(texts - set(planned))]
         codes = {value: i for i, value in enumerate(values, start=1)}
         out[column] = series.map(lambda v, c=codes: c.get(str(v), math.nan) if pd.notna(v) else math.nan)
         labels[column] = {code: value for value, code in codes.items()}
     return out, labels
 
 
-def write_sav(frame: pd.DataFrame, path: Path, label: str) -> Path:
-    """An analysis set as an SPSS system file with variable and value labels."""
+def write_sav(
+    frame: pd.DataFrame, path: Path, label: str, levels: Mapping[str, Sequence[str]] | None = None
+) -> Path:
+    """An analysis set as an SPSS system file with variable and value labels (coded in ``levels`` order)."""
     import pyreadstat
 
-    data, value_labels = _spss_frame(frame)
+    data, value_labels = _spss_frame(frame, levels)
     column_labels: dict[str, str | None] = {c: LABELS.get(c, c.replace("_", " ")) for c in data.columns}
     measure = {c: ("nominal" if c in value_labels or c in KEEP_AS_TEXT else "scale") for c in data.columns}
     temporary = path.with_suffix(".sav.part")
@@ -201,7 +294,12 @@ def write_sav(frame: pd.DataFrame, path: Path, label: str) -> Path:
     return path
 
 
-def write_savs(frames: Mapping[str, pd.DataFrame], folder: Path) -> list[Path]:
-    """Each analysis set (``patients``, ``vertebrae``, ...) as ``<name>.sav``."""
+def write_savs(
+    frames: Mapping[str, pd.DataFrame], folder: Path, levels: Mapping[str, Sequence[str]] | None = None
+) -> list[Path]:
+    """Each analysis set (``patients``, ``vertebrae``, ...) as ``<name>.sav``, levels in the plan's order."""
     folder.mkdir(parents=True, exist_ok=True)
-    return [write_sav(frames[name], folder / f"{name}.sav", f"cohortpool {name}") for name in sorted(frames)]
+    return [
+        write_sav(frames[name], folder / f"{name}.sav", f"cohortpool {name}", levels)
+        for name in sorted(frames)
+    ]

@@ -87,14 +87,16 @@ def _panels(frame: pd.DataFrame, title: str) -> list[tuple[bool, pd.DataFrame]]:
     return panels
 
 
-def _row_label(row: pd.Series) -> str:
+def _row_label(row: pd.Series, outcome: bool = True) -> str:
+    """``Outcome  site01`` (or just ``site01`` in a plot of one outcome), ``Outcome  Pooled (MH)``."""
+    prefix = f"{row['label']}  " if outcome else ""
     if not bool(row["is_pooled"]):
-        return f"{row['label']}  {row['site_id']}"
+        return f"{prefix}{row['site_id']}"
     method = METHOD_NAMES.get(str(row.get("method", "")), "")
-    return f"{row['label']}  Pooled" + (f" ({method})" if method else "")
+    return f"{prefix}Pooled" + (f" ({method})" if method else "")
 
 
-def _draw_forest(axis: Any, frame: pd.DataFrame, ratio: bool) -> None:
+def _draw_forest(axis: Any, frame: pd.DataFrame, ratio: bool, outcome: bool = True) -> None:
     rows = len(frame)
     weights = [_num(w) for w in frame["weight"]]
     max_weight = max((w for w in weights if not math.isnan(w)), default=1.0) or 1.0
@@ -137,15 +139,16 @@ def _draw_forest(axis: Any, frame: pd.DataFrame, ratio: bool) -> None:
         axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 3 else (1.0,)))
         axis.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         axis.xaxis.set_minor_formatter(NullFormatter())
-    axis.set_yticks(range(rows), [_row_label(r) for _, r in frame.iloc[::-1].iterrows()])
+    axis.set_yticks(range(rows), [_row_label(r, outcome) for _, r in frame.iloc[::-1].iterrows()])
     axis.set_ylim(-0.8, rows - 0.2)
     axis.set_xlabel("Odds ratio (log scale), 95 % CI" if ratio else "Difference, 95 % CI")
 
 
-def forest_svg(result: ResultTable) -> str:
+def forest_svg(result: ResultTable, outcome_in_labels: bool = True) -> str:
     """A forest plot: per-site squares sized by weight, pooled estimates as diamonds, 95 % CIs.
 
     Odds ratios and mean differences of one result are drawn in separate panels (their axes differ).
+    ``outcome_in_labels=False`` labels rows by site only (a plot of one outcome, named in its title).
     """
     panels = _panels(result.frame.reset_index(drop=True), result.title)
     heights = [max(len(part), 2) for _, part in panels]
@@ -162,7 +165,7 @@ def forest_svg(result: ResultTable) -> str:
         mean_panel_inches = 0.3 * sum(heights) / len(panels)
         figure.subplots_adjust(hspace=0.9 / mean_panel_inches)  # about 0.9 in between panels
         for axis, (ratio, part) in zip(axes[:, 0], panels, strict=True):
-            _draw_forest(axis, part, ratio)
+            _draw_forest(axis, part, ratio, outcome_in_labels)
         return to_svg(figure, result.name)
 
 

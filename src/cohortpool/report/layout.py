@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from cohortpool.report.cells import TRUE_LEVELS, blank, groups_of, shape_of, text_of
+from cohortpool.report.cells import POOLED_SITES, TRUE_LEVELS, blank, groups_of, shape_of, text_of
 from cohortpool.stats.result import ResultTable
 
 TEST_NAMES = {
@@ -183,28 +183,32 @@ def detection(frame: pd.DataFrame) -> Table:
 
 
 def _compact(row: pd.Series) -> str:
-    """``0.71 (0.59-0.80)``: an estimate with its interval, narrow enough for seven metrics a row."""
-    if blank(row.get("estimate")):
+    """``0.71 (0.59–0.80)``: an estimate with its interval, narrow enough for seven metrics a row (the
+    page lets the interval wrap under the estimate as one piece when the table is wider than the page)."""
+    estimate: Any = row.get("estimate")
+    if blank(estimate):
         return ""
-    if blank(row.get("ci_low")) or blank(row.get("ci_high")):
-        return cell(row["estimate"], 2)
-    if isinstance(row["estimate"], str) or isinstance(row["ci_low"], str):
-        return cell(row["estimate"])
-    return (
-        f"{effect(float(row['estimate']))} ({effect(float(row['ci_low']))}–{effect(float(row['ci_high']))})"
-    )
+    if isinstance(estimate, str):
+        return estimate
+    if not math.isfinite(float(estimate)):
+        return "not estimable"
+    low: Any = row.get("ci_low")
+    high: Any = row.get("ci_high")
+    if blank(low) or blank(high) or isinstance(low, str) or isinstance(high, str):
+        return effect(float(estimate))
+    if not (math.isfinite(float(low)) and math.isfinite(float(high))):
+        return effect(float(estimate))
+    return f"{effect(float(estimate))} ({effect(float(low))}–{effect(float(high))})"
 
 
 def accuracy(frame: pd.DataFrame) -> Table:
-    """One row per sign: its 2x2 counts and every metric with its 95 % CI."""
+    """One row per sign: its 2x2 counts and every metric with its 95 % CI, in the compact form."""
     metrics = [m for m in ACCURACY_METRICS if m in set(frame["metric"])]
     headers = ["Sign", "TP", "FP", "FN", "TN", *[ACCURACY_METRICS[m] for m in metrics]]
     rows = []
     for sign, part in frame.groupby("sign", sort=False):
         first = part.iloc[0]
-        by_metric = {
-            str(r["metric"]): _interval(r, "estimate", "ci_low", "ci_high") for _, r in part.iterrows()
-        }
+        by_metric = {str(r["metric"]): _compact(r) for _, r in part.iterrows()}
         rows.append(
             [str(sign).replace("_", " "), *[cell(first[c], 0) for c in ("tp", "fp", "fn", "tn")]]
             + [by_metric.get(m, "") for m in metrics]
@@ -213,13 +217,43 @@ def accuracy(frame: pd.DataFrame) -> Table:
 
 
 def forest(frame: pd.DataFrame) -> Table:
+    """Per outcome its pooled rows first, then each site's (the caller leaves out rows it lists instead)."""
     headers = ["Outcome", "Site", "Estimate (95 % CI)", "Weight, %", "Method"]
+    order = frame.assign(_pooled=~frame["is_pooled"].astype(bool), _outcome=pd.factorize(frame["label"])[0])
     rows = []
-    for _, row in frame.iterrows():
+    for _, row in order.sort_values(["_outcome", "_pooled"], kind="stable").iterrows():
         site = "Pooled" if bool(row["is_pooled"]) else text_of(row["site_id"])
         shown = _interval(row, "estimate", "ci_low", "ci_high") or "suppressed"
         method = text_of(row.get("method"))
         rows.append([text_of(row["label"]), site, shown, cell(row["weight"], 1), METHODS.get(method, method)])
+    return headers, rows
+
+
+#: columns of a logistic model's coefficient table (cohortpool.stats.accuracy.LogisticRule.coefficients)
+COEFFICIENT_COLUMNS = frozenset({"term", "coef", "se", "p_value", "odds_ratio"})
+
+
+def coefficients(frame: pd.DataFrame) -> Table:
+    """One row per model term: OR (95 % CI), coefficient, SE, P; a term without a finite estimate says why
+    in its OR cell (e.g. "not estimable: separation") instead of printing the number a fit stopped at."""
+    headers = ["Term", "OR (95 % CI)", "Coefficient", "SE", "P"]
+    rows = []
+    for _, row in frame.iterrows():
+        term = "Intercept" if text_of(row["term"]) == "const" else text_of(row["term"]).replace("_", " ")
+        note = text_of(row.get("note"))
+        if note:
+            rows.append([term, note, "", "", ""])
+            continue
+        interval = _interval(row, "odds_ratio", "or_ci_low", "or_ci_high") if "or_ci_low" in row else ""
+        rows.append(
+            [
+                term,
+                interval or cell(row["odds_ratio"], 2),
+                cell(row["coef"]),
+                cell(row["se"]),
+                _p(row["p_value"]),
+            ]
+        )
     return headers, rows
 
 
@@ -243,7 +277,16 @@ def generic(frame: pd.DataFrame) -> Table:
     return headers, rows
 
 
-_HEADERS = {"p_display": "P", "p_holm_display": "P (Holm)", "df": "df", "auc": "AUC", "se": "SE", "n": "n"}
+_HEADERS = {
+    "p_display": "P",
+    "p_holm_display": "P (Holm)",
+    "df": "df",
+    "auc": "AUC",
+    "se": "SE",
+    "n": "n",
+    "ci_low": "95 % CI, low",
+    "ci_high": "95 % CI, high",
+}
 #: columns that hold variable or finding names (snake_case reads better with spaces)
 _NAME_COLUMNS = frozenset({"finding", "sign", "term", "variable"})
 
@@ -270,4 +313,21 @@ def lay_out(result: ResultTable, frame: pd.DataFrame) -> Table:
         return accuracy(frame)
     if shape == "forest":
         return forest(frame)
+    if set(frame.columns) >= COEFFICIENT_COLUMNS:
+        return coefficients(frame)
     return generic(frame)
+
+
+def parts(result: ResultTable) -> list[tuple[str, pd.DataFrame]]:
+    """The result split into its pooled rows ("") and each site's rows, pooled first, sites in order of
+    appearance; one part when the result is not split by site (a forest frame is drawn whole)."""
+    frame = result.frame
+    if result.kind == "forest" or "site_id" not in frame.columns:
+        return [("", frame)]
+    site = frame["site_id"].map(text_of)
+    pooled = site.isin(POOLED_SITES)
+    sites = list(dict.fromkeys(site[~pooled]))
+    if not pooled.any() and len(sites) <= 1:
+        return [("", frame)]
+    found = [("", frame[pooled])] if pooled.any() else []
+    return found + [(s, frame[site == s]) for s in sites]

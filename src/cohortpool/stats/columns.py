@@ -19,6 +19,8 @@ from cohortpool.stats.categorical import compare_categorical
 from cohortpool.stats.continuous import compare_continuous
 
 BINARY_SETS = ({"0", "1"}, {"yes", "no"}, {"true", "false"}, {"y", "n"})
+#: cell texts read as missing besides an empty cell: R's NA, N/A, and SPSS's system-missing "."
+MISSING_TOKENS: tuple[str, ...] = ("NA", "N/A", ".")
 _POSITIVE = ("1", "yes", "true", "y")
 
 
@@ -88,6 +90,36 @@ def infer_types(
     return ColumnTypes(tuple(out_cont), tuple(out_cat), tuple(skipped))
 
 
+def mark_missing(
+    frame: pd.DataFrame, tokens: Iterable[str] = MISSING_TOKENS
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The frame with every cell equal to one of ``tokens`` (exactly, as R's ``na.strings``) set missing,
+    and how many cells each token turned missing (for the note the CLI prints)."""
+    wanted = [t for t in dict.fromkeys(tokens) if t != ""]
+    text = frame.astype("string")
+    found = {token: int((text == token).sum().sum()) for token in wanted}
+    if not any(found.values()):
+        return frame, {}
+    return frame.mask(text.isin(wanted).fillna(False)), {t: n for t, n in found.items() if n}
+
+
+def _groups(values: pd.Series, group: str, reference: str | None) -> list[str]:
+    """The two groups, reference first: ``reference`` if given, else the first in sorted order."""
+    groups = sorted(x for x in values.dropna().unique() if x != "")
+    if len(groups) != 2:
+        shown = ", ".join(groups[:10])
+        raise CompareError(
+            f"group column {group!r} has {len(groups)} groups ({shown}); compare needs exactly 2"
+        )
+    if reference is None:
+        return groups
+    if reference not in groups:
+        raise CompareError(
+            f"--reference {reference!r} is not a group of {group!r}; the groups are {', '.join(groups)}"
+        )
+    return [reference, *[g for g in groups if g != reference]]
+
+
 def _shown_level(levels: list[str]) -> str | None:
     """The level a binary variable is summarised by: the positive one, else the last in sorted order."""
     if len(levels) != 2:
@@ -105,16 +137,16 @@ def compare_columns(
     categorical: Iterable[str] = (),
     *,
     seed: int = 20251001,
+    reference: str | None = None,
 ) -> tuple[pd.DataFrame, ColumnTypes]:
-    """One row per variable: ``variable, test, statistic, df, p_value, p_display, summary_<group>...``."""
+    """One row per variable: ``variable, test, statistic, df, p_value, p_display, summary_<group>...``.
+
+    Effects (mean differences, odds ratios) are the second group vs the ``reference`` group (default: the
+    first of the two in sorted order), as the report's are MET vs OP with ``--reference OP``.
+    """
     types = infer_types(frame, group, continuous, categorical)
     g = frame[group].astype("string").str.strip()
-    groups = sorted(x for x in g.dropna().unique() if x != "")
-    if len(groups) != 2:
-        shown = ", ".join(groups[:10])
-        raise CompareError(
-            f"group column {group!r} has {len(groups)} groups ({shown}); compare needs exactly 2"
-        )
+    groups = _groups(g, group, reference)
     rows: list[dict[str, object]] = []
     for col in types.continuous:
         x = pd.to_numeric(frame[col], errors="coerce")

@@ -10,144 +10,70 @@ confounds the group with the site (Simpson's paradox).
 from __future__ import annotations
 
 import math
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from cohortpool.stats import format as fmt
 from cohortpool.stats import tests as t
-from cohortpool.stats.categorical import compare_categorical, sample_odds_ratio
-from cohortpool.stats.continuous import compare_continuous, summarize
+from cohortpool.stats.categorical import CategoricalResult, compare_categorical, sample_odds_ratio
+from cohortpool.stats.continuous import ContinuousResult, compare_continuous, summarize
 from cohortpool.stats.frames import as_keys, codes_of, count_cube, level_text, levels_of, sites_of, weights
 from cohortpool.stats.plan import Comparison, Plan, Variable
-from cohortpool.stats.pooled import cmh, dersimonian_laird, log_odds_ratio, mean_difference
+from cohortpool.stats.pooled import MetaResult, cmh, dersimonian_laird, log_odds_ratio, mean_difference
+from cohortpool.stats.rows import (
+    ComparisonRow,
+    Effect,
+    ForestRow,
+    GroupCells,
+    Heterogeneity,
+    RandomEffectsOdds,
+    SpssCells,
+    TestCells,
+    VariableRows,
+    comparison_frame,
+    forest_frame,
+)
 
-Row = dict[str, Any]
 Z95 = 1.959963984540054  # standard normal 97.5th percentile
+_NONE = np.array([], dtype=np.int64)
 
 
 def _exp(x: float) -> float:
     return math.exp(x) if math.isfinite(x) else math.nan
 
 
-def _forest(label: str, site: str, est: float, lo: float, hi: float, weight: float, method: str) -> Row:
-    """One forest-plot row (the report's "forest" contract plus the method that made it)."""
-    return {
-        "label": label,
-        "site_id": site,
-        "estimate": est,
-        "ci_low": lo,
-        "ci_high": hi,
-        "weight": weight,
-        "is_pooled": method != "site",
-        "method": method,
-    }
-
-
-def _base(plan: Plan, spec: Comparison, site: str, var: Variable, level: str) -> Row:
-    return {
-        "analysis": spec.name,
-        "unit": spec.unit,
-        "site_id": site,
-        "variable": var.column,
-        "label": var.title,
-        "level": level,
-    }
-
-
-def _stat(row: Row, test: str, stat: float, df: float, p: float, warnings: list[str]) -> Row:
-    row.update(
-        test=test, statistic=stat, df=df, p_value=p, p_display=fmt.format_p(p), warnings="; ".join(warnings)
+def _row(
+    spec: Comparison,
+    site: str,
+    var: Variable,
+    level: str,
+    groups: tuple[tuple[str, GroupCells], ...],
+    test: TestCells,
+    *,
+    effect: Effect | None = None,
+    heterogeneity: Heterogeneity | None = None,
+    random_effects: RandomEffectsOdds | None = None,
+    spss: SpssCells | None = None,
+) -> ComparisonRow:
+    """A row of this comparison and variable (the fields every row shares filled in)."""
+    return ComparisonRow(
+        analysis=spec.name,
+        unit=spec.unit,
+        site_id=site,
+        variable=var.column,
+        label=var.title,
+        level=level,
+        groups=groups,
+        test=test,
+        effect=effect,
+        heterogeneity=heterogeneity,
+        random_effects=random_effects,
+        spss=spss,
     )
-    return row
-
-
-def _continuous_rows(plan: Plan, spec: Comparison, var: Variable, frame: pd.DataFrame, sites: list[str]):  # type: ignore[no-untyped-def]
-    g0, g1 = plan.groups.levels
-    gcol, w = plan.groups.column, weights(frame, plan)
-    rows: list[Row] = []
-    forest: list[Row] = []
-    effects, variances = [], []
-
-    raw = pd.to_numeric(frame[var.column], errors="coerce").to_numpy(dtype=float)
-    ww = w.to_numpy()
-    by_site = _site_keys(frame, plan)
-    positions = pd.Series(np.arange(len(frame)), index=frame.index)
-    grouped = positions.groupby([by_site, frame[gcol]], observed=True).indices
-    cells: dict[tuple[str, str], np.ndarray] = {}
-    for key, idx in grouped.items():
-        site_key, group_key = cast(tuple[object, object], key)
-        cells[(str(site_key), str(group_key))] = np.asarray(idx)
-    none = np.array([], dtype=np.int64)
-
-    def values(site: str | None, group: str) -> np.ndarray:
-        """Unit-level values of a group at one site (None: every site)."""
-        if site is None:
-            idx = np.concatenate([v for (_, g), v in sorted(cells.items()) if g == group] or [none])
-        else:
-            idx = cells.get((site, group), none)
-        x, k = raw[idx], ww[idx]
-        ok = np.isfinite(x)
-        return np.repeat(x[ok], k[ok])
-
-    def describe(row: Row, a: np.ndarray, b: np.ndarray) -> None:
-        for g, x in ((g0, a), (g1, b)):
-            s = summarize(x)
-            row[f"n_{g}"] = s.n
-            row[f"summary_{g}"] = (
-                fmt.mean_sd(s.mean, s.sd, var.decimals)
-                if var.normal
-                else fmt.median_iqr(s.median, s.q1, s.q3, var.decimals)
-            )
-            row[f"count_{g}"] = math.nan
-
-    for site in sites:
-        a, b = values(site, g0), values(site, g1)
-        r = compare_continuous(a, b, normal=var.normal, alpha=plan.options.alpha)
-        row = _base(plan, spec, site, var, "")
-        describe(row, a, b)
-        row.update(
-            estimate=r.mean_difference, ci_low=r.md_ci_low, ci_high=r.md_ci_high,
-            estimate_kind="mean_difference", welch_t=r.welch_t, welch_df=r.welch_df, welch_p=r.welch_p,
-            levene_f=r.levene_f, levene_p=r.levene_p, mann_whitney_u=r.mann_whitney_u,
-            mann_whitney_p=r.mann_whitney_p,
-        )  # fmt: skip
-        rows.append(_stat(row, r.test, r.statistic, r.df, r.p_value, list(r.warnings)))
-        s0, s1 = r.summaries
-        md, v = mean_difference(s0.n, s0.mean, s0.sd, s1.n, s1.mean, s1.sd)
-        effects.append(md)
-        variances.append(v)
-    a, b = values(None, g0), values(None, g1)
-    row = _base(plan, spec, plan.pooled_label, var, "")
-    describe(row, a, b)
-    if len(sites) <= 1:  # one cohort: the SPSS comparison is the whole answer, nothing to pool
-        r = compare_continuous(a, b, normal=var.normal, alpha=plan.options.alpha)
-        row.update(estimate=r.mean_difference, ci_low=r.md_ci_low, ci_high=r.md_ci_high,
-                   estimate_kind="mean_difference", welch_t=r.welch_t, welch_df=r.welch_df,
-                   welch_p=r.welch_p, levene_f=r.levene_f, levene_p=r.levene_p,
-                   mann_whitney_u=r.mann_whitney_u, mann_whitney_p=r.mann_whitney_p)  # fmt: skip
-        rows.append(_stat(row, r.test, r.statistic, r.df, r.p_value, list(r.warnings)))
-        return rows, forest
-    meta = dersimonian_laird(np.array(effects), np.array(variances), plan.options.alpha)
-    z = meta.estimate / meta.se if meta.se and math.isfinite(meta.se) else math.nan
-    row.update(
-        estimate=meta.estimate, ci_low=meta.ci_low, ci_high=meta.ci_high,
-        estimate_kind="mean_difference_random_effects", heterogeneity_test="cochran_q",
-        heterogeneity_stat=meta.q, heterogeneity_p=meta.q_p, i2=meta.i2, tau2=meta.tau2,
-    )  # fmt: skip
-    rows.append(_stat(row, t.RANDOM_EFFECTS_MD, z, math.nan, meta.p_value, list(meta.warnings)))
-    for site, est, var_, wt in zip(sites, effects, variances, meta.weights, strict=True):
-        half = Z95 * math.sqrt(var_) if math.isfinite(var_) else math.nan
-        forest.append(_forest(var.title, site, est, est - half, est + half, wt, "site"))
-    forest.append(
-        _forest(
-            var.title, plan.pooled_label, meta.estimate, meta.ci_low, meta.ci_high, 100.0, "dersimonian_laird"
-        )
-    )
-    for f in forest:
-        f["measure"] = "mean_difference"
-    return rows, forest
 
 
 def _site_keys(frame: pd.DataFrame, plan: Plan) -> pd.Series:
@@ -157,9 +83,149 @@ def _site_keys(frame: pd.DataFrame, plan: Plan) -> pd.Series:
     return pd.Series(plan.pooled_label, index=frame.index)
 
 
+# --- continuous variables ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _UnitValues:
+    """A continuous variable's unit-level values, findable by (site, group) without copying the frame."""
+
+    values: npt.NDArray[np.float64]
+    weights: npt.NDArray[np.int64]
+    #: (site, group) -> positions of its rows
+    cells: dict[tuple[str, str], npt.NDArray[np.int64]]
+
+    @classmethod
+    def of(cls, plan: Plan, var: Variable, frame: pd.DataFrame) -> _UnitValues:
+        positions = pd.Series(np.arange(len(frame)), index=frame.index)
+        grouped = positions.groupby(
+            [_site_keys(frame, plan), frame[plan.groups.column]], observed=True
+        ).indices
+        cells: dict[tuple[str, str], npt.NDArray[np.int64]] = {}
+        for key, idx in grouped.items():
+            site_key, group_key = cast(tuple[object, object], key)
+            cells[(str(site_key), str(group_key))] = np.asarray(idx, dtype=np.int64)
+        raw = pd.to_numeric(frame[var.column], errors="coerce").to_numpy(dtype=float)
+        return cls(raw, weights(frame, plan).to_numpy(dtype=np.int64), cells)
+
+    def of_group(self, site: str | None, group: str) -> npt.NDArray[np.float64]:
+        """The unit-level values (each row repeated by its weight) of a group at a site, or everywhere."""
+        if site is None:
+            parts = [v for (_, g), v in sorted(self.cells.items()) if g == group]
+            idx = np.concatenate(parts) if parts else _NONE
+        else:
+            idx = self.cells.get((site, group), _NONE)
+        x, k = self.values[idx], self.weights[idx]
+        ok = np.isfinite(x)
+        return np.repeat(x[ok], k[ok])
+
+
+def _described(
+    plan: Plan, var: Variable, first: npt.NDArray[np.float64], second: npt.NDArray[np.float64]
+) -> tuple[tuple[str, GroupCells], ...]:
+    """Each group's n and mean ± SD (or median (IQR) for a variable declared non-normal)."""
+    cells = []
+    for group, x in zip(plan.groups.levels, (first, second), strict=True):
+        s = summarize(x)
+        if var.normal:
+            text = fmt.mean_sd(s.mean, s.sd, var.decimals)
+        else:
+            text = fmt.median_iqr(s.median, s.q1, s.q3, var.decimals)
+        cells.append((group, GroupCells(s.n, math.nan, text)))
+    return tuple(cells)
+
+
+def _spss_row(
+    spec: Comparison,
+    site: str,
+    var: Variable,
+    groups: tuple[tuple[str, GroupCells], ...],
+    r: ContinuousResult,
+) -> ComparisonRow:
+    """A continuous comparison as SPSS reports it: the headline test, the mean difference, Welch beside."""
+    return _row(
+        spec,
+        site,
+        var,
+        "",
+        groups,
+        TestCells(r.test, r.statistic, r.df, r.p_value, r.warnings),
+        effect=Effect(r.mean_difference, r.md_ci_low, r.md_ci_high, "mean_difference"),
+        spss=SpssCells(
+            r.welch_t, r.welch_df, r.welch_p, r.levene_f, r.levene_p, r.mann_whitney_u, r.mann_whitney_p
+        ),
+    )
+
+
+def _pooled_mean_difference(
+    spec: Comparison, label: str, var: Variable, groups: tuple[tuple[str, GroupCells], ...], meta: MetaResult
+) -> ComparisonRow:
+    z = meta.estimate / meta.se if meta.se and math.isfinite(meta.se) else math.nan
+    return _row(
+        spec,
+        label,
+        var,
+        "",
+        groups,
+        TestCells(t.RANDOM_EFFECTS_MD, z, math.nan, meta.p_value, meta.warnings),
+        effect=Effect(meta.estimate, meta.ci_low, meta.ci_high, "mean_difference_random_effects"),
+        heterogeneity=Heterogeneity("cochran_q", meta.q, meta.q_p, meta.i2, meta.tau2),
+    )
+
+
+def _continuous_rows(
+    plan: Plan, spec: Comparison, var: Variable, frame: pd.DataFrame, sites: list[str]
+) -> VariableRows:
+    """Per site: the SPSS comparison; pooled: DerSimonian-Laird random-effects mean difference."""
+    reference, other = plan.groups.levels
+    units = _UnitValues.of(plan, var, frame)
+    out = VariableRows()
+    effects: list[float] = []
+    variances: list[float] = []
+    for site in sites:
+        first, second = units.of_group(site, reference), units.of_group(site, other)
+        result = compare_continuous(first, second, normal=var.normal, alpha=plan.options.alpha)
+        out.rows.append(_spss_row(spec, site, var, _described(plan, var, first, second), result))
+        s0, s1 = result.summaries
+        md, variance = mean_difference(s0.n, s0.mean, s0.sd, s1.n, s1.mean, s1.sd)
+        effects.append(md)
+        variances.append(variance)
+    first, second = units.of_group(None, reference), units.of_group(None, other)
+    groups = _described(plan, var, first, second)
+    if len(sites) <= 1:  # one cohort: the SPSS comparison is the whole answer, nothing to pool
+        result = compare_continuous(first, second, normal=var.normal, alpha=plan.options.alpha)
+        out.rows.append(_spss_row(spec, plan.pooled_label, var, groups, result))
+        return out
+    meta = dersimonian_laird(np.array(effects), np.array(variances), plan.options.alpha)
+    out.rows.append(_pooled_mean_difference(spec, plan.pooled_label, var, groups, meta))
+    for site, estimate, variance, weight in zip(sites, effects, variances, meta.weights, strict=True):
+        half = Z95 * math.sqrt(variance) if math.isfinite(variance) else math.nan
+        out.forest.append(
+            ForestRow(
+                var.title, site, estimate, estimate - half, estimate + half, weight, "site", "mean_difference"
+            )
+        )
+    out.forest.append(
+        ForestRow(
+            var.title,
+            plan.pooled_label,
+            meta.estimate,
+            meta.ci_low,
+            meta.ci_high,
+            100.0,
+            "dersimonian_laird",
+            "mean_difference",
+        )
+    )
+    return out
+
+
+# --- categorical variables -----------------------------------------------------------------------------
+
+
 def _count_tables(
     frame: pd.DataFrame, plan: Plan, var: Variable, levels: list[object], sites: list[str]
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
+) -> tuple[dict[str, npt.NDArray[np.int64]], npt.NDArray[np.int64]]:
     """groups x levels count tables per site and over all sites, from one pass over the rows."""
     site_codes, site_values = codes_of(_site_keys(frame, plan))
     group_codes, group_values = codes_of(frame[plan.groups.column])
@@ -170,13 +236,13 @@ def _count_tables(
         (group_codes, len(group_values)),
         (level_codes, len(level_values)),
     )
-    g_pos = [group_values.index(g) if g in group_values else -1 for g in plan.groups.levels]
-    l_pos = [level_values.index(lv) if lv in level_values else -1 for lv in levels]
+    group_at = [group_values.index(g) if g in group_values else -1 for g in plan.groups.levels]
+    level_at = [level_values.index(lv) if lv in level_values else -1 for lv in levels]
 
-    def table(block: np.ndarray) -> np.ndarray:
+    def table(block: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         out = np.zeros((2, len(levels)), dtype=np.int64)
-        for i, gi in enumerate(g_pos):
-            for j, lj in enumerate(l_pos):
+        for i, gi in enumerate(group_at):
+            for j, lj in enumerate(level_at):
                 if gi >= 0 and lj >= 0:
                     out[i, j] = block[gi, lj]
         return out
@@ -187,90 +253,140 @@ def _count_tables(
     return tables, table(cube.sum(axis=0))
 
 
-def _categorical_rows(plan: Plan, spec: Comparison, var: Variable, frame: pd.DataFrame, sites: list[str]):  # type: ignore[no-untyped-def]
-    g0, g1 = plan.groups.levels
-    col = frame[var.column]
-    if isinstance(var.level, bool):
-        col = col.astype("boolean")
-        frame = frame.assign(**{var.column: col})
-    levels = levels_of(col)
-    report = [lv for lv in levels if var.level is None or lv == var.level]
-    if var.level is not None and not report:
-        report = [var.level]
-        levels = [*levels, var.level]
-    rows: list[Row] = []
-    forest: list[Row] = []
-    strata: dict[str, list[np.ndarray]] = {level_text(lv): [] for lv in report}
+@dataclass(frozen=True)
+class _Levels:
+    """A categorical variable's levels, and those reported (the plan's level, or every level)."""
 
-    def add_rows(site: str, tab: np.ndarray, res: Any, pooled: bool) -> None:
-        for lv in report:
-            j = levels.index(lv)
-            two = np.stack([tab.sum(axis=1) - tab[:, j], tab[:, j]], axis=1)
-            row = _base(plan, spec, site, var, level_text(lv))
-            for i, g in enumerate((g0, g1)):
-                total = int(tab[i].sum())
-                row[f"n_{g}"], row[f"count_{g}"] = total, int(tab[i, j])
-                row[f"summary_{g}"] = fmt.count_percent(int(tab[i, j]), total, var.decimals)
-            if pooled:
-                continue
-            strata[level_text(lv)].append(two)
-            orr, lo, hi, corrected = sample_odds_ratio(two, plan.options.alpha)
-            row.update(estimate=orr, ci_low=lo, ci_high=hi, estimate_kind="odds_ratio_sample")
-            warn = list(res.warnings)
-            if corrected and len(levels) > 2:
-                warn.append("zero cell: odds ratio with 0.5 added to every cell")
-            rows.append(_stat(row, res.test, res.statistic, res.df, res.p_value, warn))
+    all: list[object]
+    reported: list[object]
 
+    @classmethod
+    def of(cls, var: Variable, column: pd.Series) -> _Levels:
+        levels = levels_of(column)
+        reported = [lv for lv in levels if var.level is None or lv == var.level]
+        if var.level is not None and not reported:  # the plan's level never occurs: report it as 0
+            return cls([*levels, var.level], [var.level])
+        return cls(levels, reported)
+
+
+def _level_vs_rest(table: npt.NDArray[np.int64], j: int) -> npt.NDArray[np.int64]:
+    """One level against all the others: [[ref rest, ref level], [other rest, other level]]."""
+    return np.stack([table.sum(axis=1) - table[:, j], table[:, j]], axis=1)
+
+
+def _counted(
+    plan: Plan, var: Variable, table: npt.NDArray[np.int64], j: int
+) -> tuple[tuple[str, GroupCells], ...]:
+    """Each group's size, the level's count and ``n (%)``."""
+    cells = []
+    for i, group in enumerate(plan.groups.levels):
+        total, count = int(table[i].sum()), int(table[i, j])
+        cells.append((group, GroupCells(total, count, fmt.count_percent(count, total, var.decimals))))
+    return tuple(cells)
+
+
+def _site_level_rows(
+    plan: Plan,
+    spec: Comparison,
+    var: Variable,
+    site: str,
+    table: npt.NDArray[np.int64],
+    levels: _Levels,
+) -> list[ComparisonRow]:
+    """The SPSS test of the whole table, and per reported level its sample odds ratio (level vs rest)."""
     opts = plan.options
-    tables, all_tab = _count_tables(frame, plan, var, levels, sites)
-    for site in sites:
-        tab = tables[site]
-        res = compare_categorical(tab, seed=opts.seed, samples=opts.fisher_monte_carlo_samples)
-        add_rows(site, tab, res, False)
-    if len(sites) <= 1:  # one cohort: nothing to pool
-        res = compare_categorical(all_tab, seed=opts.seed, samples=opts.fisher_monte_carlo_samples)
-        add_rows(plan.pooled_label, all_tab, res, False)
-        return rows, forest
-    for lv in report:
-        key = level_text(lv)
-        j = levels.index(lv)
-        two = np.stack([all_tab.sum(axis=1) - all_tab[:, j], all_tab[:, j]], axis=1)
-        row = _base(plan, spec, plan.pooled_label, var, key)
-        for i, g in enumerate((g0, g1)):
-            row[f"n_{g}"], row[f"count_{g}"] = int(all_tab[i].sum()), int(two[i, 1])
-            row[f"summary_{g}"] = fmt.count_percent(int(two[i, 1]), int(all_tab[i].sum()), var.decimals)
-        st = np.stack(strata[key])
-        c = cmh(st, correct=opts.cmh_continuity_correction, alpha=opts.alpha)
-        row.update(
-            estimate=c.odds_ratio, ci_low=c.ci_low, ci_high=c.ci_high,
-            estimate_kind="odds_ratio_mantel_haenszel",
-            heterogeneity_test="breslow_day_tarone", heterogeneity_stat=c.breslow_day,
-            heterogeneity_p=c.breslow_day_p,
-        )  # fmt: skip
-        logs = [log_odds_ratio(s) for s in st]
-        meta = dersimonian_laird(np.array([x[0] for x in logs]), np.array([x[1] for x in logs]), opts.alpha)
-        row.update(
-            i2=meta.i2,
-            tau2=meta.tau2,
-            re_odds_ratio=_exp(meta.estimate),
-            re_ci_low=_exp(meta.ci_low),
-            re_ci_high=_exp(meta.ci_high),
+    result: CategoricalResult = compare_categorical(
+        table, seed=opts.seed, samples=opts.fisher_monte_carlo_samples
+    )
+    rows = []
+    for level in levels.reported:
+        j = levels.all.index(level)
+        odds, low, high, corrected = sample_odds_ratio(_level_vs_rest(table, j), opts.alpha)
+        warnings = list(result.warnings)
+        if corrected and len(levels.all) > 2:
+            warnings.append("zero cell: odds ratio with 0.5 added to every cell")
+        test = TestCells(result.test, result.statistic, result.df, result.p_value, tuple(warnings))
+        effect = Effect(odds, low, high, "odds_ratio_sample")
+        rows.append(
+            _row(spec, site, var, level_text(level), _counted(plan, var, table, j), test, effect=effect)
         )
-        rows.append(_stat(row, t.CMH, c.statistic, c.df, c.p_value, list(c.warnings)))
-        label = var.title if len(report) == 1 else f"{var.title}: {key}"
-        for site, (lor, v, _corr), wt in zip(sites, logs, meta.weights, strict=True):
-            half = Z95 * math.sqrt(v) if math.isfinite(v) else math.nan
-            forest.append(_forest(label, site, _exp(lor), _exp(lor - half), _exp(lor + half), wt, "site"))
-        pooled = plan.pooled_label
-        forest.append(_forest(label, pooled, c.odds_ratio, c.ci_low, c.ci_high, math.nan, "mantel_haenszel"))
-        if math.isfinite(meta.estimate):
-            forest.append(
-                _forest(label, pooled, _exp(meta.estimate), _exp(meta.ci_low), _exp(meta.ci_high), 100.0,
-                        "dersimonian_laird")
-            )  # fmt: skip
-    for f in forest:
-        f["measure"] = "odds_ratio"
-    return rows, forest
+    return rows
+
+
+def _pooled_level(
+    plan: Plan,
+    spec: Comparison,
+    var: Variable,
+    level: str,
+    pooled_table: npt.NDArray[np.int64],
+    j: int,
+    strata: npt.NDArray[np.int64],
+    sites: list[str],
+    label: str,
+) -> VariableRows:
+    """One level pooled over sites: CMH with the MH odds ratio, Breslow-Day-Tarone, DL odds ratio; and
+    its forest rows (each site's log OR, the MH and the DL pooled ORs)."""
+    opts = plan.options
+    mh = cmh(strata, correct=opts.cmh_continuity_correction, alpha=opts.alpha)
+    logs = [log_odds_ratio(s) for s in strata]
+    meta = dersimonian_laird(np.array([x[0] for x in logs]), np.array([x[1] for x in logs]), opts.alpha)
+    row = _row(
+        spec,
+        plan.pooled_label,
+        var,
+        level,
+        _counted(plan, var, pooled_table, j),
+        TestCells(t.CMH, mh.statistic, mh.df, mh.p_value, mh.warnings),
+        effect=Effect(mh.odds_ratio, mh.ci_low, mh.ci_high, "odds_ratio_mantel_haenszel"),
+        heterogeneity=Heterogeneity(
+            "breslow_day_tarone", mh.breslow_day, mh.breslow_day_p, meta.i2, meta.tau2
+        ),
+        random_effects=RandomEffectsOdds(_exp(meta.estimate), _exp(meta.ci_low), _exp(meta.ci_high)),
+    )
+    out = VariableRows(rows=[row])
+    for site, (log_or, variance, _corrected), weight in zip(sites, logs, meta.weights, strict=True):
+        half = Z95 * math.sqrt(variance) if math.isfinite(variance) else math.nan
+        low, high = _exp(log_or - half), _exp(log_or + half)
+        out.forest.append(ForestRow(label, site, _exp(log_or), low, high, weight, "site", "odds_ratio"))
+    pooled = plan.pooled_label
+    out.forest.append(
+        ForestRow(
+            label, pooled, mh.odds_ratio, mh.ci_low, mh.ci_high, math.nan, "mantel_haenszel", "odds_ratio"
+        )
+    )
+    if math.isfinite(meta.estimate):
+        estimate, low, high = _exp(meta.estimate), _exp(meta.ci_low), _exp(meta.ci_high)
+        out.forest.append(
+            ForestRow(label, pooled, estimate, low, high, 100.0, "dersimonian_laird", "odds_ratio")
+        )
+    return out
+
+
+def _categorical_rows(
+    plan: Plan, spec: Comparison, var: Variable, frame: pd.DataFrame, sites: list[str]
+) -> VariableRows:
+    """Per site: the SPSS test and sample ORs; pooled: CMH per reported level (that level vs the rest)."""
+    column = frame[var.column]
+    if isinstance(var.level, bool):
+        column = column.astype("boolean")
+        frame = frame.assign(**{var.column: column})
+    levels = _Levels.of(var, column)
+    tables, pooled_table = _count_tables(frame, plan, var, levels.all, sites)
+    out = VariableRows()
+    for site in sites:
+        out.rows += _site_level_rows(plan, spec, var, site, tables[site], levels)
+    if len(sites) <= 1:  # one cohort: nothing to pool
+        out.rows += _site_level_rows(plan, spec, var, plan.pooled_label, pooled_table, levels)
+        return out
+    for level in levels.reported:
+        j = levels.all.index(level)
+        strata = np.stack([_level_vs_rest(tables[site], j) for site in sites])
+        key = level_text(level)
+        label = var.title if len(levels.reported) == 1 else f"{var.title}: {key}"
+        pooled = _pooled_level(plan, spec, var, key, pooled_table, j, strata, sites, label)
+        out.rows += pooled.rows
+        out.forest += pooled.forest
+    return out
 
 
 def compare_groups(plan: Plan, spec: Comparison, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -281,14 +397,14 @@ def compare_groups(plan: Plan, spec: Comparison, frame: pd.DataFrame) -> tuple[p
         raise KeyError(f"comparison {spec.name!r}: view {spec.view!r} lacks columns {missing}")
     frame = as_keys(frame[frame[gcol].isin(plan.groups.levels)], [plan.site_column, gcol])
     sites = sites_of(frame, plan)
-    rows: list[Row] = []
-    forest: list[Row] = []
+    rows: list[ComparisonRow] = []
+    forest: list[ForestRow] = []
     for var in spec.variables:
-        fn = _continuous_rows if var.type == "continuous" else _categorical_rows
-        r, f = fn(plan, spec, var, frame, sites)
-        rows.extend(r)
-        forest.extend(f)
-    table = pd.DataFrame(rows)
+        compare = _continuous_rows if var.type == "continuous" else _categorical_rows
+        found = compare(plan, spec, var, frame, sites)
+        rows += found.rows
+        forest += found.forest
+    table = comparison_frame(rows, plan.groups.levels)
     order = {s: i for i, s in enumerate([*sites, plan.pooled_label])}
     table = table.sort_values("site_id", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
-    return table, pd.DataFrame(forest)
+    return table, forest_frame(forest)

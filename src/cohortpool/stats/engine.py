@@ -9,6 +9,7 @@ column (units per row); the results are the same. Each analysis is done per site
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -132,8 +133,23 @@ def _accuracy(plan: Plan, spec: Accuracy, frame: pd.DataFrame) -> list[ResultTab
     return out
 
 
+def level_orders(plan: Plan) -> dict[str, tuple[str, ...]]:
+    """The plan's order of levels: the groups (reference first), each derived variable's bins, and the
+    modalities of each detection analysis (combined last)."""
+    orders: dict[str, tuple[str, ...]] = {plan.groups.column: tuple(plan.groups.levels)}
+    for d in plan.derived:
+        orders[d.name] = tuple(b.label for b in d.bins)
+    for det in plan.detection:
+        orders[det.modality_column] = (*det.modalities, det.combined_label)
+    return orders
+
+
 def run_plan(plan: Plan, frames: Mapping[str, pd.DataFrame]) -> list[ResultTable]:
     """Every analysis of the plan, in plan order, as :class:`ResultTable` objects for the report."""
+    return [replace(r, levels=level_orders(plan)) for r in _run(plan, frames)]
+
+
+def _run(plan: Plan, frames: Mapping[str, pd.DataFrame]) -> list[ResultTable]:
     views: dict[str, pd.DataFrame] = dict(frames)
     for d in plan.derived:
         if d.view in views:

@@ -6,6 +6,7 @@ number in the HTML, CSV, XLSX and SPSS exports is traceable to one row of one fr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -58,6 +59,10 @@ class ResultTable:
         Footnotes: method, caveats, suppression applied. Printed under the table in order.
     kind
         One of :data:`KINDS`; tells the report how to draw it.
+    levels
+        The order the plan gives the levels of the analysed columns, e.g. ``{"diagnosis": ("OP", "MET")}``
+        (reference group first) or a derived variable's bins: exports code and list levels in this order
+        (SPSS value labels), where sorting would put MET before OP.
     """
 
     name: str
@@ -65,6 +70,7 @@ class ResultTable:
     frame: pd.DataFrame = field(repr=False)
     notes: tuple[str, ...] = ()
     kind: str = "table"
+    levels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

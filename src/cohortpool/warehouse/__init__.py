@@ -3,29 +3,45 @@
 Public API (other stages use these names):
 
 - :func:`connect` (``db_path, read_only=False``): open the file, with a clear error when it is locked.
+- :func:`open_reader` (``db_path``): the one way readers open a warehouse (read-only, a fresh snapshot).
 - :mod:`cohortpool.warehouse.sql`: ``load_sql(name)``, ``run_sql(con, name, **params)``,
   ``query_df(con, name, **params)``; the only reader of ``sql/``.
-- :func:`migrate` (``con``): apply ``sql/schema/`` migrations and refresh the analysis views.
-- :func:`load_batch` (``db_path, validated_dir``) -> :class:`LoadResult`.
+- :func:`migrate` (``con``): apply ``sql/schema/`` migrations, refresh the analysis views, comment all.
+- :func:`load_batch` (``db_path, validated_dir, submission_dir=None``) -> :class:`LoadResult`.
+- :func:`publish` (``db_path, published=None``) -> :class:`PublishResult`: the read-only copy analysts and
+  the report read (``published/warehouse.duckdb`` beside the warehouse, :func:`published_path`).
 - :func:`export_parquet` (``db_path, out_dir``) and :func:`checksum` (``db_path``).
+- :func:`write_dictionary_html` (``con, path``) / :func:`write_dictionary_page` (``db_path, path``): the
+  data dictionary page (a report folder gets one beside ``report.html``, which links it).
 """
 
 from __future__ import annotations
 
 from cohortpool.warehouse import sql
 from cohortpool.warehouse.batch import BatchError
-from cohortpool.warehouse.connect import WarehouseError, WarehouseLockedError, WarehouseMissingError, connect
+from cohortpool.warehouse.connect import (
+    WarehouseError,
+    WarehouseLockedError,
+    WarehouseMissingError,
+    connect,
+    open_reader,
+)
+from cohortpool.warehouse.dictionary import DictionaryError, write_dictionary_html, write_dictionary_page
 from cohortpool.warehouse.export import ANALYSIS_VIEWS, checksum, export_parquet
 from cohortpool.warehouse.load import BatchConflictError, LoadError, LoadResult, load_batch
 from cohortpool.warehouse.migrate import MigrationError, migrate
+from cohortpool.warehouse.publication import PublishError, PublishResult, publish, published_path
 
 __all__ = [
     "ANALYSIS_VIEWS",
     "BatchConflictError",
     "BatchError",
+    "DictionaryError",
     "LoadError",
     "LoadResult",
     "MigrationError",
+    "PublishError",
+    "PublishResult",
     "WarehouseError",
     "WarehouseLockedError",
     "WarehouseMissingError",
@@ -34,5 +50,10 @@ __all__ = [
     "export_parquet",
     "load_batch",
     "migrate",
+    "open_reader",
+    "publish",
+    "published_path",
     "sql",
+    "write_dictionary_html",
+    "write_dictionary_page",
 ]

@@ -192,6 +192,69 @@ def read_batch(path: str | Path, columns: dict[str, tuple[str, ...]]) -> Validat
     )
 
 
+@dataclass(frozen=True)
+class DeidCounts:
+    """What the site's de-identification did with the night's DICOM files (``submission.json``
+    ``counts``); None where no submission was given or it did not say."""
+
+    input_files: int | None = None
+    deidentified: int | None = None
+    quarantined: int | None = None
+    duplicates: int | None = None
+
+
+#: submission.json ``counts`` key -> DeidCounts field (data contract section 2)
+_DEID_KEYS = {
+    "input_files": "input_files",
+    "deidentified": "deidentified",
+    "quarantined": "quarantined",
+    "duplicate": "duplicates",
+}
+
+
+def read_deid_counts(submission_dir: str | Path, batch: ValidatedBatch) -> DeidCounts:
+    """The de-identification counts of the submission ``batch`` was validated from.
+
+    The submission must be the batch's own: same site and night, and every table file it lists with
+    the sha256 validation recorded for it (``summary.json`` ``source_sha256``), so the counts of
+    another night or a later resubmission cannot be attached to this batch.
+    """
+    path = Path(submission_dir) / "submission.json"
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BatchError(f"{path}: missing; pass the submission folder `cohortpool deid` wrote") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BatchError(f"{path}: not readable JSON ({exc})") from exc
+    if not isinstance(document, dict):
+        raise BatchError(f"{path}: expected a JSON object")
+    named = (document.get("site_id"), document.get("night"))
+    if named != (batch.site_id, batch.night.isoformat()):
+        raise BatchError(
+            f"{path}: submission of {named[0]} {named[1]}, but batch {batch.batch_id} is of "
+            f"{batch.site_id} {batch.night.isoformat()}: pass the submission this batch was validated from"
+        )
+    listing = document.get("files")
+    files: dict[str, Any] = listing if isinstance(listing, dict) else {}
+    for table, summary in batch.counts.items():
+        source = summary.get("source_file") or f"{table}.csv"
+        listed, validated = files.get(source), summary.get("source_sha256")
+        if listed and validated and listed != validated:
+            raise BatchError(
+                f"{path}: lists {source} with sha256 {str(listed)[:12]}, but batch {batch.batch_id} was "
+                f"validated from {str(validated)[:12]}: a different submission"
+            )
+    counts = document.get("counts")
+    reported: dict[str, Any] = counts if isinstance(counts, dict) else {}
+    values: dict[str, int | None] = {}
+    for key, name in _DEID_KEYS.items():
+        value = reported.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise BatchError(f"{path}: counts.{key} must be a non-negative integer, got {value!r}")
+        values[name] = value
+    return DeidCounts(**values)
+
+
 def _optional_text(summary: dict[str, Any], key: str, summary_path: Path) -> str | None:
     value = summary.get(key)
     if value is not None and not isinstance(value, str):

@@ -10,7 +10,6 @@ content is refused (a corrected submission gets a new batch_id from its new chec
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,14 +20,17 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from cohortpool.warehouse import sql
-from cohortpool.warehouse.batch import ISSUE_COLUMNS, TABLES, ValidatedBatch, read_batch
+from cohortpool.warehouse.batch import (
+    ISSUE_COLUMNS,
+    TABLES,
+    DeidCounts,
+    ValidatedBatch,
+    read_batch,
+    read_deid_counts,
+)
 from cohortpool.warehouse.catalog import describe_bad_cells, table_columns
 from cohortpool.warehouse.connect import connect, rollback
 from cohortpool.warehouse.migrate import migrate
-
-#: Called when the test-only pause before COMMIT starts (``cohortpool load --test-pause-before-commit``),
-#: so the kill-mid-load test knows the transaction is open.
-PauseHook = Callable[[], None]
 
 
 class LoadError(RuntimeError):
@@ -144,31 +146,40 @@ def _unchanged(batch: ValidatedBatch, row: tuple[Any, ...], started: float) -> L
     )
 
 
-def _load(
-    con: duckdb.DuckDBPyConnection,
-    batch: ValidatedBatch,
-    started: float,
-    pause_before_commit: float,
-    on_pause: PauseHook | None,
-) -> LoadResult:
+def _already_loaded(con: duckdb.DuckDBPyConnection, batch: ValidatedBatch) -> tuple[Any, ...] | None:
+    """The batch's row of raw.batches when this content is loaded; refuses the same id with other content."""
     existing = sql.query_rows(con, "load/select_batch", batch_id=batch.batch_id)
-    if existing:
-        if existing[0][2] == batch.content_sha256:
-            return _unchanged(batch, existing[0], started)
-        raise BatchConflictError(
-            f"batch {batch.batch_id} is already loaded from different content (sha256 "
-            f"{existing[0][2][:12]}, now {batch.content_sha256[:12]}): the same submission was validated "
-            "differently. A corrected submission gets a new batch_id; to replace this one, restore the "
-            "warehouse from its backup and load the corrected batch"
-        )
-    load_seq = int(sql.query_rows(con, "load/select_next_load_seq")[0][0])
-    loaded_at = datetime.now(UTC)
+    if not existing:
+        return None
+    if existing[0][2] == batch.content_sha256:
+        return existing[0]
+    raise BatchConflictError(
+        f"batch {batch.batch_id} is already loaded from different content (sha256 "
+        f"{existing[0][2][:12]}, now {batch.content_sha256[:12]}): the same submission was validated "
+        "differently. A corrected submission gets a new batch_id; to replace this one, restore the "
+        "warehouse from its backup and load the corrected batch"
+    )
+
+
+@dataclass(frozen=True)
+class _TableCounts:
+    """What loading the data tables did: rows inserted per table, earlier rows replaced, late rows."""
+
+    rows: dict[str, int]
+    superseded: int
+    late: int
+
+
+def _load_tables(
+    con: duckdb.DuckDBPyConnection, batch: ValidatedBatch, load_seq: int, loaded_at: datetime
+) -> _TableCounts:
+    """Per table: close the rows this batch replaces, insert its rows, close its own late rows."""
     ids: dict[str, Any] = {"batch_id": batch.batch_id, "site_id": batch.site_id}
     superseded = late = 0
     rows: dict[str, int] = {}
     for table in TABLES:
         target = {"table": f"raw.{table}"}
-        result = sql.run_sql(
+        replaced = sql.run_sql(
             con,
             "load/supersede_rows",
             identifiers=target,
@@ -177,17 +188,27 @@ def _load(
             night=batch.night,
             **ids,
         ).fetchone()
-        superseded += int(result[0]) if result else 0
+        superseded += int(replaced[0]) if replaced else 0
         rows[table] = _insert_table(con, batch, table, {"loaded_at": loaded_at, "load_seq": load_seq})
         closed = sql.run_sql(
             con, "load/close_late_rows", identifiers=target, load_seq=load_seq, night=batch.night, **ids
         ).fetchone()
         late += int(closed[0]) if closed else 0
-    quarantined = _insert_issues(con, batch.quarantine_path, "raw.quarantine", batch, loaded_at)
-    warnings_path = batch.warnings_path
-    warnings = 0
-    if warnings_path is not None:
-        warnings = _insert_issues(con, warnings_path, "raw.validation_warnings", batch, loaded_at)
+    return _TableCounts(rows, superseded, late)
+
+
+def _record_batch(
+    con: duckdb.DuckDBPyConnection,
+    batch: ValidatedBatch,
+    load_seq: int,
+    loaded_at: datetime,
+    tables: _TableCounts,
+    issues: tuple[int, int],
+    deid: DeidCounts,
+) -> None:
+    """The batch's bookkeeping rows: its site, validation summary, file checksums and raw.batches row."""
+    ids: dict[str, Any] = {"batch_id": batch.batch_id, "site_id": batch.site_id}
+    quarantined, warnings = issues
     sql.run_sql(con, "load/insert_site", loaded_at=loaded_at, **ids)
     for table, counts in batch.counts.items():
         sql.run_sql(con, "load/insert_validation_summary", table_name=table, **counts, **ids)
@@ -210,36 +231,56 @@ def _load(
         received_at=batch.received_at,
         loaded_at=loaded_at,
         validation_outcome="quarantined" if quarantined else "passed",
-        clinical_rows=rows["clinical"],
-        reads_rows=rows["reads"],
-        imaging_manifest_rows=rows["imaging_manifest"],
+        clinical_rows=tables.rows["clinical"],
+        reads_rows=tables.rows["reads"],
+        imaging_manifest_rows=tables.rows["imaging_manifest"],
         quarantined_rows=quarantined,
         warning_rows=warnings,
-        superseded_rows=superseded,
-        late_rows=late,
+        superseded_rows=tables.superseded,
+        late_rows=tables.late,
         summary_json=batch.summary_text,
         submission_sha256=batch.submission_sha256,
         validation_status=batch.validation_status,
+        deid_input_files=deid.input_files,
+        deid_deidentified=deid.deidentified,
+        deid_quarantined=deid.quarantined,
+        deid_duplicates=deid.duplicates,
         **ids,
     )
-    check_warnings = _run_checks(con, {"load_seq": load_seq, **ids})
-    if pause_before_commit > 0:
-        if on_pause is not None:
-            on_pause()
-        time.sleep(pause_before_commit)
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection, batch: ValidatedBatch, deid: DeidCounts, started: float
+) -> LoadResult:
+    """Every statement of one batch's load, inside the caller's open transaction."""
+    existing = _already_loaded(con, batch)
+    if existing is not None:
+        return _unchanged(batch, existing, started)
+    load_seq = int(sql.query_rows(con, "load/select_next_load_seq")[0][0])
+    loaded_at = datetime.now(UTC)
+    tables = _load_tables(con, batch, load_seq, loaded_at)
+    quarantined = _insert_issues(con, batch.quarantine_path, "raw.quarantine", batch, loaded_at)
+    warnings_path = batch.warnings_path
+    warnings = 0
+    if warnings_path is not None:
+        warnings = _insert_issues(con, warnings_path, "raw.validation_warnings", batch, loaded_at)
+    _record_batch(con, batch, load_seq, loaded_at, tables, (quarantined, warnings), deid)
+    check_warnings = _run_checks(
+        con, {"load_seq": load_seq, "batch_id": batch.batch_id, "site_id": batch.site_id}
+    )
     return LoadResult(
         batch_id=batch.batch_id,
         site_id=batch.site_id,
         status="loaded",
         load_seq=load_seq,
-        rows=rows,
+        rows=tables.rows,
         quarantined=quarantined,
         warnings=warnings,
-        superseded=superseded,
+        superseded=tables.superseded,
         content_sha256=batch.content_sha256,
         seconds=time.perf_counter() - started,
         check_warnings=check_warnings,
-        late_rows=late,
+        late_rows=tables.late,
     )
 
 
@@ -248,8 +289,7 @@ def load_batch(
     validated_dir: str | Path,
     *,
     wait_seconds: float = 0.0,
-    pause_before_commit: float = 0.0,
-    on_pause: PauseHook | None = None,
+    submission_dir: str | Path | None = None,
 ) -> LoadResult:
     """Load the validated batch in ``validated_dir`` into the warehouse at ``db_path``.
 
@@ -266,9 +306,10 @@ def load_batch(
         Output folder of ``cohortpool validate`` for one site-night.
     wait_seconds
         How long to wait for another writer to release the warehouse.
-    pause_before_commit, on_pause
-        Test hook: sleep this long inside the transaction just before COMMIT, after calling
-        ``on_pause``, so a test can kill the process mid-load. Leave at 0 in production.
+    submission_dir
+        The submission the batch was validated from (``submission.json`` beside it): its
+        de-identification counts (files in, de-identified, quarantined at the site, duplicates) are
+        recorded on the batch for the report's data-quality section. Without it they stay NULL.
     """
     started = time.perf_counter()
     con = connect(db_path, wait_seconds=wait_seconds)
@@ -276,10 +317,11 @@ def load_batch(
     try:
         migrate(con)
         batch = read_batch(validated_dir, table_columns(con))
+        deid = read_deid_counts(submission_dir, batch) if submission_dir is not None else DeidCounts()
         loading = f"batch {batch.batch_id} ({validated_dir})"
         con.begin()
         try:
-            result = _load(con, batch, started, pause_before_commit, on_pause)
+            result = _load(con, batch, deid, started)
             if result.status == "loaded":
                 con.commit()
             else:

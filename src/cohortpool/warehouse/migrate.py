@@ -4,7 +4,7 @@
 that has since been edited, or one the database knows but the checkout lacks, is an error: a schema
 change is a new migration, never an edit (otherwise two warehouses with the same version would differ).
 Views and macros (``sql/staging/``, ``sql/analysis/view_*.sql``) hold no data, so they are replaced on
-every migrate instead of being versioned.
+every migrate instead of being versioned; so are the comments of ``sql/dictionary.yaml``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import duckdb
 
 from cohortpool.warehouse import sql
 from cohortpool.warehouse.connect import rollback
+from cohortpool.warehouse.dictionary import apply_dictionary
 
 _MIGRATION = re.compile(r"^schema/(\d{4})_[a-z0-9_]+$")
 
@@ -131,11 +132,16 @@ def migrate(con: duckdb.DuckDBPyConnection, *, target: int | None = None) -> lis
 
 
 def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
-    """(Re)create every staging/analysis macro and view, all or none."""
+    """(Re)create every staging/analysis macro and view, and comment everything, all or none.
+
+    The comments (``sql/dictionary.yaml``) are rewritten here because ``CREATE OR REPLACE VIEW`` drops
+    a view's comments, and so that an edited description reaches every warehouse on its next migrate.
+    """
     con.begin()
     try:
         for name in ANALYSIS_OBJECTS:
             sql.run_sql(con, name)
+        apply_dictionary(con)
         con.commit()
     except BaseException:
         rollback(con)

@@ -77,6 +77,19 @@ def load_sql(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+_DATA_FILE = re.compile(r"^[a-z0-9_]+\.yaml$")
+
+
+def load_data_file(filename: str) -> str:
+    """The text of a data file kept beside the SQL, e.g. ``sql/dictionary.yaml`` (the data dictionary)."""
+    if not _DATA_FILE.match(filename):
+        raise SqlError(f"bad data file name {filename!r}: a .yaml file directly in sql/")
+    path = sql_root() / filename
+    if not path.is_file():
+        raise SqlError(f"no data file {path}")
+    return path.read_text(encoding="utf-8")
+
+
 def list_sql(folder: str) -> list[str]:
     """Names (for :func:`load_sql`) of the ``.sql`` files directly in ``sql/<folder>``, sorted."""
     base = _path(folder).with_suffix("")
