@@ -44,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 COHORTPOOL = str(Path(PY).with_name("cohortpool"))
-SECRET = "benchmark-secret-not-for-real-data"
+SECRET = "d5f1fe363df2cc7aa019c764b4da140950314ff4caf20eb9029b009d0f688af0"
 
 DEID_SCRIPT = """
 import sys

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from config_support import TEST_SECRET, write_config
+
 # telemetry off before any test imports Prefect or Great Expectations
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -18,12 +20,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def test_secret(monkeypatch: pytest.MonkeyPatch) -> str:
     """A consortium secret for tests (never a real one)."""
-    secret = "test-consortium-secret-0123456789abcdef"
-    monkeypatch.setenv("COHORTPOOL_SECRET", secret)
-    return secret
+    monkeypatch.setenv("COHORTPOOL_SECRET", TEST_SECRET)
+    return TEST_SECRET
+
+
+@pytest.fixture(scope="session")
+def sites_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A configuration file declaring the synthetic consortium's sites (cohortpool has no built-in ones)."""
+    return write_config(tmp_path_factory.mktemp("config") / "cohortpool.yaml")
 
 
 @pytest.fixture(autouse=True)
-def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test reads a developer's cohortpool.yaml or writes into the checkout."""
-    monkeypatch.setenv("COHORTPOOL_CONFIG", str(tmp_path / "no-such-cohortpool.yaml"))
+def _isolated_config(monkeypatch: pytest.MonkeyPatch, sites_config: Path) -> None:
+    """No test reads a developer's cohortpool.yaml; every test runs with a registry declaring the
+    synthetic sites (site01..site03). Tests of the registry itself point COHORTPOOL_CONFIG elsewhere."""
+    monkeypatch.setenv("COHORTPOOL_CONFIG", str(sites_config))

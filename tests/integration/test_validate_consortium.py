@@ -48,7 +48,7 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     root = tmp_path_factory.mktemp("consortium")
     env = {
         **os.environ,
-        "COHORTPOOL_SECRET": "integration-test-secret-0123456789abcdef",
+        "COHORTPOOL_SECRET": "9967cf7921292bdf04cc3268ae19ffc60cb645ec7ca9c8b8006212237be9f5a8",
         "COHORTPOOL_CONFIG": str(root / "no-config.yaml"),
     }
     synth = _cli(

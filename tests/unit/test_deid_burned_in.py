@@ -82,7 +82,9 @@ def runs(
     done = {}
     for name in CONFIGURATIONS:
         with pytest.MonkeyPatch.context() as env:
-            env.setenv("COHORTPOOL_SECRET", "burned-in-test-secret-0123456789")
+            env.setenv(
+                "COHORTPOOL_SECRET", "d68e8019a55ff159d8dc8c3269b5b0e79686c9478a05fe9a2db79be8c3641191"
+            )
             env.setenv("COHORTPOOL_CONFIG", str(yaml if name == "yaml" else root / "absent.yaml"))
             env.delenv("COHORTPOOL_DEID__ALLOW_BURNED_IN", raising=False)
             if name == "env":

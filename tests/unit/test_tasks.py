@@ -30,7 +30,9 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def config(monkeypatch: pytest.MonkeyPatch) -> RunConfig:
-    monkeypatch.setenv("COHORTPOOL_SECRET", "unit-test-secret-not-real")
+    monkeypatch.setenv(
+        "COHORTPOOL_SECRET", "09761540ca76ff29fad5ebdbf07d2cd623e872478267eb80419ae7556c08cbb5"
+    )
     return load_run_config(require_key=True)
 
 
@@ -166,13 +168,20 @@ def test_only_io_errors_are_retried() -> None:
 def test_submission_cache_key_changes_with_the_secret_and_never_shows_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("COHORTPOOL_SECRET", "first-secret-0123456789")
+    monkeypatch.setenv(
+        "COHORTPOOL_SECRET", "0847d7347ecd8020a6e6e9f26350d6039a1d4d1c877208238ec0187b123caba7"
+    )
     first = load_run_config(require_key=True).site_fingerprint()
     assert first == load_run_config(require_key=True).site_fingerprint()
-    monkeypatch.setenv("COHORTPOOL_SECRET", "second-secret-0123456789")
+    monkeypatch.setenv(
+        "COHORTPOOL_SECRET", "fc0dfba5e5c39872279404580e1741b75f729475c550bec1b99b90dc96fef014"
+    )
     second = load_run_config(require_key=True)
     assert second.site_fingerprint() != first
-    assert "second-secret-0123456789" not in second.site_fingerprint() + second.model_dump_json()
+    assert (
+        "fc0dfba5e5c39872279404580e1741b75f729475c550bec1b99b90dc96fef014"
+        not in second.site_fingerprint() + second.model_dump_json()
+    )
 
 
 def test_a_worker_holding_another_key_than_the_run_refuses_to_work(
@@ -180,7 +189,9 @@ def test_a_worker_holding_another_key_than_the_run_refuses_to_work(
 ) -> None:
     layout = RunLayout(tmp_path)
     night = _site01(landing, layout)
-    monkeypatch.setenv("COHORTPOOL_SECRET", "another-workers-secret-0123456789")
+    monkeypatch.setenv(
+        "COHORTPOOL_SECRET", "78006fcb21c72ea613243142e82bab7314ecedfb4402abde11b3917932e77ead"
+    )
     out = layout.submission("site01", night.night)
     with pytest.raises(KeyMismatchError, match=str(config.key_fingerprint)):
         tasks.build_submission.fn(

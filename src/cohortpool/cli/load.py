@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app, read_settings
+from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, App, app, read_settings
 
-db_app = typer.Typer(
+db_app = App(
     help="Warehouse administration: migrations, status, content checksum.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
