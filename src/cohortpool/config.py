@@ -84,6 +84,15 @@ class SiteConfig(BaseModel):
         # site ids end up in paths, SQL parameters and pseudonym keys: keep them to a safe alphabet
         return check_site_id(value)
 
+    @field_validator("key_fingerprint", mode="before")
+    @classmethod
+    def _quoted_fingerprint(cls, value: object) -> object:
+        if isinstance(value, int | float):  # YAML reads 16 digits as a number, dropping leading zeros
+            raise ValueError(
+                "write the fingerprint in quotes: YAML reads a fingerprint of digits as a number"
+            )
+        return value
+
     @field_validator("key_fingerprint")
     @classmethod
     def _valid_fingerprint(cls, value: str | None) -> str | None:
