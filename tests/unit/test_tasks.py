@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
 from cohortpool import tasks
@@ -193,11 +194,28 @@ def test_a_worker_holding_another_key_than_the_run_refuses_to_work(
         "COHORTPOOL_SECRET", "78006fcb21c72ea613243142e82bab7314ecedfb4402abde11b3917932e77ead"
     )
     out = layout.submission("site01", night.night)
-    with pytest.raises(KeyMismatchError, match=str(config.key_fingerprint)):
-        tasks.build_submission.fn(
-            night.path, out, layout.vault("site01"), "site01", night.night, night.content_sha256, "fp", config
-        )
+    # an expected failure ends the task run Failed with one line (no traceback); its future raises it
+    state = tasks.build_submission.fn(
+        night.path, out, layout.vault("site01"), "site01", night.night, night.content_sha256, "fp", config
+    )
+    assert isinstance(state, State) and state.is_failed()
+    assert isinstance(state.data, KeyMismatchError) and str(config.key_fingerprint) in str(state.data)
+    assert state.message is not None and state.message.startswith("de-identify failed: KeyMismatchError: ")
+    assert "\n" not in state.message
+    with pytest.raises(KeyMismatchError):
+        state.result()
     assert not out.exists() and not layout.vault("site01").exists()  # refused before writing anything
+
+
+def test_a_bug_is_not_an_expected_failure(landing: Path, tmp_path: Path, config: RunConfig) -> None:
+    """Only the composition layer's expected failures become a Failed state; anything else raises."""
+    layout = RunLayout(tmp_path)
+    night = _site01(landing, layout)
+    with pytest.raises(TypeError):
+        tasks.build_submission.fn(
+            night.path, layout.submission("site01", night.night), layout.vault("site01"), "site01",
+            night.night, night.content_sha256, "fp", config, "two",  # workers must be an int
+        )  # fmt: skip
 
 
 def test_cache_is_refreshed_only_when_the_output_is_gone(tmp_path: Path) -> None:

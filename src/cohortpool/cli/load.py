@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, App, app, read_settings
+from cohortpool.cli._app import EXIT_FAILED, EXIT_ISSUES, EXIT_OK, EXIT_USAGE, App, app, read_settings
 
 db_app = App(
     help="Warehouse administration: migrations, status, content checksum.",
@@ -34,6 +34,13 @@ def _db_path(db: Path | None) -> Path:
     return read_settings().warehouse
 
 
+def _disk_failure(exc: BaseException) -> bool:
+    """The load failed for the machine's sake (the warehouse file could not be written), not the batch's."""
+    import duckdb
+
+    return isinstance(exc.__cause__, OSError | duckdb.IOException | duckdb.TransactionException)
+
+
 def _fail(message: str, code: int) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
@@ -58,8 +65,9 @@ def load_command(
 ) -> None:
     """Load validated batches into the warehouse: one transaction each, idempotent, with history.
 
-    Exit 0 when every batch loaded (or was already loaded) clean, 1 when a batch had quarantined rows
-    or failed to load (the warehouse is then unchanged by that batch), 2 on bad usage.
+    Exit 0 when every batch loaded (or was already loaded) clean; 1 when a batch had quarantined rows or
+    was refused (the warehouse is then unchanged by that batch); 2 on bad usage; 3 when the warehouse
+    could not be opened or written (held by another process, a full disk).
     """
     from rich.progress import Progress
 
@@ -89,8 +97,10 @@ def load_command(
                 )
             except BatchError as exc:
                 raise _fail(str(exc), EXIT_USAGE) from exc
-            except (LoadError, WarehouseError) as exc:
-                raise _fail(str(exc), EXIT_ISSUES) from exc
+            except LoadError as exc:  # refused (bad cells, a failed check), or the disk failed
+                raise _fail(str(exc), EXIT_FAILED if _disk_failure(exc) else EXIT_ISSUES) from exc
+            except WarehouseError as exc:  # held by another process, or missing
+                raise _fail(str(exc), EXIT_FAILED) from exc
             progress.advance(task)
             rows = ", ".join(f"{table} {n}" for table, n in result.rows.items())
             typer.echo(
@@ -120,7 +130,7 @@ def migrate_command(db: DbOption = None, wait: WaitOption = 0.0) -> None:
     try:
         con = connect(path, wait_seconds=wait)
     except WarehouseError as exc:
-        raise _fail(str(exc), EXIT_ISSUES) from exc
+        raise _fail(str(exc), EXIT_FAILED) from exc
     try:
         applied = migrate(con)
     except MigrationError as exc:
@@ -140,7 +150,7 @@ def status_command(db: DbOption = None, wait: WaitOption = 0.0) -> None:
     try:
         con = connect(path, read_only=True, wait_seconds=wait)
     except WarehouseError as exc:
-        raise _fail(str(exc), EXIT_ISSUES) from exc
+        raise _fail(str(exc), EXIT_FAILED) from exc
     try:
         for title, name in (
             ("migrations", "load/select_schema_migrations"),
@@ -167,7 +177,7 @@ def checksum_command(
     try:
         typer.echo(checksum(_db_path(db), as_of_seq=as_of, wait_seconds=wait))
     except WarehouseError as exc:
-        raise _fail(str(exc), EXIT_ISSUES) from exc
+        raise _fail(str(exc), EXIT_FAILED) from exc
 
 
 @app.command("export")
@@ -185,6 +195,6 @@ def export_command(
     try:
         written = export_parquet(_db_path(db), out_dir, wait_seconds=wait)
     except WarehouseError as exc:
-        raise _fail(str(exc), EXIT_ISSUES) from exc
+        raise _fail(str(exc), EXIT_FAILED) from exc
     for view, folder in written.items():
         typer.echo(f"{view}: {folder}")
