@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,18 @@ def test_secret(monkeypatch: pytest.MonkeyPatch) -> str:
     return TEST_SECRET
 
 
-@pytest.fixture(scope="session")
-def sites_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A configuration file declaring the synthetic consortium's sites (cohortpool has no built-in ones)."""
-    return write_config(tmp_path_factory.mktemp("config") / "cohortpool.yaml")
+@pytest.fixture(scope="session", autouse=True)
+def sites_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A configuration file declaring the synthetic consortium's sites (cohortpool has no built-in ones),
+    in force for the whole session: module- and session-scoped fixtures run before any test's own."""
+    path = write_config(tmp_path_factory.mktemp("config") / "cohortpool.yaml")
+    previous = os.environ.get("COHORTPOOL_CONFIG")
+    os.environ["COHORTPOOL_CONFIG"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("COHORTPOOL_CONFIG", None)
+    else:
+        os.environ["COHORTPOOL_CONFIG"] = previous
 
 
 @pytest.fixture(autouse=True)

@@ -160,7 +160,15 @@ _COLUMNS = (
     ("night", "night"),
     ("status", "status"),
     *zip(
-        ("files in", "de-identified", "quarantined", "duplicates", "rows in", "loaded", "quarantined"),
+        (
+            "files\nin",
+            "files\nde-id.",
+            "files\nquar.",
+            "files\ndup.",
+            "rows\nin",
+            "rows\nloaded",
+            "rows\nquar.",
+        ),
         ROW_COUNTS[:7],
         strict=True,
     ),
@@ -173,20 +181,33 @@ def _print_summary(summary: NightSummary, console: Console) -> None:
 
     rows = summary.rows()
     if rows:
-        table = Table(title=f"nightly run: {summary.headline()}", title_justify="left")
+        # no vertical rules and one space between columns: ten columns fit 80 characters
+        table = Table(
+            title=f"nightly run: {summary.headline()}",
+            title_justify="left",
+            box=None,
+            padding=(0, 1, 0, 0),
+            header_style="bold",
+        )
         for header, key in _COLUMNS:
-            numeric = key in ROW_COUNTS
-            table.add_column(header, justify="right" if numeric else "left", no_wrap=key == "night")
+            table.add_column(header, justify="right" if key in ROW_COUNTS else "left", no_wrap=True)
         for row in rows:
-            table.add_row(*("" if row[key] is None else str(row[key]) for _, key in _COLUMNS))
+            # the status word here; its stage, reason or lateness on a line of its own below
+            cells = {**row, "status": row["status"].split(" ")[0]}
+            table.add_row(*("" if cells[key] is None else str(cells[key]) for _, key in _COLUMNS))
         console.print(table)
     for o in summary.outcomes:
-        if o.detail:
-            console.print(f"[red]{o.site_id} {o.night}[/]: {o.error}: {o.detail}", highlight=False)
+        if o.failed_step is not None:
+            console.print(
+                f"[red]{o.site_id} {o.night}[/]: failed at {o.failed_step}: {o.error}: {o.detail}",
+                highlight=False,
+            )
         if o.submission and o.submission.table_error:
             console.print(f"[red]{o.site_id} {o.night}[/]: tables: {o.submission.table_error}")
-    late = {s.site_id for s in summary.late}
-    idle = [s for s in summary.idle_sites if s not in late]
+    for late in summary.late:
+        console.print(f"[yellow]{late.site_id}[/]: {late.row()['status']}", highlight=False)
+    late_ids = {s.site_id for s in summary.late}
+    idle = [s for s in summary.idle_sites if s not in late_ids]
     if idle:
         console.print(f"nothing new from: {', '.join(idle)}")
     if summary.unknown_sites:
