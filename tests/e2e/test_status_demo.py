@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from config_support import write_config
 
 from cohortpool.pipeline.layout import RunLayout
 from cohortpool.pipeline.runconfig import SiteRun
 from cohortpool.pipeline.status import site_status, status_frame
+from config_support import write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("demo")]
 NIGHT = "2025-03-01"
