@@ -84,7 +84,7 @@ def test_the_reference_run_completes_the_readable_sites_and_names_the_missing_on
     for site in ("site01", "site02"):
         assert (out / "submissions" / site / NIGHT / "submission.json").is_file(), site
     # the dangling mount fails its site with the reason; the others went on
-    assert "site03 scan: SiteFolderError: site site03: landing folder" in text
+    assert "site03: failed at scan: SiteFolderError: site site03: landing folder" in text
     assert "is a link to something that is gone" in text
     assert "nothing new from: site03" not in text
     assert "not declared in the registry, left alone: site09" in text

@@ -59,7 +59,7 @@ def test_an_unreachable_pacs_fails_its_site_the_others_complete_and_the_next_run
     assert (layout.report / "report.html").is_file()
     assert "failed at fetch" in summary.markdown()
     # an expected failure: one line in the task run's log and the run's state, no traceback
-    assert (state.message or "").startswith("failed: site01 fetch at fetch (SourceError)")
+    assert (state.message or "").startswith("failed: site01 at fetch (SourceError); ")
     logs = run_logs(state)
     assert any("fetch failed: SourceError: " in line for line in logs), logs
     assert not any("Traceback" in line or "Unexpected result" in line for line in logs), logs

@@ -154,3 +154,22 @@ def test_listen_refuses_an_undeclared_site_before_listening(tmp_path: Path) -> N
     result = RUNNER.invoke(app, ["listen", "--landing", str(landing), "--site", "site09", "--port", "0"])
     assert result.exit_code == 2 and "site 'site09' is not declared" in result.output
     assert "listening on" not in result.output and list(landing.iterdir()) == []
+
+
+def test_a_key_the_registry_does_not_pin_is_refused_naming_both_fingerprints(
+    done: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop, out, vault = done
+    _config(tmp_path, monkeypatch, f"sites:\n  - site_id: site01\n    key_fingerprint: '{PINNED}'\n")
+    args = ["deid", str(drop), str(out), "--site", "site01", "--vault", str(vault), "--workers", "1"]
+    result = RUNNER.invoke(app, args)
+    assert result.exit_code == 2
+    (line,) = [line for line in result.output.splitlines() if line.strip()]
+    assert PINNED in line and key_fingerprint(KEY.encode()) in line
+    # the matching pin is accepted: the same command runs
+    _config(
+        tmp_path,
+        monkeypatch,
+        f"sites:\n  - site_id: site01\n    key_fingerprint: '{key_fingerprint(KEY.encode())}'\n",
+    )
+    assert RUNNER.invoke(app, args).exit_code == 0

@@ -199,8 +199,7 @@ def _print_summary(summary: NightSummary, console: Console) -> None:
     for o in summary.outcomes:
         if o.failed_step is not None:
             console.print(
-                f"[red]{o.site_id} {o.night}[/]: failed at {o.failed_step}: {o.error}: {o.detail}",
-                highlight=False,
+                f"[red]{o.label}[/]: failed at {o.failed_step}: {o.error}: {o.detail}", highlight=False
             )
         if o.submission and o.submission.table_error:
             console.print(f"[red]{o.site_id} {o.night}[/]: tables: {o.submission.table_error}")

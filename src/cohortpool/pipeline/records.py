@@ -166,6 +166,11 @@ class SiteNightOutcome:
         return OK
 
     @property
+    def label(self) -> str:
+        """``site02 2025-03-01``, or ``site01`` for a site that failed before any night (fetch, scan)."""
+        return self.site_id if self.night == self.failed_step else f"{self.site_id} {self.night}"
+
+    @property
     def status_text(self) -> str:
         """``ok``, ``quarantined`` or ``failed at de-identify: ReleaseBlockedError`` (no message: PHI)."""
         if self.failed_step is not None:
@@ -195,7 +200,7 @@ class SiteNightOutcome:
         sub, val = self.submission, self.validation
         return {
             "site_id": self.site_id,
-            "night": self.night,
+            "night": "-" if self.night == self.failed_step else self.night,  # failed before any night
             "status": self.status_text,
             "files_in": sub.files_in if sub else None,
             "deidentified": sub.deidentified if sub else None,
@@ -298,7 +303,7 @@ class NightSummary:
 
     def state_message(self) -> str:
         """One line for the flow run's final state (no error messages: they may quote paths)."""
-        failed = [f"{o.site_id} {o.night} at {o.failed_step} ({o.error})" for o in self.failed]
+        failed = [f"{o.label} at {o.failed_step} ({o.error})" for o in self.failed]
         if self.hub_error:
             failed.append(f"consortium step ({self.hub_error})")
         if failed:
@@ -326,6 +331,14 @@ class NightSummary:
                 cells.append(batches.get((row["site_id"], row["night"]), ""))
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
+        for o in self.outcomes:
+            if o.failed_step is not None:
+                lines.append(f"{o.label}: failed at {o.failed_step} ({o.error}).")
+            if o.load is not None and o.load.late_rows:
+                lines.append(
+                    f"{o.site_id} {o.night}: {o.load.late_rows} rows older than a newer night's, kept as "
+                    "history."
+                )
         idle = [s for s in self.idle_sites if s not in {late.site_id for late in self.late}]
         if idle:
             lines.append(f"Nothing new from: {', '.join(idle)}.")
