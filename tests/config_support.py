@@ -15,5 +15,6 @@ SYNTHETIC_SITES = ("site01", "site02", "site03")
 def write_config(path: Path, sites: tuple[str, ...] = SYNTHETIC_SITES, **settings: object) -> Path:
     """A cohortpool.yaml at ``path`` declaring ``sites`` (plus any top-level ``settings``)."""
     document = {"sites": [{"site_id": site} for site in sites], **settings}
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return path
