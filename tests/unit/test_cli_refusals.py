@@ -33,9 +33,12 @@ def _drop(root: Path) -> Path:
         ds = Dataset()
         ds.file_meta = FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.66"  # raw data: no pixel data needed
+        ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"  # CT, with a 2x2 image
         ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = f"1.2.3.1.{n}", "1.2.3", "1.2.3.2"
-        ds.PatientID, ds.PatientName, ds.Modality = "MRN42", "Doe^Jane", "OT"
+        ds.PatientID, ds.PatientName, ds.Modality = "MRN42", "Doe^Jane", "CT"
+        ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 2, 2, 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.PixelData = bytes(4)
         ds.save_as(drop / "dicom" / f"IM{n}.dcm", enforce_file_format=True)
     return drop
 
