@@ -44,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 COHORTPOOL = str(Path(PY).with_name("cohortpool"))
-SECRET = "benchmark-secret-not-for-real-data"
+SECRET = "d5f1fe363df2cc7aa019c764b4da140950314ff4caf20eb9029b009d0f688af0"
 
 DEID_SCRIPT = """
 import sys
@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     quarter = subset(dicom, work / "quarter" / "2025-03-01", 0.25)
     tiny = subset(dicom, work / "tiny" / "2025-03-01", 0.01)
     n_files, n_bytes = corpus_size(dicom)
-    env = {**os.environ, "COHORTPOOL_SECRET": SECRET}
+    # the site must be declared (cohortpool has no built-in sites)
+    env = {**os.environ, "COHORTPOOL_SECRET": SECRET, "COHORTPOOL_SITES": '[{"site_id": "site01"}]'}
     if args.no_pycache:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     else:

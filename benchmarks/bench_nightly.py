@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECRET = "benchmark-secret-not-real"
+SECRET = "4f1c3e77b4a4f5dfbc5d27352b1a63ae4561f1ba040cab7c9c85ceb7d477e295"
 STAGES = {
     "scan-landing": "scan",
     "build-submission": "de-identify + package",

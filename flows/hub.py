@@ -10,10 +10,18 @@ from pathlib import Path
 from typing import cast
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture
+from prefect.states import Completed, Failed
 
 from cohortpool.pipeline.layout import RunLayout
-from cohortpool.pipeline.records import NightSummary, SiteNightOutcome, SubmissionSummary, ValidationSummary
+from cohortpool.pipeline.records import (
+    NightFailed,
+    NightSummary,
+    SiteNightOutcome,
+    SubmissionSummary,
+    ValidationSummary,
+)
 from cohortpool.pipeline.runconfig import RunConfig, load_run_config
 from cohortpool.pipeline.site import SiteNight
 from cohortpool.tasks import (
@@ -43,6 +51,18 @@ def submit_validation(
     return step.submit(submission.path, out, submission.site_id, submission.night, submission.sha256, key)
 
 
+def night_state(summary: NightSummary) -> State[NightSummary]:
+    """The flow run's final state: Failed with a one-line message when a site-night or the consortium
+    step failed, Completed otherwise (quarantines alone are a finished night); the summary either way.
+
+    A Failed state's data must be an exception (Prefect resolves it into one; any other object gives
+    "Unexpected result for failed state"), so the summary travels inside :class:`NightFailed`.
+    """
+    if summary.failed or summary.hub_error:
+        return Failed(message=summary.state_message(), data=NightFailed(summary))
+    return Completed(message=summary.headline(), data=summary)
+
+
 def submit_report(layout: RunLayout, config: RunConfig, warehouse_sha256: str) -> Path | None:
     """Write the consortium report (re-done if the report folder was removed since)."""
     step = cache_refresh(write_consortium_report, layout.report / "report.html")
@@ -68,7 +88,8 @@ def finish_night(
     config: RunConfig,
     site_nights: Mapping[Key, SiteNight] | None = None,
 ) -> NightSummary:
-    """Load the validated batches in order, then the consortium steps, then publish the summary.
+    """Load the validated batches in order, then the consortium steps; the night's summary (the caller
+    adds the idle and late sites and publishes it).
 
     A site-night whose validation or load fails is recorded and skipped; the others go on. With
     ``site_nights`` (the nightly flow), a night is marked processed only once it is in the warehouse, so
@@ -82,7 +103,7 @@ def finish_night(
             outcome.fail("validate", exc)
             log_step("validate", *key, f"validation failed ({type(exc).__name__})", level=40)
             continue
-        log_step("validate", *key, f"batch {outcome.validation.batch_id}")
+        log_step("validate", *key, outcome.validation.line())
         try:
             outcome.load = load_into_warehouse(layout.warehouse, outcome.validation.path, key[0])
             if site_nights is not None:
@@ -91,7 +112,7 @@ def finish_night(
             outcome.fail("load", exc)
             log_step("load", *key, f"load failed ({type(exc).__name__})", level=40)
             continue
-        log_step("load", *key, f"{outcome.load.status} (load {outcome.load.load_seq})")
+        log_step("load", *key, outcome.load.line())
     summary = NightSummary(outcomes=[outcomes[k] for k in sorted(outcomes)])
     if layout.warehouse.exists():
         summary.warehouse = layout.warehouse
@@ -107,12 +128,11 @@ def finish_night(
         else:
             done = f"report in {summary.report}" if summary.report else "no report (no patients loaded yet)"
             log_step("report", "consortium", "-", done)
-    publish_night_summary(summary)
     return summary
 
 
 @flow(name="hub", flow_run_name="hub", log_prints=False)
-def hub(out_dir: Path, config: RunConfig | None = None) -> NightSummary:
+def hub(out_dir: Path, config: RunConfig | None = None) -> State[NightSummary]:
     """Validate, load and report every submission under ``OUT/submissions/<site>/<night>/``.
 
     Submissions already validated are taken from the task cache and batches already loaded are
@@ -125,4 +145,6 @@ def hub(out_dir: Path, config: RunConfig | None = None) -> NightSummary:
     key = config.hub_fingerprint()
     outcomes = {(s.site_id, s.night): SiteNightOutcome(s.site_id, s.night, submission=s) for s in submissions}
     validations = {(s.site_id, s.night): submit_validation(s, layout, key) for s in submissions}
-    return finish_night(outcomes, validations, layout, config)
+    summary = finish_night(outcomes, validations, layout, config)
+    publish_night_summary(summary)
+    return night_state(summary)

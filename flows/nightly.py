@@ -2,7 +2,8 @@
 
 Sites run in parallel as tasks, not sub-flows (a flow run costs about a second of Prefect's own time).
 One site's failure is recorded in the summary and does not stop the others; the flow run ends Failed
-when any site-night failed, so the Prefect UI shows it, and its result is the night's summary either way.
+with a one-line message when any site-night failed, so the Prefect UI shows it; quarantines alone end
+Completed. Its result is the night's summary either way (:func:`flows.hub.night_state`).
 """
 
 import os
@@ -11,15 +12,15 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture, as_completed
-from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cohortpool.pipeline.layout import RunLayout
 from cohortpool.pipeline.records import NightSummary, SiteNightOutcome, SubmissionSummary, ValidationSummary
 from cohortpool.pipeline.runconfig import RunConfig, load_run_config
 from cohortpool.pipeline.site import SiteFolderError, SiteNight, SourceError
-from cohortpool.tasks import fetch_studies, log_step, scan_new_nights
-from flows.hub import Key, finish_night, submit_validation
+from cohortpool.pipeline.status import late_sites
+from cohortpool.tasks import fetch_studies, log_step, publish_night_summary, scan_new_nights
+from flows.hub import Key, finish_night, night_state, submit_validation
 from flows.site_edge import submit_submission
 
 #: sites at once on the thread runner; each de-identification also starts its own worker processes, so
@@ -78,6 +79,7 @@ def _night(landing: Path, layout: RunLayout, config: RunConfig, workers: int | N
         except Exception as exc:  # the PACS is down or slow: what did land is still processed
             outcomes[(site_id, "fetch")] = SiteNightOutcome(site_id, "fetch")
             outcomes[(site_id, "fetch")].fail("fetch", exc)
+            log_step("fetch", site_id, "-", f"failed ({type(exc).__name__})", level=40)
 
     scan = scan_new_nights(landing, layout.state, tuple(configured))
     for site_id, reason in scan.failed.items():
@@ -106,13 +108,15 @@ def _night(landing: Path, layout: RunLayout, config: RunConfig, workers: int | N
             log_step("submission", *key, f"de-identification failed ({type(exc).__name__})", level=40)
             continue
         outcomes[key].submission = submission
-        log_step("submission", *key, f"{submission.counts.get('deidentified', 0)} files")
+        log_step("submission", *key, submission.line())
         validations[key] = submit_validation(submission, layout, val_key)
 
     summary = finish_night(outcomes, validations, layout, config, site_nights)
-    summary.idle_sites = sorted(set(configured) - {site for site, _ in site_nights} - set(scan.failed))
+    busy = (
+        {site for site, _ in site_nights} | set(scan.failed) | {s for s, step in outcomes if step == "fetch"}
+    )
+    summary.idle_sites = sorted(set(configured) - busy)
+    summary.late = late_sites(layout, config.sites, summary.idle_sites)
     summary.unknown_sites = sorted({n.site_id for n in pending} - set(configured))
-    failed = [f"{o.site_id} {o.night} at {o.failed_step}" for o in summary.outcomes if o.failed_step]
-    if failed or summary.hub_error:
-        return Failed(message=f"failed: {', '.join(failed) or summary.hub_error}", data=summary)
-    return Completed(message=f"{len(summary.outcomes)} site-night(s) processed", data=summary)
+    publish_night_summary(summary)
+    return night_state(summary)

@@ -8,12 +8,14 @@ for every site without the cost of a sub-flow per site.
 from pathlib import Path
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture
+from prefect.states import Completed, Failed
 
 from cohortpool.pipeline.layout import RunLayout
 from cohortpool.pipeline.records import SubmissionSummary
 from cohortpool.pipeline.runconfig import RunConfig, load_run_config
-from cohortpool.pipeline.site import SiteFolderError, SiteNight
+from cohortpool.pipeline.site import SiteFolderError, SiteNight, SourceError
 from cohortpool.tasks import (
     build_submission,
     cache_refresh,
@@ -50,8 +52,12 @@ def site_edge(
     source_url: str | None = None,
     workers: int = 1,
     config: RunConfig | None = None,
-) -> list[SubmissionSummary]:
+) -> State[list[SubmissionSummary]]:
     """Package every new night of one site into submissions.
+
+    A PACS that cannot be reached, an unreadable landing folder or a night that fails ends the run
+    Failed with a one-line message naming what failed (the other nights still go through); the result is
+    the submissions made.
 
     Parameters
     ----------
@@ -70,15 +76,30 @@ def site_edge(
     """
     config = config or load_run_config(require_key=True)
     layout = RunLayout(Path(out_dir))
+    failures: list[tuple[str, Exception]] = []
     if source_url:
-        fetch_studies(source_url, Path(landing_dir), site_id, layout.state, config.fetch_budget_seconds)
+        try:
+            fetched = fetch_studies(
+                source_url, Path(landing_dir), site_id, layout.state, config.fetch_budget_seconds
+            )
+            if not fetched.ok:  # some studies failed or the budget ran out: what did land goes on
+                raise SourceError(f"{len(fetched.failures)} problem(s): " + "; ".join(fetched.failures[:3]))
+        except Exception as exc:
+            failures.append(("fetch", exc))
     scan = scan_new_nights(Path(landing_dir), layout.state, (site_id,))
     if site_id in scan.failed:
-        raise SiteFolderError(f"site {site_id}: {scan.failed[site_id]}")
+        failures.append(("scan", SiteFolderError(f"site {site_id}: {scan.failed[site_id]}")))
     pending = [n for n in scan.pending if n.site_id == site_id]
     futures = [(night, submit_submission(night, layout, config, workers)) for night in pending]
     summaries = []
     for night, future in futures:
-        summaries.append(future.result())
+        try:
+            summaries.append(future.result())
+        except Exception as exc:  # recorded; the night stays pending for the next run
+            failures.append((f"de-identify {night.night}", exc))
+            continue
         mark_night_processed(night, layout.state)
-    return summaries
+    if failures:
+        what = ", ".join(f"{site_id} at {step} ({type(exc).__name__})" for step, exc in failures)
+        return Failed(message=f"failed: {what}; {len(summaries)} submission(s) made", data=failures[0][1])
+    return Completed(message=f"{len(summaries)} submission(s) made", data=summaries)

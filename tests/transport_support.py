@@ -10,7 +10,7 @@ from pathlib import Path
 from cohortpool.contract.keys import key_fingerprint
 from cohortpool.features.package import package_submission
 
-SECRET = b"transport-test-consortium-secret"
+SECRET = b"ae05c8f24cba73ddb18c3eb4bd1d625f0e938012cace808d90db710b6c822f11"
 FINGERPRINT = key_fingerprint(SECRET)
 OTHER_FINGERPRINT = key_fingerprint(b"another-consortium-secret-entirely")
 PROFILE = {"edition": "DICOM PS3.15 2026c", "options": ["basic"], "allow_burned_in": False}

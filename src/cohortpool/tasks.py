@@ -15,20 +15,27 @@ This and ``flows/`` are the only modules that import Prefect; every task body is
   for a large night; the submitted steps (fetch, de-identify, validate) run in worker threads, where a
   Prefect timeout cannot interrupt a blocking call (Prefect warns so), and bound their own waits instead
   (the PACS client's per-request timeout and retries);
-- artifacts: a markdown summary of the night and a table of quarantined counts per site, counts only.
+- artifacts: a markdown summary of the night and a table of its counts per site-night, counts only;
+- expected failures (a release withheld below the minimum k, a PACS that cannot be reached, a key the
+  run or the registry does not expect, a full disk) end the task run Failed with a one-line message and
+  no traceback (:func:`expected_failures`); the flow gets the exception back from the future and records
+  it. A traceback is kept for what nobody expected: a bug.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, cast
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.exceptions import MissingContextError
+from prefect.states import Failed
 from prefect.tasks import Task, exponential_backoff
 
 from cohortpool.contract.files import sha256_file
@@ -38,6 +45,8 @@ from cohortpool.pipeline.runconfig import RunConfig
 from cohortpool.pipeline.site import FetchResult, LandingScan, SiteNight
 
 HOUR = 3600
+P = ParamSpec("P")
+R = TypeVar("R")
 #: cached steps: the inputs (paths, checksums, fingerprint) and this module's source; the configuration
 #: object enters through its fingerprint only, and the worker count never changes a result
 CACHED = (INPUTS - "workers" - "config") + TASK_SOURCE
@@ -49,6 +58,44 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return get_run_logger()
     except MissingContextError:
         return logging.getLogger(__name__)
+
+
+class _NoEmptyTraceback(logging.Filter):
+    """Prefect logs a task run's failure with ``exc_info=True`` also when the task returned its Failed
+    state rather than raising; with no exception in flight that prints a stray ``NoneType: None`` line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is None:
+            record.exc_info = None
+        return True
+
+
+# the task runs' logger, wherever the tasks run (a Dask worker imports this module, not the flow)
+logging.getLogger("prefect.task_runs").addFilter(_NoEmptyTraceback())
+
+
+def expected_failures(step: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Turn the composition layer's expected failures (:data:`cohortpool.pipeline.site.EXPECTED_FAILURES`)
+    into the task run's Failed state, with the one-line message ``<step> failed: <Error>: <why>``.
+
+    Prefect makes a returned state the run's final state and logs it in one line; the future's
+    ``result()`` raises the exception again, so the flow records it like any failure. Raising instead
+    would print the whole traceback for something that is the data's or the configuration's doing.
+    """
+
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def body(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return fn(*args, **kwargs)
+            except site.EXPECTED_FAILURES as exc:
+                why = " ".join(str(exc).split())
+                # the caller never sees the state as a value: the future raises `exc` from it
+                return cast(R, Failed(message=f"{step} failed: {type(exc).__name__}: {why}", data=exc))
+
+        return body
+
+    return wrap
 
 
 def _retry_on_io(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -103,6 +150,7 @@ def scan_new_nights(landing: Path, state_dir: Path, configured: tuple[str, ...] 
     retry_condition_fn=_retry_on_io,
     cache_policy=NO_CACHE,
 )
+@expected_failures("fetch")
 def fetch_studies(
     source_url: str, landing: Path, site_id: str, state_dir: Path, budget_seconds: float
 ) -> FetchResult:
@@ -117,6 +165,7 @@ def fetch_studies(
     cache_policy=CACHED,
     persist_result=True,
 )
+@expected_failures("de-identify")
 def build_submission(
     drop: Path,
     submission_dir: Path,
@@ -237,12 +286,12 @@ def write_consortium_report(
 
 @task(name="publish-night-summary", cache_policy=NO_CACHE)
 def publish_night_summary(summary: NightSummary) -> None:
-    """The night's markdown summary and the quarantined counts per site, as Prefect artifacts."""
+    """The night's markdown summary and its counts per site-night, as Prefect artifacts."""
     create_markdown_artifact(
         key="nightly-summary", markdown=summary.markdown(), description="cohortpool nightly run"
     )
     create_table_artifact(
         key="quarantine-by-site",
-        table=summary.quarantine_rows(),
-        description="Files and rows quarantined per site-night (counts only)",
+        table=summary.rows(),
+        description="Files and rows in, de-identified, quarantined and loaded per site-night (counts only)",
     )

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 #: a strong-looking test secret (never a real one); grepped for in every output
-SECRET = "hardening-test-secret-5f0c9a7e31b24d68"
+SECRET = "fe0f848f593087bd93566e04463ff52031225c4e1ab8ab6d4d975bea3e4ea63f"
 
 
 def cli(

@@ -32,6 +32,7 @@ from typer.testing import CliRunner
 from cohortpool.cli import app
 from cohortpool.synth import write_consortium
 from cohortpool.warehouse import checksum
+from config_support import write_config
 from warehouse_batches import make_tables, warehouse_rows, write_batch
 
 pytestmark = pytest.mark.xdist_group("hardening-disk-full")
@@ -121,7 +122,10 @@ def drop(landing: Path, tmp_path: Path) -> Path:
 
 def _deid_reference(drop: Path, root: Path) -> Reference:
     submission, vault = root / "submission", root / "vault"
-    done = cli(*_deid_args(drop, submission, vault), env={"COHORTPOOL_CONFIG": str(root / "none.yaml")})
+    done = cli(
+        *_deid_args(drop, submission, vault),
+        env={"COHORTPOOL_CONFIG": str(write_config(root / "sites.yaml"))},
+    )
     assert done.returncode == 1, done.stderr  # BROKEN is quarantined
     assert (submission / "submission.json").is_file()
     return Reference(done.returncode, submission, vault)
@@ -221,7 +225,7 @@ def test_deid_on_a_full_disk_fails_clearly_quarantines_nothing_and_a_rerun_catch
         DEID_FAULTS[point](patched)
         failed = _deid(drop, submission, vault)
 
-    assert failed.exit_code == 1 and not isinstance(failed.exception, OSError)  # one line, no traceback
+    assert failed.exit_code == 3 and not isinstance(failed.exception, OSError)  # one line, no traceback
     message = failed.output  # the nightly task's failure says the same (OutputWriteError)
     assert f"error: {ENOSPC}" in message and f"submission folder {submission}" in message
     assert str(vault) in message and "no submission.json was written" in message
@@ -259,7 +263,7 @@ def test_with_several_workers_a_full_disk_stops_the_chunks_not_yet_started(
     monkeypatch.setenv("COHORTPOOL_SECRET", SECRET)
     args = [*_deid_args(drop, tmp_path / "submission", tmp_path / "vault")[:-1], "2"]
     failed = RUNNER.invoke(app, args)
-    assert failed.exit_code == 1 and f"error: {ENOSPC}" in failed.output
+    assert failed.exit_code == 3 and f"error: {ENOSPC}" in failed.output
     # each chunk stops at its first write: without cancelling, all 13 would have run
     assert 1 <= len(attempts.read_text(encoding="utf-8").splitlines()) <= 7
 
@@ -284,7 +288,7 @@ def test_a_redelivered_night_that_meets_a_full_disk_leaves_no_submission_for_the
     with monkeypatch.context() as patched:
         _tables_fault(patched)
         failed = _deid(drop, submission, vault)
-    assert failed.exit_code == 1 and f"error: {ENOSPC}" in failed.output
+    assert failed.exit_code == 3 and f"error: {ENOSPC}" in failed.output
 
     # the previous night's manifest no longer vouches for a folder holding half a clinical.csv
     assert not (submission / "submission.json").exists()
@@ -303,9 +307,9 @@ def test_deid_onto_a_full_tmpfs_fails_clearly_and_a_rerun_with_space_catches_up(
     small = tmp_path / "small"
     with _tmpfs(small, "300k"):  # the drop's DICOM is about 800 KiB
         submission, vault = small / "submission", tmp_path / "vault"
-        env = {"COHORTPOOL_CONFIG": str(tmp_path / "none.yaml")}
+        env = {"COHORTPOOL_CONFIG": str(write_config(tmp_path / "sites.yaml"))}
         failed = cli(*_deid_args(landing, submission, vault), env=env)
-        assert failed.returncode != 0
+        assert failed.returncode == 3
         assert ENOSPC in failed.stderr and f"submission folder {submission}" in failed.stderr, failed.stderr
         assert not (submission / "submission.json").exists()
         assert _quarantined(vault, landing.name) <= {BROKEN}
@@ -328,7 +332,7 @@ def validated(reference: Reference, tmp_path_factory: pytest.TempPathFactory) ->
         str(reference.submission),
         "--out",
         str(root / "batch"),
-        env={"COHORTPOOL_CONFIG": str(root / "none.yaml")},
+        env={"COHORTPOOL_CONFIG": str(write_config(root / "sites.yaml"))},
     )
     assert (root / "batch" / "summary.json").is_file(), done.stderr
     return done.returncode, root / "batch"
@@ -371,7 +375,7 @@ def test_validate_on_a_full_disk_leaves_no_batch_and_a_rerun_catches_up(
         VALIDATE_FAULTS[point](patched)
         failed = _validate(reference.submission, out)
     assert failed.exit_code != 0
-    assert failed.exit_code == 1 and f"error: {ENOSPC}" in failed.output and str(out) in failed.output
+    assert failed.exit_code == 3 and f"error: {ENOSPC}" in failed.output and str(out) in failed.output
     assert not out.exists()  # no batch folder at all, so no summary.json a load could take
 
     again = _validate(reference.submission, out)
@@ -388,7 +392,7 @@ def test_revalidating_on_a_full_disk_keeps_the_previous_batch_whole(
     with monkeypatch.context() as patched:
         _parquet_fault(patched)
         failed = _validate(reference.submission, out)
-    assert failed.exit_code == 1 and f"error: {ENOSPC}" in failed.output
+    assert failed.exit_code == 3 and f"error: {ENOSPC}" in failed.output
     assert _snapshot(out) == _snapshot(validated[1])  # the batch a load may take is the complete one
 
 
@@ -399,9 +403,9 @@ def test_validate_onto_a_full_tmpfs_leaves_no_batch_and_a_rerun_with_space_catch
     small = tmp_path / "small"
     with _tmpfs(small, "12k"):  # less than the accepted tables (about 20 KiB)
         out = small / "site01"
-        env = {"COHORTPOOL_CONFIG": str(tmp_path / "none.yaml")}
+        env = {"COHORTPOOL_CONFIG": str(write_config(tmp_path / "sites.yaml"))}
         failed = cli("validate", str(reference.submission), "--out", str(out), env=env)
-        assert failed.returncode != 0 and ENOSPC in failed.stderr, failed.stderr
+        assert failed.returncode == 3 and ENOSPC in failed.stderr, failed.stderr
         assert not out.exists()
 
         _resize(small, "64m")
@@ -518,7 +522,7 @@ def test_load_on_a_full_disk_rolls_back_with_a_clear_error_and_a_rerun_catches_u
         LOAD_FAULTS[point](patched)
         failed = _load(batches.night2, db)
 
-    assert failed.exit_code == 1
+    assert failed.exit_code == 3
     assert isinstance(failed.exception, SystemExit), failed.exception  # an error line, not a traceback
     assert failed.output.startswith("error: ") and ENOSPC in failed.output
     assert str(batches.night2) in failed.output and f"the warehouse {db} " in failed.output
@@ -536,14 +540,14 @@ def test_load_onto_a_full_tmpfs_rolls_back_and_a_rerun_with_space_catches_up(
     small = tmp_path / "small"
     with _tmpfs(small, "16m"):
         db = small / "warehouse.duckdb"
-        env = {"COHORTPOOL_CONFIG": str(tmp_path / "none.yaml")}
+        env = {"COHORTPOOL_CONFIG": str(write_config(tmp_path / "sites.yaml"))}
         assert cli("load", str(batches.night1), "--db", str(db), env=env).returncode == 0
         before = warehouse_rows(db)
         filler = small / "filler"  # the disk fills up with something else: 16 KiB are left
         filler.write_bytes(bytes(shutil.disk_usage(small).free - (16 << 10)))
 
         failed = cli("load", str(batches.night2), "--db", str(db), env=env)
-        assert failed.returncode == 1, failed.stderr
+        assert failed.returncode == 3, failed.stderr
         assert "Traceback" not in failed.stderr, failed.stderr
         assert ENOSPC in failed.stderr and "nothing was loaded" in failed.stderr
         filler.unlink()

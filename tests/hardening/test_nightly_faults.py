@@ -78,16 +78,16 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int
 
 def test_the_reference_run_completes_the_readable_sites_and_names_the_missing_one(reference) -> None:
     _landing_dir, out, code, text = reference
-    assert code == 1, text  # site02 carries planted defects (quarantined)
+    assert code == 3, text  # site03's folder is gone: failed at scan
     assert "Traceback" not in text
     assert (out / "report" / "report.html").is_file()
     for site in ("site01", "site02"):
         assert (out / "submissions" / site / NIGHT / "submission.json").is_file(), site
     # the dangling mount fails its site with the reason; the others went on
-    assert "site03 scan: SiteFolderError: site site03: landing folder" in text
+    assert "site03: failed at scan: SiteFolderError: site site03: landing folder" in text
     assert "is a link to something that is gone" in text
     assert "nothing new from: site03" not in text
-    assert "not configured, left alone: site09" in text
+    assert "not declared in the registry, left alone: site09" in text
     assert not (out / "submissions" / "site09").exists()
 
 
@@ -182,7 +182,7 @@ def test_sigkill_during_deid_validation_and_load_then_rerun_equals_an_uninterrup
     # killed with the load's transaction open
     _kill_when(start_run(landing, out, pause_at="load"), out / "warehouse.duckdb")
     code, text = finish_run(start_run(landing, out))
-    assert code == 1, text
+    assert code == 3, text
     assert _state(out) == _state(ref_out)
     assert _tree(out / "submissions") == _tree(ref_out / "submissions")  # no file lost, doubled or stale
     assert not list(out.glob("submissions/*/*/" + STAGING)) and not list(out.glob("validated/*/*.partial"))
@@ -208,7 +208,7 @@ def test_a_full_disk_fails_the_run_clearly_and_the_next_run_catches_up(reference
     try:
         home = tmp_path / "prefect-home"  # Prefect's own database on the big disk: the outputs fill up
         code, text = finish_run(start_run(landing, out, home))
-        assert code == 1, text
+        assert code == 3, text
         assert "No space left on device" in text, text  # Prefect prints the failed task's traceback too
         # nothing half-written is taken for done: a submission manifest lists only complete files
         from cohortpool.contract.files import sha256_file
@@ -220,7 +220,7 @@ def test_a_full_disk_fails_the_run_clearly_and_the_next_run_catches_up(reference
                 assert sha256_file(manifest.parent / name) == digest, name
         subprocess.run(["mount", "-o", "remount,size=64m", str(out)], check=True)
         code, text = finish_run(start_run(landing, out, home))
-        assert code == 1, text
+        assert code == 3, text
         assert _state(out)[2] == _state(ref_out)[2]
     finally:
         subprocess.run(["umount", "-l", str(out)], check=False)

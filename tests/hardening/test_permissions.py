@@ -22,6 +22,7 @@ import pytest
 from support import SECRET
 
 from cohortpool.synth import write_consortium
+from config_support import write_config
 
 pytestmark = pytest.mark.integration
 NIGHT = "2025-03-01"
@@ -120,7 +121,8 @@ def test_deid_quarantines_an_unreadable_file_with_the_reason_and_loses_nothing(o
     files[0].chmod(0o000)
     done = _unprivileged(
         "-m", "cohortpool", "deid", str(drop), str(out), "--site", "site01",
-        "--vault", str(vault), "--night", NIGHT, "--workers", "1", config=owned_tree / "cohortpool.yaml",
+        "--vault", str(vault), "--night", NIGHT, "--workers", "1",
+        config=write_config(owned_tree / "cohortpool.yaml"),
     )  # fmt: skip
     assert done.returncode == 1, done.stderr  # something quarantined
     assert "Traceback" not in done.stderr, done.stderr[-1500:]

@@ -18,7 +18,7 @@ from orthanc_server import OrthancServer, orthanc_server
 from cohortpool.pipeline.layout import RunLayout
 from cohortpool.synth import write_consortium
 
-SECRET = "integration-test-secret-not-real"
+SECRET = "5dd5175d5e16cc54e8db41f1bc19e8d2a718c7fff042997a1ef9d017dd71039f"
 
 
 @pytest.fixture(scope="session")

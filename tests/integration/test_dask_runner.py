@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cohortpool.pipeline.layout import RunLayout
-from cohortpool.pipeline.records import NightSummary
+from cohortpool.pipeline.records import NightSummary, summary_of
 from cohortpool.warehouse import checksum
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prefect")]
@@ -37,8 +37,8 @@ def test_dask_cluster_outputs_are_byte_identical_to_the_default_runner(
         state = run_nightly(
             tiny_landing, dask.out, task_runner=DaskTaskRunner(address=cluster.scheduler_address)
         )
-    summary = state.result(raise_on_failure=False)
-    assert isinstance(summary, NightSummary), summary
+    summary = summary_of(state.result(raise_on_failure=False))
+    assert isinstance(summary, NightSummary), state
     assert [o.load.status for o in summary.outcomes if o.load] == ["loaded", "loaded"]
     for folder in ("submissions", "validated", "report"):
         assert tree_digest(dask.out / folder) == tree_digest(threads.out / folder), folder

@@ -42,7 +42,7 @@ from cohortpool.deid import Pseudonymiser, Vault
 from cohortpool.features.manifest import sequence_family
 
 pytestmark = pytest.mark.integration
-SECRET = "planted-corpus-secret-7f3a"
+SECRET = "3d9814acd9c26ffcb397cf82c99d3407e7421914f93634677d91da7e0d9ef72e"
 PIXEL = 0x7FE00010
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from deid_corpus import shared_build
 
 pytestmark = pytest.mark.integration
-SECRET = "synthetic-consortium-secret"
+SECRET = "d3a8a68c8a6ff8294a1ff022a6b101711ba2d309d80c0a1ca1c567d164c8f2e3"
 NIGHT = "2025-03-01"
 SITES = ("site01", "site02", "site03")
 

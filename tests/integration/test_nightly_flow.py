@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 
 from cohortpool.pipeline.layout import RunLayout
-from cohortpool.pipeline.records import NightSummary
+from cohortpool.pipeline.records import NightSummary, summary_of
 from cohortpool.warehouse import checksum
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prefect")]
 
 
 def _summary(state: Any) -> NightSummary:
-    summary = state.result(raise_on_failure=False)
-    assert isinstance(summary, NightSummary), summary
+    summary = summary_of(state.result(raise_on_failure=False))  # a failed night carries it too
+    assert summary is not None, state
     return summary
 
 
@@ -36,9 +36,11 @@ def test_nightly_run_writes_every_output_and_publishes_its_artifacts(
         ("site02", "2025-03-01"),
     ]
     assert summary.idle_sites == ["site03"]
+    assert [s.site_id for s in summary.late] == ["site03"]  # declared with a daily cadence, never sent
     by_site = {o.site_id: o for o in summary.outcomes}
     assert by_site["site02"].files_quarantined >= 1 and by_site["site02"].status == "quarantined"
     assert summary.exit_code == 1  # quarantine is reported by the exit code, not by a failed run
+    assert state.message == summary.headline()
     for o in summary.outcomes:
         assert o.load is not None and o.load.status == "loaded"
         assert (layout.submission(o.site_id, o.night) / "submission.json").is_file()
@@ -114,13 +116,14 @@ def test_one_site_failing_does_not_stop_the_others(
     (layout.submissions / "site02").write_text("a file where the site's submissions folder must go")
     state = run_nightly(tiny_landing, layout.out)
     assert state.is_failed()
-    assert "site02 2025-03-01 at de-identify" in (state.message or "")
+    assert (state.message or "").startswith("failed: site02 2025-03-01 at de-identify (")
+    assert "\n" not in (state.message or "")
     summary = _summary(state)
     by_site = {o.site_id: o for o in summary.outcomes}
     assert by_site["site02"].failed_step == "de-identify" and by_site["site02"].load is None
     assert by_site["site01"].load is not None and by_site["site01"].load.status == "loaded"
     assert (layout.report / "report.html").is_file()
-    assert "failed at de-identify" in summary.markdown()
+    assert "failed at de-identify" in summary.markdown() and summary.exit_code == 3
     # the failed night stays pending: fixing the cause and running again picks it up
     (layout.submissions / "site02").unlink()
     summary = _summary(run_nightly(tiny_landing, layout.out))
@@ -147,7 +150,7 @@ def test_site_edge_then_hub_give_the_nightly_flows_outputs(
             summaries = site_edge(landing_dir=tiny_landing, out_dir=tmp_path, site_id=site)
             assert [(s.site_id, s.night) for s in summaries] == [(site, "2025-03-01")]
         assert site_edge(landing_dir=tiny_landing, out_dir=tmp_path, site_id="site01") == []  # nothing new
-        summary = hub(out_dir=tmp_path)
+        summary = hub(out_dir=tmp_path)  # a night with no failure: the flow returns its summary
     assert [o.load.status for o in summary.outcomes if o.load] == ["loaded", "loaded"]
     assert tree_digest(layout.submissions) == tree_digest(nightly_layout.submissions)
     assert tree_digest(layout.report) == tree_digest(nightly_layout.report)

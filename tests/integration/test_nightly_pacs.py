@@ -12,9 +12,10 @@ from typing import Any
 import pydicom
 import pytest
 from orthanc_server import OrthancServer, free_port
+from prefect_support import run_logs
 
 from cohortpool.pipeline.layout import RunLayout
-from cohortpool.pipeline.records import NightSummary
+from cohortpool.pipeline.records import NightSummary, summary_of
 from cohortpool.synth import write_consortium
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prefect")]
@@ -22,8 +23,8 @@ NIGHT = "2025-03-01"
 
 
 def _summary(state: Any) -> NightSummary:
-    summary = state.result(raise_on_failure=False)
-    assert isinstance(summary, NightSummary), summary
+    summary = summary_of(state.result(raise_on_failure=False))  # a failed night carries it too
+    assert summary is not None, state
     return summary
 
 
@@ -57,6 +58,11 @@ def test_an_unreachable_pacs_fails_its_site_the_others_complete_and_the_next_run
     assert summary.hub_error is None, summary.hub_detail
     assert (layout.report / "report.html").is_file()
     assert "failed at fetch" in summary.markdown()
+    # an expected failure: one line in the task run's log and the run's state, no traceback
+    assert (state.message or "").startswith("failed: site01 at fetch (SourceError); ")
+    logs = run_logs(state)
+    assert any("fetch failed: SourceError: " in line for line in logs), logs
+    assert not any("Traceback" in line or "Unexpected result" in line for line in logs), logs
 
     orthanc.clear()
     files = sorted((synth / "site01" / NIGHT / "dicom").rglob("*.dcm"))

@@ -26,8 +26,8 @@ from transport_support import FINGERPRINT, default_files, make_submission, tree
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("sshd")]
 
 COHORTPOOL = str(Path(sys.executable).with_name("cohortpool"))
-SECRET = "sftp-integration-secret-not-real"
-OTHER_SECRET = "another-consortium-secret-not-real"
+SECRET = "6bb4b7d43f955ba813619aed8918220c55fb109ce78e30dd78d450e60865a7ad"
+OTHER_SECRET = "6cea87cff010290dd1da842e458a49dbb59a3dced631be33ae64bc63d521ef0e"
 NIGHT = "2025-03-01"
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from cohortpool.validate import validate_submission
+from config_support import write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,8 +49,8 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     root = tmp_path_factory.mktemp("consortium")
     env = {
         **os.environ,
-        "COHORTPOOL_SECRET": "integration-test-secret-0123456789abcdef",
-        "COHORTPOOL_CONFIG": str(root / "no-config.yaml"),
+        "COHORTPOOL_SECRET": "9967cf7921292bdf04cc3268ae19ffc60cb645ec7ca9c8b8006212237be9f5a8",
+        "COHORTPOOL_CONFIG": str(write_config(root / "cohortpool.yaml")),
     }
     synth = _cli(
         "synth", str(root / "landing"), "--sites", "3", "--seed", "7", "--max-patients", "12", env=env

@@ -38,7 +38,7 @@ def _cli(*args: str) -> None:
 def _build(root: Path) -> None:
     validate_batch = pytest.importorskip("cohortpool.validate.batch", reason="validation stage not there yet")
     mp = pytest.MonkeyPatch()
-    mp.setenv("COHORTPOOL_SECRET", "warehouse-consortium-test-secret-0123456789")
+    mp.setenv("COHORTPOOL_SECRET", "e406c806a50de203ce9f6b09f34a31b7e917ba4730a3303515cf00c088f149d2")
     try:
         _cli("synth", str(root / "landing"), "--max-patients", "8")
         for site in SITES:

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from cohortpool.cli import app
 from cohortpool.deid import Vault
 from cohortpool.deid.burned_in import BURNED_IN_CLASSES
+from config_support import write_config
 
 NIGHT = "2024-05-06"
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -77,13 +78,15 @@ def runs(
     """The drop through ``cohortpool deid`` once per configuration: name -> (exit code, out, vault)."""
     root = tmp_path_factory.mktemp("burned-in")
     drop, paths = _drop(root)
-    yaml = root / "cohortpool.yaml"
-    yaml.write_text("deid:\n  allow_burned_in: true\n", encoding="utf-8")
+    yaml = write_config(root / "cohortpool.yaml", deid={"allow_burned_in": True})
+    plain = write_config(root / "sites.yaml")
     done = {}
     for name in CONFIGURATIONS:
         with pytest.MonkeyPatch.context() as env:
-            env.setenv("COHORTPOOL_SECRET", "burned-in-test-secret-0123456789")
-            env.setenv("COHORTPOOL_CONFIG", str(yaml if name == "yaml" else root / "absent.yaml"))
+            env.setenv(
+                "COHORTPOOL_SECRET", "d68e8019a55ff159d8dc8c3269b5b0e79686c9478a05fe9a2db79be8c3641191"
+            )
+            env.setenv("COHORTPOOL_CONFIG", str(yaml if name == "yaml" else plain))
             env.delenv("COHORTPOOL_DEID__ALLOW_BURNED_IN", raising=False)
             if name == "env":
                 env.setenv("COHORTPOOL_DEID__ALLOW_BURNED_IN", "true")

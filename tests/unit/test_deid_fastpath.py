@@ -39,7 +39,7 @@ from cohortpool.features import instance_record
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from deid_corpus import NIGHT, SITE, build_corpus, shared_build
 
-SECRET = b"fast-path-test-secret"
+SECRET = b"66b721bd5aba076e9db7655ce6e9d37d0b198b642582fceb32c67263beba284f"
 SITES = ("site01", "site02", "site03")
 SYNTH_NIGHT = "2025-03-01"
 _FIELDS = (

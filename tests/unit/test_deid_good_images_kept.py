@@ -24,7 +24,7 @@ from cohortpool.deid.pseudonym import unlinked_key
 from cohortpool.deid.worker import UNLINKED_FLAG
 from cohortpool.features import instance_record
 
-SECRET = b"good-images-secret-5d1c"
+SECRET = b"b5c7f931cd15290b9f3cf1ac48694910d138eb3cee8b65f5ab52cf7315d4899d"
 NIGHT = "2024-05-06"
 CT = "1.2.840.10008.5.1.4.1.1.2"
 KEYS = Pseudonymiser(SECRET, "site01")

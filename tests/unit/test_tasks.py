@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
 from cohortpool import tasks
@@ -30,7 +31,9 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def config(monkeypatch: pytest.MonkeyPatch) -> RunConfig:
-    monkeypatch.setenv("COHORTPOOL_SECRET", "unit-test-secret-not-real")
+    monkeypatch.setenv(
+        "COHORTPOOL_SECRET", "09761540ca76ff29fad5ebdbf07d2cd623e872478267eb80419ae7556c08cbb5"
+    )
     return load_run_config(require_key=True)
 
 
@@ -166,13 +169,20 @@ def test_only_io_errors_are_retried() -> None:
 def test_submission_cache_key_changes_with_the_secret_and_never_shows_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("COHORTPOOL_SECRET", "first-secret-0123456789")
+    monkeypatch.setenv(
+        "COHORTPOOL_SECRET", "0847d7347ecd8020a6e6e9f26350d6039a1d4d1c877208238ec0187b123caba7"
+    )
     first = load_run_config(require_key=True).site_fingerprint()
     assert first == load_run_config(require_key=True).site_fingerprint()
-    monkeypatch.setenv("COHORTPOOL_SECRET", "second-secret-0123456789")
+    monkeypatch.setenv(
+        "COHORTPOOL_SECRET", "fc0dfba5e5c39872279404580e1741b75f729475c550bec1b99b90dc96fef014"
+    )
     second = load_run_config(require_key=True)
     assert second.site_fingerprint() != first
-    assert "second-secret-0123456789" not in second.site_fingerprint() + second.model_dump_json()
+    assert (
+        "fc0dfba5e5c39872279404580e1741b75f729475c550bec1b99b90dc96fef014"
+        not in second.site_fingerprint() + second.model_dump_json()
+    )
 
 
 def test_a_worker_holding_another_key_than_the_run_refuses_to_work(
@@ -180,13 +190,32 @@ def test_a_worker_holding_another_key_than_the_run_refuses_to_work(
 ) -> None:
     layout = RunLayout(tmp_path)
     night = _site01(landing, layout)
-    monkeypatch.setenv("COHORTPOOL_SECRET", "another-workers-secret-0123456789")
+    monkeypatch.setenv(
+        "COHORTPOOL_SECRET", "78006fcb21c72ea613243142e82bab7314ecedfb4402abde11b3917932e77ead"
+    )
     out = layout.submission("site01", night.night)
-    with pytest.raises(KeyMismatchError, match=str(config.key_fingerprint)):
-        tasks.build_submission.fn(
-            night.path, out, layout.vault("site01"), "site01", night.night, night.content_sha256, "fp", config
-        )
+    # an expected failure ends the task run Failed with one line (no traceback); its future raises it
+    state = tasks.build_submission.fn(
+        night.path, out, layout.vault("site01"), "site01", night.night, night.content_sha256, "fp", config
+    )
+    assert isinstance(state, State) and state.is_failed()
+    assert isinstance(state.data, KeyMismatchError) and str(config.key_fingerprint) in str(state.data)
+    assert state.message is not None and state.message.startswith("de-identify failed: KeyMismatchError: ")
+    assert "\n" not in state.message
+    with pytest.raises(KeyMismatchError):
+        state.result()
     assert not out.exists() and not layout.vault("site01").exists()  # refused before writing anything
+
+
+def test_a_bug_is_not_an_expected_failure(landing: Path, tmp_path: Path, config: RunConfig) -> None:
+    """Only the composition layer's expected failures become a Failed state; anything else raises."""
+    layout = RunLayout(tmp_path)
+    night = _site01(landing, layout)
+    with pytest.raises(TypeError):
+        tasks.build_submission.fn(
+            night.path, layout.submission("site01", night.night), layout.vault("site01"), "site01",
+            night.night, night.content_sha256, "fp", config, "two",  # workers must be an int
+        )  # fmt: skip
 
 
 def test_cache_is_refreshed_only_when_the_output_is_gone(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Annotated, cast
 
 import typer
 
-from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app, read_settings
+from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app, declared_site, read_settings
 
 #: 1 MiB; the limits below are given in MiB
 MIB = 1 << 20
@@ -29,10 +29,12 @@ NightOpt = Annotated[
 
 
 def _site(site: str | None) -> str:
-    """The site to store under: the one given, or the only configured one; exit 2 if ambiguous."""
+    """The site to store under: the one given (declared in the registry), or the only declared one;
+    exit 2 if undeclared or ambiguous, before any state changes."""
+    settings = read_settings()
     if site is not None:
-        return site
-    sites = [s.site_id for s in read_settings().sites]
+        return declared_site(settings, site).site_id
+    sites = [s.site_id for s in settings.sites]
     if len(sites) == 1:
         return sites[0]
     typer.echo(

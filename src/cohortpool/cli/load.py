@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app, read_settings
+from cohortpool.cli._app import EXIT_FAILED, EXIT_ISSUES, EXIT_OK, EXIT_USAGE, App, app, read_settings
 
-db_app = typer.Typer(
+db_app = App(
     help="Warehouse administration: migrations, publishing, status, checksum, data dictionary.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -33,6 +33,13 @@ def _db_path(db: Path | None) -> Path:
     if db is not None:
         return db
     return read_settings().warehouse
+
+
+def _disk_failure(exc: BaseException) -> bool:
+    """The load failed for the machine's sake (the warehouse file could not be written), not the batch's."""
+    import duckdb
+
+    return isinstance(exc.__cause__, OSError | duckdb.IOException | duckdb.TransactionException)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -96,8 +103,8 @@ def _publish(path: Path, wait: float) -> None:
 
     try:
         done = publish(path, wait_seconds=max(wait, PUBLISH_WAIT_SECONDS))
-    except (PublishError, WarehouseError) as exc:
-        raise _fail(str(exc), EXIT_ISSUES) from exc
+    except (PublishError, WarehouseError) as exc:  # the copy could not be made: a failed stage
+        raise _fail(str(exc), EXIT_FAILED) from exc
     typer.echo(
         f"published {done.path} (load {done.load_seq}, {done.bytes / 2**20:.1f} MiB, "
         f"{done.seconds:.2f} s); data dictionary {done.dictionary}"
@@ -118,9 +125,10 @@ def load_command(
     """Load validated batches into the warehouse: one transaction each, idempotent, with history.
 
     Then publish the read-only copy (published/warehouse.duckdb beside the warehouse) that analysts and
-    reports read, unless --no-publish. Exit 0 when every batch loaded (or was already loaded) clean, 1
-    when a batch had quarantined rows or failed to load (the warehouse is then unchanged by that batch;
-    the batches before it are loaded and published), 2 on bad usage.
+    reports read, unless --no-publish. Exit 0 when every batch loaded (or was already loaded) clean; 1
+    when a batch had quarantined rows or was refused (the warehouse is then unchanged by that batch; the
+    batches before it are loaded and published); 2 on bad usage; 3 when the warehouse could not be opened
+    or written (held by another process, a full disk).
     """
     from rich.progress import Progress
 
@@ -145,8 +153,11 @@ def load_command(
             except BatchError as exc:
                 failure = _fail(str(exc), EXIT_USAGE)
                 break
-            except (LoadError, WarehouseError) as exc:
-                failure = _fail(str(exc), EXIT_ISSUES)
+            except LoadError as exc:  # refused (bad cells, a failed check), or the disk failed
+                failure = _fail(str(exc), EXIT_FAILED if _disk_failure(exc) else EXIT_ISSUES)
+                break
+            except WarehouseError as exc:  # held by another process, or missing
+                failure = _fail(str(exc), EXIT_FAILED)
                 break
             progress.advance(task)
             loaded += result.status == "loaded"
@@ -255,7 +266,7 @@ def migrate_command(db: DbOption = None, wait: WaitOption = 0.0) -> None:
     try:
         con = connect(path, wait_seconds=wait)
     except WarehouseError as exc:
-        raise _fail(str(exc), EXIT_ISSUES) from exc
+        raise _fail(str(exc), EXIT_FAILED) from exc
     try:
         applied = migrate(con)
     except MigrationError as exc:
@@ -275,7 +286,7 @@ def status_command(db: DbOption = None, wait: WaitOption = 0.0) -> None:
     try:
         con = connect(path, read_only=True, wait_seconds=wait)
     except WarehouseError as exc:
-        raise _fail(str(exc), EXIT_ISSUES) from exc
+        raise _fail(str(exc), EXIT_FAILED) from exc
     try:
         for title, name in (
             ("migrations", "load/select_schema_migrations"),
@@ -302,7 +313,7 @@ def checksum_command(
     try:
         typer.echo(checksum(_db_path(db), as_of_seq=as_of, wait_seconds=wait))
     except WarehouseError as exc:
-        raise _fail(str(exc), EXIT_ISSUES) from exc
+        raise _fail(str(exc), EXIT_FAILED) from exc
 
 
 @app.command("export")
@@ -320,6 +331,6 @@ def export_command(
     try:
         written = export_parquet(_db_path(db), out_dir, wait_seconds=wait)
     except WarehouseError as exc:
-        raise _fail(str(exc), EXIT_ISSUES) from exc
+        raise _fail(str(exc), EXIT_FAILED) from exc
     for view, folder in written.items():
         typer.echo(f"{view}: {folder}")

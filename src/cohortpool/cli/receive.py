@@ -107,8 +107,7 @@ def receive_command(
     if not inbox.is_dir():
         raise fail(f"{inbox}: no such folder (the hub's SFTP inbox)")
     sites = read_settings().sites
-    # key_fingerprint joins the site registry in another change: until then no site pins one
-    registry = {site.site_id: getattr(site, "key_fingerprint", None) for site in sites}
+    registry = {site.site_id: site.key_fingerprint for site in sites}
 
     console = Console(stderr=True)
     columns = (TextColumn("verifying"), BarColumn(), DownloadColumn(), TransferSpeedColumn())

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import SecretStr
 
-from cohortpool.cli._app import EXIT_ISSUES, app, fail, read_settings
-from cohortpool.config import MissingSecretError, Settings, WeakSecretError
+from cohortpool.cli._app import EXIT_FAILED, app, fail, read_settings
+from cohortpool.config import MissingSecretError, Settings, WeakSecretError, config_file
 from cohortpool.pipeline.layout import RunLayout
-from cohortpool.pipeline.records import NightSummary
+from cohortpool.pipeline.records import ROW_COUNTS, NightSummary, summary_of
 from cohortpool.pipeline.runconfig import RunConfig
 
 if TYPE_CHECKING:
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 #: labelled as what it is wherever it appears: it keys pseudonyms of synthetic data only
 DEMO_SECRET = "cohortpool-DEMO-ONLY-secret-never-use-for-real-data"  # noqa: S105  (public on purpose)
+#: the synthetic consortium of `cohortpool demo`: its sites are declared by the demo itself (their night
+#: is fixed in the past, so no cadence: they are never late)
+DEMO_SITES = 3
 
 OutOption = Annotated[Path | None, typer.Option("--out", help="Output folder (default: <data_dir>).")]
 DaskOption = Annotated[
@@ -43,11 +46,20 @@ VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefe
 
 
 def _run_config(settings: Settings) -> RunConfig:
-    """The run's configuration, with the fingerprint of its key; no usable secret is exit 2."""
+    """The run's configuration, with the fingerprint of its key; exit 2 without a usable secret, without
+    a declared site, or when a site's registry entry pins another key."""
     try:
-        return RunConfig.from_settings(settings, require_key=True)
+        config = RunConfig.from_settings(settings, require_key=True)
+        for site in config.sites:
+            site.check_key(config.key_fingerprint or "")
     except MissingSecretError as exc:
         raise fail(str(exc)) from None
+    if not config.sites:
+        raise fail(
+            f'no site is declared: add each site under `sites:` in {config_file()} (README, "Site '
+            'registry"); only declared sites are processed'
+        )
+    return config
 
 
 def prepare_environment(layout: RunLayout, *, own_home: bool = True) -> None:
@@ -130,49 +142,81 @@ def _run_nightly(
                     return_state=True,
                 )
         except OSError as exc:  # e.g. the Dask scheduler cannot be reached
-            raise fail(f"cannot start the nightly run: {exc}", EXIT_ISSUES) from None
+            raise fail(f"cannot start the nightly run: {exc}", EXIT_FAILED) from None
         finally:
             flow_logger.removeHandler(handler)
         progress.update(bar, description="nightly run")
-    summary: object = state.result(raise_on_failure=False)
-    if not isinstance(summary, NightSummary):
-        typer.echo(f"error: the nightly run crashed: {type(summary).__name__}: {summary}", err=True)
-        return EXIT_ISSUES
+    summary = summary_of(state.result(raise_on_failure=False))
+    if summary is None:
+        typer.echo(f"error: the nightly run crashed: {state.message}", err=True)
+        return EXIT_FAILED
     _print_summary(summary, console)
     return summary.exit_code
 
 
+#: the summary table's columns: (header, row key); counts of a step that did not run stay empty
+_COLUMNS = (
+    ("site", "site_id"),
+    ("night", "night"),
+    ("status", "status"),
+    *zip(
+        (
+            "files\nin",
+            "files\nde-id.",
+            "files\nquar.",
+            "files\ndup.",
+            "rows\nin",
+            "rows\nloaded",
+            "rows\nquar.",
+        ),
+        ROW_COUNTS[:7],
+        strict=True,
+    ),
+)
+
+
 def _print_summary(summary: NightSummary, console: Console) -> None:
+    """Per site-night what came in and what became of it; then what needs a look; then the outputs."""
     from rich.table import Table
 
-    table = Table(title="nightly run (out: quarantined)", title_justify="left")
-    # "out" = quarantined; batch ids are in the Prefect artifact and the Data Docs (fits 80 columns)
-    for column in ("site", "night", "status", "files in", "files out", "rows out"):
-        table.add_column(column, no_wrap=column in ("night", "status"))
-    for row, o in zip(summary.quarantine_rows(), summary.outcomes, strict=True):
-        status = row["status"] if not o.failed_step else f"failed at {o.failed_step}"
-        table.add_row(
-            row["site_id"],
-            row["night"],
-            status,
-            str(row["files_in"]),
-            str(row["files_quarantined"]),
-            str(row["rows_quarantined"]),
+    rows = summary.rows()
+    if rows:
+        # no vertical rules and one space between columns: ten columns fit 80 characters
+        table = Table(
+            title=f"nightly run: {summary.headline()}",
+            title_justify="left",
+            box=None,
+            padding=(0, 1, 0, 0),
+            header_style="bold",
         )
-    console.print(table)
+        for header, key in _COLUMNS:
+            table.add_column(header, justify="right" if key in ROW_COUNTS else "left", no_wrap=True)
+        for row in rows:
+            # the status word here; its stage, reason or lateness on a line of its own below
+            cells = {**row, "status": row["status"].split(" ")[0]}
+            table.add_row(*("" if cells[key] is None else str(cells[key]) for _, key in _COLUMNS))
+        console.print(table)
     for o in summary.outcomes:
-        if o.detail:
-            console.print(f"[red]{o.site_id} {o.night}[/]: {o.error}: {o.detail}", highlight=False)
+        if o.failed_step is not None:
+            console.print(
+                f"[red]{o.label}[/]: failed at {o.failed_step}: {o.error}: {o.detail}", highlight=False
+            )
         if o.submission and o.submission.table_error:
             console.print(f"[red]{o.site_id} {o.night}[/]: tables: {o.submission.table_error}")
-    if summary.idle_sites:
-        console.print(f"nothing new from: {', '.join(summary.idle_sites)}")
+    for late in summary.late:
+        console.print(f"[yellow]{late.site_id}[/]: {late.row()['status']}", highlight=False)
+    late_ids = {s.site_id for s in summary.late}
+    idle = [s for s in summary.idle_sites if s not in late_ids]
+    if idle:
+        console.print(f"nothing new from: {', '.join(idle)}")
     if summary.unknown_sites:
-        console.print(f"not configured, left alone: {', '.join(summary.unknown_sites)}")
+        console.print(f"not declared in the registry, left alone: {', '.join(summary.unknown_sites)}")
     if summary.hub_error:
         console.print(f"[red]consortium step failed[/]: {summary.hub_error}: {summary.hub_detail}")
-    typer.echo(f"report:     {summary.report / 'report.html' if summary.report else '(not written)'}")
-    typer.echo(f"warehouse:  {summary.warehouse or '(nothing loaded)'}")
+    if summary.report is not None:
+        typer.echo(f"report:     {summary.report / 'report.html'}")
+    if summary.warehouse is not None:
+        typer.echo(f"warehouse:  {summary.warehouse}")
     for docs in summary.data_docs:
         typer.echo(f"data docs:  {docs}")
 
@@ -186,10 +230,12 @@ def run(
 ) -> None:
     """Run the nightly flow once over LANDING_DIR: de-identify, validate, load, analyse, report.
 
-    Needs the consortium secret (COHORTPOOL_SECRET or secret_file in cohortpool.yaml). Nights already
-    processed with the same content are skipped, so running the same night twice changes nothing.
+    Needs the consortium secret (COHORTPOOL_SECRET or secret_file in cohortpool.yaml) and the sites
+    declared in cohortpool.yaml (sites). Nights already processed with the same content are skipped, so
+    running the same night twice changes nothing.
 
-    Exit 0: all clean; 1: something was quarantined or a site failed; 2: bad usage or configuration.
+    Exit 0: all clean; 1: done, something quarantined; 2: bad usage or configuration (nothing run);
+    3: a site or the consortium step failed (the others went on).
     """
     settings = read_settings()
     config = _run_config(settings)
@@ -213,13 +259,16 @@ def demo(
     """Synthesize a 3-site consortium into OUT/landing and run the whole nightly flow on it.
 
     Without COHORTPOOL_SECRET a fixed, DEMO-ONLY secret keys the pseudonyms (it says so): never use the
-    demo for real data.
+    demo for real data. The demo declares its three synthetic sites itself.
+
+    Exit 1 is expected: the demo plants defects, which are quarantined.
     """
     from cohortpool.synth import write_consortium
 
     # the public DEMO-ONLY secret is accepted only here (Settings.demo), by this process and its tasks
     os.environ["COHORTPOOL_DEMO"] = "1"
-    settings = read_settings()
+    demo_sites = [{"site_id": f"site{i:02d}", "expected_every_days": None} for i in range(1, DEMO_SITES + 1)]
+    settings = read_settings(sites=demo_sites)
     try:
         settings.secret_bytes()
     except WeakSecretError as exc:
@@ -234,8 +283,8 @@ def demo(
     config = _run_config(settings)
     layout = RunLayout(out)
     prepare_environment(layout)
-    typer.echo(f"synthesizing a 3-site consortium into {layout.landing} ...")
-    summary = write_consortium(layout.landing, sites=3)
+    typer.echo(f"synthesizing a {DEMO_SITES}-site consortium into {layout.landing} ...")
+    summary = write_consortium(layout.landing, sites=DEMO_SITES)
     # the planted-defect list is no hospital's export: keep it beside the landing folder, not in it
     truth = Path(summary["truth"])
     shutil.move(truth, layout.out / truth.name)

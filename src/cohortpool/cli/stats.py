@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from cohortpool.cli._app import EXIT_USAGE, app
+from cohortpool.cli._app import EXIT_USAGE, App, app
 
-stats_app = typer.Typer(help="Statistics on any table (group comparisons).", no_args_is_help=True)
+stats_app = App(help="Statistics on any table (group comparisons).", no_args_is_help=True)
 app.add_typer(stats_app, name="stats")
 
 

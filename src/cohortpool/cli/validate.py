@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cohortpool.cli._app import EXIT_ISSUES, EXIT_USAGE, app, read_settings
+from cohortpool.cli._app import EXIT_FAILED, EXIT_USAGE, app, read_settings
 from cohortpool.contract import MACHINE_ERRNOS
 
 
@@ -35,7 +35,8 @@ def validate(
     """Validate a submission: accepted rows, quarantine.csv, warnings.csv, summary.json, Data Docs.
 
     Exit code 0 when every row passed, 1 when rows were quarantined or a table was rejected (warnings
-    alone do not fail), 2 when the folder is not a submission or the configuration is bad.
+    alone do not fail), 2 when the folder is not a submission or the configuration is bad, 3 when the
+    batch could not be written (a full disk: nothing was marked validated).
     """
     from rich.console import Console
 
@@ -66,7 +67,7 @@ def validate(
             f"({free_space(out or Path())}); nothing was marked validated: free space and run again",
             err=True,
         )
-        raise typer.Exit(EXIT_ISSUES) from None
+        raise typer.Exit(EXIT_FAILED) from None
     for table, summary in outcome.tables.items():
         line = (
             f"{table}: {summary.rows_in} in, {summary.accepted} accepted, "

@@ -17,7 +17,15 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from cohortpool import __version__
-from cohortpool.config import DeidConfig, MissingSecretError, Settings, load_settings, read_secret
+from cohortpool.config import (
+    DeidConfig,
+    MissingSecretError,
+    Settings,
+    SiteConfig,
+    UndeclaredSiteError,
+    load_settings,
+    read_secret,
+)
 from cohortpool.contract import resources
 from cohortpool.contract.keys import key_fingerprint
 
@@ -26,14 +34,43 @@ class KeyMismatchError(MissingSecretError):
     """This process's consortium secret is not the one the run was started with."""
 
 
+class SiteKeyError(KeyMismatchError):
+    """The secret is not the one the site's registry entry pins (``key_fingerprint``)."""
+
+
 class SiteRun(BaseModel):
-    """What a run needs to know of one declared site."""
+    """What a run needs to know of one declared site (its registry entry)."""
 
     model_config = ConfigDict(frozen=True)
 
     site_id: str
     #: an Orthanc/DICOMweb root to fetch new studies from before the scan (None: drop folder only)
     dicomweb_url: str | None = None
+    #: the key fingerprint the registry pins for this site (None: not pinned)
+    key_fingerprint: str | None = None
+    #: the site's IANA time zone (None: the machine's)
+    timezone: str | None = None
+    #: the site is late after this many days without a night (None: never late)
+    expected_every_days: float | None = 1.0
+
+    @classmethod
+    def from_site(cls, site: SiteConfig) -> SiteRun:
+        return cls(
+            site_id=site.site_id,
+            dicomweb_url=site.dicomweb_url,
+            key_fingerprint=site.key_fingerprint,
+            timezone=site.timezone,
+            expected_every_days=site.expected_every_days,
+        )
+
+    def check_key(self, fingerprint: str) -> None:
+        """Refuse a key whose fingerprint is not the one pinned for this site (:class:`SiteKeyError`)."""
+        if self.key_fingerprint is not None and fingerprint != self.key_fingerprint:
+            raise SiteKeyError(
+                f"site {self.site_id} pins key fingerprint {self.key_fingerprint} in its registry entry, "
+                f"but this secret's fingerprint is {fingerprint}: use the consortium's key (or correct "
+                "the pinned fingerprint if the consortium changed its key)"
+            )
 
 
 class RunConfig(BaseModel):
@@ -68,7 +105,7 @@ class RunConfig(BaseModel):
                 raise
             fingerprint = None
         return cls(
-            sites=tuple(SiteRun(site_id=s.site_id, dicomweb_url=s.dicomweb_url) for s in settings.sites),
+            sites=tuple(SiteRun.from_site(s) for s in settings.sites),
             deid=settings.deid,
             min_k_anonymity=settings.min_k_anonymity,
             k_anonymity_date_precision=settings.k_anonymity_date_precision,
@@ -83,6 +120,13 @@ class RunConfig(BaseModel):
     @property
     def site_ids(self) -> tuple[str, ...]:
         return tuple(s.site_id for s in self.sites)
+
+    def site(self, site_id: str) -> SiteRun:
+        """The declared site's entry, or :class:`cohortpool.config.UndeclaredSiteError`."""
+        for site in self.sites:
+            if site.site_id == site_id:
+                return site
+        raise UndeclaredSiteError(site_id, list(self.site_ids))
 
     def site_fingerprint(self) -> str:
         """What, besides a drop's content, decides its submission: code version, key, de-identification

@@ -22,12 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cohortpool import __version__
+from cohortpool.config import MissingSecretError, UndeclaredSiteError
 from cohortpool.contract import MACHINE_ERRNOS
 from cohortpool.contract.files import sha256_file
+from cohortpool.contract.keys import key_fingerprint
 from cohortpool.deid import (
     DEIDENTIFIED,
     QUARANTINED,
     Pseudonymiser,
+    VaultError,
     check_vault,
     check_vault_key,
     deidentify_tree,
@@ -62,9 +65,10 @@ from cohortpool.ingest import (
     scan_sites,
 )
 from cohortpool.pipeline.records import SubmissionSummary
-from cohortpool.pipeline.runconfig import RunConfig, run_secret
+from cohortpool.pipeline.runconfig import KeyMismatchError, RunConfig, run_secret
 
 __all__ = [
+    "EXPECTED_FAILURES",
     "FetchResult",
     "LandingScan",
     "PackagedNight",
@@ -89,6 +93,19 @@ _HEADER_ATTRIBUTES = {"age_years": 0x00101010, "sex": 0x00100040, "first_exam_da
 
 class OutputWriteError(OSError):
     """The submission or the vault could not be written (disk full or failing): nothing was released."""
+
+
+#: a site-night's failures that are its data's, its machine's or its configuration's doing, not a bug:
+#: each says what happened in one line (the flows report them without a traceback)
+EXPECTED_FAILURES: tuple[type[Exception], ...] = (
+    ReleaseBlockedError,
+    MissingSecretError,
+    UndeclaredSiteError,
+    VaultError,
+    OutputWriteError,
+    SourceError,
+    SiteFolderError,
+)
 
 
 def free_space(path: Path) -> str:
@@ -167,13 +184,12 @@ def package_site_night(
     """De-identify ``drop``, pseudonymise its tables with the same keys, write the manifest, check the
     release risk and package ``out_dir`` as a submission (withheld when below the minimum k).
 
-    Raises whatever :func:`cohortpool.deid.deidentify_tree` raises for the run as a whole (vault
-    misplaced, unknown profile option), :class:`OutputWriteError` for a full or failing disk (no
+    Raises, before anything in ``out_dir`` or the vault is touched (:func:`refuse_before_writing`): an
+    undeclared site, a key the run or the site's registry entry does not expect, an unknown profile
+    option, a misplaced vault. Then :class:`OutputWriteError` for a full or failing disk (no
     ``submission.json`` is left); table problems are returned, not raised.
     """
-    # refusals first: a refused run must leave an earlier submission as it was
-    check_vault(vault_dir, out_dir, drop)
-    check_vault_key(vault_dir, secret)
+    fingerprint = refuse_before_writing(drop, out_dir, vault_dir, site_id, config, secret)
     with _unmarked_on_disk_errors(out_dir, vault_dir, f"{site_id} {night}"):
         result = deidentify_tree(
             drop,
@@ -213,11 +229,47 @@ def package_site_night(
             date_precision=k_date_precision(config, result.options),
         )
         manifest = package_submission(
-            out_dir, site_id, night, profile, counts, __version__, result.hashes, privacy=privacy.as_dict()
+            out_dir,
+            site_id,
+            night,
+            profile,
+            counts,
+            __version__,
+            result.hashes,
+            privacy=privacy.as_dict(),
+            key_fingerprint=fingerprint,
         )
         if privacy.blocked:
             withhold(out_dir)
         return PackagedNight(result, counts, privacy, manifest, table_error)
+
+
+def refuse_before_writing(
+    drop: Path, out_dir: Path, vault_dir: Path, site_id: str, config: RunConfig, secret: bytes
+) -> str:
+    """Every refusal of a site-night, checked before the output's manifest is removed, so a refused
+    command leaves an earlier submission exactly as it was; returns the key's fingerprint.
+
+    Raises
+    ------
+    cohortpool.config.UndeclaredSiteError
+        No registry entry declares ``site_id``.
+    KeyMismatchError
+        The secret is not the run's, or (:class:`SiteKeyError`) not the one the site's entry pins.
+    ValueError
+        An unknown de-identification profile option; :class:`cohortpool.deid.VaultError` too: the vault
+        inside the output or the drop, or (:class:`cohortpool.deid.KeyMismatchError`) made with another key.
+    """
+    fingerprint = key_fingerprint(secret)
+    if config.key_fingerprint is not None and fingerprint != config.key_fingerprint:
+        raise KeyMismatchError(
+            f"the secret has fingerprint {fingerprint}, the run was started with {config.key_fingerprint}"
+        )
+    config.site(site_id).check_key(fingerprint)
+    load_profile(tuple(config.deid.options))
+    check_vault(vault_dir, out_dir, drop)
+    check_vault_key(vault_dir, secret)  # a vault belongs to the key it was first used with
+    return fingerprint
 
 
 @contextlib.contextmanager
