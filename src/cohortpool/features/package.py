@@ -38,6 +38,7 @@ def package_submission(
     tool_version: str,
     known_sha256: dict[str, str] | None = None,
     privacy: dict[str, Any] | None = None,
+    tables: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``out_dir/submission.json`` listing every other file under ``out_dir`` with its sha256.
 
@@ -52,6 +53,9 @@ def package_submission(
         parallel), keyed by relative path; every other file is hashed here.
     privacy
         The re-identification risk report (:meth:`cohortpool.features.kanon.KAnonymity.as_dict`).
+    tables
+        How the site tables were released (:meth:`cohortpool.features.tables.TableResult.submission_facts`:
+        vocabularies and the counts of cells not released as sent; never a value).
     """
     known = known_sha256 or {}
     files = {}
@@ -67,6 +71,8 @@ def package_submission(
     }
     if privacy is not None:
         document["privacy"] = privacy
+    if tables is not None:
+        document["tables"] = tables
     path = out_dir / SUBMISSION_FILE
     # written beside and renamed into place: a crash or a full disk never leaves half a manifest that
     # the hub could take for a complete submission (the hidden name is not part of the listing)

@@ -17,7 +17,14 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from cohortpool import __version__
-from cohortpool.config import DeidConfig, MissingSecretError, Settings, load_settings, read_secret
+from cohortpool.config import (
+    DeidConfig,
+    MissingSecretError,
+    Settings,
+    TablesConfig,
+    load_settings,
+    read_secret,
+)
 from cohortpool.contract import resources
 from cohortpool.contract.keys import key_fingerprint
 
@@ -44,6 +51,7 @@ class RunConfig(BaseModel):
     version: str = __version__
     sites: tuple[SiteRun, ...] = ()
     deid: DeidConfig = DeidConfig()
+    tables: TablesConfig = TablesConfig()
     min_k_anonymity: int = 0
     k_anonymity_date_precision: str = "auto"
     small_cell_threshold: int = 5
@@ -70,6 +78,7 @@ class RunConfig(BaseModel):
         return cls(
             sites=tuple(SiteRun(site_id=s.site_id, dicomweb_url=s.dicomweb_url) for s in settings.sites),
             deid=settings.deid,
+            tables=settings.tables,
             min_k_anonymity=settings.min_k_anonymity,
             k_anonymity_date_precision=settings.k_anonymity_date_precision,
             small_cell_threshold=settings.small_cell_threshold,
@@ -91,6 +100,7 @@ class RunConfig(BaseModel):
             self.version,
             self.key_fingerprint,
             self.deid.model_dump_json(),
+            self.tables.model_dump_json(),
             self.min_k_anonymity,
             self.k_anonymity_date_precision,
         )

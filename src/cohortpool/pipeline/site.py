@@ -24,12 +24,15 @@ from pathlib import Path
 from cohortpool import __version__
 from cohortpool.contract import MACHINE_ERRNOS
 from cohortpool.contract.files import sha256_file
+from cohortpool.contract.tables import DROP_TABLE_FILES
 from cohortpool.deid import DEIDENTIFIED, QUARANTINED, Pseudonymiser, deidentify_tree, load_profile
 from cohortpool.deid.run import DeidResult
 from cohortpool.features import (
     BLOCKED_FILE,
     ReleaseBlockedError,
-    TableError,
+    TableResult,
+    WithdrawalError,
+    generalisations,
     instance_record,
     k_anonymity,
     package_submission,
@@ -43,6 +46,8 @@ from cohortpool.features.kanon import (
     KAnonymity,
     imaging_quasi_identifiers,
 )
+from cohortpool.features.vocabulary import load_vocabulary
+from cohortpool.features.withdrawal import remove_withdrawn_dicom
 from cohortpool.ingest import (
     FetchResult,
     LandingScan,
@@ -73,7 +78,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: why a drop without feature tables still makes a submission (DICOM only)
-NO_TABLES = "no clinical.csv or reads.csv in the drop; the submission holds DICOM only"
+NO_TABLES = "no clinical.csv, reads.csv or withdrawn.csv in the drop; the submission holds DICOM only"
 #: the header attribute each quasi-identifier of a DICOM release is read from (PatientAge, PatientSex,
 #: StudyDate); a quasi-identifier counts only when the profile keeps (K) or cleans (C: dates shifted) it
 _HEADER_ATTRIBUTES = {"age_years": 0x00101010, "sex": 0x00100040, "first_exam_date": 0x00080020}
@@ -124,10 +129,21 @@ class PackagedNight:
     manifest: Path
     #: why the feature tables could not be pseudonymised; NO_TABLES when the drop has none
     table_error: str | None
+    #: what the tables' pseudonymisation released, replaced and withheld (None: no tables in the drop)
+    tables: TableResult | None = None
+    #: why the whole submission is withheld besides k-anonymity (an unreadable withdrawn.csv)
+    withheld: str | None = None
 
     @property
     def has_tables(self) -> bool:
         return self.table_error != NO_TABLES
+
+    @property
+    def blocked_reason(self) -> str | None:
+        """Why nothing of the night is released (None: released)."""
+        if self.withheld is not None:
+            return self.withheld
+        return self.privacy.reason() if self.privacy.blocked else None
 
 
 def k_date_precision(config: RunConfig, options: tuple[str, ...]) -> str:
@@ -159,10 +175,16 @@ def package_site_night(
     """De-identify ``drop``, pseudonymise its tables with the same keys, write the manifest, check the
     release risk and package ``out_dir`` as a submission (withheld when below the minimum k).
 
+    Patients of the drop's ``withdrawn.csv`` leave only as pseudonyms in the submission's
+    ``withdrawn.csv``: their table rows are not released and their de-identified DICOM is removed before
+    packaging (:mod:`cohortpool.features.withdrawal`).
+
     Raises whatever :func:`cohortpool.deid.deidentify_tree` raises for the run as a whole (vault
-    misplaced, unknown profile option), :class:`OutputWriteError` for a full or failing disk (no
-    ``submission.json`` is left); table problems are returned, not raised.
+    misplaced, unknown profile option), :class:`cohortpool.features.VocabularyError` for an unusable
+    synonyms file (before anything is written), :class:`OutputWriteError` for a full or failing disk
+    (no ``submission.json`` is left); table problems are returned, not raised.
     """
+    load_vocabulary(config.tables)  # a configuration error stops the night before anything is written
     with _unmarked_on_disk_errors(out_dir, vault_dir, f"{site_id} {night}"):
         result = deidentify_tree(
             drop,
@@ -176,37 +198,61 @@ def package_site_night(
             record_hook=instance_record,
             progress=progress,
         )
+        for name in DROP_TABLE_FILES:  # a table an earlier run of this night released, now gone
+            if not (drop / name).exists():
+                (out_dir / name).unlink(missing_ok=True)
         table_error: str | None = NO_TABLES
-        table_counts: dict[str, int] = {}
-        if (drop / "clinical.csv").exists() or (drop / "reads.csv").exists():
-            table_error = None
+        tables: TableResult | None = None
+        withheld: str | None = None
+        if any((drop / name).exists() for name in DROP_TABLE_FILES):
+            keys = Pseudonymiser(secret, site_id, config.deid.max_date_shift_days)
             try:
-                keys = Pseudonymiser(secret, site_id, config.deid.max_date_shift_days)
-                table_counts = pseudonymise_tables(drop, out_dir, keys)
-            except TableError as exc:
-                table_error = str(exc)
-        series = write_manifest(result.records, out_dir / "imaging_manifest.csv", site_id)
-        counts = {**result.counts, "series": series, **table_counts}
+                tables = pseudonymise_tables(
+                    drop, out_dir, keys, options=config.tables, vault_dir=vault_dir, night=night
+                )
+                table_error = tables.error
+            except WithdrawalError as exc:
+                table_error = withheld = str(exc)
+        withdrawn = tables.withdrawn if tables is not None else frozenset()
+        held_back = set(remove_withdrawn_dicom(out_dir, vault_dir, night, result.outputs, withdrawn))
+        records = [r for r in result.records if r.get("patient_id") not in withdrawn]
+        hashes = {path: digest for path, digest in result.hashes.items() if path not in held_back}
+        series = write_manifest(records, out_dir / "imaging_manifest.csv", site_id)
+        counts = {**result.counts, "series": series, **(tables.counts if tables is not None else {})}
+        if withdrawn:
+            counts["withdrawn_files"] = len(held_back)
         profile = {
             "edition": result.edition,
             "options": list(result.options),
             "allow_burned_in": result.allow_burned_in,
         }
         in_headers = _released_in_headers(result.options)
+        names = (*QUASI_IDENTIFIERS, *config.tables.extra_quasi_identifiers)
+        released_files = counts.get(DEIDENTIFIED, 0) - len(held_back)
         privacy = k_anonymity(
             out_dir / "clinical.csv",
             config.min_k_anonymity,
-            imaging=imaging_quasi_identifiers(result.records, site_id, in_headers),
+            imaging=imaging_quasi_identifiers(records, site_id, in_headers, names),
             imaging_released=in_headers,
-            releases_data=any(counts.get(k) for k in (DEIDENTIFIED, "clinical_rows", "reads_rows")),
+            releases_data=bool(released_files or counts.get("clinical_rows") or counts.get("reads_rows")),
             date_precision=k_date_precision(config, result.options),
+            quasi_identifiers=names,
+            generalisations=generalisations(config.tables),
         )
         manifest = package_submission(
-            out_dir, site_id, night, profile, counts, __version__, result.hashes, privacy=privacy.as_dict()
+            out_dir,
+            site_id,
+            night,
+            profile,
+            counts,
+            __version__,
+            hashes,
+            privacy=privacy.as_dict(),
+            tables=tables.submission_facts() if tables is not None else None,
         )
-        if privacy.blocked:
+        if privacy.blocked or withheld is not None:
             withhold(out_dir)
-        return PackagedNight(result, counts, privacy, manifest, table_error)
+        return PackagedNight(result, counts, privacy, manifest, table_error, tables, withheld)
 
 
 @contextlib.contextmanager
@@ -259,7 +305,8 @@ def build_submission(
     )
     counts, privacy = packaged.counts, packaged.privacy
     log.info(
-        "%s %s: %d files, %d de-identified, %d quarantined; k-anonymity %d (minimum %d)",
+        "%s %s: %d files, %d de-identified, %d quarantined; k-anonymity %d (minimum %d); %d table cells "
+        "to fix at the site (vault tables/%s.csv)",
         site_id,
         night,
         counts["input_files"],
@@ -267,9 +314,11 @@ def build_submission(
         packaged.deid.count(QUARANTINED),
         privacy.k,
         privacy.min_k,
+        packaged.tables.report.to_fix() if packaged.tables is not None else 0,
+        night,
     )
-    if privacy.blocked:
-        raise ReleaseBlockedError(f"{site_id} {night}: {privacy.reason()}")
+    if packaged.blocked_reason is not None:
+        raise ReleaseBlockedError(f"{site_id} {night}: {packaged.blocked_reason}")
     return SubmissionSummary(
         site_id,
         night,
