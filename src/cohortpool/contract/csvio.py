@@ -103,6 +103,7 @@ class CsvTable:
             )
 
     def _next_row(self) -> list[str] | None:
+        start = self._reader.line_num + 1  # the line the row starts on (a failed read moves line_num on)
         try:
             return next(self._reader)
         except StopIteration:
@@ -111,8 +112,7 @@ class CsvTable:
             line = first_non_utf8_line(self.path)
             raise CsvError(f"{self.path}: line {line} is not UTF-8; re-export the table as UTF-8") from None
         except csv.Error as exc:  # a cell past the csv module's field limit (128 KiB), a NUL byte, ...
-            line = self._reader.line_num + 1
-            raise CsvError(f"{self.path}: line {line} cannot be read as CSV: {exc}") from None
+            raise CsvError(f"{self.path}: line {start} cannot be read as CSV: {exc}") from None
 
     def __iter__(self) -> Iterator[tuple[int, dict[str | None, Any]]]:
         width = len(self.header)

@@ -397,7 +397,8 @@ def pseudonymise_tables(
     TableResult
         Rows written per table, the findings report, the withdrawn patients' pseudonyms, and
         ``error`` when ``clinical.csv`` or ``reads.csv`` is missing, lacks a contract column, repeats
-        a column or cannot be read (nothing is left in ``out_dir`` for that table).
+        a column or cannot be read (nothing is left in ``out_dir`` for that table; the other table is
+        still written).
 
     Raises
     ------
@@ -425,12 +426,16 @@ def pseudonymise_tables(
             result.counts["withdrawn_patients"] = _write(out_dir / WITHDRAWN.file, WITHDRAWN.released, rows)
             result.withdrawn = frozenset(ids)
         if (in_dir / CLINICAL.file).exists() or (in_dir / READS.file).exists():
-            gone = result.withdrawn
-            try:
+            gone, errors = result.withdrawn, []
+            try:  # each table on its own: one refused table does not hold back the other
                 records = _clinical(in_dir / CLINICAL.file, keys, report, gone, vocabulary, options)
                 result.counts["clinical_rows"] = _write(out_dir / CLINICAL.file, CLINICAL.released, records)
+            except CsvError as exc:
+                errors.append(str(exc))
+            try:
                 reads = _reads(in_dir / READS.file, keys, report, gone)
                 result.counts["reads_rows"] = _write(out_dir / READS.file, READS.released, reads)
             except CsvError as exc:
-                result.error = str(exc)
+                errors.append(str(exc))
+            result.error = "; ".join(errors) or None
     return result
