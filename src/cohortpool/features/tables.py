@@ -22,6 +22,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -125,12 +126,9 @@ class _Pass:
         kept = [c for c in table.columns if c.handling is Handling.KEEP]
         self.coded = [(c, frozenset(c.values)) for c in kept if c.values]
         self.numbers = [c for c in kept if c.numeric]
-        self._last: tuple[str, str] = ("", "")
-
-    def patient(self, mrn: str) -> str:
-        if mrn != self._last[0]:  # a patient's rows are usually consecutive: one HMAC for them
-            self._last = (mrn, self.keys.patient_id(mrn))
-        return self._last[1]
+        # a patient's rows, and a study's reads, are usually close together: one HMAC for them (bounded)
+        self.patient = lru_cache(maxsize=4096)(keys.patient_id)
+        self.accession = lru_cache(maxsize=4096)(keys.accession_id)
 
     def note(self, number: int, line: int, column: str, kind: str, original: str | None, **how: Any) -> None:
         self.report.add(self.table.file, number, line, column, kind, original=original, **how)
@@ -345,7 +343,7 @@ def _reads(src: Path, keys: Keys, report: TableReport, withdrawn: frozenset[str]
         record: dict[str, Any] = {
             "site_id": keys.site_id,
             "patient_id": patient,
-            "accession_id": keys.accession_id(accession) if accession else "",
+            "accession_id": step.accession(accession) if accession else "",
             "source_row": number,
         }
         if not mrn:
