@@ -81,6 +81,8 @@ class SourceK:
     small_classes: Mapping[int, int] = field(default_factory=dict)
     #: per released quasi-identifier (site_id aside: one value per submission), strongest first
     drivers: tuple[Driver, ...] = ()
+    #: k had the released ages been banded further (clinical.csv only: the tables' settings reach it)
+    what_if: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def rows_below_target(self) -> int:
@@ -97,6 +99,7 @@ class SourceK:
             "rows_below_target": self.rows_below_target,
             "small_classes": {str(size): n for size, n in sorted(self.small_classes.items())},
             "drivers": {d.name: {"k_without": d.k_without, "separates": d.separates} for d in self.drivers},
+            "what_if": dict(self.what_if),
         }
 
 
@@ -125,6 +128,33 @@ def _drivers(
     return tuple(sorted(found, key=lambda d: (-d.separates, -d.k_without, names.index(d.name))))
 
 
+#: age bands the verdict tries on the released ages (``tables.age_band_years``)
+WHAT_IF_BANDS = (5, 10)
+
+
+def _what_if(classes: Counter[tuple[str, ...]], names: tuple[str, ...], at_date: int) -> dict[str, int]:
+    """k of the clinical source with its ages in wider bands, and with its dates by year too."""
+    if "age_years" not in names:
+        return {}
+    at = names.index("age_years")
+    yearly = all(len(key[at_date]) <= 4 for key in classes)  # dates already counted by year
+    found = {}
+    for band in WHAT_IF_BANDS:
+        for by_year in (False,) if yearly else (False, True):
+            merged: Counter[tuple[str, ...]] = Counter()
+            for key, n in classes.items():
+                age = key[at]
+                banded = str(int(age) - int(age) % band) if age.isdigit() else age
+                cut = list(key)
+                cut[at] = banded
+                if by_year:
+                    cut[at_date] = cut[at_date][:4]
+                merged[tuple(cut)] += n
+            label = f"age_band_years {band}" + (", first_exam_date_precision year" if by_year else "")
+            found[label] = min(merged.values())
+    return found
+
+
 def _source_k(
     source: str,
     released: Collection[str],
@@ -151,6 +181,7 @@ def _source_k(
         target,
         dict(sorted(small.items())),
         _drivers(classes, names, released, target),
+        _what_if(classes, names, at) if source == CLINICAL_SOURCE else {},
     )
 
 
@@ -230,6 +261,9 @@ class KAnonymity:
             ]
             lines.append("  what splits them: " + ("; ".join(split) or "nothing released can be dropped"))
         lines.append("  generalisations of the tables: " + _describe(self.generalisations))
+        if source.what_if and source.k < source.target:
+            tried = "; ".join(f"{label}: k {k}" for label, k in source.what_if.items())
+            lines.append(f"  k of {CLINICAL_SOURCE} with (tables.) {tried}")
         if self.source == DICOM_SOURCE:
             lines.append(
                 "  the DICOM headers keep PatientAge, PatientSex and the shifted StudyDate as they are: "
