@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -252,6 +252,54 @@ def _model_of(annotation: Any) -> tuple[bool, type[BaseModel]] | None:
     return None
 
 
+#: the clinical columns a consortium may add to the quasi-identifiers k is computed over
+ExtraQuasiIdentifier = Literal["diagnosis", "pathology_confirmed", "primary_tumour"]
+
+
+class TablesConfig(BaseModel):
+    """How the site tables are released (docs/data_contract.md section 2): the controlled vocabulary of
+    ``primary_tumour`` and the generalisations that raise k-anonymity.
+
+    Frozen and hashable: it travels inside a run's configuration and keys the task cache.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: the terms ``primary_tumour`` may carry (the hub's suite lists the same set)
+    primary_tumour_vocabulary: tuple[str, ...] = (
+        "lung",
+        "breast",
+        "prostate",
+        "kidney",
+        "thyroid",
+        "liver",
+        "other",
+    )
+    #: the term any value outside the vocabulary becomes (one of the vocabulary's terms)
+    primary_tumour_other: str = "other"
+    #: a reviewed CSV ``synonym,term`` replacing the shipped one (features/data/primary_tumour_synonyms.csv)
+    primary_tumour_synonyms: Path | None = None
+    #: released ages in bands of this many years, each band by its lowest age (1 = exact years)
+    age_band_years: int = Field(default=1, ge=1, le=50)
+    #: ages at or above this are released as this age (e.g. 90: "90 or older"); None = no top code
+    age_top_code: int | None = Field(default=None, ge=18, le=130)
+    #: the released first-exam date (already shifted) cut to the day, the month (YYYY-MM-01) or the year
+    first_exam_date_precision: Literal["day", "month", "year"] = "day"
+    #: a vocabulary term held by fewer patients than this in a submission is released as the "other"
+    #: term (0 = never)
+    merge_rare_categories_below: int = Field(default=0, ge=0)
+    #: clinical columns k-anonymity counts besides age_years, sex, site_id and first_exam_date
+    extra_quasi_identifiers: tuple[ExtraQuasiIdentifier, ...] = ()
+
+    @field_validator("primary_tumour_other")
+    @classmethod
+    def _other_in_vocabulary(cls, value: str, info: ValidationInfo) -> str:
+        terms = info.data.get("primary_tumour_vocabulary", ())
+        if value not in terms:
+            raise ValueError(f"primary_tumour_other {value!r} must be one of primary_tumour_vocabulary")
+        return value
+
+
 class Settings(BaseSettings):
     """Everything cohortpool can be configured with."""
 
@@ -273,6 +321,7 @@ class Settings(BaseSettings):
     warehouse: Path = Path("data/warehouse.duckdb")
     vault_dir: Path = Path("vault")
     deid: DeidConfig = Field(default_factory=DeidConfig)
+    tables: TablesConfig = Field(default_factory=TablesConfig)
     #: counts from 1 to this minus one are shown as "<threshold" in outputs that leave the hub
     small_cell_threshold: int = 5
     #: minimum k-anonymity of a submission's quasi-identifiers; 0 = off

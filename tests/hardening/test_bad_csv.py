@@ -20,9 +20,10 @@ import pytest
 from bad_csv import EXTRA_TOKEN, FORMULAS, SQL_COLUMN, SQL_SITE, VARIANTS
 from support import cli, csv_cells, live_formulas
 
+from cohortpool.contract.tables import INVALID
 from cohortpool.deid import Pseudonymiser, deidentify_tree
 from cohortpool.features import (
-    TableError,
+    TableResult,
     instance_record,
     package_submission,
     pseudonymise_tables,
@@ -60,8 +61,8 @@ def _variant(base: tuple[Path, Path], name: str, tmp_path: Path) -> Path:
     return variant
 
 
-def _pseudonymise(folder: Path, out: Path) -> dict[str, int]:
-    return pseudonymise_tables(folder, out, Pseudonymiser(KEY, "site01", 365))
+def _pseudonymise(folder: Path, out: Path, vault: Path | None = None) -> TableResult:
+    return pseudonymise_tables(folder, out, Pseudonymiser(KEY, "site01", 365), vault_dir=vault, night="n")
 
 
 @pytest.mark.parametrize(
@@ -75,11 +76,13 @@ def _pseudonymise(folder: Path, out: Path) -> dict[str, int]:
 )
 def test_a_broken_table_is_refused_whole_naming_file_line_or_column(base, tmp_path, name, words) -> None:
     folder = _variant(base, name, tmp_path)
-    with pytest.raises(TableError) as error:
-        _pseudonymise(folder, tmp_path / "out")
+    error = _pseudonymise(folder, tmp_path / "out").error
+    assert error is not None
     for word in words:
-        assert word in str(error.value), str(error.value)
-    assert "王秀英" not in str(error.value)  # the message names the place, never the value
+        assert word in error, error
+    assert "王秀英" not in error  # the message names the place, never the value
+    assert not (tmp_path / "out" / "clinical.csv").exists()  # refused whole
+    assert (tmp_path / "out" / "reads.csv").exists()  # the other table still goes
 
 
 def test_a_utf8_bom_gives_the_same_table_as_without(base, tmp_path) -> None:
@@ -106,14 +109,21 @@ def test_excel_dates_are_never_passed_through_unshifted(base, tmp_path) -> None:
     assert "1931" not in text and "45000" not in text
 
 
-def test_formula_cells_are_inert_in_every_csv_the_site_writes(base, tmp_path) -> None:
+def test_formula_cells_never_leave_and_are_inert_in_the_vault(base, tmp_path) -> None:
     folder = _variant(base, "formulas", tmp_path)
-    _pseudonymise(folder, tmp_path / "out")
+    _pseudonymise(folder, tmp_path / "out", tmp_path / "vault")
     out = tmp_path / "out" / "clinical.csv"
     assert live_formulas(out) == []
-    cells = csv_cells(out)
+    released = csv_cells(out)
+    for column, value in FORMULAS.items():
+        assert value not in released and "'" + value not in released, column  # not a code: replaced
+    first = next(csv.DictReader(out.open(encoding="utf-8", newline="")))
+    assert first["primary_tumour"] == "other" and first["sex"] == INVALID
+    vault = tmp_path / "vault" / "tables" / "n.csv"
+    assert live_formulas(vault) == []
+    kept = csv_cells(vault)
     for value in FORMULAS.values():
-        assert "'" + value in cells  # kept (validation judges it), made inert
+        assert "'" + value in kept  # the original, for the site to fix, made inert
 
 
 @pytest.mark.integration

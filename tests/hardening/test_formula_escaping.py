@@ -3,10 +3,10 @@
 A small drop is built here (pydicom DICOM, site tables) with text a spreadsheet would run planted
 where each writer takes it from: a DICOM Manufacturer, model and modality (imaging_manifest.csv),
 file and folder names (the vault ledger), MRNs and accession numbers (the crosswalk), pass-through
-cells of clinical.csv and reads.csv (the submission tables). It goes through the real
-``cohortpool deid``; then every cell of every CSV it wrote must be inert (``'`` first) while plain
-negative numbers stay numbers. The nightly run's cross-site warnings CSV is written by a task that
-needs validated batches of several sites, so its writer
+cells of clinical.csv and reads.csv (which never leave: no valid code, so replaced; the vault's record
+of them). It goes through the real ``cohortpool deid``; then every cell of every CSV it wrote must be
+inert (``'`` first) while plain negative numbers stay numbers. The nightly run's cross-site warnings
+CSV is written by a task that needs validated batches of several sites, so its writer
 (:func:`cohortpool.pipeline.hub.compare_site_distributions`)
 is called directly, on batches built here, rather than through a whole nightly run.
 
@@ -47,7 +47,7 @@ FOLDER_NAME = "-cmd|x"
 NOT_DICOM = "@notes.txt"
 MRNS = ("@MRN1", "=2+2")
 ACCESSION = "-ACC+1"
-# pass-through cells of the site tables
+# cells of the site tables (kept columns and the free-text primary_tumour)
 CLINICAL_CELLS = {"primary_tumour": '=HYPERLINK("http://attacker.example/","lung")', "height_cm": "+160+1"}
 READS_CELLS = {"modality": "=CT", "level": "@L1", "fracture_line": "+yes", "genant_grade": "-2+3",
                "height_loss_pct": "=31.5"}  # fmt: skip
@@ -114,8 +114,9 @@ def deidentified(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 #: writer -> (file relative to the submission or the vault, planted values it must carry escaped)
 WRITERS = {
     "imaging_manifest": ("submission", "imaging_manifest.csv", (MANUFACTURER, MODEL, MODALITY)),
-    "clinical": ("submission", "clinical.csv", tuple(CLINICAL_CELLS.values())),
-    "reads": ("submission", "reads.csv", tuple(READS_CELLS.values())),
+    # the site tables' formula cells are no valid code or vocabulary term: they never leave (below), and
+    # the vault's record of them, which the site opens to fix its export, keeps them inert
+    "table findings": ("vault", f"tables/{NIGHT}.csv", (*CLINICAL_CELLS.values(), *READS_CELLS.values())),
     "ledger": ("vault", f"ledger/{NIGHT}.csv", (FILE_NAME, f"{FOLDER_NAME}/IM1.dcm", NOT_DICOM)),
     "crosswalk": ("vault", "crosswalk.csv", (*MRNS, ACCESSION)),
 }
@@ -132,6 +133,15 @@ def test_formula_text_from_the_site_is_inert_in_every_csv_cohortpool_deid_writes
     cells = csv_cells(path)
     for value in planted:
         assert "'" + value in cells, (value, cells)  # kept, made inert
+
+
+@pytest.mark.parametrize("table", ["clinical.csv", "reads.csv"])
+def test_formula_cells_of_the_site_tables_never_leave(deidentified, table) -> None:
+    out, _ = deidentified
+    assert live_formulas(out / table) == []
+    cells = csv_cells(out / table)
+    for value in (*CLINICAL_CELLS.values(), *READS_CELLS.values()):
+        assert value not in cells and "'" + value not in cells, value
 
 
 def test_negative_numbers_stay_numbers(deidentified) -> None:

@@ -9,6 +9,7 @@ import pytest
 from cohortpool.config import DeidConfig
 from cohortpool.features.kanon import (
     BLOCKED_FILE,
+    QUASI_IDENTIFIERS,
     SUBMISSION_FILE,
     imaging_quasi_identifiers,
     k_anonymity,
@@ -150,3 +151,78 @@ def test_auto_date_precision_follows_what_the_profile_releases(
 ) -> None:
     config = RunConfig(deid=DeidConfig(max_date_shift_days=shift), k_anonymity_date_precision=chosen)
     assert k_date_precision(config, options) == expected
+
+
+def test_the_verdict_names_the_small_classes_and_what_splits_them(tmp_path: Path) -> None:
+    rows = [
+        "site01,P1,70,F,2024-01-01,20",
+        "site01,P2,70,F,2024-01-01,21",
+        "site01,P3,70,F,2024-01-01,22",
+        "site01,P4,71,F,2024-01-01,23",  # unique on age only: one class of 4 without age
+        "site01,P5,70,M,2024-01-01,24",  # unique on sex only
+        "site01,P6,71,M,2024-01-01,25",  # unique on age and sex together
+    ]
+    report = k_anonymity(_table(tmp_path, rows), min_k=3)
+    source = report.decisive
+    assert source is not None and source.target == 3
+    assert dict(source.small_classes) == {1: 3} and source.rows_below_target == 3
+    drivers = {d.name: (d.k_without, d.separates) for d in source.drivers}
+    # without age: (F: 4, M: 2) -> k 2; P4 alone reaches a class of 3+. Without sex: (70: 4, 71: 2)
+    assert drivers == {"age_years": (2, 1), "sex": (2, 1), "first_exam_date": (1, 0)}
+    lines = report.verdict()
+    assert lines[0].startswith("k-anonymity 1 over age_years, sex, site_id, first_exam_date")
+    assert lines[1] == "  3 of 6 patients in classes of fewer than 3 (3 of size 1)"
+    assert "age_years (k 2 without it; alone separates 1 of them)" in lines[2]
+    assert lines[3].startswith("  generalisations of the tables: none")
+    recorded = report.as_dict()["sources"]["clinical.csv"]
+    assert recorded["small_classes"] == {"1": 3} and recorded["drivers"]["sex"] == {
+        "k_without": 2,
+        "separates": 1,
+    }
+    for line in lines:  # counts and names only: no quasi-identifier value is printed
+        assert "2024" not in line and "70" not in line.replace("k-anonymity", "")
+
+
+def test_with_the_check_off_the_verdict_looks_for_unique_patients(tmp_path: Path) -> None:
+    rows = ["site01,P1,70,F,2024-01-01,20", "site01,P2,70,F,2024-01-01,21", "site01,P3,80,M,2024-01-01,2"]
+    report = k_anonymity(_table(tmp_path, rows))
+    assert report.decisive is not None and report.decisive.target == 2
+    assert report.verdict()[1] == "  1 of 3 patients in classes of fewer than 2 (1 of size 1)"
+    fine = k_anonymity(_table(tmp_path, rows[:2]))
+    assert fine.verdict()[1] == "  no class of fewer than 2 patients"
+
+
+def test_a_consortium_may_count_more_clinical_columns(tmp_path: Path) -> None:
+    path = tmp_path / "clinical.csv"
+    path.write_text(
+        "site_id,patient_id,age_years,sex,first_exam_date,primary_tumour\n"
+        "site01,P1,70,F,2024-01-01,lung\nsite01,P2,70,F,2024-01-01,thyroid\n",
+        encoding="utf-8",
+    )
+    names = (*QUASI_IDENTIFIERS, "primary_tumour")
+    assert k_anonymity(path).k == 2
+    report = k_anonymity(
+        path, min_k=2, quasi_identifiers=names, imaging=[("70", "F", "site01", "2024-01-01", "")] * 2
+    )
+    assert (report.k, report.source, report.blocked) == (1, "clinical.csv", True)
+    assert report.as_dict()["quasi_identifiers"] == list(names)
+    assert "primary_tumour" in report.reason()
+    # the DICOM headers carry no primary tumour: the column counts as one value for every patient
+    rows = imaging_quasi_identifiers(
+        [_record("P1", "2.25.1", "2024-01-01", "70", "F")], "site01", names=names
+    )
+    assert rows == [("70", "F", "site01", "2024-01-01", "")]
+
+
+def test_the_generalisations_are_recorded_and_shown(tmp_path: Path) -> None:
+    table = _table(tmp_path, ["site01,P1,70,F,2024-01-01,20", "site01,P2,70,F,2024-01-01,21"])
+    done = {"age_band_years": 5, "age_top_code": None, "first_exam_date_precision": "month",
+            "merge_rare_categories_below": 3, "merged_columns": ["primary_tumour"]}  # fmt: skip
+    report = k_anonymity(table, generalisations=done)
+    assert report.as_dict()["generalisations"] == done
+    assert report.verdict()[-1] == (
+        "  generalisations of the tables: age in 5-year bands, first exam date by month, primary_tumour "
+        "terms of fewer than 3 patients merged"
+    )
+    dicom = k_anonymity(tmp_path / "none.csv", imaging=[("70", "F", "site01", "2024-01-01")])
+    assert "the DICOM headers keep PatientAge" in dicom.verdict()[-1]

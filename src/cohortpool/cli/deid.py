@@ -127,9 +127,12 @@ def _report(packaged: PackagedNight, site: str, night: str, vault_dir: Path) -> 
     elif packaged.table_error is not None:
         typer.echo(f"error: {packaged.table_error}", err=True)
         failed = True
-    typer.echo(f"k-anonymity {privacy.k} over age_years, sex, site_id, first_exam_date")
-    if privacy.blocked:
-        typer.echo(f"error: release blocked: {privacy.reason()}", err=True)
+    for line in packaged.tables.report.lines() if packaged.tables is not None else ():
+        typer.echo(f"table: {line}")
+    for line in privacy.verdict():
+        typer.echo(line)
+    if packaged.blocked_reason is not None:
+        typer.echo(f"error: release blocked: {packaged.blocked_reason}", err=True)
         failed = True
     summary = ", ".join(f"{k} {v}" for k, v in counts.items())
     typer.echo(f"{site} {night}: {summary}")

@@ -103,6 +103,7 @@ class CsvTable:
             )
 
     def _next_row(self) -> list[str] | None:
+        start = self._reader.line_num + 1  # the line the row starts on (a failed read moves line_num on)
         try:
             return next(self._reader)
         except StopIteration:
@@ -111,8 +112,7 @@ class CsvTable:
             line = first_non_utf8_line(self.path)
             raise CsvError(f"{self.path}: line {line} is not UTF-8; re-export the table as UTF-8") from None
         except csv.Error as exc:  # a cell past the csv module's field limit (128 KiB), a NUL byte, ...
-            line = self._reader.line_num  # the line the reader had reached when the row broke
-            raise CsvError(f"{self.path}: line {line} cannot be read as CSV: {exc}") from None
+            raise CsvError(f"{self.path}: line {start} cannot be read as CSV: {exc}") from None
 
     def __iter__(self) -> Iterator[tuple[int, dict[str | None, Any]]]:
         width = len(self.header)
@@ -141,13 +141,19 @@ class CsvTable:
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> int:
-    """Write ``rows`` (dicts; keys outside ``columns`` ignored) as UTF-8 CSV with a header, ``\\n`` line
-    ends and every cell formula-safe; returns the number of rows."""
+    """Write ``rows`` (dicts; keys outside ``columns`` ignored, missing ones empty) as UTF-8 CSV with a
+    header, ``\\n`` line ends and every cell formula-safe; returns the number of rows.
+
+    Rows are written as they come (a generator of millions of rows needs memory for one); a cell is
+    only looked at twice when it starts with a formula character.
+    """
     count = 0
+    starts = frozenset(FORMULA_START)
     with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, columns, lineterminator="\n", extrasaction="ignore")
-        writer.writeheader()
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
         for row in rows:
-            writer.writerow({k: formula_safe(v) for k, v in row.items()})
+            cells = [row.get(c, "") for c in columns]
+            writer.writerow([formula_safe(v) if isinstance(v, str) and v[:1] in starts else v for v in cells])
             count += 1
     return count

@@ -10,7 +10,15 @@ workers call on each original header.
 from cohortpool.features.kanon import BLOCKED_FILE, KAnonymity, ReleaseBlockedError, k_anonymity, withhold
 from cohortpool.features.manifest import MANIFEST_COLUMNS, instance_record, sequence_family, write_manifest
 from cohortpool.features.package import package_submission
-from cohortpool.features.tables import Keys, TableError, pseudonymise_tables
+from cohortpool.features.tables import (
+    Keys,
+    TableError,
+    TableResult,
+    WithdrawalError,
+    generalisations,
+    pseudonymise_tables,
+)
+from cohortpool.features.vocabulary import VocabularyError
 
 __all__ = [
     "BLOCKED_FILE",
@@ -19,6 +27,10 @@ __all__ = [
     "Keys",
     "ReleaseBlockedError",
     "TableError",
+    "TableResult",
+    "VocabularyError",
+    "WithdrawalError",
+    "generalisations",
     "instance_record",
     "k_anonymity",
     "package_submission",

@@ -39,6 +39,7 @@ def package_submission(
     known_sha256: dict[str, str] | None = None,
     privacy: dict[str, Any] | None = None,
     key_fingerprint: str | None = None,
+    tables: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``out_dir/submission.json`` listing every other file under ``out_dir`` with its sha256
     (``files``) and its size in bytes (``file_sizes``).
@@ -60,6 +61,9 @@ def package_submission(
     key_fingerprint
         The consortium key's fingerprint (:func:`cohortpool.contract.keys.key_fingerprint`), recorded
         so the hub can refuse a submission keyed with another secret; omitted when not given.
+    tables
+        How the site tables were released (:meth:`cohortpool.features.tables.TableResult.submission_facts`:
+        vocabularies and the counts of cells not released as sent; never a value).
     """
     known = known_sha256 or {}
     files = {}
@@ -80,6 +84,8 @@ def package_submission(
         document["key_fingerprint"] = key_fingerprint
     if privacy is not None:
         document["privacy"] = privacy
+    if tables is not None:
+        document["tables"] = tables
     path = out_dir / SUBMISSION_FILE
     # written beside and renamed into place: a crash or a full disk never leaves half a manifest that
     # the hub could take for a complete submission (the hidden name is not part of the listing)

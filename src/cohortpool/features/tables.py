@@ -1,21 +1,46 @@
-"""Pseudonymise the site's ``clinical.csv`` and ``reads.csv`` with the same keys as the images.
+"""Pseudonymise the site's tables with the same keys as the images, column by column as the contract
+declares (:mod:`cohortpool.contract.tables`).
 
-MRN -> the images' ``patient_id``; accession number -> the images' ``accession_id`` (so reads link
-to studies through the manifest); birth date -> completed years at first exam; the first exam date
-shifted by the patient's keyed offset; names, addresses, phones, readers and read dates dropped.
-Every input row gives one output row in the same order with its ``source_row``; values the site
-sent are passed through unjudged (validation at the hub judges them), except dates, which are
-never passed through unshifted: a date that does not parse becomes empty.
+MRN -> the images' ``patient_id``; accession number -> the images' ``accession_id`` (so reads link to
+studies through the manifest); birth date -> completed years at first exam; the first exam date shifted
+by the patient's keyed offset; ``primary_tumour`` -> a term of the consortium's controlled vocabulary;
+codes and measurements kept when they are valid, else released as ``<invalid>``; names, addresses,
+phones, readers and read dates dropped. Generalisations (``Settings.tables``) coarsen the age, the
+first-exam date and rare vocabulary terms. Patients listed in ``withdrawn.csv`` are released only in
+the submission's ``withdrawn.csv``: none of their rows leave.
+
+Every other input row gives one output row in the same order with its ``source_row`` (the site's data
+row). Rows stream from the site's file to a hidden partial file renamed into place, so a table of
+millions of rows needs memory for one row, and a failure leaves no half table (nor an older one) in
+the submission. What was not released as sent is reported in the site's terms
+(:mod:`cohortpool.features.table_report`), originals in the vault only.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from cohortpool.config import TablesConfig
 from cohortpool.contract.csvio import CsvError, CsvTable, write_csv
-from cohortpool.contract.tables import CLINICAL, READS, SiteTable
-from cohortpool.features._dates import age_years, shift_iso
+from cohortpool.contract.tables import CLINICAL, INVALID, READS, WITHDRAWN, Handling, SiteColumn, SiteTable
+from cohortpool.features._dates import parse_iso
+from cohortpool.features.table_report import (
+    INVALID_CODE,
+    MAPPED,
+    NO_ID,
+    NOT_DERIVED,
+    OTHER,
+    TableReport,
+    date_class,
+)
+from cohortpool.features.vocabulary import EMPTY, SYNONYM, Vocabulary, load_vocabulary
+from cohortpool.features.vocabulary import OTHER as TO_OTHER
 
 
 class Keys(Protocol):
@@ -34,64 +59,381 @@ class Keys(Protocol):
 TableError = CsvError
 
 
-def _rows(path: Path, table: SiteTable) -> list[tuple[int, dict[str | None, Any]]]:
+class WithdrawalError(CsvError):
+    """``withdrawn.csv`` cannot be read: whose consent was revoked is unknown, so nothing of the night
+    may be released (the caller withholds the submission)."""
+
+
+_QUARANTINED = "the hub quarantines the row"
+
+
+@dataclass
+class TableResult:
+    """What pseudonymising one night's tables produced."""
+
+    #: rows written per table (``clinical_rows``, ``reads_rows``, ``withdrawn_patients``)
+    counts: dict[str, int] = field(default_factory=dict)
+    report: TableReport = field(default_factory=lambda: TableReport(None, ""))
+    #: pseudonyms of the withdrawn patients (their DICOM must not leave either)
+    withdrawn: frozenset[str] = frozenset()
+    vocabulary: Vocabulary | None = None
+    options: TablesConfig = field(default_factory=TablesConfig)
+    #: why clinical.csv / reads.csv were refused (the message names the file, line or column); None: fine
+    error: str | None = None
+
+    def submission_facts(self) -> dict[str, Any]:
+        """``submission.json``'s ``tables``: the vocabulary released and the site's findings (counts)."""
+        facts: dict[str, Any] = {"site_findings": self.report.counts()}
+        if self.vocabulary is not None:
+            facts["vocabularies"] = {
+                "primary_tumour": {"terms": list(self.vocabulary.terms), "other": self.vocabulary.other}
+            }
+        return facts
+
+
+def generalisations(options: TablesConfig) -> dict[str, Any]:
+    """The generalisations applied to the released tables, as ``submission.json`` records them."""
+    return {
+        "age_band_years": options.age_band_years,
+        "age_top_code": options.age_top_code,
+        "first_exam_date_precision": options.first_exam_date_precision,
+        "merge_rare_categories_below": options.merge_rare_categories_below,
+        "merged_columns": ["primary_tumour"] if options.merge_rare_categories_below else [],
+    }
+
+
+def _released_age(birth: dt.date, exam: dt.date, options: TablesConfig) -> str:
+    age = exam.year - birth.year - ((exam.month, exam.day) < (birth.month, birth.day))
+    if options.age_top_code is not None:
+        age = min(age, options.age_top_code)
+    band = options.age_band_years
+    return str(age - age % band)
+
+
+def _released_date(shifted: dt.date, precision: str) -> str:
+    if precision == "month":
+        shifted = shifted.replace(day=1)
+    elif precision == "year":
+        shifted = shifted.replace(month=1, day=1)
+    return shifted.isoformat()
+
+
+class _Pass:
+    """One table's pass: the site's rows in, the released records out, findings to the report."""
+
+    def __init__(self, table: SiteTable, keys: Keys, report: TableReport, withdrawn: frozenset[str]) -> None:
+        self.table, self.keys, self.report, self.withdrawn = table, keys, report, withdrawn
+        kept = [c for c in table.columns if c.handling is Handling.KEEP]
+        self.coded = [(c, frozenset(c.values)) for c in kept if c.values]
+        self.numbers = [c for c in kept if c.numeric]
+        # a patient's rows, and a study's reads, are usually close together: one HMAC for them (bounded)
+        self.patient = lru_cache(maxsize=4096)(keys.patient_id)
+        self.accession = lru_cache(maxsize=4096)(keys.accession_id)
+
+    def note(self, number: int, line: int, column: str, kind: str, original: str | None, **how: Any) -> None:
+        self.report.add(self.table.file, number, line, column, kind, original=original, **how)
+
+    def kept(self, number: int, line: int, row: Mapping[str | None, Any], record: dict[str, Any]) -> None:
+        """Copy the KEEP columns: valid values as sent (trimmed), others as :data:`INVALID`."""
+        for column, allowed in self.coded:
+            value = row[column.name]
+            if value in allowed:
+                record[column.name] = value
+            else:
+                record[column.name] = self._checked(number, line, column, value)
+        for column in self.numbers:
+            record[column.name] = self._checked(number, line, column, row[column.name])
+
+    def _checked(self, number: int, line: int, column: SiteColumn, value: str | None) -> str:
+        text = (value or "").strip()
+        if not text or column.admits(text):
+            return text  # empty stays empty: the suites judge whether it was required
+        self.note(
+            number,
+            line,
+            column.name,
+            INVALID_CODE,
+            value,
+            released=INVALID,
+            outcome=f"released as {INVALID}, {_QUARANTINED}",
+            fix=f"write {column.name} as {column.expected}",
+        )
+        return INVALID
+
+    def identifier(self, number: int, line: int, column: str, released: str) -> None:
+        self.note(
+            number,
+            line,
+            column,
+            NO_ID,
+            "",
+            released="",
+            outcome=f"{released} left empty, {_QUARANTINED}",
+            fix=f"fill in {column} (the same value the images carry)",
+        )
+
+
+def _read(path: Path, table: SiteTable) -> Iterator[tuple[int, int, dict[str | None, Any]]]:
+    """``(source_row, line, row)`` of a site table, streamed."""
     with CsvTable(path, table.required) as reader:
-        return list(reader)
+        for number, (line, row) in enumerate(reader, start=1):
+            yield number, line, row
 
 
-def _age(birth: str, exam: str) -> str:
-    age = age_years(birth, exam)
-    return "" if age is None else str(age)
+def _write(dst: Path, columns: tuple[str, ...], rows: Iterable[Mapping[str, Any]]) -> int:
+    """Stream ``rows`` into a hidden partial file and rename it into place; on any failure neither the
+    partial file nor an older ``dst`` is left (the table is refused whole)."""
+    partial = dst.with_name(f".{dst.name}.partial")
+    try:
+        count = write_csv(partial, columns, rows)
+        partial.replace(dst)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        dst.unlink(missing_ok=True)
+        raise
+    return count
 
 
-def pseudonymise_clinical(src: Path, dst: Path, keys: Keys) -> int:
-    """``clinical.csv`` -> contract section 2; returns the number of rows."""
-    out: list[dict[str, object]] = []
-    for number, (_, row) in enumerate(_rows(src, CLINICAL), start=1):
+def read_withdrawn(src: Path, keys: Keys, report: TableReport) -> list[str]:
+    """The pseudonyms of ``withdrawn.csv``'s patients, in file order without repeats."""
+    seen: dict[str, None] = {}
+    step = _Pass(WITHDRAWN, keys, report, frozenset())
+    for number, line, row in _read(src, WITHDRAWN):
         mrn = (row["mrn"] or "").strip()
-        record: dict[str, object] = {c: row[c] for c in CLINICAL.released if c in row}
-        record["site_id"] = keys.site_id
-        record["patient_id"] = keys.patient_id(mrn) if mrn else ""
-        record["age_years"] = _age(row["birth_date"] or "", row["first_exam_date"] or "")
-        exam = (row["first_exam_date"] or "").strip()
-        record["first_exam_date"] = (shift_iso(exam, keys.shift_days(mrn)) or "") if mrn and exam else ""
-        record["source_row"] = number
-        out.append(record)
-    write_csv(dst, CLINICAL.released, out)
-    return len(out)
+        if not mrn:
+            step.note(
+                number,
+                line,
+                "mrn",
+                NO_ID,
+                "",
+                released="",
+                outcome="row ignored: no patient is withdrawn by it",
+                fix="fill in the MRN of the patient who withdrew, or delete the row",
+            )
+            continue
+        seen.setdefault(step.patient(mrn))
+    return list(seen)
 
 
-def pseudonymise_reads(src: Path, dst: Path, keys: Keys) -> int:
-    """``reads.csv`` -> contract section 2; returns the number of rows."""
-    out: list[dict[str, object]] = []
-    for number, (_, row) in enumerate(_rows(src, READS), start=1):
+def _clinical(
+    src: Path,
+    keys: Keys,
+    report: TableReport,
+    withdrawn: frozenset[str],
+    vocabulary: Vocabulary,
+    options: TablesConfig,
+) -> Iterator[dict[str, Any]]:
+    # the rare terms need a first pass over the file; inside the generator, so a failure of either pass
+    # is a failure of writing the table (nothing left of it)
+    rare = _rare_terms(src, keys, withdrawn, vocabulary, options.merge_rare_categories_below)
+    step = _Pass(CLINICAL, keys, report, withdrawn)
+    for number, line, row in _read(src, CLINICAL):
         mrn = (row["mrn"] or "").strip()
+        patient = step.patient(mrn) if mrn else ""
+        if patient in withdrawn:
+            report.withdrawn_rows[CLINICAL.file] += 1
+            continue
+        record: dict[str, Any] = {"site_id": keys.site_id, "patient_id": patient, "source_row": number}
+        if not mrn:
+            step.identifier(number, line, "mrn", "patient_id")
+        step.kept(number, line, row, record)
+        record["primary_tumour"] = _tumour(step, number, line, row["primary_tumour"], vocabulary, rare)
+        _dates(step, number, line, row, record, mrn, options)
+        yield record
+
+
+def _tumour(
+    step: _Pass, number: int, line: int, value: str | None, vocabulary: Vocabulary, rare: frozenset[str]
+) -> str:
+    term, how = vocabulary.release(value)
+    if how == SYNONYM:
+        step.note(
+            number,
+            line,
+            "primary_tumour",
+            MAPPED,
+            value,
+            released=term,
+            outcome=f"released as {term}",
+            fix="none needed (a reviewed synonym)",
+        )
+    elif how == TO_OTHER:
+        step.note(
+            number,
+            line,
+            "primary_tumour",
+            OTHER,
+            value,
+            released=term,
+            outcome=f"not in the vocabulary: released as {term}",
+            fix=f"write one of {', '.join(vocabulary.terms)} (or ask for a reviewed synonym)",
+        )
+    if term in rare:
+        step.report.merged_rare["primary_tumour"] += 1
+        return vocabulary.other
+    return term if how != EMPTY else ""
+
+
+def _dates(
+    step: _Pass,
+    number: int,
+    line: int,
+    row: Mapping[str | None, Any],
+    record: dict[str, Any],
+    mrn: str,
+    options: TablesConfig,
+) -> None:
+    """age_years from birth_date at the first exam; first_exam_date shifted; problems in the site's terms."""
+    birth_text, exam_text = row["birth_date"] or "", row["first_exam_date"] or ""
+    birth, exam = parse_iso(birth_text), parse_iso(exam_text)
+    record["age_years"] = record["first_exam_date"] = ""
+    if exam is None:
+        step.note(
+            number,
+            line,
+            "first_exam_date",
+            NOT_DERIVED,
+            exam_text,
+            value_kind=date_class(exam_text),
+            released="",
+            outcome=f"first_exam_date and age_years left empty, {_QUARANTINED}",
+            fix="write the first exam date as YYYY-MM-DD",
+        )
+    elif mrn:
+        shifted = exam + dt.timedelta(days=step.keys.shift_days(mrn))
+        record["first_exam_date"] = _released_date(shifted, options.first_exam_date_precision)
+    if birth is None:
+        step.note(
+            number,
+            line,
+            "birth_date",
+            NOT_DERIVED,
+            birth_text,
+            value_kind=date_class(birth_text),
+            released="",
+            outcome=f"age_years left empty, {_QUARANTINED}",
+            fix="write the birth date as YYYY-MM-DD",
+        )
+    elif exam is not None and exam < birth:
+        step.note(
+            number,
+            line,
+            "birth_date",
+            NOT_DERIVED,
+            birth_text,
+            value_kind="a date after first_exam_date",
+            released="",
+            outcome=f"age_years cannot be derived and is left empty, {_QUARANTINED}",
+            fix="correct birth_date or first_exam_date (the birth date is after the first exam)",
+        )
+    elif exam is not None:
+        record["age_years"] = _released_age(birth, exam, options)
+
+
+def _reads(src: Path, keys: Keys, report: TableReport, withdrawn: frozenset[str]) -> Iterator[dict[str, Any]]:
+    step = _Pass(READS, keys, report, withdrawn)
+    for number, line, row in _read(src, READS):
+        mrn = (row["mrn"] or "").strip()
+        patient = step.patient(mrn) if mrn else ""
+        if patient in withdrawn:
+            report.withdrawn_rows[READS.file] += 1
+            continue
         accession = (row["accession_number"] or "").strip()
-        record: dict[str, object] = {c: row[c] for c in READS.released if c in row}
-        record["site_id"] = keys.site_id
-        record["patient_id"] = keys.patient_id(mrn) if mrn else ""
-        record["accession_id"] = keys.accession_id(accession) if accession else ""
-        record["source_row"] = number
-        out.append(record)
-    write_csv(dst, READS.released, out)
-    return len(out)
+        record: dict[str, Any] = {
+            "site_id": keys.site_id,
+            "patient_id": patient,
+            "accession_id": step.accession(accession) if accession else "",
+            "source_row": number,
+        }
+        if not mrn:
+            step.identifier(number, line, "mrn", "patient_id")
+        if not accession:
+            step.identifier(number, line, "accession_number", "accession_id")
+        step.kept(number, line, row, record)
+        yield record
 
 
-def pseudonymise_tables(in_dir: Path, out_dir: Path, keys: Keys) -> dict[str, int]:
-    """Pseudonymise ``in_dir/clinical.csv`` and ``in_dir/reads.csv`` into ``out_dir``.
+def _rare_terms(
+    src: Path, keys: Keys, withdrawn: frozenset[str], vocabulary: Vocabulary, below: int
+) -> frozenset[str]:
+    """Vocabulary terms fewer than ``below`` released patients hold (a first pass over the file)."""
+    if below <= 0:
+        return frozenset()
+    counts: Counter[str] = Counter()
+    step = _Pass(CLINICAL, keys, TableReport(None, ""), withdrawn)
+    for _, _, row in _read(src, CLINICAL):
+        mrn = (row["mrn"] or "").strip()
+        if mrn and step.patient(mrn) in withdrawn:
+            continue
+        counts[vocabulary.release(row["primary_tumour"])[0]] += 1
+    return frozenset(t for t, n in counts.items() if t and t != vocabulary.other and n < below)
+
+
+def pseudonymise_tables(
+    in_dir: Path,
+    out_dir: Path,
+    keys: Keys,
+    *,
+    options: TablesConfig | None = None,
+    vault_dir: Path | None = None,
+    night: str = "",
+) -> TableResult:
+    """Pseudonymise ``in_dir``'s ``withdrawn.csv`` (when present), ``clinical.csv`` and ``reads.csv``
+    (when either is present, both are required) into ``out_dir``.
+
+    Parameters
+    ----------
+    options
+        The vocabulary and generalisations (``Settings.tables``; the defaults when None).
+    vault_dir, night
+        Where the findings with their original values go (``VAULT/tables/<night>.csv``); None keeps
+        only the counts (library use without a vault).
 
     Returns
     -------
-    dict
-        Rows written per table (``clinical_rows``, ``reads_rows``).
+    TableResult
+        Rows written per table, the findings report, the withdrawn patients' pseudonyms, and
+        ``error`` when ``clinical.csv`` or ``reads.csv`` is missing, lacks a contract column, repeats
+        a column or cannot be read (nothing is left in ``out_dir`` for that table; the other table is
+        still written).
 
     Raises
     ------
-    TableError
-        A table is missing or lacks a contract column (nothing is written for it).
+    WithdrawalError
+        ``withdrawn.csv`` cannot be read (nothing of the tables is written).
+    VocabularyError
+        The configured synonyms file cannot be used.
     """
+    options = options or TablesConfig()
+    vocabulary = load_vocabulary(options)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return {
-        "clinical_rows": pseudonymise_clinical(in_dir / "clinical.csv", out_dir / "clinical.csv", keys),
-        "reads_rows": pseudonymise_reads(in_dir / "reads.csv", out_dir / "reads.csv", keys),
-    }
+    result = TableResult(vocabulary=vocabulary, options=options)
+    with TableReport(vault_dir, night) as report:
+        result.report = report
+        if (in_dir / WITHDRAWN.file).exists():
+            try:
+                ids = read_withdrawn(in_dir / WITHDRAWN.file, keys, report)
+            except CsvError as exc:
+                (out_dir / WITHDRAWN.file).unlink(missing_ok=True)
+                raise WithdrawalError(
+                    f"{exc}; until it is fixed nothing of this night is released (whose consent was "
+                    "revoked cannot be told)"
+                ) from None
+            rows = ({"site_id": keys.site_id, "patient_id": p} for p in ids)
+            result.counts["withdrawn_patients"] = _write(out_dir / WITHDRAWN.file, WITHDRAWN.released, rows)
+            result.withdrawn = frozenset(ids)
+        if (in_dir / CLINICAL.file).exists() or (in_dir / READS.file).exists():
+            gone, errors = result.withdrawn, []
+            try:  # each table on its own: one refused table does not hold back the other
+                records = _clinical(in_dir / CLINICAL.file, keys, report, gone, vocabulary, options)
+                result.counts["clinical_rows"] = _write(out_dir / CLINICAL.file, CLINICAL.released, records)
+            except CsvError as exc:
+                errors.append(str(exc))
+            try:
+                reads = _reads(in_dir / READS.file, keys, report, gone)
+                result.counts["reads_rows"] = _write(out_dir / READS.file, READS.released, reads)
+            except CsvError as exc:
+                errors.append(str(exc))
+            result.error = "; ".join(errors) or None
+    return result

@@ -22,6 +22,7 @@ from cohortpool.config import (
     MissingSecretError,
     Settings,
     SiteConfig,
+    TablesConfig,
     UndeclaredSiteError,
     load_settings,
     read_secret,
@@ -81,6 +82,7 @@ class RunConfig(BaseModel):
     version: str = __version__
     sites: tuple[SiteRun, ...] = ()
     deid: DeidConfig = DeidConfig()
+    tables: TablesConfig = TablesConfig()
     min_k_anonymity: int = 0
     k_anonymity_date_precision: str = "auto"
     small_cell_threshold: int = 5
@@ -107,6 +109,7 @@ class RunConfig(BaseModel):
         return cls(
             sites=tuple(SiteRun.from_site(s) for s in settings.sites),
             deid=settings.deid,
+            tables=settings.tables,
             min_k_anonymity=settings.min_k_anonymity,
             k_anonymity_date_precision=settings.k_anonymity_date_precision,
             small_cell_threshold=settings.small_cell_threshold,
@@ -135,6 +138,7 @@ class RunConfig(BaseModel):
             self.version,
             self.key_fingerprint,
             self.deid.model_dump_json(),
+            self.tables.model_dump_json(),
             self.min_k_anonymity,
             self.k_anonymity_date_precision,
         )

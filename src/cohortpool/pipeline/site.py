@@ -26,6 +26,7 @@ from cohortpool.config import MissingSecretError, UndeclaredSiteError
 from cohortpool.contract import MACHINE_ERRNOS
 from cohortpool.contract.files import sha256_file
 from cohortpool.contract.keys import key_fingerprint
+from cohortpool.contract.tables import DROP_TABLE_FILES
 from cohortpool.deid import (
     DEIDENTIFIED,
     QUARANTINED,
@@ -40,7 +41,9 @@ from cohortpool.deid.run import DeidResult
 from cohortpool.features import (
     BLOCKED_FILE,
     ReleaseBlockedError,
-    TableError,
+    TableResult,
+    WithdrawalError,
+    generalisations,
     instance_record,
     k_anonymity,
     package_submission,
@@ -54,6 +57,8 @@ from cohortpool.features.kanon import (
     KAnonymity,
     imaging_quasi_identifiers,
 )
+from cohortpool.features.vocabulary import load_vocabulary
+from cohortpool.features.withdrawal import remove_withdrawn_dicom
 from cohortpool.ingest import (
     FetchResult,
     LandingScan,
@@ -85,7 +90,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: why a drop without feature tables still makes a submission (DICOM only)
-NO_TABLES = "no clinical.csv or reads.csv in the drop; the submission holds DICOM only"
+NO_TABLES = "no clinical.csv, reads.csv or withdrawn.csv in the drop; the submission holds DICOM only"
 #: the header attribute each quasi-identifier of a DICOM release is read from (PatientAge, PatientSex,
 #: StudyDate); a quasi-identifier counts only when the profile keeps (K) or cleans (C: dates shifted) it
 _HEADER_ATTRIBUTES = {"age_years": 0x00101010, "sex": 0x00100040, "first_exam_date": 0x00080020}
@@ -149,10 +154,21 @@ class PackagedNight:
     manifest: Path
     #: why the feature tables could not be pseudonymised; NO_TABLES when the drop has none
     table_error: str | None
+    #: what the tables' pseudonymisation released, replaced and withheld (None: no tables in the drop)
+    tables: TableResult | None = None
+    #: why the whole submission is withheld besides k-anonymity (an unreadable withdrawn.csv)
+    withheld: str | None = None
 
     @property
     def has_tables(self) -> bool:
         return self.table_error != NO_TABLES
+
+    @property
+    def blocked_reason(self) -> str | None:
+        """Why nothing of the night is released (None: released)."""
+        if self.withheld is not None:
+            return self.withheld
+        return self.privacy.reason() if self.privacy.blocked else None
 
 
 def k_date_precision(config: RunConfig, options: tuple[str, ...]) -> str:
@@ -184,10 +200,15 @@ def package_site_night(
     """De-identify ``drop``, pseudonymise its tables with the same keys, write the manifest, check the
     release risk and package ``out_dir`` as a submission (withheld when below the minimum k).
 
+    Patients of the drop's ``withdrawn.csv`` leave only as pseudonyms in the submission's
+    ``withdrawn.csv``: their table rows are not released and their de-identified DICOM is removed before
+    packaging (:mod:`cohortpool.features.withdrawal`).
+
     Raises, before anything in ``out_dir`` or the vault is touched (:func:`refuse_before_writing`): an
     undeclared site, a key the run or the site's registry entry does not expect, an unknown profile
-    option, a misplaced vault. Then :class:`OutputWriteError` for a full or failing disk (no
-    ``submission.json`` is left); table problems are returned, not raised.
+    option, a misplaced vault, :class:`cohortpool.features.VocabularyError` for an unusable synonyms
+    file. Then :class:`OutputWriteError` for a full or failing disk (no ``submission.json`` is left);
+    table problems are returned, not raised.
     """
     fingerprint = refuse_before_writing(drop, out_dir, vault_dir, site_id, config, secret)
     with _unmarked_on_disk_errors(out_dir, vault_dir, f"{site_id} {night}"):
@@ -203,30 +224,46 @@ def package_site_night(
             record_hook=instance_record,
             progress=progress,
         )
+        for name in DROP_TABLE_FILES:  # a table an earlier run of this night released, now gone
+            if not (drop / name).exists():
+                (out_dir / name).unlink(missing_ok=True)
         table_error: str | None = NO_TABLES
-        table_counts: dict[str, int] = {}
-        if (drop / "clinical.csv").exists() or (drop / "reads.csv").exists():
-            table_error = None
+        tables: TableResult | None = None
+        withheld: str | None = None
+        if any((drop / name).exists() for name in DROP_TABLE_FILES):
+            keys = Pseudonymiser(secret, site_id, config.deid.max_date_shift_days)
             try:
-                keys = Pseudonymiser(secret, site_id, config.deid.max_date_shift_days)
-                table_counts = pseudonymise_tables(drop, out_dir, keys)
-            except TableError as exc:
-                table_error = str(exc)
-        series = write_manifest(result.records, out_dir / "imaging_manifest.csv", site_id)
-        counts = {**result.counts, "series": series, **table_counts}
+                tables = pseudonymise_tables(
+                    drop, out_dir, keys, options=config.tables, vault_dir=vault_dir, night=night
+                )
+                table_error = tables.error
+            except WithdrawalError as exc:
+                table_error = withheld = str(exc)
+        withdrawn = tables.withdrawn if tables is not None else frozenset()
+        held_back = set(remove_withdrawn_dicom(out_dir, vault_dir, night, result.outputs, withdrawn))
+        records = [r for r in result.records if r.get("patient_id") not in withdrawn]
+        hashes = {path: digest for path, digest in result.hashes.items() if path not in held_back}
+        series = write_manifest(records, out_dir / "imaging_manifest.csv", site_id)
+        counts = {**result.counts, "series": series, **(tables.counts if tables is not None else {})}
+        if withdrawn:
+            counts["withdrawn_files"] = len(held_back)
         profile = {
             "edition": result.edition,
             "options": list(result.options),
             "allow_burned_in": result.allow_burned_in,
         }
         in_headers = _released_in_headers(result.options)
+        names = (*QUASI_IDENTIFIERS, *config.tables.extra_quasi_identifiers)
+        released_files = counts.get(DEIDENTIFIED, 0) - len(held_back)
         privacy = k_anonymity(
             out_dir / "clinical.csv",
             config.min_k_anonymity,
-            imaging=imaging_quasi_identifiers(result.records, site_id, in_headers),
+            imaging=imaging_quasi_identifiers(records, site_id, in_headers, names),
             imaging_released=in_headers,
-            releases_data=any(counts.get(k) for k in (DEIDENTIFIED, "clinical_rows", "reads_rows")),
+            releases_data=bool(released_files or counts.get("clinical_rows") or counts.get("reads_rows")),
             date_precision=k_date_precision(config, result.options),
+            quasi_identifiers=names,
+            generalisations=generalisations(config.tables),
         )
         manifest = package_submission(
             out_dir,
@@ -235,13 +272,14 @@ def package_site_night(
             profile,
             counts,
             __version__,
-            result.hashes,
+            hashes,
             privacy=privacy.as_dict(),
             key_fingerprint=fingerprint,
+            tables=tables.submission_facts() if tables is not None else None,
         )
-        if privacy.blocked:
+        if privacy.blocked or withheld is not None:
             withhold(out_dir)
-        return PackagedNight(result, counts, privacy, manifest, table_error)
+        return PackagedNight(result, counts, privacy, manifest, table_error, tables, withheld)
 
 
 def refuse_before_writing(
@@ -257,7 +295,8 @@ def refuse_before_writing(
     KeyMismatchError
         The secret is not the run's, or (:class:`SiteKeyError`) not the one the site's entry pins.
     ValueError
-        An unknown de-identification profile option; :class:`cohortpool.deid.VaultError` too: the vault
+        An unknown de-identification profile option or (:class:`cohortpool.features.VocabularyError`)
+        synonyms file; :class:`cohortpool.deid.VaultError` too: the vault
         inside the output or the drop, or (:class:`cohortpool.deid.KeyMismatchError`) made with another key.
     """
     fingerprint = key_fingerprint(secret)
@@ -267,6 +306,7 @@ def refuse_before_writing(
         )
     config.site(site_id).check_key(fingerprint)
     load_profile(tuple(config.deid.options))
+    load_vocabulary(config.tables)  # an unusable synonyms file is a configuration error
     check_vault(vault_dir, out_dir, drop)
     check_vault_key(vault_dir, secret)  # a vault belongs to the key it was first used with
     return fingerprint
@@ -322,7 +362,8 @@ def build_submission(
     )
     counts, privacy = packaged.counts, packaged.privacy
     log.info(
-        "%s %s: %d files, %d de-identified, %d quarantined; k-anonymity %d (minimum %d)",
+        "%s %s: %d files, %d de-identified, %d quarantined; k-anonymity %d (minimum %d); %d table cells "
+        "to fix at the site (vault tables/%s.csv)",
         site_id,
         night,
         counts["input_files"],
@@ -330,9 +371,11 @@ def build_submission(
         packaged.deid.count(QUARANTINED),
         privacy.k,
         privacy.min_k,
+        packaged.tables.report.to_fix() if packaged.tables is not None else 0,
+        night,
     )
-    if privacy.blocked:
-        raise ReleaseBlockedError(f"{site_id} {night}: {privacy.reason()}")
+    if packaged.blocked_reason is not None:
+        raise ReleaseBlockedError(f"{site_id} {night}: {packaged.blocked_reason}")
     return SubmissionSummary(
         site_id,
         night,
