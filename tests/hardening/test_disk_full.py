@@ -346,13 +346,14 @@ def _parquet_fault(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _data_docs_fault(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cohortpool.validate import docs
+    from cohortpool.validate import batch
 
     def partial(folder: Path, *_: Any) -> None:
         _half(folder / "index.html", "<html><body>half a page</body></html>")
 
     # the last write before the batch is put in place: summary.json is already written beside it
-    monkeypatch.setattr(docs, "write_data_docs", _on_call(1, docs.write_data_docs, partial))
+    # (patched where the batch writer looks the function up)
+    monkeypatch.setattr(batch, "write_data_docs", _on_call(1, batch.write_data_docs, partial))
 
 
 VALIDATE_FAULTS: dict[str, Fault] = {"accepted parquet": _parquet_fault, "data docs": _data_docs_fault}

@@ -126,9 +126,9 @@ def test_deid_quarantines_an_unreadable_file_with_the_reason_and_loses_nothing(o
     )  # fmt: skip
     assert done.returncode == 1, done.stderr  # something quarantined
     assert "Traceback" not in done.stderr, done.stderr[-1500:]
-    ledgers = list((vault / "ledger").glob("*.csv"))
-    assert ledgers, sorted(p.relative_to(vault).as_posix() for p in vault.rglob("*"))
-    with ledgers[0].open(encoding="utf-8", newline="") as handle:
+    ledger = vault / "ledger" / f"{NIGHT}.csv"  # beside it: the night's summary by attribute
+    assert ledger.is_file(), sorted(p.relative_to(vault).as_posix() for p in vault.rglob("*"))
+    with ledger.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(files)  # every input accounted for
     denied = [r for r in rows if "PermissionError" in " ".join(r.values())]

@@ -68,15 +68,20 @@ def test_a_dicom_only_submission_is_held_to_the_minimum_k(tmp_path: Path) -> Non
 
 
 def _dicom_drop(root: Path, patients: list[tuple[str, str, str]]) -> Path:
-    """A DICOM-only drop: one instance per (MRN, PatientAge, PatientSex), no study date."""
+    """A DICOM-only drop: one instance per (MRN, PatientAge, PatientSex), no study date (with pixel data:
+    an instance without is quarantined)."""
     drop = root / "site01" / "2024-05-06"
     for number, (mrn, age, sex) in enumerate(patients, start=1):
         ds = Dataset()
         ds.file_meta = FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.66"  # raw data: no pixel data needed
+        ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"  # CT: a tiny image
+        ds.Rows = ds.Columns = 4
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.PixelData = bytes(32)
         ds.SOPInstanceUID, ds.StudyInstanceUID = f"1.2.3.{number}.3", f"1.2.3.{number}.1"
-        ds.SeriesInstanceUID, ds.Modality = f"1.2.3.{number}.2", "OT"
+        ds.SeriesInstanceUID, ds.Modality = f"1.2.3.{number}.2", "CT"
         ds.PatientID, ds.PatientName, ds.PatientAge, ds.PatientSex = mrn, "Doe^Jane", age, sex
         folder = drop / "dicom" / mrn
         folder.mkdir(parents=True)
