@@ -148,3 +148,88 @@ def test_every_cli_command_has_help() -> None:
     for name, command in walk(root):
         if name != root.name:
             assert (command.help or "").strip(), f"`{name}` has no help text"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_imports(path: Path, modules: set[str]) -> set[str]:
+    """The cohortpool modules ``path`` imports when it is imported: module-level statements only (a
+    function-local import runs later and cannot close a circle at import time), TYPE_CHECKING included."""
+    own = _module_name(path)
+    package = own if path.name == "__init__.py" else own.rpartition(".")[0]
+    found: set[str] = set()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    statements = [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
+    local = {
+        id(n)
+        for f in ast.walk(tree)
+        if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+        for n in ast.walk(f)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+    }
+    for node in statements:
+        if id(node) in local:
+            continue
+        if isinstance(node, ast.Import):
+            bases = [alias.name for alias in node.names]
+            candidates = bases
+        else:
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            submodules = [f"{base}.{alias.name}" for alias in node.names]
+            # `from package import module` needs the module, not what the package's __init__ re-exports
+            candidates = submodules if all(m in modules for m in submodules) else [base, *submodules]
+        # every module's own packages run first on any import of it: those edges close no circle
+        found |= {name for name in candidates if name in modules and not own.startswith(f"{name}.")}
+        found.discard(own)
+    return found
+
+
+def test_there_is_no_import_cycle() -> None:
+    paths = {_module_name(p): p for p in SRC.rglob("*.py")}
+    graph = {name: _module_imports(path, set(paths)) for name, path in paths.items()}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(graph[name]):
+            if state.get(target) == 1:
+                cycles.append([*trail[trail.index(target) :], target])
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+
+
+def test_no_test_hook_is_left_in_the_product() -> None:
+    """Fault injection lives in tests/ (fixtures, monkeypatching, the hardening launcher): no setting,
+    parameter, option or function of src/ or flows/ exists for a test's sake."""
+    hooks = []
+    for path in [*sorted(SRC.rglob("*.py")), *sorted((ROOT / "flows").glob("*.py"))]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        where = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                names = [node.name, *(a.arg for a in [*node.args.args, *node.args.kwonlyargs])]
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names = [node.target.id]
+            elif (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and ("--test-" in node.value or "test_pause" in node.value)
+            ):
+                hooks.append(f"{where}:{node.lineno} {node.value[:40]!r}")
+            hooks += [f"{where}:{node.lineno} {n}" for n in names if n.startswith("test_") or "pause" in n]
+    assert hooks == []

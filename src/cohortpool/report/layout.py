@@ -85,7 +85,7 @@ def _interval(row: pd.Series, estimate: str, low: str, high: str) -> str:
     return f"{shown} ({effect(float(row[low]), ratio)} to {effect(float(row[high]), ratio)})"
 
 
-def test_name(value: Any) -> str:
+def statistical_test_name(value: Any) -> str:
     name = text_of(value)
     return TEST_NAMES.get(name, name.replace("_", " "))
 
@@ -126,7 +126,7 @@ def comparison(frame: pd.DataFrame) -> Table:
             if constant[group] is None and not blank(row[f"n_{group}"]):
                 summary = f"{summary} [n = {cell(row[f'n_{group}'], 0)}]"
             cells.append(summary)
-        cells += [text_of(row.get("p_display")), test_name(row.get("test"))]
+        cells += [text_of(row.get("p_display")), statistical_test_name(row.get("test"))]
         cells += [f(row) for _, f in shown_extras]
         rows.append(cells)
     return headers, rows
@@ -154,7 +154,7 @@ def _p(value: Any) -> str:
 def _heterogeneity(row: pd.Series) -> str:
     if blank(row.get("heterogeneity_p")):
         return ""
-    text = f"{test_name(row.get('heterogeneity_test'))} P {_p(row['heterogeneity_p'])}"
+    text = f"{statistical_test_name(row.get('heterogeneity_test'))} P {_p(row['heterogeneity_p'])}"
     if not blank(row.get("i2")):
         text += f"; I² {float(row['i2']):.0f} %"
     return text
@@ -293,7 +293,7 @@ _NAME_COLUMNS = frozenset({"finding", "sign", "term", "variable"})
 
 def _generic_cell(column: str, value: Any) -> str:
     if column == "test":
-        return test_name(value)
+        return statistical_test_name(value)
     if column in _NAME_COLUMNS and isinstance(value, str):
         return value.replace("_", " ")
     integral = column in ("df", "n") or column.startswith("discordant")
