@@ -539,7 +539,7 @@ def test_load_onto_a_full_tmpfs_rolls_back_and_a_rerun_with_space_catches_up(
     batches: Batches, tmp_path: Path
 ) -> None:
     small = tmp_path / "small"
-    with _tmpfs(small, "16m"):
+    with _tmpfs(small, "64m"):  # the warehouse, its published copy and the next copy
         db = small / "warehouse.duckdb"
         env = {"COHORTPOOL_CONFIG": str(write_config(tmp_path / "sites.yaml"))}
         assert cli("load", str(batches.night1), "--db", str(db), env=env).returncode == 0
