@@ -17,6 +17,7 @@ from support import cli
 from cohortpool.contract import FINDINGS
 from cohortpool.contract.tables import CLINICAL, READS
 from cohortpool.features.kanon import BLOCKED_FILE, SUBMISSION_FILE
+from config_support import write_config
 
 pytestmark = pytest.mark.xdist_group("hardening-site-tables")
 NIGHT = "2024-05-06"
@@ -80,7 +81,7 @@ def _drop(root: Path, patients: list[list[str]], dicom: bool = True) -> Path:
 
 def _deid(root: Path, drop: Path, **env: str) -> tuple[int, str, str, Path, Path]:
     out, vault = root / "submission", root / "vault"
-    settings = {"COHORTPOOL_CONFIG": str(root / "none.yaml"), **env}
+    settings = {"COHORTPOOL_CONFIG": str(write_config(root / "cohortpool.yaml", sites=(SITE,))), **env}
     proc = cli(
         "deid", str(drop), str(out), "--site", SITE, "--vault", str(vault), "--workers", "1", env=settings
     )
