@@ -23,6 +23,7 @@ from typing import Any
 from pydicom.datadict import keyword_for_tag
 
 from cohortpool.config import DeidConfig
+from cohortpool.contract.tables import DROP_TABLE_FILES
 from cohortpool.deid.ledger import (
     DEIDENTIFIED,
     DUPLICATE,
@@ -35,8 +36,6 @@ from cohortpool.deid.ledger import (
 from cohortpool.deid.profile import EDITION, load_profile
 from cohortpool.deid.worker import Job, Outcome, RecordHook, Worker, init_worker, run_chunk
 
-#: names in the drop's top folder that are tables, not DICOM (handled by the features stage)
-TABLE_FILES = ("clinical.csv", "reads.csv")
 STAGING = ".cohortpool-staging"
 
 
@@ -122,7 +121,7 @@ def list_inputs(in_dir: Path) -> list[str]:
             if name.startswith("."):
                 continue
             relative = (Path(root) / name).relative_to(in_dir).as_posix()
-            if relative not in TABLE_FILES:
+            if relative not in DROP_TABLE_FILES:
                 found.append(relative)
     return sorted(found)
 
