@@ -50,7 +50,7 @@ def report_command(
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from cohortpool.pipeline.report import PlanError, WarehouseError, generate
-    from cohortpool.warehouse import published_path, write_dictionary_page
+    from cohortpool.warehouse import published_path
 
     settings = read_settings()
     db_path = db or published_path(settings.warehouse)
@@ -74,8 +74,6 @@ def report_command(
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as progress:
         progress.add_task(f"{db_path} -> plan {plan_path.name} -> {out_dir}", total=None)
         try:
-            # first, so the report links it; the page depends only on the warehouse's schema
-            write_dictionary_page(db_path, dictionary)
             files = generate(db_path, out_dir, plan_path, threshold=settings.small_cell_threshold)
         except PlanError as exc:
             raise fail(f"{exc} (pass --plan FILE)", EXIT_USAGE) from exc

@@ -16,7 +16,7 @@ from cohortpool.report.provenance import Provenance, batches_by_site, library_ve
 from cohortpool.report.quality import quality_table
 from cohortpool.stats.engine import run_plan
 from cohortpool.stats.plan import Plan, PlanError, load_plan
-from cohortpool.warehouse import WarehouseError, checksum, connect, sql
+from cohortpool.warehouse import WarehouseError, checksum, connect, sql, write_dictionary_page
 
 __all__ = ["PlanError", "ReportFiles", "WarehouseError", "generate", "views_for"]
 
@@ -60,13 +60,16 @@ def generate(
     """Warehouse -> ``run_plan`` -> report folder; None when the warehouse holds no patients yet.
 
     The one glue path shared by ``cohortpool report`` and the hub flow's report task, so both write the
-    same bytes for the same warehouse. Raises the plan's ``PlanError``, the warehouse's
+    same bytes for the same warehouse, the warehouse's data dictionary page (``dictionary.html``, which
+    the report links) included. Raises the plan's ``PlanError``, the warehouse's
     ``WarehouseError`` or ``duckdb.Error`` for the caller to turn into its own exit or failure.
     """
     plan = load_plan(plan_path)
     frames, summary = fetch(db_path, views_for(plan))
     if frames["patients"].empty:
         return None
+    # first, so the page links it; it depends only on the warehouse's schema
+    write_dictionary_page(db_path, out_dir / "dictionary.html")
     provenance = Provenance(
         plan_name=plan.name,
         plan_sha256=plan_sha256 or sha256_file(plan_path),
