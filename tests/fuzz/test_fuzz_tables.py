@@ -1,7 +1,7 @@
 """Fuzz: mutated site tables through ``cohortpool.features.pseudonymise_tables``.
 
-Whatever the bytes, the call either pseudonymises both tables or refuses with the documented
-:class:`~cohortpool.features.tables.TableError` naming the file; when it pseudonymises, every input row
+Whatever the bytes, the call either pseudonymises both tables or refuses the mutated one with
+``TableResult.error`` naming the file (and leaves nothing of it); when it pseudonymises, every input row
 is one output row (``source_row`` 1..n), the output is UTF-8 CSV with the contract's header, no cell a
 spreadsheet would run as a formula, and no identifying value of the site's export.
 """
@@ -19,7 +19,7 @@ from profiles import examples
 
 from cohortpool.contract.tables import CLINICAL, READS
 from cohortpool.deid import Pseudonymiser
-from cohortpool.features.tables import TableError, pseudonymise_tables
+from cohortpool.features.tables import pseudonymise_tables
 
 KEYS = Pseudonymiser(b"fuzz-tier-secret-not-a-real-one-0123456789abcdef", "site01")
 OUT_COLUMNS = {"clinical": CLINICAL.released, "reads": READS.released}
@@ -54,11 +54,12 @@ def _pseudonymise(sample: TableSample, root: Path) -> tuple[dict[str, int] | Non
     inputs[sample.table] = sample.data()
     for table, data in inputs.items():
         (drop / f"{table}.csv").write_bytes(data)
-    try:
-        return pseudonymise_tables(drop, out, KEYS), out, inputs
-    except TableError as exc:
-        assert f"{sample.table}.csv" in str(exc), f"the refusal does not name the file: {exc}"
+    result = pseudonymise_tables(drop, out, KEYS)
+    if result.error is not None:  # refused: the message names the file, and nothing of it is left
+        assert f"{sample.table}.csv" in result.error, f"the refusal does not name the file: {result.error}"
+        assert not (out / f"{sample.table}.csv").exists()
         return None, out, inputs
+    return result.counts, out, inputs
 
 
 @examples(ci=60)

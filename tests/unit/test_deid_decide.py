@@ -168,3 +168,13 @@ def test_the_verdict_is_a_pure_function_of_rule_element_and_policy() -> None:
     assert (date.op, date.values) == (REPLACE, ("20240227",))
     name = decide(PROFILE.rule(0x00100010), Element(0x00100010, "PN", b"Doe^Jane", top=True), policy, "P9", 0)
     assert (name.op, name.values) == (REPLACE, ("P9",))
+
+
+def test_an_element_whose_vr_is_not_a_dicom_vr_is_removed_whatever_the_table_says() -> None:
+    """A flipped bit in an explicit-VR header ('LT' -> 'MT') must not carry the value through: kept
+    (or replaced under the old VR) it leaks, and pydicom cannot read the output back."""
+    policy = _policy()
+    for tag in (0x00204000, 0x00100020, 0x00080060, 0x00181FFE):  # comments, Patient ID, modality, unknown
+        damaged = Element(tag, "MT", b"Doe^Jane MRN12345", top=True)
+        verdict = decide(PROFILE.rule(tag), damaged, policy, "P1", 0)
+        assert (verdict.op, verdict.note) == (REMOVE, REMOVED), hex(tag)

@@ -34,6 +34,7 @@ from pydicom.tag import BaseTag
 
 from cohortpool.deid.decide import (
     DESCEND,
+    DICOM_VRS,
     DROP_GROUP,
     EMPTY,
     IDENTITY,
@@ -176,7 +177,9 @@ class Cleaner:
             else:
                 # identifiers are read decoded, with the data set's character set
                 element = (
-                    Element(t, vr, None, ds[t].value, top) if t in IDENTITY else _element(t, vr, elem, top)
+                    Element(t, vr, None, ds[t].value, top)
+                    if t in IDENTITY and vr in DICOM_VRS
+                    else _element(t, vr, elem, top)
                 )
                 verdict = decide(exact.get(t) or rule_of(t), element, policy, ctx.patient_id, ctx.shift_days)
                 if verdict.static:

@@ -57,6 +57,12 @@ ACCESSION_NUMBER = 0x00080050
 IDENTITY = frozenset({PATIENT_NAME, PATIENT_ID, ACCESSION_NUMBER})
 #: VRs whose values can hold free text (PS3.5 Table 6.2-1), plus UN: unknown content
 TEXT_VRS = frozenset({"AE", "AS", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT", "UN"})
+#: the VRs of PS3.5 Table 6.2-1: an element carrying any other two letters was damaged in transit or
+#: written by a broken encoder; what it holds cannot be judged, and pydicom cannot read it back
+DICOM_VRS = frozenset({
+    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV",
+    "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV",
+})  # fmt: skip
 STRING_VRS = frozenset(
     {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
 )
@@ -255,6 +261,8 @@ def decide(rule: Rule | None, element: Element, policy: Policy, patient_id: str,
     elements, group lengths and trailing padding never reach here: the cleaners remove them outright.
     """
     tag = element.tag
+    if element.vr not in DICOM_VRS:
+        return _UNLISTED_REMOVED  # a damaged element goes whatever the table says (counted as removed)
     if tag in IDENTITY:
         return _identity(element, policy, patient_id)
     if 0x6000 <= tag >> 16 <= 0x601E and (rule is None or rule.action != "K"):
