@@ -177,7 +177,8 @@ def hub(out_dir: Path, inbox_dir: Path | None = None, config: RunConfig | None =
         key = (s.site_id, s.night)
         outcomes[key] = SiteNightOutcome(*key, submission=s)
         try:
-            verify_submission_once(s, registry, layout.out, *key, s.sha256)
+            # submitted and waited for: the future raises the refusal (a direct call would return it)
+            verify_submission_once.submit(s, registry, layout.out, *key, s.sha256).result()
         except Exception as exc:
             outcomes[key].fail("verify", exc)
             log_step("verify", *key, f"refused ({type(exc).__name__})", level=40)

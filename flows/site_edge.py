@@ -108,7 +108,7 @@ def site_edge(
         mark_night_processed(night, layout.state)
     if push_to:
         try:
-            pushed = push_submissions(layout.submissions, push_to)
+            pushed = push_submissions(layout.submissions, push_to, site_id)
             log_step("push", site_id, "-", pushed.line())
         except Exception as exc:  # what was not pushed stays queued for the next run
             failures.append(("push", exc))

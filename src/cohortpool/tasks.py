@@ -190,11 +190,11 @@ def build_submission(
     cache_policy=NO_CACHE,
 )
 @expected_failures("push")
-def push_submissions(outbox: Path, dest: str) -> PushSummary:
-    """Push every submission of the site's outbox not yet at ``dest`` (the hub's inbox); what cannot be
-    pushed stays queued for the next run. Retries are the pusher's own (reconnect and resume, with
+def push_submissions(outbox: Path, dest: str, site_id: str) -> PushSummary:
+    """Push every submission of the site in its outbox not yet at ``dest`` (the hub's inbox); what cannot
+    be pushed stays queued for the next run. Retries are the pusher's own (reconnect and resume, with
     backoff, within a time budget), not Prefect's."""
-    return transfer.push_outbox(outbox, dest)
+    return transfer.push_outbox(outbox, dest, site_id)
 
 
 @task(

@@ -115,7 +115,10 @@ def deploy(
         typer.Option("--landing", help="Landing folder at the sites (default: <site out>/landing)."),
     ] = None,
     out: Annotated[
-        str | None, typer.Option("--out", help="Output folder at the sites (default: data_dir).")
+        str | None,
+        typer.Option(
+            "--out", help="Output folder at the sites (default: data_dir); {site_id} is replaced by the site."
+        ),
     ] = None,
     hub_out: Annotated[
         str | None, typer.Option("--hub-out", help="Output folder at the hub (default: data_dir).")

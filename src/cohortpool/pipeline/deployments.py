@@ -85,8 +85,12 @@ class Plan:
         return [f"work pool {p.name} ({p.type})" for p in self.pools] + [d.line() for d in self.deployments]
 
 
-def _path(value: PurePath | str) -> str:
-    return str(value)
+#: in a path given for the sites, replaced by each site's id (one machine hosting several test sites)
+SITE_PLACEHOLDER = "{site_id}"
+
+
+def _path(value: PurePath | str, site_id: str = "") -> str:
+    return str(value).replace(SITE_PLACEHOLDER, site_id)
 
 
 def plan_deployments(
@@ -105,7 +109,8 @@ def plan_deployments(
     Paths are the ones the workers will use, each on its own machine (a relative path is taken in the
     worker's working directory): ``site_out`` (default ``data_dir``) and ``landing`` (default
     ``<site_out>/landing``) at every site, ``hub_out`` (default ``data_dir``) and ``inbox`` (default
-    ``hub_inbox``) at the hub. ``sites`` must be declared (:class:`cohortpool.config.UndeclaredSiteError`).
+    ``hub_inbox``) at the hub; ``{site_id}`` in a site path is replaced by the site's id. ``sites``
+    must be declared (:class:`cohortpool.config.UndeclaredSiteError`).
     """
     chosen = [settings.site(s) for s in sites] if sites else list(settings.sites)
     out = site_out if site_out is not None else settings.data_dir
@@ -117,8 +122,8 @@ def plan_deployments(
         where = site.name or site.site_id
         pools.append(PoolPlan(pool, f"the worker at {where}: site-edge runs of this site"))
         parameters: dict[str, Any] = {
-            "landing_dir": _path(landing_dir),
-            "out_dir": _path(out),
+            "landing_dir": _path(landing_dir, site.site_id),
+            "out_dir": _path(out, site.site_id),
             "site_id": site.site_id,
         }
         if site.dicomweb_url:

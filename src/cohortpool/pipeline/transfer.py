@@ -130,12 +130,14 @@ class PushSummary:
 def push_outbox(
     outbox: Path,
     dest: str,
+    site_id: str | None = None,
     budget_seconds: float = PUSH_BUDGET_SECONDS,
     known_hosts: list[Path] | None = None,
     identity: Path | None = None,
 ) -> PushSummary:
     """Push every submission ``outbox/<site>/<night>/`` not yet at ``dest`` (the site's queue: a night
-    that could not be pushed is pushed by the next run), recording a receipt for each one pushed.
+    that could not be pushed is pushed by the next run), recording a receipt for each one pushed;
+    with ``site_id``, only that site's submissions.
 
     Raises
     ------
@@ -149,6 +151,8 @@ def push_outbox(
     pusher = Pusher(opener(dest, known_hosts, identity), budget_seconds)
     with queue.locked(outbox), contextlib.closing(pusher):
         for folder in queue.pending(outbox, where):
+            if site_id is not None and folder.parent.name != site_id:
+                continue
             name = f"{folder.parent.name}/{folder.name}"
             try:
                 result = pusher.push(folder)
