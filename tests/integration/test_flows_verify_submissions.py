@@ -37,7 +37,7 @@ def _cut(path: Path, size: int = 90) -> None:
 
 def _loaded_sites(db: Path) -> set[str]:
     with duckdb.connect(str(db), read_only=True) as con:
-        return {r[0] for r in con.execute("SELECT DISTINCT site_id FROM analysis.patients").fetchall()}
+        return {r[0] for r in con.execute("SELECT DISTINCT site_id FROM analysis.batches").fetchall()}
 
 
 @pytest.fixture(scope="module")
