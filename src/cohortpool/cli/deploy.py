@@ -164,9 +164,9 @@ def deploy(
         settings, site_out=out, landing=landing, hub_out=hub_out, inbox=inbox, sites=chosen, hub=hub
     )
     _check_schedules(plan)
-    for line in plan.lines():
-        typer.echo(("would create " if dry_run else "") + line)
     if dry_run:
+        for line in plan.lines():
+            typer.echo(f"would create {line}")
         raise typer.Exit(EXIT_OK)
     from prefect.settings import PREFECT_API_URL
 
@@ -175,6 +175,8 @@ def deploy(
     root = (source or _flows_root()).resolve()
     if not (root / "flows" / "site_edge.py").is_file():
         raise fail(f"--source {root}: no flows/site_edge.py there")
+    for line in plan.lines():
+        typer.echo(line)
     try:
         _create_pools(plan)
         for d in plan.deployments:
