@@ -90,8 +90,12 @@ def prefect_on_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
         PREFECT_WORKER_PREFETCH_SECONDS="5",
         TMPDIR=str(tmp),
     )
+    # the services this test does not use stay off (a busy 2-core machine); the event persister, the
+    # triggers and the task run recorder stay on: the trigger is what is tested
+    idle = ("SCHEDULER", "LATE_RUNS", "FOREMAN", "CANCELLATION_CLEANUP", "PAUSE_EXPIRATIONS", "REPOSSESSOR")
     with postgres_server() as database_url:
         server_env = {**env, "PREFECT_API_DATABASE_CONNECTION_URL": database_url}
+        server_env.update({f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false" for name in idle})
         log_path = tmp / "server.log"
         with log_path.open("wb") as log:
             server = subprocess.Popen(
@@ -153,20 +157,32 @@ def test_deployed_sites_push_and_the_verified_event_starts_the_hub(
                 )
             )
 
+    expected_pools = {"cohortpool-site01", "cohortpool-site02", "cohortpool-hub"}
+    deploy_log = tmp / "deploy.log"
     try:
-        deploy = subprocess.run(
-            [COHORTPOOL, "deploy", "--landing", str(tiny_landing), "--out", str(tmp / "{site_id}"),
-             "--hub-out", str(hub_out)],
-            env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert deploy.returncode == 0, deploy.stdout[-2000:] + deploy.stderr[-2000:]
-        # the workers start while the deployments are checked (a worker takes seconds to come up)
-        for pool in ("cohortpool-site01", "cohortpool-site02", "cohortpool-hub"):
+        with deploy_log.open("wb") as handle:
+            deploy = subprocess.Popen(
+                [COHORTPOOL, "deploy", "--landing", str(tiny_landing), "--out", str(tmp / "{site_id}"),
+                 "--hub-out", str(hub_out)],
+                env=env, stdout=handle, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        # deploy creates the pools first: the workers start (slow on a busy machine) while it registers
+        # the deployments; a worker started earlier would create its pool itself
+        pools = _wait_for(
+            lambda: (
+                (found := {p["name"]: p for p in api.post("/work_pools/filter", json={}).json()})
+                and expected_pools <= set(found)
+                and found
+            ),
+            "cohortpool deploy creating the work pools",
+            300,
+            [deploy_log],
+        )
+        assert all(pools[name]["type"] == "process" for name in expected_pools)
+        assert all(pools[name]["base_job_template"] for name in expected_pools)
+        for pool in sorted(expected_pools):
             start_worker(pool)
-
-        pools = {p["name"]: p for p in api.post("/work_pools/filter", json={}).json()}
-        assert {"cohortpool-site01", "cohortpool-site02", "cohortpool-hub"} <= set(pools)
-        assert all(pools[name]["type"] == "process" for name in pools if name.startswith("cohortpool-"))
+        assert deploy.wait(timeout=300) == 0, _tail(deploy_log)
         site_ids = {}
         for site, (zone, cron) in SITES.items():
             d = _deployment(api, f"site-edge/site-edge-{site}")
@@ -224,6 +240,9 @@ def test_deployed_sites_push_and_the_verified_event_starts_the_hub(
             loaded = {r[0] for r in con.execute("SELECT DISTINCT site_id FROM analysis.batches").fetchall()}
         assert loaded == {"site01", "site02"}
     finally:
+        for worker in workers:  # all told at once, then each waited for
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGINT)
         for worker in workers:
             _stop(worker)
         api.close()
