@@ -126,3 +126,18 @@ def test_cron_shapes_accepted(cron: str) -> None:
 def test_cron_shapes_refused(cron: str) -> None:
     with pytest.raises(ValueError, match="not a cron expression"):
         check_cron(cron)
+
+
+def test_an_unreachable_server_exits_3_with_one_line(registry: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
+    monkeypatch.setenv("PREFECT_CLIENT_MAX_RETRIES", "0")
+    result = CliRunner().invoke(app, ["deploy", "--no-hub", "--site", "site01"])
+    assert result.exit_code == 3, result.output
+    assert result.output.splitlines()[-1].startswith(
+        f"error: the Prefect server at http://127.0.0.1:{port}/api"
+    )
