@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cohortpool.cli import app
-from cohortpool.config import check_cron, load_settings
+from cohortpool.config import TELEMETRY_OFF, check_cron, load_settings
 from cohortpool.pipeline.deployments import VERIFIED_EVENT, plan_deployments
 
 REGISTRY = """\
@@ -87,7 +91,6 @@ def test_dry_run_prints_the_plan_and_needs_no_server(registry: Path) -> None:
     ("registry_text", "args", "message"),
     [
         (REGISTRY, ["deploy", "--site", "site09", "--dry-run"], "site 'site09' is not declared"),
-        (REGISTRY, ["deploy"], "PREFECT_API_URL is not set"),
         (
             REGISTRY.replace("Europe/Paris", "Europe/Pariss"),
             ["deploy", "--dry-run"],
@@ -105,7 +108,7 @@ def test_dry_run_prints_the_plan_and_needs_no_server(registry: Path) -> None:
         ),
         ("sites: []\n", ["deploy", "--dry-run"], "no site is declared"),
     ],
-    ids=["undeclared-site", "no-api", "timezone", "cron-shape", "cron-value", "no-sites"],
+    ids=["undeclared-site", "timezone", "cron-shape", "cron-value", "no-sites"],
 )
 def test_refusals_exit_2_with_one_line(
     registry: Path, registry_text: str, args: list[str], message: str
@@ -128,16 +131,32 @@ def test_cron_shapes_refused(cron: str) -> None:
         check_cron(cron)
 
 
-def test_an_unreachable_server_exits_3_with_one_line(registry: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import socket
+def _deploy_process(registry: Path, api_url: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+    """`cohortpool deploy` in its own process: Prefect reads PREFECT_API_URL once per process (and a
+    test session may hold a temporary Prefect API in its settings)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(TELEMETRY_OFF, COHORTPOOL_CONFIG=str(registry), PREFECT_CLIENT_MAX_RETRIES="0")
+    if api_url is not None:
+        env["PREFECT_API_URL"] = api_url
+    command = [str(Path(sys.executable).with_name("cohortpool")), "deploy", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
+
+def test_without_a_prefect_api_nothing_is_created_exit_2(registry: Path) -> None:
+    result = _deploy_process(registry, None)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "error: PREFECT_API_URL is not set: point it at the hub's Prefect server (docs/deploy.md)"
+    ]
+
+
+def test_an_unreachable_server_exits_3_with_one_line(registry: Path) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
-    monkeypatch.setenv("PREFECT_CLIENT_MAX_RETRIES", "0")
-    result = CliRunner().invoke(app, ["deploy", "--no-hub", "--site", "site01"])
-    assert result.exit_code == 3, result.output
-    assert result.output.splitlines()[-1].startswith(
-        f"error: the Prefect server at http://127.0.0.1:{port}/api"
-    )
+    api = f"http://127.0.0.1:{port}/api"
+    result = _deploy_process(registry, api, "--no-hub", "--site", "site01")
+    assert result.returncode == 3, result.stdout + result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: the Prefect server at {api} refused or cannot be reached"), line
