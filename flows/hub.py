@@ -1,4 +1,11 @@
-"""The hub flow, run at the consortium: validate each submission -> load -> analyse -> report once.
+"""The hub flow, run at the consortium: receive -> verify -> validate each submission -> load -> analyse
+-> report once.
+
+The hub validates only verified submissions: with an inbox, the run first receives from it (intact
+arrivals admitted into ``OUT/submissions``, the rest refused into ``OUT/rejected``); then every submission
+in ``OUT/submissions`` is checked once more (one copied there by hand was never received) and a failing
+one is refused, never validated, while the others go on. ``cohortpool deploy`` starts this flow on each
+``cohortpool.submission.verified`` event and on a daily catch-up schedule.
 
 :func:`finish_night` is the hub half shared with the nightly flow: loads run one at a time in
 (site, night) order, so the warehouse's load sequence, and with it every report, is the same whatever
@@ -24,6 +31,7 @@ from cohortpool.pipeline.records import (
 )
 from cohortpool.pipeline.runconfig import RunConfig, load_run_config
 from cohortpool.pipeline.site import SiteNight
+from cohortpool.pipeline.transfer import SubmissionRefusedError, registry_of
 from cohortpool.tasks import (
     cache_refresh,
     compare_site_distributions,
@@ -33,7 +41,9 @@ from cohortpool.tasks import (
     mark_night_processed,
     plan_sha256,
     publish_night_summary,
+    receive_submissions,
     validate_batch,
+    verify_submission_once,
     warehouse_checksum,
     write_consortium_report,
 )
@@ -132,19 +142,48 @@ def finish_night(
 
 
 @flow(name="hub", flow_run_name="hub", log_prints=False)
-def hub(out_dir: Path, config: RunConfig | None = None) -> State[NightSummary]:
-    """Validate, load and report every submission under ``OUT/submissions/<site>/<night>/``.
+def hub(out_dir: Path, inbox_dir: Path | None = None, config: RunConfig | None = None) -> State[NightSummary]:
+    """Receive, verify, validate, load and report every submission under ``OUT/submissions/<site>/<night>/``.
 
-    Submissions already validated are taken from the task cache and batches already loaded are
-    no-ops, so running the hub again changes nothing. ``config``: the run's configuration (read from
-    the settings once, here, when a deployment starts the run).
+    Submissions already verified and validated are taken from the task cache and batches already loaded
+    are no-ops, so running the hub again changes nothing.
+
+    Parameters
+    ----------
+    out_dir
+        The hub's output folder (:class:`cohortpool.pipeline.layout.RunLayout`).
+    inbox_dir
+        The inbox sites push to; received first when given (None: only what ``cohortpool receive``
+        already admitted).
+    config
+        The run's configuration (read from the settings once, here, when a deployment starts the run).
     """
     config = config or load_run_config()
     layout = RunLayout(Path(out_dir))
+    registry = registry_of(config)
+    outcomes: dict[Key, SiteNightOutcome] = {}
+    if inbox_dir is not None:
+        received = receive_submissions(Path(inbox_dir), layout.out, registry)
+        log_step("receive", "hub", "-", received.line())
+        for site_id, night, reason in received.refused:
+            key = (site_id, night or "receive")
+            outcomes[key] = SiteNightOutcome(*key)
+            outcomes[key].fail("receive", SubmissionRefusedError(reason))
+            log_step("receive", *key, "refused: see the rejected folder's reason.json", level=40)
     submissions = find_submissions(layout.submissions)
-    key = config.hub_fingerprint()
-    outcomes = {(s.site_id, s.night): SiteNightOutcome(s.site_id, s.night, submission=s) for s in submissions}
-    validations = {(s.site_id, s.night): submit_validation(s, layout, key) for s in submissions}
+    key_ = config.hub_fingerprint()
+    validations: dict[Key, PrefectFuture[ValidationSummary]] = {}
+    for s in submissions:
+        key = (s.site_id, s.night)
+        outcomes[key] = SiteNightOutcome(*key, submission=s)
+        try:
+            # submitted and waited for: the future raises the refusal (a direct call would return it)
+            verify_submission_once.submit(s, registry, layout.out, *key, s.sha256).result()
+        except Exception as exc:
+            outcomes[key].fail("verify", exc)
+            log_step("verify", *key, f"refused ({type(exc).__name__})", level=40)
+            continue
+        validations[key] = submit_validation(s, layout, key_)
     summary = finish_night(outcomes, validations, layout, config)
     publish_night_summary(summary)
     return night_state(summary)

@@ -1,5 +1,10 @@
 """The nightly flow: every configured site's new nights through the site-edge steps, then the hub.
 
+Between the two halves each submission is verified as the hub's ``receive`` verifies an arrival (declared
+site, pinned key fingerprint, every listed file with its size and sha256, nothing unlisted), so the check
+a consortium relies on is exercised every night; a submission that fails it is moved to
+``OUT/rejected/<site>/<night>/`` with its reason, never validated, and its night stays pending.
+
 Sites run in parallel as tasks, not sub-flows (a flow run costs about a second of Prefect's own time).
 One site's failure is recorded in the summary and does not stop the others; the flow run ends Failed
 with a one-line message when any site-night failed, so the Prefect UI shows it; quarantines alone end
@@ -19,7 +24,14 @@ from cohortpool.pipeline.records import NightSummary, SiteNightOutcome, Submissi
 from cohortpool.pipeline.runconfig import RunConfig, load_run_config
 from cohortpool.pipeline.site import SiteFolderError, SiteNight, SourceError
 from cohortpool.pipeline.status import late_sites
-from cohortpool.tasks import fetch_studies, log_step, publish_night_summary, scan_new_nights
+from cohortpool.pipeline.transfer import registry_of
+from cohortpool.tasks import (
+    fetch_studies,
+    log_step,
+    publish_night_summary,
+    scan_new_nights,
+    verify_submission,
+)
 from flows.hub import Key, finish_night, night_state, submit_validation
 from flows.site_edge import submit_submission
 
@@ -90,9 +102,10 @@ def _night(landing: Path, layout: RunLayout, config: RunConfig, workers: int | N
     pending = scan.pending
     site_nights: dict[Key, SiteNight] = {(n.site_id, n.night): n for n in pending if n.site_id in configured}
     log_step(
-        "scan", "consortium", "-", f"{len(site_nights)} new site-night(s)", total=3 * len(site_nights) + 1
+        "scan", "consortium", "-", f"{len(site_nights)} new site-night(s)", total=4 * len(site_nights) + 1
     )
     val_key = config.hub_fingerprint()
+    registry = registry_of(config)
     submissions: dict[PrefectFuture[SubmissionSummary], Key] = {}
     for key, site_night in sorted(site_nights.items()):
         outcomes[key] = SiteNightOutcome(*key)
@@ -109,6 +122,15 @@ def _night(landing: Path, layout: RunLayout, config: RunConfig, workers: int | N
             continue
         outcomes[key].submission = submission
         log_step("submission", *key, submission.line())
+        try:  # what the hub's receive checks, between the site half and the hub half
+            # submitted and waited for: the future raises the refusal (a direct call would return it)
+            verify_submission.submit(submission, registry, layout.out, *key, submission.sha256).result()
+        except Exception as exc:
+            outcomes[key].fail("verify", exc)
+            where = layout.out / "rejected" / key[0] / key[1]
+            log_step("verify", *key, f"refused ({type(exc).__name__}): see {where}/reason.json", level=40)
+            continue
+        log_step("verify", *key, "verified against submission.json and the site registry")
         validations[key] = submit_validation(submission, layout, val_key)
 
     summary = finish_night(outcomes, validations, layout, config, site_nights)

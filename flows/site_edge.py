@@ -1,8 +1,10 @@
-"""The site-edge flow, run inside a hospital: ingest what is new -> de-identify -> pseudonymise -> package.
+"""The site-edge flow, run inside a hospital: ingest what is new -> de-identify -> pseudonymise -> package
+-> push to the hub.
 
 Only the submissions (``OUT/submissions/<site>/<night>/``) may leave the hospital; the vault and the
-ingest state stay. :func:`submit_submission` is shared with the nightly flow, which runs the same tasks
-for every site without the cost of a sub-flow per site.
+ingest state stay. With ``push_to`` the run pushes every submission not yet at the hub (the queue: a night
+that could not be pushed goes with the next run). :func:`submit_submission` is shared with the nightly
+flow, which runs the same tasks for every site without the cost of a sub-flow per site.
 """
 
 from pathlib import Path
@@ -20,7 +22,9 @@ from cohortpool.tasks import (
     build_submission,
     cache_refresh,
     fetch_studies,
+    log_step,
     mark_night_processed,
+    push_submissions,
     scan_new_nights,
 )
 
@@ -51,9 +55,10 @@ def site_edge(
     site_id: str,
     source_url: str | None = None,
     workers: int = 1,
+    push_to: str | None = None,
     config: RunConfig | None = None,
 ) -> State[list[SubmissionSummary]]:
-    """Package every new night of one site into submissions.
+    """Package every new night of one site into submissions, and push them to the hub.
 
     A PACS that cannot be reached, an unreadable landing folder or a night that fails ends the run
     Failed with a one-line message naming what failed (the other nights still go through); the result is
@@ -71,6 +76,8 @@ def site_edge(
         An Orthanc or DICOMweb root to fetch new studies from first (None: drop folder only).
     workers
         De-identification worker processes.
+    push_to
+        The hub's inbox: a folder or ``sftp://user@host[:port]/path`` (None: the submissions stay here).
     config
         The run's configuration (read from the settings once, here, when a deployment starts the run).
     """
@@ -99,6 +106,12 @@ def site_edge(
             failures.append((f"de-identify {night.night}", exc))
             continue
         mark_night_processed(night, layout.state)
+    if push_to:
+        try:
+            pushed = push_submissions(layout.submissions, push_to, site_id)
+            log_step("push", site_id, "-", pushed.line())
+        except Exception as exc:  # what was not pushed stays queued for the next run
+            failures.append(("push", exc))
     if failures:
         what = ", ".join(f"{site_id} at {step} ({type(exc).__name__})" for step, exc in failures)
         return Failed(message=f"failed: {what}; {len(summaries)} submission(s) made", data=failures[0][1])

@@ -61,7 +61,8 @@ FLOWS_ALLOWED = {"tasks", "pipeline"}
 ORCHESTRATION = {"prefect", "prefect_dask", "flows"}
 #: ... and `cohortpool receive`, which announces admitted submissions with a Prefect event (the transport
 #: stage may not import Prefect, so the emit sits in the verb)
-PREFECT_USERS = {"tasks", "cli/run", "cli/receive"}
+#: and `cohortpool deploy`, which registers the generated work pools and deployments with Prefect's client
+PREFECT_USERS = {"tasks", "cli/run", "cli/receive", "cli/deploy"}
 
 
 def _imports(path: Path) -> set[str]:

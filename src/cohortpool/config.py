@@ -77,6 +77,12 @@ class SiteConfig(BaseModel):
     #: how often the site is expected to send a night; ``cohortpool status`` flags it late after that
     #: many days without one (null: never late)
     expected_every_days: float | None = Field(default=1.0, gt=0)
+    #: when the site's ``site-edge`` deployment runs (``cohortpool deploy``): a cron expression read in the
+    #: site's ``timezone`` (UTC when none), so "2 a.m. at the hospital" stays 2 a.m. across DST changes
+    schedule: str = "0 2 * * *"
+    #: where the site's ``site-edge`` run pushes its submissions: the hub's inbox, a folder or
+    #: ``sftp://user@host[:port]/path`` (None: the submissions stay in the run's output folder)
+    push_to: str | None = None
 
     @field_validator("site_id")
     @classmethod
@@ -109,6 +115,31 @@ class SiteConfig(BaseModel):
         if value is not None:
             check_timezone(value)
         return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        return check_cron(value)
+
+
+#: one cron field: ``*``, numbers, names (``mon``, ``jan``), ranges, lists and steps
+_CRON_VALUE = r"(\*|([0-9]{1,2}|[a-z]{3})(-([0-9]{1,2}|[a-z]{3}))?)(/[0-9]{1,2})?"
+_CRON_FIELD = re.compile(rf"^{_CRON_VALUE}(,{_CRON_VALUE})*$")
+
+
+def check_cron(text: str) -> str:
+    """``text`` if it is a five-field cron expression (minute hour day month weekday), else ValueError.
+
+    The shape is checked here, where the file is read; Prefect checks the values again when
+    ``cohortpool deploy`` registers the schedule.
+    """
+    fields = text.lower().split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        raise ValueError(
+            f"{text!r} is not a cron expression: five fields, minute hour day month weekday "
+            "(e.g. '0 2 * * *')"
+        )
+    return " ".join(text.split())
 
 
 def check_timezone(name: str) -> zoneinfo.ZoneInfo:
@@ -331,12 +362,32 @@ class Settings(BaseSettings):
     #: a year or more, a month for shifts of four weeks or more, else the day)
     k_anonymity_date_precision: Literal["auto", "day", "month", "year"] = "auto"
     schedule_cron: str = "0 2 * * *"
+    #: the hub deployment's daily catch-up run (``cohortpool deploy``), in ``hub_timezone``: takes whatever
+    #: the ``cohortpool.submission.verified`` events did not start (an event lost, a receive run by hand)
+    hub_schedule: str = "0 6 * * *"
+    #: IANA time zone of the hub's schedule (None: UTC)
+    hub_timezone: str | None = None
+    #: the hub's inbox, where sites push (``cohortpool deploy`` gives it to the hub deployment, whose runs
+    #: receive from it first); None: the hub run takes only what ``cohortpool receive`` already admitted
+    hub_inbox: Path | None = None
     #: how long the nightly run may spend fetching from one site's PACS; what is left waits for the next run
     fetch_budget_minutes: float = Field(default=120.0, gt=0)
     #: set only by `cohortpool demo`: accepts the public DEMO-ONLY secret (synthetic data only)
     demo: bool = False
     dask_address: str | None = None
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
+
+    @field_validator("schedule_cron", "hub_schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        return check_cron(value)
+
+    @field_validator("hub_timezone")
+    @classmethod
+    def _valid_hub_timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_timezone(value)
+        return value
 
     @field_validator("sites")
     @classmethod

@@ -39,10 +39,11 @@ from prefect.states import Failed
 from prefect.tasks import Task, exponential_backoff
 
 from cohortpool.contract.files import sha256_file
-from cohortpool.pipeline import hub, report, site
+from cohortpool.pipeline import hub, report, site, transfer
 from cohortpool.pipeline.records import LoadSummary, NightSummary, SubmissionSummary, ValidationSummary
 from cohortpool.pipeline.runconfig import RunConfig
 from cohortpool.pipeline.site import FetchResult, LandingScan, SiteNight
+from cohortpool.pipeline.transfer import PushSummary, ReceiveSummary
 
 HOUR = 3600
 P = ParamSpec("P")
@@ -50,6 +51,8 @@ R = TypeVar("R")
 #: cached steps: the inputs (paths, checksums, fingerprint) and this module's source; the configuration
 #: object enters through its fingerprint only, and the worker count never changes a result
 CACHED = (INPUTS - "workers" - "config") + TASK_SOURCE
+#: the hub's verification: once per submission version (its submission.json's sha256 names every file's)
+VERIFIED_ONCE = (INPUTS - "submission") + TASK_SOURCE
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
@@ -88,7 +91,7 @@ def expected_failures(step: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         def body(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
                 return fn(*args, **kwargs)
-            except site.EXPECTED_FAILURES as exc:
+            except (*site.EXPECTED_FAILURES, *transfer.TRANSFER_FAILURES) as exc:
                 why = " ".join(str(exc).split())
                 # the caller never sees the state as a value: the future raises `exc` from it
                 return cast(R, Failed(message=f"{step} failed: {type(exc).__name__}: {why}", data=exc))
@@ -179,6 +182,58 @@ def build_submission(
 ) -> SubmissionSummary:
     """De-identify a site drop, pseudonymise its tables and package the submission (site edge)."""
     return site.build_submission(drop, submission_dir, vault_dir, site_id, night, config, workers=workers)
+
+
+@task(
+    name="push-submissions",
+    task_run_name="push-submissions",
+    cache_policy=NO_CACHE,
+)
+@expected_failures("push")
+def push_submissions(outbox: Path, dest: str, site_id: str) -> PushSummary:
+    """Push every submission of the site in its outbox not yet at ``dest`` (the hub's inbox); what cannot
+    be pushed stays queued for the next run. Retries are the pusher's own (reconnect and resume, with
+    backoff, within a time budget), not Prefect's."""
+    return transfer.push_outbox(outbox, dest, site_id)
+
+
+@task(
+    name="receive-submissions",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(5),
+    retry_condition_fn=_retry_on_io,
+    cache_policy=NO_CACHE,
+)
+def receive_submissions(inbox: Path, out: Path, registry: dict[str, str | None]) -> ReceiveSummary:
+    """Admit the intact arrivals of the hub's inbox into ``OUT/submissions``, refuse the rest (hub)."""
+    return transfer.receive_inbox(inbox, out, registry)
+
+
+@task(
+    name="verify-submission",
+    task_run_name="verify-submission-{site_id}-{night}",
+    cache_policy=NO_CACHE,
+)
+@expected_failures("verify")
+def verify_submission(
+    submission: SubmissionSummary,
+    registry: dict[str, str | None],
+    out: Path,
+    site_id: str,
+    night: str,
+    submission_sha256: str,
+) -> SubmissionSummary:
+    """Check a submission against its ``submission.json`` and the site registry before it is validated;
+    a failing one is moved to ``OUT/rejected/<site>/<night>/`` with ``reason.json`` (never validated).
+
+    Not cached by default: the nightly run checks what it has just made, every night. The hub caches it
+    on the submission's content (``with_options(cache_policy=CACHED)``), so each version is hashed once.
+    """
+    return transfer.verify_submission(submission, registry, out)
+
+
+#: the hub's check of what lies in OUT/submissions: each version hashed once (receive checked it already)
+verify_submission_once = verify_submission.with_options(cache_policy=VERIFIED_ONCE, persist_result=True)
 
 
 @task(name="find-submissions", retries=2, retry_delay_seconds=exponential_backoff(2), cache_policy=NO_CACHE)

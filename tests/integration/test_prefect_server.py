@@ -161,7 +161,6 @@ def test_prefect_yaml_deploys_to_a_work_pool(
         timeout=300,
     )
     assert deploy.returncode == 0, deploy.stdout[-2000:] + deploy.stderr[-2000:]
-    for flow, name, cron in (("nightly", "nightly", "0 2 * * *"), ("hub", "hub", "0 6 * * *")):
-        deployment = api.get(f"/deployments/name/{flow}/{name}").json()
-        assert deployment["work_pool_name"] == "cohortpool"
-        assert [s["schedule"]["cron"] for s in deployment["schedules"]] == [cron]
+    deployment = api.get("/deployments/name/nightly/nightly").json()
+    assert deployment["work_pool_name"] == "cohortpool"
+    assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 2 * * *"]

@@ -30,7 +30,8 @@ def _flow(entrypoint: str) -> Flow[..., object]:
 
 def test_flows_carry_the_kebab_case_names_the_deployments_use() -> None:
     names = {d["name"]: _flow(str(d["entrypoint"])).name for d in _deployments()}
-    assert names == {"nightly": "nightly", "site-edge": "site-edge", "hub": "hub"}
+    # site-edge and hub are generated per consortium by `cohortpool deploy` (test_cli_deploy.py)
+    assert names == {"nightly": "nightly"}
 
 
 @pytest.mark.parametrize("deployment", _deployments(), ids=lambda d: str(d["name"]))

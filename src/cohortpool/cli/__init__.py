@@ -8,6 +8,7 @@ level, so ``cohortpool --help`` answers quickly.
 from __future__ import annotations
 
 from cohortpool.cli import deid as _deid  # noqa: F401  (registers deid)
+from cohortpool.cli import deploy as _deploy  # noqa: F401  (registers deploy)
 from cohortpool.cli import info as _info  # noqa: F401  (registers version, config, keygen)
 from cohortpool.cli import listen as _listen  # noqa: F401  (registers listen, fetch)
 from cohortpool.cli import load as _load  # noqa: F401  (registers load, db, export)

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, app, fail, read_settings
+from cohortpool.pipeline.deployments import VERIFIED_EVENT
 
 if TYPE_CHECKING:
     from cohortpool.transport import Arrival
 
-#: the event an admitted submission is announced with (the hub deployment's trigger matches it)
-VERIFIED_EVENT = "cohortpool.submission.verified"
+__all__ = ["VERIFIED_EVENT", "announce", "receive_command"]
 
 
 def _line(arrival: Arrival) -> str:

@@ -19,7 +19,7 @@ from cohortpool.transport.errors import (
 from cohortpool.transport.manifest import Listing, ManifestError, read_listing
 from cohortpool.transport.outbox import OutboxBusyError
 from cohortpool.transport.push import Pusher, PushResult, push_submission
-from cohortpool.transport.receive import Arrival, check_submission, receive
+from cohortpool.transport.receive import Arrival, check_submission, receive, refuse
 from cohortpool.transport.targets import describe, opener
 from cohortpool.transport.verify import Problem, check_folder
 
@@ -45,4 +45,5 @@ __all__ = [
     "push_submission",
     "read_listing",
     "receive",
+    "refuse",
 ]

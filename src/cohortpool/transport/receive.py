@@ -271,6 +271,13 @@ def _admit(claim: _Claim, out: Path, listing: Listing) -> Arrival:
     return Arrival(claim.site, claim.night, status, target, (), *facts)
 
 
+def refuse(folder: Path, site: str, night: str, out: Path, problems: list[Problem]) -> Arrival:
+    """Move the submission ``folder`` to ``OUT/rejected/<site>/<night>/`` with its ``reason.json``, as
+    ``receive`` does with a refused arrival (the hub and the nightly run refuse what fails
+    :func:`check_submission` after it was admitted or made). ``folder`` must be on OUT's file system."""
+    return _refuse(_Claim(site, night, folder), out, problems)
+
+
 def _refuse(claim: _Claim, out: Path, problems: list[Problem]) -> Arrival:
     target = out / REJECTED / claim.site / claim.night
     _remove(target)  # an earlier refusal of the same night: the newest arrival is the one kept
