@@ -40,6 +40,7 @@ from deid_corpus import (
 
 from cohortpool.deid import Pseudonymiser, Vault
 from cohortpool.features.manifest import sequence_family
+from config_support import write_config
 
 pytestmark = pytest.mark.integration
 SECRET = "3d9814acd9c26ffcb397cf82c99d3407e7421914f93634677d91da7e0d9ef72e"
@@ -47,7 +48,8 @@ PIXEL = 0x7FE00010
 
 
 def run_deid(drop: Path, out: Path, vault: Path, workers: int = 2) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COHORTPOOL_SECRET": SECRET}
+    config = write_config(vault.parent / "planted-sites.yaml", sites=(SITE,))  # the corpus's own site
+    env = {**os.environ, "COHORTPOOL_SECRET": SECRET, "COHORTPOOL_CONFIG": str(config)}
     command = [sys.executable, "-m", "cohortpool", "deid", str(drop), str(out), "--site", SITE,
                "--vault", str(vault), "--workers", str(workers)]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, env=env, check=False)

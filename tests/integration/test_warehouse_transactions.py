@@ -126,7 +126,7 @@ def test_second_writer_fails_clearly_or_waits_and_never_corrupts(
     # a second `cohortpool load` without --wait: refused at once, naming the file and the way out
     # (in-process through the real CLI app, so it runs while the first writer is surely still paused)
     refused = CliRunner().invoke(app, ["load", str(batches["small"]), "--db", str(db)])
-    assert refused.exit_code == 1
+    assert refused.exit_code == 3  # the stage could not run: the warehouse is held
     assert "is locked by another process" in refused.output
     assert str(db) in refused.output
     assert "--wait" in refused.output
