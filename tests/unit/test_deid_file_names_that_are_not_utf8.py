@@ -17,8 +17,9 @@ from pathlib import Path
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
+from config_support import TEST_SECRET
+
 NIGHT = "2024-05-06"
-SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
 
 def _image(n: int) -> bytes:
@@ -47,7 +48,7 @@ def test_names_that_are_not_utf8_are_processed_or_quarantined_and_recorded_reada
     with open(dicom + b"/notes\xe9.txt", "wb") as handle:
         handle.write(b"not dicom at all")
     out, vault = tmp_path / "out", tmp_path / "vault"
-    env = {**os.environ, "COHORTPOOL_SECRET": SECRET}
+    env = {**os.environ, "COHORTPOOL_SECRET": TEST_SECRET}
     command = [sys.executable, "-m", "cohortpool", "deid", str(drop), str(out), "--site", "site01",
                "--vault", str(vault), "--workers", "2"]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)

@@ -128,7 +128,7 @@ def test_load_without_publish_and_db_publish_later(tmp_path: Path) -> None:
     assert (tmp_path / "published" / "w.duckdb").is_file()
     assert (tmp_path / "published" / "dictionary.html").is_file()
     missing = runner.invoke(app, ["db", "publish", "--db", str(tmp_path / "none.duckdb")])
-    assert missing.exit_code == 1 and "none.duckdb" in missing.output
+    assert missing.exit_code == 2 and "none.duckdb" in missing.output  # a wrong --db: usage
 
 
 def test_a_submission_without_its_batch_is_bad_usage(tmp_path: Path) -> None:

@@ -103,8 +103,9 @@ def _publish(path: Path, wait: float) -> None:
 
     try:
         done = publish(path, wait_seconds=max(wait, PUBLISH_WAIT_SECONDS))
-    except (PublishError, WarehouseError) as exc:  # the copy could not be made: a failed stage
-        raise _fail(str(exc), EXIT_FAILED) from exc
+    except (PublishError, WarehouseError) as exc:
+        # no warehouse to publish is a wrong --db (usage); one that cannot be copied is a failed stage
+        raise _fail(str(exc), EXIT_FAILED if path.exists() else EXIT_USAGE) from exc
     typer.echo(
         f"published {done.path} (load {done.load_seq}, {done.bytes / 2**20:.1f} MiB, "
         f"{done.seconds:.2f} s); data dictionary {done.dictionary}"
