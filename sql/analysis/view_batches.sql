@@ -16,6 +16,8 @@ SELECT
     warning_rows,
     superseded_rows,
     late_rows,
+    withdrawn_patients,
+    erased_rows,
     content_sha256
 FROM raw.batches;
 
