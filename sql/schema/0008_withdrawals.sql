@@ -1,3 +1,8 @@
+-- A re-delivered night replaces the night whole (load/supersede_rows.sql) and gives back the
+-- earlier-night rows its previous delivery had replaced for patients it no longer carries
+-- (load/reinstate_rows.sql): reinstated_rows counts those copies.
+ALTER TABLE raw.batches ADD COLUMN reinstated_rows INTEGER DEFAULT 0;
+
 -- Withdrawal of consent (docs/data_contract.md sections 2-4). A site lists the patients who revoked
 -- consent in its submission's withdrawn.csv; the load records each here and erases every row the
 -- warehouse holds of that patient at that site, current and history alike (raw.clinical, raw.reads,

@@ -110,3 +110,59 @@ def test_a_later_night_still_replaces_only_the_patients_it_carries(tmp_path: Pat
     assert result.superseded == 3 + 18 + 18
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM analysis.patients").fetchone() == (10,)
+
+
+def _bmi(db: Path, patient_id: str) -> list[tuple[float, int]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(
+            "SELECT p.bmi, (SELECT count(*) FROM analysis.vertebra_reads r "
+            "WHERE r.patient_id = p.patient_id) FROM analysis.patients AS p WHERE p.patient_id = ?",
+            [patient_id],
+        ).fetchall()
+
+
+def test_redelivery_no_longer_carrying_a_patient_gives_back_the_earlier_night(tmp_path: Path) -> None:
+    """Night 2 corrected three patients; night 2 re-delivered corrects only two: the third is night 1's again,
+    as if the re-delivery had been the only night 2 (and again, and again: never twice)."""
+    tables = make_tables(SITE, 10, seed=1)
+    ids = list(tables["clinical"]["patient_id"])
+    original_bmi = float(tables["clinical"]["bmi"][0])
+
+    def corrected(patients: list[str], bmi: float = 30.0) -> dict[str, pd.DataFrame]:
+        fixed = {name: frame[frame["patient_id"].isin(patients)].copy() for name, frame in tables.items()}
+        fixed["clinical"]["bmi"] = bmi
+        return fixed
+
+    night1 = write_batch(tmp_path / "n1", SITE, NIGHT1, tables)
+    night2 = write_batch(tmp_path / "n2", SITE, NIGHT2, corrected(ids[:3]))
+    night2_again = write_batch(tmp_path / "n2b", SITE, NIGHT2, corrected(ids[1:3]))
+    db = tmp_path / "w.duckdb"
+    for batch in (night1, night2):
+        load_batch(db, batch)
+    assert _bmi(db, ids[0]) == [(30.0, 6)]
+    result = load_batch(db, night2_again)
+    assert result.reinstated_rows == 1 + 6 + 6
+    assert _bmi(db, ids[0]) == [(original_bmi, 6)]
+    in_order = tmp_path / "in_order.duckdb"
+    for batch in (night1, night2_again):
+        load_batch(in_order, batch)
+    assert checksum(db) == checksum(in_order)
+    # history: right after load 2 the patient had the corrected value
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute(
+            "SELECT bmi FROM analysis.patients_asof(2) WHERE patient_id = ?", [ids[0]]
+        ).fetchall() == [(30.0,)]
+        recorded = con.execute("SELECT reinstated_rows FROM analysis.batches WHERE load_seq = 3").fetchone()
+    assert recorded == (13,)
+
+    # carried again (new content: the same content again would be the batch already loaded), then
+    # dropped again: one current version each time, never two
+    load_batch(db, write_batch(tmp_path / "n2c", SITE, NIGHT2, corrected(ids[:3], bmi=31.0)))
+    assert _bmi(db, ids[0]) == [(31.0, 6)]
+    load_batch(db, write_batch(tmp_path / "n2d", SITE, NIGHT2, corrected(ids[1:2])))
+    assert _bmi(db, ids[0]) == [(original_bmi, 6)]
+    assert _bmi(db, ids[2]) == [(float(tables["clinical"]["bmi"][2]), 6)]
+    final = tmp_path / "final.duckdb"
+    for batch in (night1, tmp_path / "n2d"):
+        load_batch(final, batch)
+    assert checksum(db) == checksum(final)

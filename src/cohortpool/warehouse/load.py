@@ -61,6 +61,8 @@ class LoadResult:
     late_rows: int = 0
     #: findings of the sql/checks/warn_*.sql files: check name -> number of rows it returned
     check_warnings: dict[str, int] = field(default_factory=dict)
+    #: earlier-night rows made current again: the re-delivered night no longer carries their patient
+    reinstated_rows: int = 0
     #: patients the batch's withdrawn.csv listed (consent revoked)
     withdrawn_patients: int = 0
     #: rows this load erased for the site's withdrawn patients (history, its own rows, issue lines)
@@ -172,14 +174,16 @@ class _TableCounts:
     rows: dict[str, int]
     superseded: int
     late: int
+    reinstated: int = 0
 
 
 def _load_tables(
     con: duckdb.DuckDBPyConnection, batch: ValidatedBatch, load_seq: int, loaded_at: datetime
 ) -> _TableCounts:
-    """Per table: close the rows this batch replaces, insert its rows, close its own late rows."""
+    """Per table: close the rows this batch replaces, insert its rows, give back the earlier-night rows a
+    re-delivery no longer replaces, close its own late rows."""
     ids: dict[str, Any] = {"batch_id": batch.batch_id, "site_id": batch.site_id}
-    superseded = late = 0
+    superseded = late = reinstated = 0
     rows: dict[str, int] = {}
     for table in TABLES:
         target = {"table": f"raw.{table}"}
@@ -194,11 +198,15 @@ def _load_tables(
         ).fetchone()
         superseded += int(replaced[0]) if replaced else 0
         rows[table] = _insert_table(con, batch, table, {"loaded_at": loaded_at, "load_seq": load_seq})
+        back = sql.run_sql(
+            con, "load/reinstate_rows", identifiers=target, load_seq=load_seq, night=batch.night, **ids
+        ).fetchone()
+        reinstated += int(back[0]) if back else 0
         closed = sql.run_sql(
             con, "load/close_late_rows", identifiers=target, load_seq=load_seq, night=batch.night, **ids
         ).fetchone()
         late += int(closed[0]) if closed else 0
-    return _TableCounts(rows, superseded, late)
+    return _TableCounts(rows, superseded, late, reinstated)
 
 
 #: the tables a withdrawal erases rows from: loaded rows, then the quarantine and warning lines
@@ -281,6 +289,7 @@ def _record_batch(
         warning_rows=warnings,
         superseded_rows=tables.superseded,
         late_rows=tables.late,
+        reinstated_rows=tables.reinstated,
         summary_json=batch.summary_text,
         submission_sha256=batch.submission_sha256,
         validation_status=batch.validation_status,
@@ -325,6 +334,7 @@ def _load(
         seconds=time.perf_counter() - started,
         check_warnings=check_warnings,
         late_rows=tables.late,
+        reinstated_rows=tables.reinstated,
         withdrawn_patients=withdrawn,
         erased_rows=erased,
     )
