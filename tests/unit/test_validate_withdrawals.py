@@ -8,8 +8,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 from validate_support import copy_clean, lines, read_rows, write_rows
 
+from cohortpool.cli import app
 from cohortpool.validate import validate_submission
 from cohortpool.warehouse import load_batch
 
@@ -123,3 +125,13 @@ def test_validated_withdrawal_loads_and_erases_the_patient(tmp_path: Path) -> No
             ).fetchall()
         }
     assert "withdrawn.csv" in files
+
+
+def test_cli_names_the_withdrawals_and_exits_1_when_one_is_refused(tmp_path: Path) -> None:
+    sub = copy_clean(tmp_path / "submission")
+    gone = _patients(sub)[0]
+    _drop_patient(sub, gone)
+    _withdraw(sub, [{"site_id": SITE, "patient_id": gone}, {"site_id": SITE, "patient_id": "not one"}])
+    result = CliRunner().invoke(app, ["validate", str(sub), "--out", str(tmp_path / "out")])
+    assert "withdrawn: 1 patient(s) passed to the batch, 1 row(s) quarantined" in result.output
+    assert result.exit_code == 1
