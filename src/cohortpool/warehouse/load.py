@@ -31,6 +31,7 @@ from cohortpool.warehouse.batch import (
 from cohortpool.warehouse.catalog import describe_bad_cells, table_columns
 from cohortpool.warehouse.connect import connect, rollback
 from cohortpool.warehouse.migrate import migrate
+from cohortpool.warehouse.withdrawals import apply_withdrawals
 
 
 class LoadError(RuntimeError):
@@ -209,45 +210,6 @@ def _load_tables(
     return _TableCounts(rows, superseded, late, reinstated)
 
 
-#: the tables a withdrawal erases rows from: loaded rows, then the quarantine and warning lines
-_ISSUE_TABLES: tuple[str, ...] = ("raw.quarantine", "raw.validation_warnings")
-
-
-def _apply_withdrawals(con: duckdb.DuckDBPyConnection, batch: ValidatedBatch) -> tuple[int, int]:
-    """Record the batch's withdrawals and erase every row of the site's withdrawn patients.
-
-    Runs after the batch's rows and bookkeeping are in, so its own rows of a withdrawn patient (a
-    cumulative export, an older night arriving late) are erased like those of earlier loads and counted
-    in ``raw.validation_summary.withdrawn_rows``. Returns (patients listed, rows erased).
-    """
-    ids: dict[str, Any] = {"batch_id": batch.batch_id, "site_id": batch.site_id}
-    listed = 0
-    path = batch.withdrawn_path
-    if path is not None:
-        sql.run_sql(con, "load/insert_withdrawals", path=str(path), night=batch.night, **ids)
-        listed = int(pacsv.read_csv(path).num_rows)
-    erased = 0
-    site = {"site_id": batch.site_id}
-    for table in TABLES:
-        target = {"table": f"raw.{table}"}
-        sql.run_sql(con, "load/update_summary_withdrawn_rows", identifiers=target, table_name=table, **site)
-        deleted = sql.run_sql(con, "load/delete_withdrawn_rows", identifiers=target, **site).fetchone()
-        erased += int(deleted[0]) if deleted else 0
-    for issues in _ISSUE_TABLES:
-        deleted = sql.run_sql(
-            con, "load/delete_withdrawn_issues", identifiers={"table": issues}, **site
-        ).fetchone()
-        erased += int(deleted[0]) if deleted else 0
-    sql.run_sql(
-        con,
-        "load/update_batch_withdrawals",
-        batch_id=batch.batch_id,
-        withdrawn_patients=listed,
-        erased_rows=erased,
-    )
-    return listed, erased
-
-
 def _record_batch(
     con: duckdb.DuckDBPyConnection,
     batch: ValidatedBatch,
@@ -317,7 +279,7 @@ def _load(
     if warnings_path is not None:
         warnings = _insert_issues(con, warnings_path, "raw.validation_warnings", batch, loaded_at)
     _record_batch(con, batch, load_seq, loaded_at, tables, (quarantined, warnings), deid)
-    withdrawn, erased = _apply_withdrawals(con, batch)
+    withdrawn, erased = apply_withdrawals(con, batch)
     check_warnings = _run_checks(
         con, {"load_seq": load_seq, "batch_id": batch.batch_id, "site_id": batch.site_id}
     )
