@@ -26,6 +26,10 @@ def _without(tables: dict[str, pd.DataFrame], patient_id: str) -> dict[str, pd.D
     return {n: f[f["patient_id"] != patient_id].reset_index(drop=True) for n, f in tables.items()}
 
 
+#: a value of the withdrawing patient that no compression makes unrecognisable in the file's bytes
+TRACE = "trace-5f0c9d2e8a7b41e6b3c2d1f0e9a8b7c6d5e4f3a2b1c0d9e8"
+
+
 def _issue(patient_id: str) -> dict[str, object]:
     return {
         "table": "clinical",
@@ -34,7 +38,7 @@ def _issue(patient_id: str) -> dict[str, object]:
         "expectation": "expect_column_values_to_be_between",
         "severity": "critical",
         "reason": "bmi outside 10-60",
-        "value": "",
+        "value": TRACE,
     }
 
 
@@ -121,6 +125,34 @@ def test_withdrawal_erases_the_patient_from_every_table_history_included(
         assert con.execute(
             "SELECT withdrawn_patients, erased_rows FROM analysis.batches WHERE load_seq = 3"
         ).fetchone() == (1, 27)
+
+
+def _bytes_hold(db: Path, text: str) -> bool:
+    files = [db, db.with_name(db.name + ".wal")]
+    return any(text.encode() in f.read_bytes() for f in files if f.exists())
+
+
+def test_erased_values_leave_no_bytes_in_the_warehouse_file(tmp_path: Path, nights: dict[str, Path]) -> None:
+    db = tmp_path / "w.duckdb"
+    _load(db, nights["night1"], nights["night2"])
+    assert _bytes_hold(db, TRACE)  # the test can see the value while it is there
+    load_batch(db, nights["night3"])
+    assert not _bytes_hold(db, TRACE)
+    with duckdb.connect(str(db), read_only=True) as con:
+        # the rewritten file is the whole warehouse: descriptions, checks and history intact
+        assert con.execute("SELECT count(*) FROM analysis.batches").fetchone() == (3,)
+        assert (
+            con.execute(
+                "SELECT comment FROM duckdb_tables() WHERE schema_name = 'raw' AND table_name = 'withdrawals'"
+            )
+            .fetchone()[0]
+            .startswith("Patients who revoked consent")
+        )
+        assert con.execute("SELECT count(*) FROM analysis.patients_asof(2)").fetchone() == (9,)
+    assert not list(tmp_path.glob(".*compact*"))
+    # and it takes the next load
+    more = write_batch(tmp_path / "n4", SITE, "2026-11-04", make_tables(SITE, 2, seed=9, patient_offset=70))
+    assert load_batch(db, more).load_seq == 4
 
 
 def test_views_and_the_report_no_longer_count_the_patient(

@@ -29,6 +29,7 @@ from cohortpool.warehouse.batch import (
     read_deid_counts,
 )
 from cohortpool.warehouse.catalog import describe_bad_cells, table_columns
+from cohortpool.warehouse.compact import compact
 from cohortpool.warehouse.connect import connect, rollback
 from cohortpool.warehouse.migrate import migrate
 from cohortpool.warehouse.withdrawals import apply_withdrawals
@@ -342,6 +343,8 @@ def load_batch(
             result = _load(con, batch, deid, started)
             if result.status == "loaded":
                 con.commit()
+                if result.erased_rows:
+                    sql.run_sql(con, "load/checkpoint")  # nothing left in the WAL before the rewrite
             else:
                 con.rollback()
         except _BadCells as bad:
@@ -356,7 +359,6 @@ def load_batch(
         except BaseException:
             rollback(con)  # a failed COMMIT (full disk) has rolled back already: keep its error
             raise
-        return result
     except (duckdb.IOException, duckdb.TransactionException) as exc:
         # the file could not be written (a full disk: DuckDB's I/O error, or "Failed to commit")
         raise LoadError(
@@ -366,3 +368,19 @@ def load_batch(
         ) from exc
     finally:
         con.close()
+    if result.status == "loaded" and result.erased_rows:
+        _rewrite_after_erasure(Path(db_path), result, wait_seconds)
+    return result
+
+
+def _rewrite_after_erasure(db_path: Path, result: LoadResult, wait_seconds: float) -> None:
+    """Erased rows leave no bytes in the file (:mod:`cohortpool.warehouse.compact`)."""
+    try:
+        compact(db_path, wait_seconds=max(wait_seconds, 60.0))
+    except (OSError, duckdb.Error) as exc:
+        raise LoadError(
+            f"batch {result.batch_id} is loaded and its withdrawals applied (no query shows the erased "
+            f"rows), but rewriting {db_path} without their bytes failed ({exc}); the old file is in place "
+            "and may still hold those bytes: free space on its disk, restore the warehouse from its backup "
+            "and load the batches again"
+        ) from exc
