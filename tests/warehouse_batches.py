@@ -130,13 +130,17 @@ def write_batch(
     quarantine: list[dict[str, object]] | None = None,
     warnings: list[dict[str, object]] | None = None,
     rows_in_extra: dict[str, int] | None = None,
+    withdrawn: list[str] | None = None,
 ) -> Path:
     """Write ``tables`` (submission columns, optionally ``source_row``) as a validated batch.
 
     ``quarantine`` rows count as quarantined in summary.json for their table; ``rows_in`` is accepted
-    plus quarantined plus ``rows_in_extra``. Returns the batch folder.
+    plus quarantined plus ``rows_in_extra``. ``withdrawn`` (patient pseudonyms) is written as
+    withdrawn.csv. Returns the batch folder.
     """
     digests = {name: _frame_sha256(frame) for name, frame in sorted(tables.items())}
+    if withdrawn is not None:
+        digests["withdrawn"] = hashlib.sha256("\n".join(withdrawn).encode()).hexdigest()
     content = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
     batch_id = f"{site_id}_{night}_{content[:12]}"
     folder = Path(out_dir)
@@ -162,6 +166,10 @@ def write_batch(
             "source_sha256": digests[name],
         }
     pd.DataFrame(quarantine, columns=ISSUE_COLUMNS).to_csv(folder / "quarantine.csv", index=False)
+    if withdrawn is not None:
+        pd.DataFrame({"site_id": site_id, "patient_id": withdrawn}, columns=["site_id", "patient_id"]).to_csv(
+            folder / "withdrawn.csv", index=False
+        )
     pd.DataFrame(warnings or [], columns=ISSUE_COLUMNS).to_csv(folder / "warnings.csv", index=False)
     summary = {
         "site_id": site_id,

@@ -16,6 +16,9 @@ SELECT
     warning_rows,
     superseded_rows,
     late_rows,
+    reinstated_rows,
+    withdrawn_patients,
+    erased_rows,
     content_sha256
 FROM raw.batches;
 

@@ -168,10 +168,16 @@ def test_older_night_arriving_after_a_newer_one_never_overwrites_it(tmp_path: Pa
 def test_same_night_delivered_again_with_corrections_replaces_it(tmp_path: Path, night1: Path) -> None:
     db = tmp_path / "w.duckdb"
     load_batch(db, night1)
-    result = load_batch(db, _correction(tmp_path, "2026-11-01"))
-    assert (result.superseded, result.late_rows) == (3 + 18 + 18, 0)
+    # the whole night again, three patients corrected (a re-delivery replaces the night whole)
+    tables = make_tables("site01", 10, seed=1)
+    corrected = tables["clinical"]["patient_id"][:3]
+    tables["clinical"].loc[tables["clinical"]["patient_id"].isin(corrected), "bmi"] = 30.0
+    again = write_batch(tmp_path / "again", "site01", "2026-11-01", tables)
+    result = load_batch(db, again)
+    assert (result.superseded, result.late_rows) == (10 + 60 + 60, 0)
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FILTER (bmi = 30.0) FROM analysis.patients").fetchone() == (3,)
+        assert con.execute("SELECT count(*) FROM analysis.patients").fetchone() == (10,)
 
 
 def test_a_skipped_night_is_simply_absent_and_the_next_one_loads(tmp_path: Path, night1: Path) -> None:

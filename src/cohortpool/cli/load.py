@@ -174,6 +174,19 @@ def load_command(
                     f"{result.site_id} and are kept for the record only (the newer night stays current)",
                     err=True,
                 )
+            if result.reinstated_rows:
+                typer.echo(
+                    f"note: {result.batch_id} re-delivers its night without patients an earlier delivery "
+                    f"carried: {result.reinstated_rows} row(s) of earlier nights are current again",
+                    err=True,
+                )
+            if result.withdrawn_patients:
+                typer.echo(
+                    f"note: {result.batch_id} withdrew {result.withdrawn_patients} patient(s) of "
+                    f"{result.site_id}; {result.erased_rows} row(s) of theirs erased, history included "
+                    "(raw.withdrawals keeps pseudonym, night and the fact)",
+                    err=True,
+                )
             for check, count in result.check_warnings.items():
                 typer.echo(f"warning: sql/checks/{check}.sql found {count} row(s)", err=True)
             if result.quarantined:

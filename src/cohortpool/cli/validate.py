@@ -76,6 +76,9 @@ def validate(
         if summary.rejected:
             line += f"; REJECTED: {summary.rejected}"
         typer.echo(line)
+    if outcome.withdrawn is not None:
+        passed, refused = outcome.withdrawn
+        typer.echo(f"withdrawn: {passed} patient(s) passed to the batch, {refused} row(s) quarantined")
     for check in outcome.checks:
         if check.errored:
             typer.echo(f"error: {check.table}: {check.expectation} could not run: {check.errored}", err=True)

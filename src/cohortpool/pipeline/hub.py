@@ -85,6 +85,8 @@ def load_into_warehouse(db_path: Path, validated_dir: Path, wait_seconds: float 
         result.superseded,
         waited,
         result.late_rows,
+        result.withdrawn_patients,
+        result.erased_rows,
     )
 
 

@@ -126,6 +126,9 @@ class LoadSummary:
     waited_for_lock: bool = False
     #: rows that arrived after a newer night of the site: kept for the record, never current
     late_rows: int = 0
+    #: patients the batch withdrew, and the rows of theirs the load erased (history included)
+    withdrawn_patients: int = 0
+    erased_rows: int = 0
 
     @property
     def rows_loaded(self) -> int:
@@ -136,6 +139,8 @@ class LoadSummary:
         """``772 rows loaded (load 2)`` or ``772 rows already loaded (load 2)``."""
         how = "loaded" if self.status == "loaded" else "already loaded"
         late = f"; {self.late_rows} older than a newer night's, kept as history" if self.late_rows else ""
+        if self.withdrawn_patients:
+            late += f"; {self.withdrawn_patients} patient(s) withdrawn, {self.erased_rows} rows erased"
         return f"{self.rows_loaded} rows {how} (load {self.load_seq}){late}"
 
 

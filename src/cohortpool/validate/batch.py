@@ -45,6 +45,7 @@ from cohortpool.validate.quarantine import (
 from cohortpool.validate.run import SuiteRunner, TableRun
 from cohortpool.validate.submission import Submission, SubmissionError, open_submission
 from cohortpool.validate.suites import TABLES, TableSuite, load_suites, suite_path
+from cohortpool.validate.withdrawals import Withdrawals, check_withdrawals, write_withdrawals
 
 LINEAGE_COLUMNS = ("batch_id", "source_file", "source_sha256")
 _ARROW_TYPES = {
@@ -182,13 +183,19 @@ class Validator:
             if progress is not None:
                 progress(done, len(TABLES))
 
+        withdrawals = check_withdrawals(submission.path, submission.site_id)
+        if withdrawals is not None:
+            quarantine_parts.append(withdrawals.quarantine)
+            write_withdrawals(withdrawals, submission.site_id, staging)
         write_lines(_concat(quarantine_parts), staging / "quarantine.csv")
         write_lines(_concat(warning_parts), staging / "warnings.csv")
         checks = [o for run in runs.values() for o in run.outcomes]
         outcome = ValidationOutcome(
             out_dir, submission.site_id, submission.night, submission.batch_id, summaries, checks, accepted
         )
-        summary = _summary(submission, outcome, self._suite_sha256, cross)
+        if withdrawals is not None:
+            outcome.withdrawn = (len(withdrawals.accepted), len(withdrawals.quarantine))
+        summary = _summary(submission, outcome, self._suite_sha256, cross, withdrawals)
         (staging / "summary.json").write_text(
             json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
@@ -244,9 +251,10 @@ def _summary(
     outcome: ValidationOutcome,
     suite_sha256: dict[str, str],
     cross: list[Finding],
+    withdrawals: Withdrawals | None = None,
 ) -> dict[str, Any]:
     errored = [f"{o.table}: {o.expectation}: {o.errored}" for o in outcome.checks if o.errored]
-    return {
+    summary: dict[str, Any] = {
         "site_id": submission.site_id,
         "night": submission.night,
         "batch_id": submission.batch_id,
@@ -273,3 +281,6 @@ def _summary(
         "suites": dict(suite_sha256),
         "data_docs": "data_docs/index.html",
     }
+    if withdrawals is not None:
+        summary["withdrawn"] = withdrawals.summary()
+    return summary

@@ -39,10 +39,13 @@ class ValidationOutcome:
     tables: dict[str, TableSummary]
     checks: list[CheckOutcome] = field(default_factory=list)
     accepted: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: withdrawn.csv: pseudonyms passed into the batch, and rows quarantined (None: no such file)
+    withdrawn: tuple[int, int] | None = None
 
     @property
     def passed(self) -> bool:
-        return all(t.quarantined == 0 and t.rejected is None for t in self.tables.values())
+        refused = self.withdrawn is not None and self.withdrawn[1] > 0
+        return not refused and all(t.quarantined == 0 and t.rejected is None for t in self.tables.values())
 
     @property
     def exit_code(self) -> int:

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -25,6 +26,9 @@ TABLES: tuple[str, ...] = ("clinical", "reads", "imaging_manifest")
 LINEAGE: tuple[str, ...] = ("batch_id", "source_file", "source_sha256", "source_row")
 #: Columns of quarantine.csv and warnings.csv.
 ISSUE_COLUMNS: tuple[str, ...] = ("table", "source_row", "key", "expectation", "severity", "reason", "value")
+#: The optional withdrawals of a batch (patients who revoked consent): ``withdrawn.csv``, these columns.
+WITHDRAWN_FILE = "withdrawn.csv"
+WITHDRAWN_COLUMNS: tuple[str, ...] = ("site_id", "patient_id")
 _COUNT_KEYS: tuple[str, ...] = ("rows_in", "accepted", "quarantined", "warnings")
 
 
@@ -69,6 +73,12 @@ class ValidatedBatch:
     @property
     def warnings_path(self) -> Path | None:
         path = self.path / "warnings.csv"
+        return path if path.is_file() else None
+
+    @property
+    def withdrawn_path(self) -> Path | None:
+        """``withdrawn.csv`` (site_id, patient_id), present when the submission withdrew patients."""
+        path = self.path / WITHDRAWN_FILE
         return path if path.is_file() else None
 
 
@@ -122,6 +132,27 @@ def _check_issue_file(path: Path) -> None:
         raise BatchError(f"{path}: missing column(s) {missing}; expected {list(ISSUE_COLUMNS)}")
 
 
+def _check_withdrawn_file(path: Path, site_id: str) -> None:
+    """withdrawn.csv names exactly its two columns, and only patients of the batch's own site."""
+    try:
+        table = pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(WITHDRAWN_COLUMNS, pa.string())),
+        )
+    except Exception as exc:  # pyarrow raises several types for a malformed CSV
+        raise BatchError(f"{path}: not a readable CSV file ({exc}); re-run cohortpool validate") from exc
+    if tuple(table.column_names) != WITHDRAWN_COLUMNS:
+        raise BatchError(
+            f"{path}: columns {table.column_names}, expected {list(WITHDRAWN_COLUMNS)} (contract section 3)"
+        )
+    sites = {s for s in table.column("site_id").to_pylist() if s != site_id}
+    if sites:
+        raise BatchError(
+            f"{path}: withdraws patients of other site(s) {sorted(map(str, sites))}; a batch of {site_id} "
+            "may withdraw only its own patients (re-run cohortpool validate)"
+        )
+
+
 def read_batch(path: str | Path, columns: dict[str, tuple[str, ...]]) -> ValidatedBatch:
     """Check the folder and checksum its files.
 
@@ -160,13 +191,18 @@ def read_batch(path: str | Path, columns: dict[str, tuple[str, ...]]) -> Validat
         )
     counts = _counts(summary, summary_path)
 
-    relpaths = [f"accepted/{t}.parquet" for t in TABLES] + ["quarantine.csv", "warnings.csv", "summary.json"]
+    relpaths = [f"accepted/{t}.parquet" for t in TABLES] + [
+        "quarantine.csv",
+        "warnings.csv",
+        "summary.json",
+        WITHDRAWN_FILE,
+    ]
     files: list[BatchFile] = []
     for rel in relpaths:
         file = folder / rel
         if not file.is_file():
-            if rel == "warnings.csv":
-                continue  # optional: a batch without flagged rows may omit it
+            if rel in ("warnings.csv", WITHDRAWN_FILE):
+                continue  # optional: a batch without flagged rows or withdrawals may omit it
             raise BatchError(f"{folder}: missing {rel} (contract section 3); re-run cohortpool validate")
         files.append(BatchFile(rel, sha256_file(file), file.stat().st_size))
     for table in TABLES:
@@ -174,6 +210,8 @@ def read_batch(path: str | Path, columns: dict[str, tuple[str, ...]]) -> Validat
     _check_issue_file(folder / "quarantine.csv")
     if (folder / "warnings.csv").is_file():
         _check_issue_file(folder / "warnings.csv")
+    if (folder / WITHDRAWN_FILE).is_file():
+        _check_withdrawn_file(folder / WITHDRAWN_FILE, site_id)
 
     content = sha256_listing((f.relpath, f.sha256) for f in files)
     received_at = datetime.fromtimestamp(summary_path.stat().st_mtime, tz=UTC)

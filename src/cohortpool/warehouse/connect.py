@@ -30,11 +30,11 @@ def _is_lock_conflict(exc: duckdb.Error) -> bool:
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
-def _opened(
+def opened(
     path: Path,
     open_once: Callable[[], duckdb.DuckDBPyConnection],
     wait_seconds: float,
-    poll_seconds: float,
+    poll_seconds: float = 0.2,
 ) -> duckdb.DuckDBPyConnection:
     """``open_once()``, retried while another process holds the file lock (up to ``wait_seconds``)."""
     deadline = time.monotonic() + max(wait_seconds, 0.0)
@@ -88,7 +88,7 @@ def connect(
     if read_only:
         return open_reader(path, wait_seconds=wait_seconds, poll_seconds=poll_seconds)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return _opened(path, lambda: duckdb.connect(str(path)), wait_seconds, poll_seconds)
+    return opened(path, lambda: duckdb.connect(str(path)), wait_seconds, poll_seconds)
 
 
 #: the catalog name a reader's connection gives the warehouse (``USE``d, so queries need no prefix)
@@ -126,7 +126,7 @@ def open_reader(
             raise
         return con
 
-    return _opened(path, attach, wait_seconds, poll_seconds)
+    return opened(path, attach, wait_seconds, poll_seconds)
 
 
 def rollback(con: duckdb.DuckDBPyConnection) -> None:

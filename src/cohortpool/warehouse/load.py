@@ -29,8 +29,10 @@ from cohortpool.warehouse.batch import (
     read_deid_counts,
 )
 from cohortpool.warehouse.catalog import describe_bad_cells, table_columns
+from cohortpool.warehouse.compact import compact
 from cohortpool.warehouse.connect import connect, rollback
 from cohortpool.warehouse.migrate import migrate
+from cohortpool.warehouse.withdrawals import apply_withdrawals
 
 
 class LoadError(RuntimeError):
@@ -61,6 +63,12 @@ class LoadResult:
     late_rows: int = 0
     #: findings of the sql/checks/warn_*.sql files: check name -> number of rows it returned
     check_warnings: dict[str, int] = field(default_factory=dict)
+    #: earlier-night rows made current again: the re-delivered night no longer carries their patient
+    reinstated_rows: int = 0
+    #: patients the batch's withdrawn.csv listed (consent revoked)
+    withdrawn_patients: int = 0
+    #: rows this load erased for the site's withdrawn patients (history, its own rows, issue lines)
+    erased_rows: int = 0
 
 
 class _BadCells(Exception):
@@ -168,14 +176,16 @@ class _TableCounts:
     rows: dict[str, int]
     superseded: int
     late: int
+    reinstated: int = 0
 
 
 def _load_tables(
     con: duckdb.DuckDBPyConnection, batch: ValidatedBatch, load_seq: int, loaded_at: datetime
 ) -> _TableCounts:
-    """Per table: close the rows this batch replaces, insert its rows, close its own late rows."""
+    """Per table: close the rows this batch replaces, insert its rows, give back the earlier-night rows a
+    re-delivery no longer replaces, close its own late rows."""
     ids: dict[str, Any] = {"batch_id": batch.batch_id, "site_id": batch.site_id}
-    superseded = late = 0
+    superseded = late = reinstated = 0
     rows: dict[str, int] = {}
     for table in TABLES:
         target = {"table": f"raw.{table}"}
@@ -190,11 +200,15 @@ def _load_tables(
         ).fetchone()
         superseded += int(replaced[0]) if replaced else 0
         rows[table] = _insert_table(con, batch, table, {"loaded_at": loaded_at, "load_seq": load_seq})
+        back = sql.run_sql(
+            con, "load/reinstate_rows", identifiers=target, load_seq=load_seq, night=batch.night, **ids
+        ).fetchone()
+        reinstated += int(back[0]) if back else 0
         closed = sql.run_sql(
             con, "load/close_late_rows", identifiers=target, load_seq=load_seq, night=batch.night, **ids
         ).fetchone()
         late += int(closed[0]) if closed else 0
-    return _TableCounts(rows, superseded, late)
+    return _TableCounts(rows, superseded, late, reinstated)
 
 
 def _record_batch(
@@ -238,6 +252,7 @@ def _record_batch(
         warning_rows=warnings,
         superseded_rows=tables.superseded,
         late_rows=tables.late,
+        reinstated_rows=tables.reinstated,
         summary_json=batch.summary_text,
         submission_sha256=batch.submission_sha256,
         validation_status=batch.validation_status,
@@ -265,6 +280,7 @@ def _load(
     if warnings_path is not None:
         warnings = _insert_issues(con, warnings_path, "raw.validation_warnings", batch, loaded_at)
     _record_batch(con, batch, load_seq, loaded_at, tables, (quarantined, warnings), deid)
+    withdrawn, erased = apply_withdrawals(con, batch)
     check_warnings = _run_checks(
         con, {"load_seq": load_seq, "batch_id": batch.batch_id, "site_id": batch.site_id}
     )
@@ -281,6 +297,9 @@ def _load(
         seconds=time.perf_counter() - started,
         check_warnings=check_warnings,
         late_rows=tables.late,
+        reinstated_rows=tables.reinstated,
+        withdrawn_patients=withdrawn,
+        erased_rows=erased,
     )
 
 
@@ -324,6 +343,8 @@ def load_batch(
             result = _load(con, batch, deid, started)
             if result.status == "loaded":
                 con.commit()
+                if result.erased_rows:
+                    sql.run_sql(con, "load/checkpoint")  # nothing left in the WAL before the rewrite
             else:
                 con.rollback()
         except _BadCells as bad:
@@ -338,7 +359,6 @@ def load_batch(
         except BaseException:
             rollback(con)  # a failed COMMIT (full disk) has rolled back already: keep its error
             raise
-        return result
     except (duckdb.IOException, duckdb.TransactionException) as exc:
         # the file could not be written (a full disk: DuckDB's I/O error, or "Failed to commit")
         raise LoadError(
@@ -348,3 +368,19 @@ def load_batch(
         ) from exc
     finally:
         con.close()
+    if result.status == "loaded" and result.erased_rows:
+        _rewrite_after_erasure(Path(db_path), result, wait_seconds)
+    return result
+
+
+def _rewrite_after_erasure(db_path: Path, result: LoadResult, wait_seconds: float) -> None:
+    """Erased rows leave no bytes in the file (:mod:`cohortpool.warehouse.compact`)."""
+    try:
+        compact(db_path, wait_seconds=max(wait_seconds, 60.0))
+    except (OSError, duckdb.Error) as exc:
+        raise LoadError(
+            f"batch {result.batch_id} is loaded and its withdrawals applied (no query shows the erased "
+            f"rows), but rewriting {db_path} without their bytes failed ({exc}); the old file is in place "
+            "and may still hold those bytes: free space on its disk, restore the warehouse from its backup "
+            "and load the batches again"
+        ) from exc
