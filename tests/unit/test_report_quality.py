@@ -53,12 +53,16 @@ def test_site_summary_adds_up_the_night_says_who_is_late_and_who_never_sent() ->
     summary.loc[summary["site_id"] == "site02", "night"] = "2026-11-21"
     summary["deid_input_files"] = [30, 120, 120, None]
     summary["deid_quarantined"] = [0, 3, 3, None]
+    summary["release_k_anonymity"] = [5, 3, 3, None]
+    summary["release_generalisations"] = ["none", "age in 5-year bands", "age in 5-year bands", None]
     sites = site_summary(quality_table(summary), expected_sites=["site01", "site02", "site03", "site04"])
     by_site = sites.set_index("site_id")
     assert list(sites["site_id"]) == ["site01", "site02", "site03", "site04"]
     # one batch a night: its de-identification counts once, not once per table
     assert by_site.loc["site01", "deid_input_files"] == 120 and by_site.loc["site01", "deid_quarantined"] == 3
     assert (by_site.loc["site01", "rows_in"], by_site.loc["site01", "quarantined"]) == (250, 2)
+    assert by_site.loc["site01", "release_k_anonymity"] == 3  # what the night was released under, once
+    assert by_site.loc["site01", "release_generalisations"] == "age in 5-year bands"
     assert by_site.loc["site02", "status"] == "3 days late"
     assert by_site.loc["site03", "rejected_tables"] == "clinical"
     assert pd.isna(by_site.loc["site03", "deid_input_files"])  # not given: unknown, not zero

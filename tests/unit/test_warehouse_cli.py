@@ -92,10 +92,12 @@ def test_default_warehouse_is_the_setting_relative_to_the_working_folder(
     assert (tmp_path / "elsewhere.duckdb").is_file()
 
 
-def _submission(folder: Path, batch: Path, counts: dict[str, int]) -> Path:
+def _submission(folder: Path, batch: Path, counts: dict[str, int], privacy: dict | None = None) -> Path:
     summary = json.loads((batch / "summary.json").read_text())
     folder.mkdir(parents=True)
     document = {"site_id": summary["site_id"], "night": summary["night"], "counts": counts, "files": {}}
+    if privacy is not None:
+        document["privacy"] = privacy
     (folder / "submission.json").write_text(json.dumps(document))
     return folder
 
@@ -116,6 +118,20 @@ def test_load_publishes_the_reader_copy_and_records_the_submission_counts(tmp_pa
     # nothing new to load: the copy stays as it is
     again = runner.invoke(app, ["load", str(batch), "--db", str(db), "--submission", str(submission)])
     assert again.exit_code == 0 and "published" not in again.output
+
+
+def test_load_records_the_k_and_the_generalisations_the_night_was_released_under(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    batch = write_batch(tmp_path / "b", "site01", "2026-11-01", make_tables("site01", 3, seed=1))
+    chosen = {"age_band_years": 5, "age_top_code": 90, "first_exam_date_precision": "month",
+              "merge_rare_categories_below": 0, "merged_columns": []}  # fmt: skip
+    privacy = {"k_anonymity": 4, "generalisations": chosen}
+    submission = _submission(tmp_path / "s", batch, {"input_files": 9}, privacy)
+    result = runner.invoke(app, ["load", str(batch), "--db", str(db), "--submission", str(submission)])
+    assert result.exit_code == 0, result.output
+    with duckdb.connect(str(db), read_only=True) as con:
+        row = con.execute("SELECT release_k_anonymity, release_generalisations FROM raw.batches").fetchone()
+    assert row == (4, "age in 5-year bands; ages from 90 shown as 90; first exam date to the month")
 
 
 def test_load_without_publish_and_db_publish_later(tmp_path: Path) -> None:

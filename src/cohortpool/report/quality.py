@@ -34,6 +34,8 @@ QUALITY_COLUMNS = (
 )
 #: the site's de-identification counts of the night (submission.json), when the load was given them
 DEID_COLUMNS = ("deid_input_files", "deid_deidentified", "deid_quarantined", "deid_duplicates")
+#: what the site's release was held to (submission.json privacy), when the load recorded it
+RELEASE_COLUMNS = ("release_k_anonymity", "release_generalisations")
 TABLE_ORDER = ("clinical", "reads", "imaging_manifest")
 #: sites whose per-table validation rows are shown open; with more they fold into a <details> block
 OPEN_TABLE_ROWS_UP_TO = 8
@@ -51,7 +53,8 @@ def quality_table(summary: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"data-quality summary lacks columns {missing}; expected {list(QUALITY_COLUMNS)}")
     deid = [c for c in DEID_COLUMNS if c in summary.columns]
-    frame = summary.loc[:, [*QUALITY_COLUMNS, *deid]].copy()
+    release = [c for c in RELEASE_COLUMNS if c in summary.columns]
+    frame = summary.loc[:, [*QUALITY_COLUMNS, *deid, *release]].copy()
     frame["night"] = frame["night"].astype(str)
     order = {name: i for i, name in enumerate(TABLE_ORDER)}
     frame["_order"] = frame["table_name"].map(order).fillna(len(order))
@@ -63,8 +66,12 @@ def quality_table(summary: pd.DataFrame) -> pd.DataFrame:
     frame["accepted_pct"] = share.map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
     for column in ("rows_in", "accepted", "quarantined", "warnings"):
         frame[column] = pd.to_numeric(frame[column]).astype("int64")
-    for column in deid:
+    for column in [*deid, *[c for c in release if c == "release_k_anonymity"]]:
         frame[column] = pd.to_numeric(frame[column]).astype("Int64")
+    if "release_generalisations" in frame:
+        frame["release_generalisations"] = frame["release_generalisations"].map(
+            lambda v: "" if pd.isna(v) else str(v)
+        )
     # why validation refused a whole table (summary.json "rejected"); empty when the table was read
     frame["rejected_reason"] = frame["rejected_reason"].map(lambda v: "" if pd.isna(v) else str(v))
     return frame
@@ -95,6 +102,10 @@ def site_summary(quality: pd.DataFrame, expected_sites: Iterable[str] = ()) -> p
         night = str(part["night"].iloc[0])
         per_batch = part.drop_duplicates("batch_id")
         deid = {c: per_batch[c].sum(min_count=1) if c in part else pd.NA for c in DEID_COLUMNS}
+        # several batches of one night (a corrected resubmission): the smallest k, each generalisation once
+        k = per_batch["release_k_anonymity"].min() if "release_k_anonymity" in part else pd.NA
+        said: Iterable[object] = part.get("release_generalisations", [])
+        generalised = "; ".join(sorted({str(g) for g in said if str(g)}))
         behind = (newest - date.fromisoformat(night)).days if newest else 0
         rejected = sorted(set(part.loc[part["rejected_reason"] != "", "table_name"].astype(str)))
         rows.append(
@@ -106,6 +117,8 @@ def site_summary(quality: pd.DataFrame, expected_sites: Iterable[str] = ()) -> p
                 # the batch id is <site>_<night>_<12 hex>: the first two are in their own columns already
                 "batches": ", ".join(str(b).rsplit("_", 1)[-1] for b in per_batch["batch_id"]),
                 **deid,
+                "release_k_anonymity": k,
+                "release_generalisations": generalised,
                 "rows_in": int(part["rows_in"].sum()),
                 "accepted": int(part["accepted"].sum()),
                 "quarantined": int(part["quarantined"].sum()),
@@ -115,8 +128,8 @@ def site_summary(quality: pd.DataFrame, expected_sites: Iterable[str] = ()) -> p
         )
     for site in sorted(set(expected_sites) - set(quality["site_id"].astype(str))):
         rows.append({"site_id": site, "night": "", "days_behind": pd.NA, "status": "never sent"})
-    columns = ["site_id", "night", "days_behind", "status", "batches", *DEID_COLUMNS, "rows_in", "accepted",
-               "quarantined", "warnings", "rejected_tables"]  # fmt: skip
+    columns = ["site_id", "night", "days_behind", "status", "batches", *DEID_COLUMNS, *RELEASE_COLUMNS,
+               "rows_in", "accepted", "quarantined", "warnings", "rejected_tables"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns).sort_values("site_id", kind="stable").reset_index(drop=True)
 
 
@@ -130,6 +143,8 @@ def _site_section(sites: pd.DataFrame, quality: pd.DataFrame) -> Section:
         "De-identified",
         "Quarantined at the site",
         "Duplicates",
+        "k released",
+        "Generalisations",
         "Rows in",
         "Accepted",
         "Quarantined at the hub",
@@ -143,6 +158,8 @@ def _site_section(sites: pd.DataFrame, quality: pd.DataFrame) -> Section:
             str(r["status"]),
             "" if pd.isna(r["batches"]) else str(r["batches"]),
             *[_count(r[c]) for c in DEID_COLUMNS],
+            _count(r["release_k_anonymity"]),
+            "" if pd.isna(r["release_generalisations"]) else str(r["release_generalisations"]),
             *[_count(r[c]) for c in ("rows_in", "accepted", "quarantined", "warnings")],
             "" if pd.isna(r["rejected_tables"]) else str(r["rejected_tables"]),
         ]
@@ -168,7 +185,9 @@ def _site_section(sites: pd.DataFrame, quality: pd.DataFrame) -> Section:
     notes += [
         "Files in, de-identified, quarantined at the site (held in its vault with the reason) and duplicates "
         "are the site's de-identification counts of DICOM files (submission.json); empty where the load was "
-        "not given the submission. Rows: the three tables together, as validation counted them at the hub.",
+        "not given the submission. k released: the k-anonymity of the night's release over its quasi-"
+        "identifiers, and the generalisations the consortium configured to reach it (submission.json "
+        "privacy). Rows: the three tables together, as validation counted them at the hub.",
         "Counts of submitted files and rows, not of patients with an attribute: not small-cell suppressed.",
     ]
     return Section(

@@ -239,6 +239,30 @@ class DeidCounts:
     deidentified: int | None = None
     quarantined: int | None = None
     duplicates: int | None = None
+    #: the k-anonymity of what was released (``privacy.k_anonymity``)
+    k_anonymity: int | None = None
+    #: the generalisations applied, in words (``privacy.generalisations``; "none" when none was)
+    generalisations: str | None = None
+
+
+def describe_generalisations(chosen: dict[str, Any]) -> str:
+    """``submission.json``'s ``privacy.generalisations`` as the report prints it, e.g.
+    "age in 5-year bands; first exam date to the month"; "none" when the tables went out as they are."""
+    said = []
+    band = chosen.get("age_band_years")
+    if isinstance(band, int) and band > 1:
+        said.append(f"age in {band}-year bands")
+    top = chosen.get("age_top_code")
+    if isinstance(top, int):
+        said.append(f"ages from {top} shown as {top}")
+    precision = chosen.get("first_exam_date_precision")
+    if precision in ("month", "year"):
+        said.append(f"first exam date to the {precision}")
+    rare = chosen.get("merge_rare_categories_below")
+    if isinstance(rare, int) and rare > 0:
+        columns = ", ".join(str(c) for c in chosen.get("merged_columns") or []) or "categories"
+        said.append(f"{columns} terms held by fewer than {rare} patients merged into 'other'")
+    return "; ".join(said) or "none"
 
 
 #: submission.json ``counts`` key -> DeidCounts field (data contract section 2)
@@ -290,7 +314,15 @@ def read_deid_counts(submission_dir: str | Path, batch: ValidatedBatch) -> DeidC
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise BatchError(f"{path}: counts.{key} must be a non-negative integer, got {value!r}")
         values[name] = value
-    return DeidCounts(**values)
+    privacy = document.get("privacy")
+    released: dict[str, Any] = privacy if isinstance(privacy, dict) else {}
+    k = released.get("k_anonymity")
+    chosen = released.get("generalisations")
+    return DeidCounts(
+        **values,
+        k_anonymity=k if isinstance(k, int) and not isinstance(k, bool) and k >= 0 else None,
+        generalisations=describe_generalisations(chosen) if isinstance(chosen, dict) else None,
+    )
 
 
 def _optional_text(summary: dict[str, Any], key: str, summary_path: Path) -> str | None:

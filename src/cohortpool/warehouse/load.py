@@ -260,6 +260,8 @@ def _record_batch(
         deid_deidentified=deid.deidentified,
         deid_quarantined=deid.quarantined,
         deid_duplicates=deid.duplicates,
+        release_k_anonymity=deid.k_anonymity,
+        release_generalisations=deid.generalisations,
         **ids,
     )
 
