@@ -6,8 +6,8 @@
 - ``kill -9`` of a run's process alone (not its group) leaves nothing behind: no temporary Prefect server,
   no de-identification worker, and the server never had the secret in its environment;
 - Ctrl-C: SIGINT to the run's process (and, as a terminal sends it, to its whole process group) stops the
-  run within 10 s with one line, no traceback, exit 130 and no process left; the rerun then ends exactly
-  like an uninterrupted run (warehouse content checksum, report bytes).
+  run within 10 s with one line, no traceback, exit 130 and no process left (SIGTERM: the same, exit
+  143); the rerun then ends exactly like an uninterrupted run (warehouse content checksum, report bytes).
 """
 
 from __future__ import annotations
@@ -70,9 +70,18 @@ class _Lines:
         return code, self.proc.stdout.read() + "".join(self.lines)
 
 
-def _paused(proc: subprocess.Popen[str], out: Path, timeout: float = 400) -> None:
-    """Wait until the run is inside its test pause in de-identification (part of dicom/ placed)."""
-    ready = out / "submissions" / "site01" / NIGHT / "dicom"
+def _ready(out: Path, step: str) -> Path:
+    """What exists once a run paused at ``step`` is inside its pause (``pausing_cohortpool.py``)."""
+    return {
+        "deidentify": out / "submissions" / "site01" / NIGHT / "dicom",  # part of dicom/ placed
+        "validate": out / "validated" / "site01" / f"{NIGHT}.partial" / "accepted" / "clinical.parquet",
+        "load": out / "warehouse.duckdb",  # the load's transaction open
+    }[step]
+
+
+def _paused(proc: subprocess.Popen[str], out: Path, step: str = "deidentify", timeout: float = 400) -> None:
+    """Wait until the run is inside its test pause at ``step``."""
+    ready = _ready(out, step)
     deadline = time.monotonic() + timeout
     while not ready.exists():
         assert proc.poll() is None, f"the run ended before pausing: {proc.communicate()}"
@@ -99,8 +108,8 @@ def _with_secret(family: list[int]) -> list[int]:
 
 
 def test_a_second_run_waits_naming_the_holder_and_no_wait_refuses(landing: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    first = start_run(landing, out, pause_at="deidentify", pause_seconds=600)
+    out, home = tmp_path / "out", tmp_path / "prefect-home"  # an operator's PREFECT_HOME, outside OUT
+    first = start_run(landing, out, home=home, pause_at="deidentify", pause_seconds=600)
     try:
         _paused(first, out)
         assert (out / ".run.lock").read_text().strip() == str(first.pid)
@@ -110,8 +119,17 @@ def test_a_second_run_waits_naming_the_holder_and_no_wait_refuses(landing: Path,
         assert refused.stderr.strip().splitlines() == [
             f"error: another run (pid {first.pid}) is using {out} (--no-wait)"
         ]
+        # another output folder, the same Prefect home (its database): refused the same way
+        elsewhere = cli(
+            "run", str(landing), "--out", str(tmp_path / "elsewhere"), "--no-wait",
+            env={"PREFECT_HOME": str(home), "TMPDIR": str(home)}, timeout=120,
+        )  # fmt: skip
+        assert elsewhere.returncode == 2, elsewhere.stdout + elsewhere.stderr
+        assert elsewhere.stderr.strip().splitlines() == [
+            f"error: another run (pid {first.pid}) is using Prefect's home {home} (--no-wait)"
+        ]
         # a second run waits, saying so and naming the holder, before any Prefect server of its own
-        second = start_run(landing, out)
+        second = start_run(landing, out, home=home)
         said = _Lines(second)
         line = said.wait_for("waiting for it to finish")
         assert f"another run (pid {first.pid}) is using {out}" in line
@@ -154,14 +172,14 @@ def test_kill_9_of_a_run_leaves_no_server_and_no_process_with_the_secret(
             run.communicate()
 
 
-def _interrupt(proc: subprocess.Popen[str], group: bool) -> tuple[int, str, float, list[int]]:
+def _interrupt(proc: subprocess.Popen[str], signum: int, group: bool) -> tuple[int, str, float, list[int]]:
     family = descendants(proc.pid)
     _server(family)
     started = time.monotonic()
     if group:  # as a terminal's Ctrl-C: the whole foreground process group
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signum)
     else:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
     try:
         stdout, stderr = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
@@ -184,23 +202,22 @@ def test_ctrl_c_stops_a_run_at_once_and_the_rerun_equals_an_uninterrupted_run(
     from cohortpool.warehouse import checksum
 
     out = tmp_path / "out"
-    for pause_at, group in (("deidentify", False), ("load", True)):
+    # Ctrl-C to the run's process, SIGTERM (a service manager) to it, Ctrl-C as a terminal sends it
+    for pause_at, signum, group in (
+        ("deidentify", signal.SIGINT, False),
+        ("validate", signal.SIGTERM, False),
+        ("load", signal.SIGINT, True),
+    ):
         run = start_run(landing, out, pause_at=pause_at, pause_seconds=600)
-        if pause_at == "deidentify":
-            _paused(run, out)
-        else:  # the load's transaction is open once the warehouse exists (then the test pause)
-            deadline = time.monotonic() + 400
-            while not (out / "warehouse.duckdb").exists():
-                assert run.poll() is None and time.monotonic() < deadline, run.communicate()
-                time.sleep(0.1)
-            time.sleep(1.0)
-        code, text, seconds, family = _interrupt(run, group)
-        assert code == 130, text
+        _paused(run, out, pause_at)
+        code, text, seconds, family = _interrupt(run, signum, group)
+        assert code == 128 + signum, text  # 130 for SIGINT
         assert seconds <= 10, f"{seconds:.1f} s to stop"
         assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
         said = [line for line in text.splitlines() if "interrupted" in line]
         assert said == [
-            "interrupted (SIGINT): the run stopped; finished steps are kept, run it again to finish the rest"
+            f"interrupted ({signal.Signals(signum).name}): the run stopped; finished steps are kept, "
+            "run it again to finish the rest"
         ], text
         assert text.rstrip().endswith(said[0])
         assert wait_until_gone(family) == [], f"processes of the interrupted run live on ({pause_at})"

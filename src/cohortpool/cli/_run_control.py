@@ -5,7 +5,8 @@ In this order, before Prefect is imported or any server starts:
 1. Ctrl-C (SIGINT) and SIGTERM stop the run at once with one line and exit 130 (143 for SIGTERM). The
    steps are crash-safe (a ``kill -9`` anywhere is rerun to the same end state, ``tests/hardening``), so
    stopping at once loses only unfinished work, which the next run redoes; waiting for Prefect to wind
-   down its task threads took minutes.
+   down its task threads took minutes. The flow itself runs off the main thread
+   (:func:`off_the_main_thread`), so Prefect's own SIGTERM handler never replaces these.
 2. The output folder's lock (:meth:`cohortpool.pipeline.layout.RunLayout.exclusive`): a second run on the
    same folder says which PID holds it and waits, or with ``--no-wait`` stops with exit 2.
 3. The temporary Prefect server, when no ``PREFECT_API_URL`` names one
@@ -17,14 +18,16 @@ In this order, before Prefect is imported or any server starts:
 
 from __future__ import annotations
 
+import contextvars
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 import typer
 
@@ -36,6 +39,7 @@ from cohortpool.pipeline.layout import FolderBusyError, RunLayout, hold
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: the lock of a Prefect home shared by runs on different output folders
 HOME_LOCK = ".cohortpool-server.lock"
+T = TypeVar("T")
 
 
 def _say(message: str) -> None:
@@ -119,3 +123,28 @@ def controlled_run(layout: RunLayout, *, wait: bool) -> Iterator[RunControl]:
         control.close()
         for stop, handler in previous.items():
             signal.signal(stop, handler)
+
+
+def off_the_main_thread(call: Callable[[], T]) -> T:
+    """``call()`` in a thread of its own (with this context's variables), while the main thread waits.
+
+    Prefect's flow engine, run in the main thread, replaces the SIGTERM handler with its own, which
+    unwinds the flow through its task threads (minutes while a step works). Run elsewhere, it leaves
+    both signals to :class:`RunControl`, and the main thread waits in a join that a signal interrupts.
+    """
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # handed to the main thread, which raises it
+            failure.append(exc)
+
+    context = contextvars.copy_context()
+    worker = threading.Thread(target=context.run, args=(target,), name="cohortpool-run", daemon=True)
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]

@@ -18,13 +18,14 @@ import typer
 from pydantic import SecretStr
 
 from cohortpool.cli._app import EXIT_FAILED, app, fail, read_settings
-from cohortpool.cli._run_control import controlled_run
+from cohortpool.cli._run_control import controlled_run, off_the_main_thread
 from cohortpool.config import MissingSecretError, Settings, WeakSecretError, config_file
 from cohortpool.pipeline.layout import RunLayout
 from cohortpool.pipeline.records import ROW_COUNTS, NightSummary, summary_of
 from cohortpool.pipeline.runconfig import RunConfig
 
 if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
@@ -156,18 +157,23 @@ def _run_nightly(
             updates: dict[Any, Any] = {PREFECT_LOCAL_STORAGE_PATH: layout.results.resolve()}
             if api_url is not None:
                 updates[PREFECT_API_URL] = api_url
-            with temporary_settings(updates):
-                state = nightly.with_options(**options)(
-                    landing_dir=landing.resolve(),
-                    out_dir=layout.out.resolve(),
-                    workers=1 if address else None,
-                    config=config,
-                    hold_lock=False,
-                    return_state=True,
-                )
-                # the run's last log lines and events reach the server before the caller stops it
-                APILogWorker.drain_all(timeout=30)
-                EventsWorker.drain_all(timeout=30)
+
+            def night() -> State[Any]:  # the flow returns its own State; Prefect nests the type
+                with temporary_settings(updates):
+                    state = nightly.with_options(**options)(
+                        landing_dir=landing.resolve(),
+                        out_dir=layout.out.resolve(),
+                        workers=1 if address else None,
+                        config=config,
+                        hold_lock=False,
+                        return_state=True,
+                    )
+                    # the run's last log lines and events reach the server before the caller stops it
+                    APILogWorker.drain_all(timeout=30)
+                    EventsWorker.drain_all(timeout=30)
+                return state
+
+            state = off_the_main_thread(night)
         except OSError as exc:  # e.g. the Dask scheduler cannot be reached
             raise fail(f"cannot start the nightly run: {exc}", EXIT_FAILED) from None
         finally:
