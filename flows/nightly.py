@@ -48,7 +48,11 @@ SITES_AT_ONCE = max(2, os.cpu_count() or 1)
     task_runner=ThreadPoolTaskRunner(max_workers=SITES_AT_ONCE),  # type: ignore[arg-type]
 )
 def nightly(
-    landing_dir: Path, out_dir: Path, workers: int | None = None, config: RunConfig | None = None
+    landing_dir: Path,
+    out_dir: Path,
+    workers: int | None = None,
+    config: RunConfig | None = None,
+    hold_lock: bool = True,
 ) -> State[NightSummary]:
     """One night of the consortium: fetch, scan, de-identify, validate, load, report.
 
@@ -64,9 +68,14 @@ def nightly(
     config
         The run's configuration: given by ``cohortpool run``; read from the settings once, here, when a
         deployment starts the run.
+    hold_lock
+        Take the output folder's lock for the run (deployment runs). ``cohortpool run`` passes False: it
+        took the lock itself before Prefect started, and a second ``flock`` of its own would wait on it.
     """
     config = config or load_run_config(require_key=True)
     layout = RunLayout(Path(out_dir))
+    if not hold_lock:
+        return _night(Path(landing_dir), layout, config, workers)
     with layout.exclusive(on_wait=get_run_logger().warning):
         return _night(Path(landing_dir), layout, config, workers)
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 #: a strong-looking test secret (never a real one); grepped for in every output
@@ -32,13 +33,17 @@ def start_run(
     home: Path | None = None,
     pause_at: str | None = None,
     pause_seconds: float = 120,
+    args: tuple[str, ...] = (),
     **settings: str,
 ) -> subprocess.Popen[str]:
-    """``cohortpool run LANDING --out OUT`` started in its own process group (Prefect server included),
-    with ``COHORTPOOL_<KEY>`` set from ``settings``; ``home`` keeps Prefect's database elsewhere than OUT;
-    ``pause_at`` runs it through :data:`PAUSING_CLI`, which sleeps part-way through that step."""
+    """``cohortpool run LANDING --out OUT [ARGS]`` started in its own process group, with
+    ``COHORTPOOL_<KEY>`` set from ``settings``; ``home`` keeps Prefect's database elsewhere than OUT;
+    ``pause_at`` runs it through :data:`PAUSING_CLI`, which sleeps part-way through that step.
+
+    The temporary Prefect server runs in a session of its own and dies with the run's process."""
     env = {**os.environ, "COHORTPOOL_SECRET": SECRET}
     env.pop("PREFECT_HOME", None)
+    env.pop("PREFECT_API_URL", None)  # its own temporary Prefect server
     env.pop("TMPDIR", None)
     if home is not None:  # Prefect's database and scratch space elsewhere than OUT
         env["PREFECT_HOME"], env["TMPDIR"] = str(home), str(home)
@@ -48,7 +53,7 @@ def start_run(
     if pause_at is not None:
         env["COHORTPOOL_TEST_PAUSE_AT"], env["COHORTPOOL_TEST_PAUSE_SECONDS"] = pause_at, str(pause_seconds)
         entry = [str(PAUSING_CLI)]
-    command = [sys.executable, *entry, "run", str(landing), "--out", str(out)]
+    command = [sys.executable, *entry, "run", str(landing), "--out", str(out), *args]
     return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -99,3 +104,47 @@ def drop_identifiers(landing: Path, site: str = "*") -> list[str]:
                 found.update(v for row in csv.DictReader(handle) for c in columns if (v := row.get(c)))
     found.update(folder.name for folder in landing.glob(f"{site}/*/dicom/*"))
     return sorted(found)
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of ``/proc/PID/stat`` after the command name (state first), or None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (an exited child its parent has not reaped yet)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process below ``pid`` (children, their children, ...), from ``/proc``."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None and fields[0] != "Z":
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def environ(pid: int) -> dict[str, str]:
+    """The environment ``pid`` was started with (``/proc/PID/environ``)."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    pairs = (item.decode("utf-8", "replace").partition("=") for item in raw.split(b"\0") if item)
+    return {key: value for key, _, value in pairs}
+
+
+def wait_until_gone(pids: list[int], timeout: float = 15) -> list[int]:
+    """Wait until none of ``pids`` lives; those still alive after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while (left := [p for p in pids if alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left

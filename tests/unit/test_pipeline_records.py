@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from cohortpool.pipeline.layout import RunLayout
 from cohortpool.pipeline.records import (
@@ -151,3 +154,35 @@ def test_a_second_run_on_the_same_folder_says_it_waits_then_runs(tmp_path: Path)
     with layout.exclusive(on_wait=said.append):  # free again: no waiting
         pass
     assert len(said) == 1
+
+
+def test_a_second_run_that_will_not_wait_is_told_the_holder_pid(tmp_path: Path) -> None:
+    from cohortpool.pipeline.layout import FolderBusyError
+
+    layout = RunLayout(tmp_path)
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from cohortpool.pipeline.layout import RunLayout\n"
+        "with RunLayout(Path(sys.argv[1])).exclusive(on_wait=print):\n"
+        "    print('holding', flush=True)\n"
+        "    time.sleep(30)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        said: list[str] = []
+        started = time.monotonic()
+        with pytest.raises(FolderBusyError) as refused, layout.exclusive(on_wait=said.append, wait=False):
+            pass
+        assert time.monotonic() - started < 5
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert refused.value.pid == holder.pid
+    assert str(refused.value) == f"another run (pid {holder.pid}) is using {tmp_path}"
+    assert said == []
+    with layout.exclusive(on_wait=said.append, wait=False):  # the holder was killed: the kernel freed it
+        assert layout.lock_file.read_text().strip() == str(os.getpid())

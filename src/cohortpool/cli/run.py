@@ -18,12 +18,14 @@ import typer
 from pydantic import SecretStr
 
 from cohortpool.cli._app import EXIT_FAILED, app, fail, read_settings
+from cohortpool.cli._run_control import controlled_run, off_the_main_thread
 from cohortpool.config import MissingSecretError, Settings, WeakSecretError, config_file
 from cohortpool.pipeline.layout import RunLayout
 from cohortpool.pipeline.records import ROW_COUNTS, NightSummary, summary_of
 from cohortpool.pipeline.runconfig import RunConfig
 
 if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
@@ -43,6 +45,13 @@ DaskOption = Annotated[
     ),
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's own log lines.")]
+NoWaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="When another run holds the output folder, stop with exit 2 naming its PID instead of waiting.",
+    ),
+]
 
 
 def _run_config(settings: Settings) -> RunConfig:
@@ -104,12 +113,23 @@ class _ProgressHandler(logging.Handler):
 
 
 def _run_nightly(
-    landing: Path, layout: RunLayout, config: RunConfig, address: str | None, verbose: bool
+    landing: Path,
+    layout: RunLayout,
+    config: RunConfig,
+    address: str | None,
+    verbose: bool,
+    api_url: str | None,
 ) -> int:
+    """The nightly flow in this process, on the Prefect API at ``api_url`` (None: PREFECT_API_URL's).
+
+    The caller holds the output folder's lock (the flow does not take it again).
+    """
     if not verbose:  # Prefect's INFO lines still reach its API; the terminal shows the progress bar
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     from flows.nightly import nightly
-    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
 
@@ -133,14 +153,27 @@ def _run_nightly(
         flow_logger.addHandler(handler)
         try:
             # the task cache belongs to the outputs it describes (also when Prefect was imported earlier)
-            with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: layout.results.resolve()}):
-                state = nightly.with_options(**options)(
-                    landing_dir=landing.resolve(),
-                    out_dir=layout.out.resolve(),
-                    workers=1 if address else None,
-                    config=config,
-                    return_state=True,
-                )
+            # ... and so does the API of this run's temporary server
+            updates: dict[Any, Any] = {PREFECT_LOCAL_STORAGE_PATH: layout.results.resolve()}
+            if api_url is not None:
+                updates[PREFECT_API_URL] = api_url
+
+            def night() -> State[Any]:  # the flow returns its own State; Prefect nests the type
+                with temporary_settings(updates):
+                    state = nightly.with_options(**options)(
+                        landing_dir=landing.resolve(),
+                        out_dir=layout.out.resolve(),
+                        workers=1 if address else None,
+                        config=config,
+                        hold_lock=False,
+                        return_state=True,
+                    )
+                    # the run's last log lines and events reach the server before the caller stops it
+                    APILogWorker.drain_all(timeout=30)
+                    EventsWorker.drain_all(timeout=30)
+                return state
+
+            state = off_the_main_thread(night)
         except OSError as exc:  # e.g. the Dask scheduler cannot be reached
             raise fail(f"cannot start the nightly run: {exc}", EXIT_FAILED) from None
         finally:
@@ -227,6 +260,7 @@ def run(
     out: OutOption = None,
     dask: DaskOption = None,
     verbose: VerboseOption = False,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Run the nightly flow once over LANDING_DIR: de-identify, validate, load, analyse, report.
 
@@ -234,8 +268,12 @@ def run(
     declared in cohortpool.yaml (sites). Nights already processed with the same content are skipped, so
     running the same night twice changes nothing.
 
-    Exit 0: all clean; 1: done, something quarantined; 2: bad usage or configuration (nothing run);
-    3: a site or the consortium step failed (the others went on).
+    One run at a time per output folder: a second one waits, naming the PID of the run holding it
+    (--no-wait: exit 2 instead). Ctrl-C stops the run at once; run it again to finish.
+
+    Exit 0: all clean; 1: done, something quarantined; 2: bad usage or configuration (nothing run),
+    or the output folder busy with --no-wait; 3: a site or the consortium step failed (the others went
+    on); 130: interrupted (Ctrl-C; 143: SIGTERM).
     """
     settings = read_settings()
     config = _run_config(settings)
@@ -244,8 +282,11 @@ def run(
     layout = RunLayout(out if out is not None else settings.data_dir)
     if landing_dir.resolve().is_relative_to(layout.out.resolve() / "submissions"):
         raise fail(f"{landing_dir} is inside the run's submissions; pass the site drops' landing folder")
-    prepare_environment(layout)
-    raise typer.Exit(_run_nightly(landing_dir, layout, config, dask or settings.dask_address, verbose))
+    with controlled_run(layout, wait=not no_wait) as control:
+        prepare_environment(layout)
+        api_url = control.prefect_api()
+        code = _run_nightly(landing_dir, layout, config, dask or settings.dask_address, verbose, api_url)
+    raise typer.Exit(code)
 
 
 @app.command("demo")
@@ -255,6 +296,7 @@ def demo(
     ),
     dask: DaskOption = None,
     verbose: VerboseOption = False,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Synthesize a 3-site consortium into OUT/landing and run the whole nightly flow on it.
 
@@ -282,17 +324,19 @@ def demo(
         )
     config = _run_config(settings)
     layout = RunLayout(out)
-    prepare_environment(layout)
-    typer.echo(f"synthesizing a {DEMO_SITES}-site consortium into {layout.landing} ...")
-    summary = write_consortium(layout.landing, sites=DEMO_SITES)
-    # the planted-defect list is no hospital's export: keep it beside the landing folder, not in it
-    truth = Path(summary["truth"])
-    shutil.move(truth, layout.out / truth.name)
-    typer.echo(f"planted defects (what should be quarantined): {layout.out / truth.name}")
-    typer.echo(
-        f"{sum(s['dicom_files'] for s in summary['sites'])} DICOM files from {len(summary['sites'])} sites"
-    )
-    raise typer.Exit(_run_nightly(layout.landing, layout, config, dask or settings.dask_address, verbose))
+    with controlled_run(layout, wait=not no_wait) as control:
+        prepare_environment(layout)
+        typer.echo(f"synthesizing a {DEMO_SITES}-site consortium into {layout.landing} ...")
+        summary = write_consortium(layout.landing, sites=DEMO_SITES)
+        # the planted-defect list is no hospital's export: keep it beside the landing folder, not in it
+        truth = Path(summary["truth"])
+        shutil.move(truth, layout.out / truth.name)
+        typer.echo(f"planted defects (what should be quarantined): {layout.out / truth.name}")
+        files, sites = sum(s["dicom_files"] for s in summary["sites"]), len(summary["sites"])
+        typer.echo(f"{files} DICOM files from {sites} sites")
+        api_url = control.prefect_api()
+        code = _run_nightly(layout.landing, layout, config, dask or settings.dask_address, verbose, api_url)
+    raise typer.Exit(code)
 
 
 @app.command("serve")

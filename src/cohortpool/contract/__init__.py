@@ -9,6 +9,7 @@ without importing each other:
 - :mod:`~cohortpool.contract.tables`: the site tables' columns and their handling;
 - :mod:`~cohortpool.contract.keys`: the consortium key's fingerprint;
 - :mod:`~cohortpool.contract.resources`: the SQL, suites and plans the package ships.
+- :mod:`~cohortpool.contract.processes`: helper processes (workers, the Prefect server) die with their run.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import gc
 import hashlib
 import mmap
 import os
+import signal
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from cohortpool.contract import MACHINE_ERRNOS
+from cohortpool.contract.processes import die_with_parent
 from cohortpool.deid.actions import Cleaner, Context, ascii_values
 from cohortpool.deid.burned_in import burned_in_reason
 from cohortpool.deid.encode import encode_meta, raw_text
@@ -410,14 +412,23 @@ _HASH_CHUNK = 1 << 16
 _WORKER: Worker | None = None
 
 
+def _quiet_exit(signum: int, _frame: object) -> None:
+    os._exit(128 + signum)
+
+
 def init_worker(job: Job) -> None:
     """Process-pool initializer: build the per-process state once.
 
     Everything inherited from the parent at fork goes to the collector's permanent generation: the
     worker's garbage is per-file tuples and bytes, and full collections need not walk every imported
     module again (it also keeps the inherited pages shared rather than touched).
+
+    The worker holds the key: it dies with the run (``kill -9`` included). Ctrl-C (a terminal sends
+    SIGINT to the whole process group) ends it quietly: what it means is for the parent to say, once.
     """
     global _WORKER
+    signal.signal(signal.SIGINT, _quiet_exit)
+    die_with_parent()
     _WORKER = Worker(job)
     gc.freeze()
 
