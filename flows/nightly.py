@@ -20,7 +20,7 @@ from cohortpool.pipeline.runconfig import RunConfig, load_run_config
 from cohortpool.pipeline.site import SiteFolderError, SiteNight, SourceError
 from cohortpool.pipeline.status import late_sites
 from cohortpool.tasks import fetch_studies, log_step, publish_night_summary, scan_new_nights
-from flows.hub import Key, finish_night, night_state, submit_validation
+from flows.hub import Key, finish_night, hub_workers, night_state, submit_validation
 from flows.site_edge import submit_submission
 
 #: sites at once on the thread runner; each de-identification also starts its own worker processes, so
@@ -93,25 +93,27 @@ def _night(landing: Path, layout: RunLayout, config: RunConfig, workers: int | N
         "scan", "consortium", "-", f"{len(site_nights)} new site-night(s)", total=3 * len(site_nights) + 1
     )
     val_key = config.hub_fingerprint()
-    submissions: dict[PrefectFuture[SubmissionSummary], Key] = {}
-    for key, site_night in sorted(site_nights.items()):
-        outcomes[key] = SiteNightOutcome(*key)
-        submissions[submit_submission(site_night, layout, config, n_workers)] = key
+    # the hub's validation workers start (and import) while the sites de-identify
+    with hub_workers(config, len(site_nights)):
+        submissions: dict[PrefectFuture[SubmissionSummary], Key] = {}
+        for key, site_night in sorted(site_nights.items()):
+            outcomes[key] = SiteNightOutcome(*key)
+            submissions[submit_submission(site_night, layout, config, n_workers)] = key
 
-    validations: dict[Key, PrefectFuture[ValidationSummary]] = {}
-    for future in as_completed(list(submissions)):
-        key = submissions[future]
-        try:
-            submission = future.result()
-        except Exception as exc:
-            outcomes[key].fail("de-identify", exc)
-            log_step("submission", *key, f"de-identification failed ({type(exc).__name__})", level=40)
-            continue
-        outcomes[key].submission = submission
-        log_step("submission", *key, submission.line())
-        validations[key] = submit_validation(submission, layout, val_key)
+        validations: dict[Key, PrefectFuture[ValidationSummary]] = {}
+        for future in as_completed(list(submissions)):
+            key = submissions[future]
+            try:
+                submission = future.result()
+            except Exception as exc:
+                outcomes[key].fail("de-identify", exc)
+                log_step("submission", *key, f"de-identification failed ({type(exc).__name__})", level=40)
+                continue
+            outcomes[key].submission = submission
+            log_step("submission", *key, submission.line())
+            validations[key] = submit_validation(submission, layout, val_key)
 
-    summary = finish_night(outcomes, validations, layout, config, site_nights)
+        summary = finish_night(outcomes, validations, layout, config, site_nights)
     busy = (
         {site for site, _ in site_nights} | set(scan.failed) | {s for s, step in outcomes if step == "fetch"}
     )
