@@ -1,18 +1,26 @@
-"""The nightly run at demo size and 10x: time per stage, and Prefect's own overhead as a share of the run.
+"""A consortium night at 10, 20, 50 sites: `cohortpool run` against `cohortpool deid` of the same sites.
 
-Two runs per size, each on a fresh output folder over the same landing folder:
+For each site count N (issue 18, item 5):
 
-- ``prefect``: ``cohortpool run LANDING --out OUT`` as an operator runs it (a fresh ``OUT/.prefect`` home, so
-  the temporary API server starts and builds its database inside the measured time);
-- ``bare``: the same stage functions in the same layout without Prefect (sites on a thread pool of the
-  same size, de-identification with the same worker processes, loads one at a time in site order, then
-  the cross-site checks, the checksum and the report), in a child process so imports count alike.
+1. ``cohortpool synth --sites N`` writes the night once (kept under ``--work`` for the next runs);
+2. ``deid``: ``cohortpool deid`` of every site's drop, one site after the other, each with every core (its
+   default): the irreducible bulk work of the night, the denominator of the ratio;
+3. ``run``: ``cohortpool run LANDING --out OUT`` on a fresh output folder, as an operator runs it (a fresh
+   ``OUT/.prefect``, so the temporary API server starts inside the measured time).
 
-Prefect's overhead = flow-run wall time (from its API) minus the bare run's wall time, over the flow-run
-time; the temporary server's start-up is shown apart (a production deployment keeps its server running).
-Per-stage times are the sum of task-run durations (prefect) or of stage-call durations (bare).
+Measured per run: wall time; CPU of the whole process tree (user + system of every process, sampled every
+0.2 s with psutil, so worker processes that come and go are counted; the kernel's figure for reaped
+children is printed beside it as a check); from the run's own Prefect database, each stage's span (first
+task start to last task end) and summed task time, the hub half (from the last site's de-identification
+to the end of the flow run) and the CPU use in it, and Prefect's share: the time in the flow run during
+which no task was running (Prefect between tasks) plus everything outside the flow run (imports, the
+temporary server's start and stop), over the whole wall time. Medians of ``--repeats`` runs (deid and run
+alternate, so a change in the machine's load hits both).
 
-    .venv/bin/python benchmarks/bench_nightly.py --scales 1 10 --repeats 1
+    .venv/bin/python benchmarks/bench_nightly.py --sites 10 20 50 --repeats 3
+
+Plain Python over the installed CLI; the machine's load average is printed with every run (a shared
+machine moves whole runs by minutes: the ratios move less than the seconds).
 """
 
 from __future__ import annotations
@@ -26,230 +34,276 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).with_name("cohortpool"))
 SECRET = "4f1c3e77b4a4f5dfbc5d27352b1a63ae4561f1ba040cab7c9c85ceb7d477e295"
+NIGHT = "2025-03-01"
 STAGES = {
     "scan-landing": "scan",
     "build-submission": "de-identify + package",
     "validate-submission": "validate",
     "load-batch": "load",
     "mark-processed": "mark processed",
+    "publish-warehouse": "publish",
     "compare-sites": "cross-site checks",
     "warehouse-checksum": "checksum",
     "write-report": "report",
     "publish-night-summary": "artifacts",
 }
+GOALS = "10 sites: run <= 1.5x deid; 50 sites: run < 300 s; hub half CPU > 170 %; Prefect < 10 %"
 
 
-def _env(n_sites: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "TMPDIR"}
-    env["COHORTPOOL_SECRET"] = SECRET
-    env["COHORTPOOL_SITES"] = json.dumps([{"site_id": f"site{i:02d}"} for i in range(1, n_sites + 1)])
-    env["COHORTPOOL_CONFIG"] = "/nonexistent/cohortpool.yaml"
+def _env(n_sites: int, work: Path) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "COHORTPOOL_")) and k != "TMPDIR"
+    }
+    env.update(
+        COHORTPOOL_SECRET=SECRET,
+        COHORTPOOL_SITES=json.dumps([{"site_id": f"site{i:02d}"} for i in range(1, n_sites + 1)]),
+        COHORTPOOL_CONFIG="/nonexistent/cohortpool.yaml",
+        DO_NOT_TRACK="1",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        GX_ANALYTICS_ENABLED="false",
+    )
+    env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    del work
     return env
 
 
-def _landing(work: Path, n_sites: int) -> Path:
-    landing = work / f"landing-{n_sites}sites"
+def _landing(work: Path, n_sites: int, max_patients: int | None, env: dict[str, str]) -> Path:
+    name = f"landing-{n_sites}sites" + (f"-{max_patients}p" if max_patients else "")
+    landing = work / name
     if not (landing / "_truth.json").is_file():
-        from cohortpool.synth import write_consortium
-
+        shutil.rmtree(landing, ignore_errors=True)
+        command = [CLI, "synth", str(landing), "--sites", str(n_sites)]
+        if max_patients:
+            command += ["--max-patients", str(max_patients)]
         started = time.perf_counter()
-        write_consortium(landing, sites=n_sites)
-        print(f"synthesized {n_sites} sites in {time.perf_counter() - started:.0f} s", flush=True)
+        subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+        print(f"  {' '.join(command[1:])}: {time.perf_counter() - started:.0f} s", flush=True)
     return landing
 
 
-def bare(landing: Path, out: Path) -> dict[str, float]:
-    """The nightly run's stage calls without Prefect; returns seconds per stage and the total."""
+class TreeCpu:
+    """CPU seconds of a process and all its descendants, sampled in a thread while it runs."""
+
+    def __init__(self, root: int, interval: float = 0.2) -> None:
+        self.root = psutil.Process(root)
+        self.interval = interval
+        self.last: dict[tuple[int, float], float] = {}  # (pid, create_time) -> cpu seconds last seen
+        self.samples: list[tuple[float, float]] = []  # (unix time, cumulative cpu seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return
+        for proc in procs:
+            try:
+                with proc.oneshot():
+                    times = proc.cpu_times()
+                    self.last[(proc.pid, proc.create_time())] = times.user + times.system
+            except psutil.Error:
+                continue
+        self.samples.append((time.time(), sum(self.last.values())))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, start: float, end: float) -> float:
+        """CPU seconds used between two unix times (from the nearest samples)."""
+
+        def at(t: float) -> float:
+            before = [cpu for when, cpu in self.samples if when <= t]
+            return before[-1] if before else 0.0
+
+        return at(end) - at(start)
+
+
+def _timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float, TreeCpu, str]:
+    """Run ``command``; wall s, sampled tree CPU s, kernel CPU s of reaped children, sampler, stderr."""
+    before = os.times()
     started = time.perf_counter()
-    from flows.nightly import SITES_AT_ONCE
-
-    from cohortpool import tasks  # the same bodies the flow runs (the .fn of each task)
-    from cohortpool.pipeline.layout import RunLayout
-    from cohortpool.pipeline.runconfig import load_run_config
-
-    config = load_run_config(require_key=True)
-    layout = RunLayout(out)
-    times: dict[str, float] = defaultdict(float)
-
-    def timed(stage: str, fn, *args):  # type: ignore[no-untyped-def]
-        t0 = time.perf_counter()
-        result = fn(*args)
-        times[stage] += time.perf_counter() - t0
-        return result
-
-    times["imports"] = time.perf_counter() - started
-    nights = timed("scan", tasks.scan_new_nights.fn, landing, layout.state).pending
-    sub_key, val_key = config.site_fingerprint(), config.hub_fingerprint()
-
-    def site(n):  # type: ignore[no-untyped-def]
-        sub_dir = layout.submission(n.site_id, n.night)
-        sub = timed(
-            "de-identify + package",
-            tasks.build_submission.fn,
-            n.path,
-            sub_dir,
-            layout.vault(n.site_id),
-            n.site_id,
-            n.night,
-            n.content_sha256,
-            sub_key,
-            config,
-            config.workers,
-        )
-        return timed(
-            "validate",
-            tasks.validate_batch.fn,
-            sub_dir,
-            layout.validated(n.site_id, n.night),
-            n.site_id,
-            n.night,
-            sub.sha256,
-            val_key,
-        )
-
-    with ThreadPoolExecutor(max_workers=SITES_AT_ONCE) as pool:
-        validated = list(pool.map(site, nights))
-    for n, v in sorted(zip(nights, validated, strict=True), key=lambda p: (p[0].site_id, p[0].night)):
-        timed("load", tasks.load_into_warehouse.fn, layout.warehouse, v.path, n.site_id)
-        timed("mark processed", tasks.mark_night_processed.fn, n, layout.state)
-    timed(
-        "cross-site checks",
-        tasks.compare_site_distributions.fn,
-        out / "validated",
-        out / "validated" / "distribution_warnings.csv",
+    proc = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    sha = timed("checksum", tasks.warehouse_checksum.fn, layout.warehouse)
-    plan = config.plan
-    timed(
-        "report",
-        tasks.write_consortium_report.fn,
-        layout.warehouse,
-        layout.report,
-        plan,
-        sha,
-        tasks.plan_sha256(plan),
-        config.small_cell_threshold,
-    )
-    times["total"] = time.perf_counter() - started
-    return dict(times)
+    tree = TreeCpu(proc.pid)
+    _, err = proc.communicate()
+    wall = time.perf_counter() - started
+    tree.stop()
+    after = os.times()
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(command)} failed ({proc.returncode}):\n{err[-3000:]}")
+    kernel = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return wall, tree.samples[-1][1] if tree.samples else 0.0, kernel, tree, err
+
+
+def deid_alone(landing: Path, out: Path, env: dict[str, str]) -> dict[str, float]:
+    """`cohortpool deid` of every site's drop, one site at a time (each with every core)."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    totals: dict[str, float] = defaultdict(float)
+    for site in sorted(p.name for p in landing.iterdir() if (p / NIGHT).is_dir()):
+        wall, cpu, kernel, _, _ = _timed(
+            [
+                CLI,
+                "deid",
+                str(landing / site / NIGHT),
+                str(out / "submissions" / site),
+                "--site",
+                site,
+                "--vault",
+                str(out / "vault" / site),
+            ],
+            env,
+            out,
+        )
+        totals["wall"] += wall
+        totals["cpu"] += cpu
+        totals["cpu (kernel, reaped)"] += kernel
+    return dict(totals)
 
 
 def _seconds(a: str, b: str) -> float:
     return (dt.datetime.fromisoformat(b) - dt.datetime.fromisoformat(a)).total_seconds()
 
 
-def orchestration_gaps(db: sqlite3.Connection) -> float:
-    """Seconds of the flow run during which no task was running: Prefect's own time between tasks.
+def _unix(stamp: str) -> float:
+    when = dt.datetime.fromisoformat(stamp)
+    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
 
-    Measured inside one run, so unlike a bare-versus-Prefect difference it does not swing with the load
-    other processes put on a shared machine.
-    """
-    flow_start, flow_end = db.execute(
-        "select start_time, end_time from flow_run where name = 'nightly'"
-    ).fetchone()
-    spans = sorted(
-        (_seconds(flow_start, a), _seconds(flow_start, b))
-        for a, b in db.execute("select start_time, end_time from task_run where end_time is not null")
-    )
-    busy, reach = 0.0, 0.0
-    for a, b in spans:
+
+def _busy(spans: list[tuple[float, float]]) -> float:
+    busy, reach = 0.0, float("-inf")
+    for a, b in sorted(spans):
         a = max(a, reach)
         if b > a:
             busy, reach = busy + b - a, b
-    return _seconds(flow_start, flow_end) - busy
+    return busy
 
 
-def prefect(landing: Path, out: Path, env: dict[str, str]) -> dict[str, float]:
-    """`cohortpool run` in a child process; stage times from the task runs in its Prefect database."""
-    started = time.perf_counter()
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("cohortpool")), "run", str(landing), "--out", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - started
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"cohortpool run failed ({done.returncode}):\n{done.stderr[-3000:]}")
+def run(landing: Path, out: Path, env: dict[str, str]) -> dict[str, float]:
+    """`cohortpool run` on a fresh output folder; times and CPU from its process tree and Prefect database."""
+    shutil.rmtree(out, ignore_errors=True)
+    wall, cpu, kernel, tree, _ = _timed([CLI, "run", str(landing), "--out", str(out)], env, ROOT)
     db = sqlite3.connect(out / ".prefect" / "prefect.db")
     flow_start, flow_end = db.execute(
         "select start_time, end_time from flow_run where name = 'nightly'"
     ).fetchone()
-    times: dict[str, float] = defaultdict(float)
-    for name, start, end in db.execute(
-        "select name, start_time, end_time from task_run where end_time is not null"
-    ):
+    f0, f1 = _unix(flow_start), _unix(flow_end)
+    tasks = [
+        (name, _unix(a), _unix(b))
+        for name, a, b in db.execute(
+            "select name, start_time, end_time from task_run where end_time is not null"
+        )
+    ]
+    times: dict[str, float] = {"wall": wall, "cpu": cpu, "cpu (kernel, reaped)": kernel, "flow run": f1 - f0}
+    by_stage: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for name, a, b in tasks:
         stage = next((label for prefix, label in STAGES.items() if name.startswith(prefix)), name)
-        times[stage] += _seconds(start, end)
-    times["flow run"] = _seconds(flow_start, flow_end)
-    times["orchestration gaps"] = orchestration_gaps(db)
-    times["total"] = wall
-    times["start-up (imports, temporary server)"] = wall - times["flow run"]
-    return dict(times)
+        by_stage[stage].append((a, b))
+    for stage, spans in by_stage.items():
+        times[f"{stage}: span"] = max(b for _, b in spans) - min(a for a, _ in spans)
+        times[f"{stage}: task time"] = sum(b - a for a, b in spans)
+    deid_end = max((b for a, b in by_stage.get("de-identify + package", [])), default=f0)
+    times["site half (flow start to last de-identification)"] = deid_end - f0
+    times["hub half (last de-identification to flow end)"] = f1 - deid_end
+    times["hub half CPU %"] = 100 * tree.between(deid_end, f1) / max(f1 - deid_end, 1e-9)
+    times["site half CPU %"] = 100 * tree.between(f0, deid_end) / max(deid_end - f0, 1e-9)
+    times["no task running in the flow run"] = (f1 - f0) - _busy([(a, b) for _, a, b in tasks])
+    times["outside the flow run (imports, temporary server)"] = wall - (f1 - f0)
+    return times
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    keys = dict.fromkeys(k for r in runs for k in r)
+    return {k: statistics.median(r.get(k, 0.0) for r in runs) for k in keys}
+
+
+def report(n_sites: int, landing: Path, repeats: int, deid: dict[str, float], night: dict[str, float]) -> str:
+    files = sum(1 for _ in landing.rglob("*.dcm"))
+    size = sum(p.stat().st_size for p in landing.rglob("*") if p.is_file()) / 1e6
+    prefect_in = night["no task running in the flow run"]
+    prefect_all = prefect_in + night["outside the flow run (imports, temporary server)"]
+    lines = [
+        f"### {n_sites} sites ({files:,} DICOM files, {size:,.0f} MB; median of {repeats})",
+        "| measure | value |",
+        "|---|---|",
+        f"| `cohortpool deid`, every site one after the other: wall s | {deid['wall']:.1f} |",
+        f"| `cohortpool deid`: CPU % (of 200) | {100 * deid['cpu'] / deid['wall']:.0f} |",
+        f"| `cohortpool run`: wall s | {night['wall']:.1f} |",
+        f"| **ratio run / deid** | **{night['wall'] / deid['wall']:.2f}** |",
+        f"| `cohortpool run`: CPU % of the whole run (of 200) | {100 * night['cpu'] / night['wall']:.0f} |",
+        f"| flow run s | {night['flow run']:.1f} |",
+        f"| site half s (flow start to last de-identification) | "
+        f"{night['site half (flow start to last de-identification)']:.1f} |",
+        f"| site half CPU % | {night['site half CPU %']:.0f} |",
+        f"| hub half s (last de-identification to flow end) | "
+        f"{night['hub half (last de-identification to flow end)']:.1f} |",
+        f"| **hub half CPU %** | **{night['hub half CPU %']:.0f}** |",
+        f"| Prefect in the flow run (no task running) s | {prefect_in:.1f} |",
+        f"| outside the flow run (imports, temporary server start/stop) s | "
+        f"{night['outside the flow run (imports, temporary server)']:.1f} |",
+        f"| **Prefect share**: in-flow / with start-up (% of wall) | "
+        f"**{100 * prefect_in / night['wall']:.1f}** / "
+        f"{100 * prefect_all / night['wall']:.1f} |",
+        "",
+        "| stage | span s | share of wall % | task time s (summed over site-nights) |",
+        "|---|---|---|---|",
+    ]
+    for stage in dict.fromkeys(STAGES.values()):
+        if f"{stage}: span" in night:
+            span, summed = night[f"{stage}: span"], night[f"{stage}: task time"]
+            lines.append(f"| {stage} | {span:.1f} | {100 * span / night['wall']:.0f} | {summed:.1f} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scales", type=int, nargs="+", default=[1, 10], help="x demo size (3 sites each)")
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--sites", type=int, nargs="+", default=[10], help="site counts (default: 10)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each (median); default 1")
+    parser.add_argument(
+        "--max-patients", type=int, default=None, help="synth --max-patients (smaller nights)"
+    )
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "_work" / "nightly")
-    parser.add_argument("--bare", nargs=2, type=Path, metavar=("LANDING", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.bare:
-        print(json.dumps(bare(*args.bare)))
-        return
-    for scale in args.scales:
-        n_sites = 3 * scale
-        landing = _landing(args.work, n_sites)
-        env = _env(n_sites)
-        runs: dict[str, list[dict[str, float]]] = {"prefect": [], "bare": []}
+    args.work.mkdir(parents=True, exist_ok=True)
+    print(f"goals: {GOALS}", flush=True)
+    for n_sites in args.sites:
+        env = _env(n_sites, args.work)
+        landing = _landing(args.work, n_sites, args.max_patients, env)
+        deids, nights = [], []
         for repeat in range(args.repeats):
-            for kind in ("bare", "prefect"):
-                out = args.work / f"out-{n_sites}-{kind}-{repeat}"
-                shutil.rmtree(out, ignore_errors=True)
-                if kind == "prefect":
-                    runs[kind].append(prefect(landing, out, env))
-                else:
-                    child = subprocess.run(
-                        [sys.executable, __file__, "--bare", str(landing), str(out)],
-                        env={**env, "TMPDIR": str(args.work)},
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                        cwd=ROOT,
-                    )
-                    runs[kind].append(json.loads(child.stdout.strip().splitlines()[-1]))
-                took = runs[kind][-1]["total"]
-                print(f"{n_sites} sites, {kind}, run {repeat + 1}: {took:.1f} s", flush=True)
-        med = {kind: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for kind, rs in runs.items()}
-        pre, bar = med["prefect"], med["bare"]
-        overhead = pre["flow run"] - bar["total"]
-        n_files = sum(1 for _ in landing.rglob("*.dcm"))
-        print(f"\n### {scale}x demo size ({n_sites} sites, {n_files} DICOM files)")
-        print("| stage | bare s | in Prefect s |\n|---|---|---|")
-        for stage in [*dict.fromkeys([*STAGES.values(), "imports"])]:
-            print(f"| {stage} | {bar.get(stage, 0):.1f} | {pre.get(stage, 0):.1f} |")
-        print(f"| whole run, bare (incl. imports) | {bar['total']:.1f} | |")
-        print(f"| flow run (Prefect API start to end) | | {pre['flow run']:.1f} |")
-        print(f"| of which no task running (orchestration gaps) | | {pre['orchestration gaps']:.1f} |")
-        start_up = pre["start-up (imports, temporary server)"]
-        print(f"| start-up: imports + temporary server | | {start_up:.1f} |")
-        print(f"| whole `cohortpool run` | | {pre['total']:.1f} |")
-        share = 100 * overhead / pre["flow run"]
-        with_start = 100 * (pre["total"] - bar["total"]) / pre["total"]
-        print(f"\nPrefect overhead in the flow run: {overhead:.1f} s = {share:.1f} %", end="; ")
-        print(f"with start-up {with_start:.1f} %")
-        print(json.dumps(med), flush=True)
+            load = os.getloadavg()[0]
+            deids.append(deid_alone(landing, args.work / f"deid-{n_sites}", env))
+            nights.append(run(landing, args.work / f"run-{n_sites}", env))
+            print(
+                f"  {n_sites} sites, round {repeat + 1}: deid {deids[-1]['wall']:.1f} s, "
+                f"run {nights[-1]['wall']:.1f} s"
+                f" (load average {load:.1f} -> {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
+        deid, night = _median(deids), _median(nights)
+        print("\n" + report(n_sites, landing, args.repeats, deid, night) + "\n", flush=True)
+        print(json.dumps({"sites": n_sites, "deid": deids, "run": nights}), flush=True)
 
 
 if __name__ == "__main__":

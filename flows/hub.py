@@ -1,5 +1,5 @@
-"""The hub flow, run at the consortium: receive -> verify -> validate each submission -> load -> analyse
--> report once.
+"""The hub flow, run at the consortium: receive -> verify -> validate each submission -> load -> publish
+-> analyse -> report once.
 
 The hub validates only verified submissions: with an inbox, the run first receives from it (intact
 arrivals admitted into ``OUT/submissions``, the rest refused into ``OUT/rejected``); then every submission
@@ -7,20 +7,26 @@ in ``OUT/submissions`` is checked once more (one copied there by hand was never 
 one is refused, never validated, while the others go on. ``cohortpool deploy`` starts this flow on each
 ``cohortpool.submission.verified`` event and on a daily catch-up schedule.
 
-:func:`finish_night` is the hub half shared with the nightly flow: loads run one at a time in
-(site, night) order, so the warehouse's load sequence, and with it every report, is the same whatever
-order the sites' validations finished in.
+:func:`finish_night` is the hub half shared with the nightly flow: validations run in parallel in the
+run's worker processes (:func:`hub_workers`), loads one at a time in (site, night) order, so the
+warehouse's load sequence, and with it every report, is the same whatever order the sites' validations
+finished in. After the loads the hub publishes the read-only copy (``OUT/published/warehouse.duckdb``)
+and the report reads that copy, as analysts do.
 """
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import cast
 
 from prefect import flow
 from prefect.client.schemas.objects import State
+from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.states import Completed, Failed
+from prefect.task_runners import ThreadPoolTaskRunner
 
+from cohortpool.pipeline.hub import ValidationWorkers, validation_workers
 from cohortpool.pipeline.layout import RunLayout
 from cohortpool.pipeline.records import (
     NightFailed,
@@ -41,6 +47,7 @@ from cohortpool.tasks import (
     mark_night_processed,
     plan_sha256,
     publish_night_summary,
+    publish_warehouse,
     receive_submissions,
     validate_batch,
     verify_submission_once,
@@ -61,6 +68,15 @@ def submit_validation(
     return step.submit(submission.path, out, submission.site_id, submission.night, submission.sha256, key)
 
 
+def hub_workers(config: RunConfig, site_nights: int) -> AbstractContextManager[ValidationWorkers | None]:
+    """The run's validation worker processes: one per core (``RunConfig.workers``), no more than there
+    are site-nights; none when the tasks run elsewhere (a Dask cluster: its workers are the parallelism)
+    or there is nothing to validate."""
+    context = FlowRunContext.get()
+    local = context is None or isinstance(context.task_runner, ThreadPoolTaskRunner)
+    return validation_workers(min(config.workers, site_nights) if local else 0)
+
+
 def night_state(summary: NightSummary) -> State[NightSummary]:
     """The flow run's final state: Failed with a one-line message when a site-night or the consortium
     step failed, Completed otherwise (quarantines alone are a finished night); the summary either way.
@@ -73,14 +89,15 @@ def night_state(summary: NightSummary) -> State[NightSummary]:
     return Completed(message=summary.headline(), data=summary)
 
 
-def submit_report(layout: RunLayout, config: RunConfig, warehouse_sha256: str) -> Path | None:
-    """Write the consortium report (re-done if the report folder was removed since)."""
+def submit_report(layout: RunLayout, config: RunConfig, warehouse_sha256: str, db: Path) -> Path | None:
+    """Write the consortium report from the warehouse copy ``db`` (re-done if the report folder was
+    removed since)."""
     step = cache_refresh(write_consortium_report, layout.report / "report.html")
     # a synchronous task called in a flow returns its result (the stubs also allow a coroutine)
     written = cast(
         "Path | None",
         step(
-            layout.warehouse,
+            db,
             layout.report,
             config.plan,
             warehouse_sha256,
@@ -98,8 +115,8 @@ def finish_night(
     config: RunConfig,
     site_nights: Mapping[Key, SiteNight] | None = None,
 ) -> NightSummary:
-    """Load the validated batches in order, then the consortium steps; the night's summary (the caller
-    adds the idle and late sites and publishes it).
+    """Load the validated batches in order, publish the read-only copy, then the consortium steps; the
+    night's summary (the caller adds the idle and late sites and publishes it).
 
     A site-night whose validation or load fails is recorded and skipped; the others go on. With
     ``site_nights`` (the nightly flow), a night is marked processed only once it is in the warehouse, so
@@ -127,11 +144,13 @@ def finish_night(
     if layout.warehouse.exists():
         summary.warehouse = layout.warehouse
         try:
+            # readers (analysts, BI tools, the report below) see the night once it is all loaded
+            published = publish_warehouse(layout.warehouse)
             summary.distribution_warnings = compare_site_distributions(
                 layout.out / "validated", layout.out / "validated" / DISTRIBUTION_WARNINGS
             )
-            summary.warehouse_sha256 = warehouse_checksum(layout.warehouse)
-            summary.report = submit_report(layout, config, summary.warehouse_sha256)
+            summary.warehouse_sha256 = warehouse_checksum(published)
+            summary.report = submit_report(layout, config, summary.warehouse_sha256, published)
         except Exception as exc:
             summary.hub_error, summary.hub_detail = type(exc).__name__, str(exc)
             log_step("report", "consortium", "-", f"failed ({type(exc).__name__})", level=40)
@@ -173,17 +192,18 @@ def hub(out_dir: Path, inbox_dir: Path | None = None, config: RunConfig | None =
     submissions = find_submissions(layout.submissions)
     key_ = config.hub_fingerprint()
     validations: dict[Key, PrefectFuture[ValidationSummary]] = {}
-    for s in submissions:
-        key = (s.site_id, s.night)
-        outcomes[key] = SiteNightOutcome(*key, submission=s)
-        try:
-            # submitted and waited for: the future raises the refusal (a direct call would return it)
-            verify_submission_once.submit(s, registry, layout.out, *key, s.sha256).result()
-        except Exception as exc:
-            outcomes[key].fail("verify", exc)
-            log_step("verify", *key, f"refused ({type(exc).__name__})", level=40)
-            continue
-        validations[key] = submit_validation(s, layout, key_)
-    summary = finish_night(outcomes, validations, layout, config)
+    with hub_workers(config, len(submissions)):
+        for s in submissions:
+            key = (s.site_id, s.night)
+            outcomes[key] = SiteNightOutcome(*key, submission=s)
+            try:
+                # submitted and waited for: the future raises the refusal (a direct call would return it)
+                verify_submission_once.submit(s, registry, layout.out, *key, s.sha256).result()
+            except Exception as exc:
+                outcomes[key].fail("verify", exc)
+                log_step("verify", *key, f"refused ({type(exc).__name__})", level=40)
+                continue
+            validations[key] = submit_validation(s, layout, key_)
+        summary = finish_night(outcomes, validations, layout, config)
     publish_night_summary(summary)
     return night_state(summary)

@@ -32,7 +32,7 @@ from cohortpool.tasks import (
     scan_new_nights,
     verify_submission,
 )
-from flows.hub import Key, finish_night, night_state, submit_validation
+from flows.hub import Key, finish_night, hub_workers, night_state, submit_validation
 from flows.site_edge import submit_submission
 
 #: sites at once on the thread runner; each de-identification also starts its own worker processes, so
@@ -115,34 +115,36 @@ def _night(landing: Path, layout: RunLayout, config: RunConfig, workers: int | N
     )
     val_key = config.hub_fingerprint()
     registry = registry_of(config)
-    submissions: dict[PrefectFuture[SubmissionSummary], Key] = {}
-    for key, site_night in sorted(site_nights.items()):
-        outcomes[key] = SiteNightOutcome(*key)
-        submissions[submit_submission(site_night, layout, config, n_workers)] = key
+    # the hub's validation workers start (and import) while the sites de-identify
+    with hub_workers(config, len(site_nights)):
+        submissions: dict[PrefectFuture[SubmissionSummary], Key] = {}
+        for key, site_night in sorted(site_nights.items()):
+            outcomes[key] = SiteNightOutcome(*key)
+            submissions[submit_submission(site_night, layout, config, n_workers)] = key
 
-    validations: dict[Key, PrefectFuture[ValidationSummary]] = {}
-    for future in as_completed(list(submissions)):
-        key = submissions[future]
-        try:
-            submission = future.result()
-        except Exception as exc:
-            outcomes[key].fail("de-identify", exc)
-            log_step("submission", *key, f"de-identification failed ({type(exc).__name__})", level=40)
-            continue
-        outcomes[key].submission = submission
-        log_step("submission", *key, submission.line())
-        try:  # what the hub's receive checks, between the site half and the hub half
-            # submitted and waited for: the future raises the refusal (a direct call would return it)
-            verify_submission.submit(submission, registry, layout.out, *key, submission.sha256).result()
-        except Exception as exc:
-            outcomes[key].fail("verify", exc)
-            where = layout.out / "rejected" / key[0] / key[1]
-            log_step("verify", *key, f"refused ({type(exc).__name__}): see {where}/reason.json", level=40)
-            continue
-        log_step("verify", *key, "verified against submission.json and the site registry")
-        validations[key] = submit_validation(submission, layout, val_key)
+        validations: dict[Key, PrefectFuture[ValidationSummary]] = {}
+        for future in as_completed(list(submissions)):
+            key = submissions[future]
+            try:
+                submission = future.result()
+            except Exception as exc:
+                outcomes[key].fail("de-identify", exc)
+                log_step("submission", *key, f"de-identification failed ({type(exc).__name__})", level=40)
+                continue
+            outcomes[key].submission = submission
+            log_step("submission", *key, submission.line())
+            try:  # what the hub's receive checks, between the site half and the hub half
+                # submitted and waited for: the future raises the refusal (a direct call would return it)
+                verify_submission.submit(submission, registry, layout.out, *key, submission.sha256).result()
+            except Exception as exc:
+                outcomes[key].fail("verify", exc)
+                where = layout.out / "rejected" / key[0] / key[1]
+                log_step("verify", *key, f"refused ({type(exc).__name__}): see {where}/reason.json", level=40)
+                continue
+            log_step("verify", *key, "verified against submission.json and the site registry")
+            validations[key] = submit_validation(submission, layout, val_key)
 
-    summary = finish_night(outcomes, validations, layout, config, site_nights)
+        summary = finish_night(outcomes, validations, layout, config, site_nights)
     busy = (
         {site for site, _ in site_nights} | set(scan.failed) | {s for s, step in outcomes if step == "fetch"}
     )

@@ -256,8 +256,12 @@ def validate_batch(
     submission_sha256: str,
     fingerprint: str,
 ) -> ValidationSummary:
-    """Validate one submission into a batch: accepted rows, quarantine, warnings, Data Docs (hub)."""
-    return hub.validate_into_batch(submission_dir, validated_dir)
+    """Validate one submission into a batch: accepted rows, quarantine, warnings, Data Docs (hub).
+
+    In the run's validation worker processes when the flow started them (:func:`hub.validation_workers`),
+    so site-nights validate on every core while this task's thread only waits.
+    """
+    return hub.validate_in_worker(submission_dir, validated_dir)
 
 
 @task(
@@ -274,6 +278,19 @@ def load_into_warehouse(
 ) -> LoadSummary:
     """Load a validated batch; if another run holds the warehouse, say so and wait for it."""
     return hub.load_into_warehouse(db_path, validated_dir, wait_seconds)
+
+
+@task(
+    name="publish-warehouse",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(5),
+    retry_condition_fn=_retry_on_io,
+    timeout_seconds=HOUR,
+    cache_policy=NO_CACHE,
+)
+def publish_warehouse(db_path: Path) -> Path:
+    """Publish the read-only copy of the warehouse that analysts and the report read; its path."""
+    return hub.publish_warehouse(db_path)
 
 
 @task(name="compare-sites", cache_policy=NO_CACHE, timeout_seconds=HOUR)

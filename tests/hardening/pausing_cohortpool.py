@@ -7,7 +7,8 @@ layer in its own process, then runs the real CLI. ``COHORTPOOL_TEST_PAUSE_AT`` n
 - ``validate``: once the batch's first table is in its staging folder;
 - ``load``: inside the load's open transaction, after its checks, before COMMIT.
 
-``COHORTPOOL_TEST_PAUSE_SECONDS`` (default 120) is how long it sleeps there.
+``COHORTPOOL_TEST_PAUSE_SECONDS`` (default 120) is how long it sleeps there. Worker processes the run
+spawns (the hub's validation workers) import this file too and patch themselves the same way.
 """
 
 from __future__ import annotations
@@ -77,7 +78,11 @@ def _patch() -> None:
         raise SystemExit(f"unknown pause step {STEP!r}")
 
 
-if __name__ == "__main__":
+if __name__ == "__mp_main__":
+    # a worker process the run spawned (the hub validates in such workers): multiprocessing imports this
+    # file in it under that name, so the pause reaches the step where it runs
+    _patch()
+elif __name__ == "__main__":
     _patch()
     from cohortpool.cli import main
 

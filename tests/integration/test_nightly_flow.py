@@ -11,7 +11,7 @@ import pytest
 
 from cohortpool.pipeline.layout import RunLayout
 from cohortpool.pipeline.records import NightSummary, summary_of
-from cohortpool.warehouse import checksum
+from cohortpool.warehouse import checksum, published_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prefect")]
 
@@ -47,6 +47,10 @@ def test_nightly_run_writes_every_output_and_publishes_its_artifacts(
         assert o.validation is not None and o.validation.data_docs.is_file()
     assert (layout.report / "report.html").is_file()
     assert summary.warehouse_sha256 == checksum(layout.warehouse)
+    # the hub published the night for readers, and the report is that copy's: its provenance names it
+    published = published_path(layout.warehouse)
+    assert checksum(published) == summary.warehouse_sha256
+    assert summary.warehouse_sha256 in (layout.report / "report.html").read_text(encoding="utf-8")
 
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(

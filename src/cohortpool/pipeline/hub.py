@@ -1,14 +1,26 @@
-"""The hub half: submission -> validated batch -> warehouse, and the checks across sites.
+"""The hub half: submission -> validated batch -> warehouse -> published copy, and the checks across sites.
 
 Each function is one hop between stages that may not import each other, returning the small, PHI-free
 records of :mod:`cohortpool.pipeline.records` that the flows pass on and the night's summary counts.
+
+Site-nights are validated in parallel in worker processes (:class:`ValidationWorkers`: GX is not
+thread-safe, so threads would take turns), each worker paying the Validator's fixed costs once for the
+run; loads stay in the caller, one transaction at a time, in the order the caller chooses. A validated
+batch depends only on its submission, so the bytes are the same whichever worker validated it and in
+whatever order the workers finished.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -16,16 +28,32 @@ import pandas as pd
 from cohortpool.contract.csvio import formula_safe
 from cohortpool.contract.files import sha256_file
 from cohortpool.pipeline.records import LoadSummary, SubmissionSummary, ValidationSummary
-from cohortpool.validate import validate_submission
+from cohortpool.validate import process_validator, validate_submission
 from cohortpool.validate.distribution import compare_sites
-from cohortpool.warehouse import WarehouseLockedError, checksum, load_batch
+from cohortpool.warehouse import (
+    PublishError,
+    PublishResult,
+    WarehouseLockedError,
+    checksum,
+    is_published,
+    load_batch,
+    publish,
+    published_path,
+)
 
 __all__ = [
+    "PublishError",
+    "ValidationWorkerDied",
+    "ValidationWorkers",
     "WarehouseLockedError",
     "compare_site_distributions",
     "find_submissions",
     "load_into_warehouse",
+    "publish_warehouse",
+    "published_path",
+    "validate_in_worker",
     "validate_into_batch",
+    "validation_workers",
     "warehouse_checksum",
 ]
 
@@ -61,6 +89,114 @@ def validate_into_batch(
         for name, t in outcome.tables.items()
     }
     return ValidationSummary(outcome.site_id, outcome.night, outcome.batch_id, outcome.out_dir, tables)
+
+
+class ValidationWorkerDied(RuntimeError):
+    """A site-night's validation ended its worker process (killed, out of memory, a crash in C code)."""
+
+
+def _warm_up() -> None:
+    """Build the worker's Validator (imports, suites, GX, the DuckDB engine) before its first batch."""
+    process_validator()
+
+
+class ValidationWorkers:
+    """Worker processes validating site-nights in parallel, each with its own Validator for the run.
+
+    Started with ``spawn`` (a fresh interpreter: forking a process that runs Prefect's threads and event
+    loop is not safe), and warmed up at once, so the imports and the suites are ready by the time the
+    first submission arrives. :meth:`validate` may be called from many threads; it blocks until its
+    batch is written and returns what :func:`validate_into_batch` returns, or raises what it raised.
+
+    A worker that dies takes the pool's other running batches with it (``BrokenProcessPool``); each of
+    those is then validated again alone, in a process of its own, so only the site-night that kills its
+    worker fails (:class:`ValidationWorkerDied`) and the others go on. Call :meth:`close` when done.
+    """
+
+    def __init__(
+        self,
+        processes: int,
+        *,
+        warm: bool = True,
+        target: Callable[[Path, Path], ValidationSummary] | None = None,
+    ) -> None:
+        self.processes = max(1, processes)
+        #: what a worker runs per site-night (tests hand in a module-level stand-in that can crash)
+        self.target = target or validate_into_batch
+        self._context = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._alone = threading.BoundedSemaphore(self.processes)
+        self._pool = self._new_pool(warm)
+        self.owner = os.getpid()
+
+    def _new_pool(self, warm: bool) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(self.processes, mp_context=self._context)
+        if warm:
+            for _ in range(self.processes):
+                pool.submit(_warm_up)
+        return pool
+
+    def _submit(
+        self, pool: ProcessPoolExecutor, submission_dir: Path, validated_dir: Path
+    ) -> Future[ValidationSummary]:
+        return pool.submit(self.target, submission_dir, validated_dir)
+
+    def validate(self, submission_dir: Path, validated_dir: Path) -> ValidationSummary:
+        """Validate one submission into ``validated_dir`` in a worker process."""
+        with self._lock:
+            pool = self._pool
+        try:
+            return self._submit(pool, submission_dir, validated_dir).result()
+        except BrokenProcessPool:
+            with self._lock:
+                if self._pool is pool:  # the first to notice replaces the pool for the batches to come
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = self._new_pool(warm=False)
+        log.warning("a validation worker died: validating %s again in a process of its own", submission_dir)
+        with self._alone, ProcessPoolExecutor(1, mp_context=self._context) as alone:
+            try:
+                return self._submit(alone, submission_dir, validated_dir).result()
+            except BrokenProcessPool as exc:
+                raise ValidationWorkerDied(
+                    f"validating {submission_dir} ended its worker process twice (killed, out of memory or "
+                    "a crash); the other site-nights went on"
+                ) from exc
+
+    def close(self) -> None:
+        """Stop the worker processes (after the batches they are running)."""
+        with self._lock:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+_ACTIVE: list[ValidationWorkers] = []
+
+
+@contextmanager
+def validation_workers(processes: int) -> Iterator[ValidationWorkers | None]:
+    """Worker processes for this run's validations (none when ``processes`` < 1: validate in-process).
+
+    While the block runs, :func:`validate_in_worker` in this process hands its batches to them; the flow
+    that opens the block owns the processes and stops them when it ends.
+    """
+    if processes < 1:
+        yield None
+        return
+    workers = ValidationWorkers(processes)
+    _ACTIVE.append(workers)
+    try:
+        yield workers
+    finally:
+        _ACTIVE.remove(workers)
+        workers.close()
+
+
+def validate_in_worker(submission_dir: Path, validated_dir: Path) -> ValidationSummary:
+    """:func:`validate_into_batch` in the run's worker processes when the run opened
+    :func:`validation_workers` in this process; in this process otherwise (``.fn()``, a Dask worker)."""
+    workers = next((w for w in reversed(_ACTIVE) if w.owner == os.getpid()), None)
+    if workers is None:
+        return validate_into_batch(submission_dir, validated_dir)
+    return workers.validate(submission_dir, validated_dir)
 
 
 def load_into_warehouse(db_path: Path, validated_dir: Path, wait_seconds: float = 600.0) -> LoadSummary:
@@ -105,6 +241,21 @@ def compare_site_distributions(validated_root: Path, out_csv: Path) -> int:
     warnings = compare_sites(frames)
     warnings.map(formula_safe).to_csv(out_csv, index=False, lineterminator="\n")
     return len(warnings)
+
+
+def publish_warehouse(db_path: Path, wait_seconds: float = 600.0) -> Path:
+    """Warehouse -> the read-only copy analysts and the report read (``published/`` beside it); its path.
+
+    Run after the night's loads, which are committed by then, so the copy holds them all; a reader with
+    the previous copy open keeps it (see :func:`cohortpool.warehouse.publish`). A copy that already holds
+    the warehouse's last load is left as it is (a night that loaded nothing new changes no file).
+    """
+    target = published_path(db_path)
+    if is_published(db_path, target):
+        return target
+    done: PublishResult = publish(db_path, target, wait_seconds=wait_seconds)
+    log.info("published %s (load %d, %.1f s)", done.path, done.load_seq, done.seconds)
+    return done.path
 
 
 def warehouse_checksum(db_path: Path) -> str:

@@ -6,8 +6,8 @@ The stage's API is :class:`Validator` (built once per process: suites, GX, the D
 :func:`cohortpool.validate.distribution.compare_sites` (every site's accepted rows -> warnings).
 """
 
-from cohortpool.validate.batch import Validator, validate_submission
+from cohortpool.validate.batch import Validator, process_validator, validate_submission
 from cohortpool.validate.outcome import ValidationOutcome
 from cohortpool.validate.submission import SubmissionError
 
-__all__ = ["SubmissionError", "ValidationOutcome", "Validator", "validate_submission"]
+__all__ = ["SubmissionError", "ValidationOutcome", "Validator", "process_validator", "validate_submission"]

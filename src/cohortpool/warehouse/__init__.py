@@ -9,7 +9,8 @@ Public API (other stages use these names):
 - :func:`migrate` (``con``): apply ``sql/schema/`` migrations, refresh the analysis views, comment all.
 - :func:`load_batch` (``db_path, validated_dir, submission_dir=None``) -> :class:`LoadResult`.
 - :func:`publish` (``db_path, published=None``) -> :class:`PublishResult`: the read-only copy analysts and
-  the report read (``published/warehouse.duckdb`` beside the warehouse, :func:`published_path`).
+  the report read (``published/warehouse.duckdb`` beside the warehouse, :func:`published_path`);
+  :func:`is_published` (``db_path``): whether that copy holds the warehouse's last load.
 - :func:`export_parquet` (``db_path, out_dir``) and :func:`checksum` (``db_path``).
 - :func:`write_dictionary_html` (``con, path``) / :func:`write_dictionary_page` (``db_path, path``): the
   data dictionary page (a report folder gets one beside ``report.html``, which links it).
@@ -30,7 +31,13 @@ from cohortpool.warehouse.dictionary import DictionaryError, write_dictionary_ht
 from cohortpool.warehouse.export import ANALYSIS_VIEWS, checksum, export_parquet
 from cohortpool.warehouse.load import BatchConflictError, LoadError, LoadResult, load_batch
 from cohortpool.warehouse.migrate import MigrationError, migrate
-from cohortpool.warehouse.publication import PublishError, PublishResult, publish, published_path
+from cohortpool.warehouse.publication import (
+    PublishError,
+    PublishResult,
+    is_published,
+    publish,
+    published_path,
+)
 
 __all__ = [
     "ANALYSIS_VIEWS",
@@ -48,6 +55,7 @@ __all__ = [
     "checksum",
     "connect",
     "export_parquet",
+    "is_published",
     "load_batch",
     "migrate",
     "open_reader",

@@ -128,6 +128,30 @@ def publish(
     return PublishResult(target, dictionary, load_seq, target.stat().st_size, time.perf_counter() - started)
 
 
+def _reader_last_load(path: Path) -> int:
+    reader = open_reader(path)
+    try:
+        return _last_load(reader)
+    finally:
+        reader.close()
+
+
+def is_published(db_path: str | Path, published: str | Path | None = None) -> bool:
+    """Whether the published copy exists and holds the warehouse's last load (nothing to publish).
+
+    A run that loads nothing new still publishes when an earlier run loaded and stopped before it could
+    publish. Opens both files read-only; the caller holds the warehouse (no load runs meanwhile).
+    """
+    source = Path(db_path)
+    target = Path(published) if published is not None else published_path(source)
+    if not target.exists():
+        return False
+    try:
+        return _reader_last_load(target) == _reader_last_load(source)
+    except duckdb.Error:  # an unreadable copy (or one from before a migration): publish it again
+        return False
+
+
 def _check_copy(partial: Path, load_seq: int) -> None:
     """The copy opens as a warehouse and holds the same last load (a torn copy is never published)."""
     try:
