@@ -132,7 +132,10 @@ def finish_night(
             continue
         log_step("validate", *key, outcome.validation.line())
         try:
-            outcome.load = load_into_warehouse(layout.warehouse, outcome.validation.path, key[0])
+            submission = outcome.submission.path if outcome.submission is not None else None
+            outcome.load = load_into_warehouse(
+                layout.warehouse, outcome.validation.path, key[0], submission_dir=submission
+            )
             if site_nights is not None:
                 mark_night_processed(site_nights[key], layout.state)
         except Exception as exc:

@@ -274,10 +274,15 @@ def validate_batch(
     cache_policy=NO_CACHE,
 )
 def load_into_warehouse(
-    db_path: Path, validated_dir: Path, site_id: str, wait_seconds: float = 600.0
+    db_path: Path,
+    validated_dir: Path,
+    site_id: str,
+    wait_seconds: float = 600.0,
+    submission_dir: Path | None = None,
 ) -> LoadSummary:
-    """Load a validated batch; if another run holds the warehouse, say so and wait for it."""
-    return hub.load_into_warehouse(db_path, validated_dir, wait_seconds)
+    """Load a validated batch (with its submission's counts); if another run holds the warehouse, say so
+    and wait for it."""
+    return hub.load_into_warehouse(db_path, validated_dir, wait_seconds, submission_dir)
 
 
 @task(

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from cohortpool.pipeline.layout import RunLayout
@@ -51,6 +52,18 @@ def test_nightly_run_writes_every_output_and_publishes_its_artifacts(
     published = published_path(layout.warehouse)
     assert checksum(published) == summary.warehouse_sha256
     assert summary.warehouse_sha256 in (layout.report / "report.html").read_text(encoding="utf-8")
+    # each load was given its submission: the site's de-identification counts and release are recorded
+    with duckdb.connect(str(published), read_only=True) as con:
+        recorded = con.execute(
+            "SELECT site_id, deid_input_files, deid_quarantined, release_k_anonymity FROM raw.batches "
+            "ORDER BY site_id"
+        ).fetchall()
+    assert [(site, files, held) for site, files, held, _ in recorded] == [
+        (o.site_id, o.submission.counts["input_files"], o.submission.counts["quarantined"])
+        for o in summary.outcomes
+        if o.submission is not None
+    ]
+    assert all(k is not None for *_, k in recorded)
 
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(

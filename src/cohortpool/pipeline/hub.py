@@ -199,11 +199,18 @@ def validate_in_worker(submission_dir: Path, validated_dir: Path) -> ValidationS
     return workers.validate(submission_dir, validated_dir)
 
 
-def load_into_warehouse(db_path: Path, validated_dir: Path, wait_seconds: float = 600.0) -> LoadSummary:
-    """Validated batch -> warehouse; if another run holds the warehouse, say so and wait for it."""
+def load_into_warehouse(
+    db_path: Path, validated_dir: Path, wait_seconds: float = 600.0, submission_dir: Path | None = None
+) -> LoadSummary:
+    """Validated batch -> warehouse; if another run holds the warehouse, say so and wait for it.
+
+    With ``submission_dir`` (the submission the batch was validated from) the load also records the
+    site's de-identification counts and what the night was released under (k, generalisations), which
+    the report's data-quality section shows.
+    """
     waited = False
     try:
-        result = load_batch(db_path, validated_dir)
+        result = load_batch(db_path, validated_dir, submission_dir=submission_dir)
     except WarehouseLockedError:
         waited = True
         log.warning(
@@ -211,7 +218,7 @@ def load_into_warehouse(db_path: Path, validated_dir: Path, wait_seconds: float 
             db_path,
             wait_seconds,
         )
-        result = load_batch(db_path, validated_dir, wait_seconds=wait_seconds)
+        result = load_batch(db_path, validated_dir, wait_seconds=wait_seconds, submission_dir=submission_dir)
     return LoadSummary(
         result.site_id,
         result.batch_id,
