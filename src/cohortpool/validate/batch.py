@@ -138,8 +138,7 @@ class Validator:
         suites = self.suites
         frames, rejected, runs = self._validate_tables(submission)
         # cross-table checks only between tables whose own checks could run
-        usable = {t: f.typed for t, f in frames.items() if not runs[t].errored}
-        cross = check_crosstable(usable)
+        cross = check_crosstable({t: f.typed for t, f in frames.items() if not runs[t].errored})
 
         staging = _prepare_out_dir(out_dir)
         quarantine_parts: list[pd.DataFrame] = []
@@ -159,7 +158,8 @@ class Validator:
                     exc.file, exc.sha256, exc.rows_in, 0, exc.rows_in, 0, str(exc)
                 )
             else:
-                table_frames = frames[table]
+                # the table's frames are let go once split (memory: issue 16 item 2)
+                table_frames = frames.pop(table)
                 own: list[Finding] = runs[table].findings + [f for f in cross if f.table == table]
                 split: TableSplit = split_table(table_frames, suite, own)
                 quarantine_parts.append(split.quarantine)
