@@ -45,7 +45,7 @@ def _not_in(values: pd.Series, others: pd.Series) -> pd.Series:
     """
     numbers, _ = pd.factorize(pd.concat([values, others], ignore_index=True))  # missing: -1
     mine, theirs = numbers[: len(values)], numbers[len(values) :]
-    present = np.isin(mine, theirs[theirs >= 0]) & (mine >= 0)
+    present = np.isin(mine, theirs[theirs >= 0])  # a missing value (-1) is never present
     return pd.Series(~present, index=values.index, dtype=bool)
 
 
