@@ -3,7 +3,7 @@
 Why pandas and not GX or SQL: GX 1.x has no row-level cross-table expectation (the only one,
 ``expect_table_row_count_to_equal_other_table``, compares counts), and SQL files may be read only through
 ``cohortpool.warehouse.sql``, which the validation stage must not import (stages exchange files and
-DataFrames). These are a handful of set lookups on small tables; pandas does them in milliseconds.
+DataFrames). These are set lookups, done on factorized numbers (``np.isin``): under a second for 10^6 reads.
 
 Each check compares against the submitted table as a whole, not only its accepted rows, so that one bad
 row is reported once, where it is, instead of cascading into its related rows. The warehouse views join
