@@ -33,7 +33,7 @@ from cohortpool.contract.files import sha256_file
 from cohortpool.validate.crosstable import check_crosstable
 from cohortpool.validate.docs import GxPages, write_data_docs
 from cohortpool.validate.findings import Finding
-from cohortpool.validate.frames import TableFrames, TableRejected, read_table
+from cohortpool.validate.frames import TableFrames, TableRejected, read_table, release_arrow_memory
 from cohortpool.validate.outcome import TableSummary, ValidationOutcome
 from cohortpool.validate.quarantine import (
     QUARANTINE_COLUMNS,
@@ -138,14 +138,12 @@ class Validator:
         suites = self.suites
         frames, rejected, runs = self._validate_tables(submission)
         # cross-table checks only between tables whose own checks could run
-        usable = {t: f.typed for t, f in frames.items() if not runs[t].errored}
-        cross = check_crosstable(usable)
+        cross = check_crosstable({t: f.typed for t, f in frames.items() if not runs[t].errored})
 
         staging = _prepare_out_dir(out_dir)
         quarantine_parts: list[pd.DataFrame] = []
         warning_parts: list[pd.DataFrame] = []
         summaries: dict[str, TableSummary] = {}
-        accepted: dict[str, pd.DataFrame] = {}
         for done, table in enumerate(TABLES, 1):
             suite = suites[table]
             lineage = {"batch_id": submission.batch_id, "source_file": f"{table}.csv", "source_sha256": ""}
@@ -153,18 +151,19 @@ class Validator:
                 exc = rejected[table]
                 quarantine_parts.append(unreadable_rows(table, exc.rows_in, str(exc)))
                 empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in suite.column_types.items()})
-                accepted[table] = empty
+                accepted = empty
                 lineage["source_sha256"] = exc.sha256 or ""
                 summaries[table] = TableSummary(
                     exc.file, exc.sha256, exc.rows_in, 0, exc.rows_in, 0, str(exc)
                 )
             else:
-                table_frames = frames[table]
+                # the table's frames are let go once split (memory: issue 16 item 2)
+                table_frames = frames.pop(table)
                 own: list[Finding] = runs[table].findings + [f for f in cross if f.table == table]
                 split: TableSplit = split_table(table_frames, suite, own)
                 quarantine_parts.append(split.quarantine)
                 warning_parts.append(split.warnings)
-                accepted[table] = split.accepted
+                accepted = split.accepted
                 lineage["source_sha256"] = table_frames.sha256
                 summaries[table] = TableSummary(
                     table_frames.file,
@@ -175,9 +174,12 @@ class Validator:
                     split.warned,
                     split.rejected,
                 )
-            pq.write_table(
-                _arrow_table(accepted[table], suite, lineage), staging / "accepted" / f"{table}.parquet"
-            )
+                del split, table_frames
+            pq.write_table(_arrow_table(accepted, suite, lineage), staging / "accepted" / f"{table}.parquet")
+            # the accepted rows live in the parquet file from here on; a table's frames are not kept in
+            # memory while the next table is split (issue 16 item 2)
+            del accepted
+            release_arrow_memory()
             if summaries[table].rows_in != summaries[table].accepted + summaries[table].quarantined:
                 raise AssertionError(f"{table}: rows in != accepted + quarantined (a bug; please report)")
             if progress is not None:
@@ -191,7 +193,7 @@ class Validator:
         write_lines(_concat(warning_parts), staging / "warnings.csv")
         checks = [o for run in runs.values() for o in run.outcomes]
         outcome = ValidationOutcome(
-            out_dir, submission.site_id, submission.night, submission.batch_id, summaries, checks, accepted
+            out_dir, submission.site_id, submission.night, submission.batch_id, summaries, checks
         )
         if withdrawals is not None:
             outcome.withdrawn = (len(withdrawals.accepted), len(withdrawals.quarantine))

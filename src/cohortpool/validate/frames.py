@@ -180,7 +180,11 @@ def read_table(submission_dir: Path, suite: TableSuite) -> TableFrames:
     # Arrow checks UTF-8 as it reads; the slower paths below (and their error messages) need the text
     frame = parse_with_arrow(data.removeprefix(b"\xef\xbb\xbf"))
     if frame is not None:
-        return _frames(suite, name, sha256, frame)
+        del data  # the file's bytes are not needed once parsed (10^6 reads: 94 MB)
+        built = _frames(suite, name, sha256, frame)
+        del frame  # the parsed text, copied into the text frame
+        release_arrow_memory()
+        return built
     try:
         # the contract says UTF-8 without BOM; a BOM is tolerated (it carries no data) rather than
         # turning the first column name into a "missing column"
@@ -235,3 +239,14 @@ def _frames(suite: TableSuite, name: str, sha256: str, frame: pd.DataFrame) -> T
     for col in extra:
         typed[col] = frame[col].astype("str").reset_index(drop=True)
     return TableFrames(suite.table, name, sha256, text, typed, extra)
+
+
+def release_arrow_memory() -> None:
+    """Give back to the system the memory Arrow's allocator (mimalloc) keeps for reuse after a table is
+    built or written.
+
+    Measured on 10^6 reads (issue 16 item 2): 320 MB freed by Arrow but still resident after
+    :func:`read_table`; the next table would reuse it, but the largest table comes first in memory and the
+    others add to it. Costs milliseconds.
+    """
+    pa.default_memory_pool().release_unused()

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from cohortpool.validate.findings import CheckOutcome
 
 
@@ -38,7 +36,6 @@ class ValidationOutcome:
     batch_id: str
     tables: dict[str, TableSummary]
     checks: list[CheckOutcome] = field(default_factory=list)
-    accepted: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: withdrawn.csv: pseudonyms passed into the batch, and rows quarantined (None: no such file)
     withdrawn: tuple[int, int] | None = None
 

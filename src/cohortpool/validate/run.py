@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cohortpool.validate.findings import ERROR, CheckOutcome, Finding
-from cohortpool.validate.frames import TableFrames
+from cohortpool.validate.frames import TableFrames, release_arrow_memory
 from cohortpool.validate.sqlrun import SqlEngine
 from cohortpool.validate.suites import TEXT, TYPED, TableSuite, ephemeral_context
 
@@ -215,6 +215,7 @@ class SuiteRunner:
         parameters = {"site_ids": [site_id]}
         for applies_to, frame in ((TEXT, frames.text), (TYPED, frames.typed)):
             self._run_half(suite, applies_to, frame, parameters, table_run)
+            release_arrow_memory()  # the half's copy registered with DuckDB (10^6 reads: 330 MB)
         for outcome in table_run.errored:
             log.error(
                 "%s: expectation %s could not be evaluated: %s",
