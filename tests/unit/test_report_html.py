@@ -133,8 +133,6 @@ def test_quality_summary_is_a_table_with_flagged_sites_named() -> None:
         "",
         "",
         "",
-        "",  # k released and generalisations: the load was not given the submission
-        "",
         "504",
         "503",
         "1",

@@ -143,8 +143,6 @@ def _site_section(sites: pd.DataFrame, quality: pd.DataFrame) -> Section:
         "De-identified",
         "Quarantined at the site",
         "Duplicates",
-        "k released",
-        "Generalisations",
         "Rows in",
         "Accepted",
         "Quarantined at the hub",
@@ -158,8 +156,6 @@ def _site_section(sites: pd.DataFrame, quality: pd.DataFrame) -> Section:
             str(r["status"]),
             "" if pd.isna(r["batches"]) else str(r["batches"]),
             *[_count(r[c]) for c in DEID_COLUMNS],
-            _count(r["release_k_anonymity"]),
-            "" if pd.isna(r["release_generalisations"]) else str(r["release_generalisations"]),
             *[_count(r[c]) for c in ("rows_in", "accepted", "quarantined", "warnings")],
             "" if pd.isna(r["rejected_tables"]) else str(r["rejected_tables"]),
         ]
@@ -182,12 +178,26 @@ def _site_section(sites: pd.DataFrame, quality: pd.DataFrame) -> Section:
     ]
     if len(never):
         notes.append("Configured sites that never sent a night: " + ", ".join(never["site_id"]) + ".")
+    # in a note, not columns: the table must fit the page
+    released = []
+    for _, r in sites.iterrows():
+        k = _count(r["release_k_anonymity"])
+        said = r["release_generalisations"]
+        generalised = said if isinstance(said, str) and said else ""
+        if k or generalised:
+            released.append(
+                f"{r['site_id']} k {k or 'not given'}, generalisations: {generalised or 'not given'}"
+            )
+    if released:
+        notes.append(
+            "What each site's last night was released under (submission.json privacy): "
+            + "; ".join(released)
+            + "."
+        )
     notes += [
         "Files in, de-identified, quarantined at the site (held in its vault with the reason) and duplicates "
         "are the site's de-identification counts of DICOM files (submission.json); empty where the load was "
-        "not given the submission. k released: the k-anonymity of the night's release over its quasi-"
-        "identifiers, and the generalisations the consortium configured to reach it (submission.json "
-        "privacy). Rows: the three tables together, as validation counted them at the hub.",
+        "not given the submission. Rows: the three tables together, as validation counted them at the hub.",
         "Counts of submitted files and rows, not of patients with an attribute: not small-cell suppressed.",
     ]
     return Section(
