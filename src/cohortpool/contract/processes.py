@@ -50,3 +50,16 @@ def die_with_parent(parent: int | None = None, every: float = 1.0) -> None:
     if os.getppid() != expected:  # the parent died before the kernel was asked to tell us
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(expected, every), daemon=True).start()
+
+
+def exit_when_orphaned(parent: int, every: float = 1.0) -> None:
+    """End this process within ``every`` seconds of being re-parented (its parent ``parent`` died).
+
+    The thread-only half of :func:`die_with_parent`, for the workers of a process pool: the kernel's
+    ``PR_SET_PDEATHSIG`` follows the *thread* that started the child, and a pool starts its workers
+    from whichever thread submits work (a Prefect task's, which ends long before the worker should).
+    Use it as the pool's ``initializer`` with the pool owner's PID.
+    """
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent, every), daemon=True).start()

@@ -27,6 +27,7 @@ import pandas as pd
 
 from cohortpool.contract.csvio import formula_safe
 from cohortpool.contract.files import sha256_file
+from cohortpool.contract.processes import exit_when_orphaned
 from cohortpool.pipeline.records import LoadSummary, SubmissionSummary, ValidationSummary
 from cohortpool.validate import process_validator, validate_submission
 from cohortpool.validate.distribution import compare_sites
@@ -130,7 +131,10 @@ class ValidationWorkers:
         self.owner = os.getpid()
 
     def _new_pool(self, warm: bool) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(self.processes, mp_context=self._context)
+        # the workers end with the run, kill -9 included: none is left holding the run's pipes or the key
+        pool = ProcessPoolExecutor(
+            self.processes, mp_context=self._context, initializer=exit_when_orphaned, initargs=(os.getpid(),)
+        )
         if warm:
             for _ in range(self.processes):
                 pool.submit(_warm_up)
@@ -153,7 +157,10 @@ class ValidationWorkers:
                     pool.shutdown(wait=False, cancel_futures=True)
                     self._pool = self._new_pool(warm=False)
         log.warning("a validation worker died: validating %s again in a process of its own", submission_dir)
-        with self._alone, ProcessPoolExecutor(1, mp_context=self._context) as alone:
+        alone_pool = ProcessPoolExecutor(
+            1, mp_context=self._context, initializer=exit_when_orphaned, initargs=(os.getpid(),)
+        )
+        with self._alone, alone_pool as alone:
             try:
                 return self._submit(alone, submission_dir, validated_dir).result()
             except BrokenProcessPool as exc:
