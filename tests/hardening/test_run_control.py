@@ -219,7 +219,8 @@ def test_ctrl_c_stops_a_run_at_once_and_the_rerun_equals_an_uninterrupted_run(
             f"interrupted ({signal.Signals(signum).name}): the run stopped; finished steps are kept, "
             "run it again to finish the rest"
         ], text
-        assert text.rstrip().endswith(said[0])
+        # after it, only what other threads had already queued may follow (Prefect's own warnings)
+        assert "cohortpool" not in text.split(said[0], 1)[1].lower(), text
         assert wait_until_gone(family) == [], f"processes of the interrupted run live on ({pause_at})"
     code, text = finish_run(start_run(landing, out))
     reference = tmp_path / "reference"
