@@ -53,7 +53,9 @@ def die_with_parent(parent: int | None = None, every: float = 1.0) -> None:
 
 
 def exit_when_orphaned(parent: int, every: float = 1.0) -> None:
-    """End this process within ``every`` seconds of being re-parented (its parent ``parent`` died).
+    """End this process within ``every`` seconds of being re-parented (its parent ``parent`` died), and
+    quietly on Ctrl-C (a terminal sends SIGINT to the whole process group: what it means is for the
+    parent to say, once, not for every worker to print a traceback).
 
     The thread-only half of :func:`die_with_parent`, for the workers of a process pool: the kernel's
     ``PR_SET_PDEATHSIG`` follows the *thread* that started the child, and a pool starts its workers
@@ -62,4 +64,9 @@ def exit_when_orphaned(parent: int, every: float = 1.0) -> None:
     """
     if os.getppid() != parent:
         os._exit(1)
+    signal.signal(signal.SIGINT, _exit_quietly)
     threading.Thread(target=_watch_parent, args=(parent, every), daemon=True).start()
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    os._exit(128 + signum)
