@@ -23,7 +23,7 @@ Modes:
   ``imaging_manifest.csv`` has one series per (patient, modality) of the reads, so every row passes.
 
 Usage: ``.venv/bin/python benchmarks/bench_tables.py [--rows 1000000 10000000] [--modes tables deid]
-[--before-src /work/main/src] [--validate] [--repeats 1]`` (``--modes validate validate-valid`` re-uses
+[--before-src OTHER_CHECKOUT/src] [--validate] [--repeats 1]`` (``--modes validate validate-valid`` re-uses
 the ``deid`` mode's submission when it exists); prints a Markdown table and writes
 ``benchmarks/_work/tables/results.json``.
 """
