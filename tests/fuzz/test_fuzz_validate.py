@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from profiles import examples
 
 from cohortpool.validate import validate_submission
+from cohortpool.validate.batch import Validator
 from cohortpool.validate.frames import TableRejected, read_table
 from cohortpool.validate.suites import load_suites
 
@@ -74,3 +75,27 @@ def test_every_row_of_a_mutated_submission_is_accepted_or_quarantined_with_a_rea
             assert (len(lines) > 0) == (counts["quarantined"] > 0), (table, counts, len(lines))
             if counts["rejected"]:
                 assert counts["accepted"] == 0 and f"{table}.csv" in counts["rejected"]
+
+
+@examples(ci=6, long=100)
+@given(
+    samples=st.lists(table_samples("submission", TABLES), min_size=1, max_size=3, unique_by=lambda s: s.table)
+)
+def test_a_mutated_submission_validates_the_same_in_chunks_as_whole(samples: list[TableSample]) -> None:
+    """Tables read a few rows at a time give the batch the whole tables give, byte for byte (a table
+    that cannot be read in chunks with the same meaning is read whole)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        submission = Path(tmp) / "submission"
+        shutil.copytree(CLEAN_SUBMISSION, submission)
+        for sample in samples:
+            (submission / f"{sample.table}.csv").write_bytes(sample.data())
+        batches = []
+        for chunk_bytes in (1 << 40, 600):
+            out = Path(tmp) / f"batch_{chunk_bytes}"
+            Validator(chunk_bytes=chunk_bytes).validate_submission(submission, out)
+            batches.append(
+                {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+            )
+        whole, chunks = batches
+        assert sorted(whole) == sorted(chunks)
+        assert [str(name) for name in whole if whole[name] != chunks[name]] == []

@@ -20,17 +20,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from cohortpool.contract.files import sha256_file
-from cohortpool.validate.crosstable import check_crosstable
+from cohortpool.validate.accepted import write_accepted
+from cohortpool.validate.chunks import ChunkedTable, split_in_chunks, validate_in_chunks
+from cohortpool.validate.crosstable import check_tables, keep_rows
 from cohortpool.validate.docs import GxPages, write_data_docs
 from cohortpool.validate.findings import Finding
 from cohortpool.validate.frames import TableFrames, TableRejected, read_table, release_arrow_memory
@@ -47,30 +49,9 @@ from cohortpool.validate.submission import Submission, SubmissionError, open_sub
 from cohortpool.validate.suites import TABLES, TableSuite, load_suites, suite_path
 from cohortpool.validate.withdrawals import Withdrawals, check_withdrawals, write_withdrawals
 
-LINEAGE_COLUMNS = ("batch_id", "source_file", "source_sha256")
-_ARROW_TYPES = {
-    "str": pa.string(),
-    "Int64": pa.int32(),
-    "float64": pa.float64(),
-    "datetime64[us]": pa.date32(),
-}
-
-
-def _arrow_table(frame: pd.DataFrame, suite: TableSuite, lineage: dict[str, str]) -> pa.Table:
-    arrays = []
-    names = []
-    for col, gx_type in suite.column_types.items():
-        if gx_type == "datetime64[us]":
-            # dates are read at midnight (frames._cast): the cast to a calendar date drops nothing
-            array = pa.array(frame[col], from_pandas=True).cast(pa.date32())
-        else:
-            array = pa.array(frame[col], type=_ARROW_TYPES[gx_type], from_pandas=True)
-        arrays.append(array)
-        names.append(col)
-    for col in LINEAGE_COLUMNS:
-        arrays.append(pa.array([lineage[col]] * len(frame), type=pa.string()))
-        names.append(col)
-    return pa.Table.from_arrays(arrays, names=names)
+#: tables larger than this are validated in chunks of about this much of the file (8 MiB: about 85,000
+#: reads rows; ``benchmarks/bench_tables.py`` measured the peak memory)
+CHUNK_BYTES = 2 * 1024 * 1024
 
 
 def _prepare_out_dir(out_dir: Path) -> Path:
@@ -98,28 +79,45 @@ class Validator:
         ``"gx"`` (GX on pandas for everything); see :mod:`cohortpool.validate.run`.
     """
 
-    def __init__(self, suites: Mapping[str, TableSuite] | None = None, engine: str = "duckdb") -> None:
+    def __init__(
+        self,
+        suites: Mapping[str, TableSuite] | None = None,
+        engine: str = "duckdb",
+        chunk_bytes: int = CHUNK_BYTES,
+    ) -> None:
         self.suites: dict[str, TableSuite] = dict(load_suites() if suites is None else suites)
         if sorted(self.suites) != sorted(TABLES):
             raise ValueError(f"a Validator needs one suite per table: {', '.join(TABLES)}")
         self.runner = SuiteRunner(engine)
         self.pages = GxPages()
+        self.chunk_bytes = chunk_bytes
         self._suite_sha256 = {table: sha256_file(suite.path) for table, suite in self.suites.items()}
 
     def _validate_tables(
-        self, submission: Submission
-    ) -> tuple[dict[str, TableFrames], dict[str, TableRejected], dict[str, TableRun]]:
+        self, submission: Submission, keys: duckdb.DuckDBPyConnection
+    ) -> tuple[
+        dict[str, TableFrames], dict[str, ChunkedTable], dict[str, TableRejected], dict[str, TableRun]
+    ]:
         frames: dict[str, TableFrames] = {}
+        chunked: dict[str, ChunkedTable] = {}
         rejected: dict[str, TableRejected] = {}
         runs: dict[str, TableRun] = {}
         for table, suite in self.suites.items():
+            in_chunks = validate_in_chunks(
+                self.runner, submission.path, suite, submission.site_id, self.chunk_bytes, keys
+            )
+            if in_chunks is not None:
+                chunked[table] = in_chunks
+                runs[table] = in_chunks.run
+                continue
             try:
                 frames[table] = read_table(submission.path, suite)
             except TableRejected as exc:
                 rejected[table] = exc
                 continue
             runs[table] = self.runner.run(suite, frames[table], submission.site_id)
-        return frames, rejected, runs
+            keep_rows(keys, table, frames[table].typed, 0)
+        return frames, chunked, rejected, runs
 
     def validate_submission(
         self, submission_dir: Path, out_dir: Path, progress: Callable[[int, int], None] | None = None
@@ -135,10 +133,24 @@ class Validator:
         """
         submission = open_submission(Path(submission_dir))
         out_dir = Path(out_dir)
+        with tempfile.TemporaryDirectory(prefix="cohortpool-validate-") as scratch:
+            keys = _scratch_database(Path(scratch))
+            try:
+                return self._validate(submission, out_dir, keys, progress)
+            finally:
+                keys.close()
+
+    def _validate(
+        self,
+        submission: Submission,
+        out_dir: Path,
+        keys: duckdb.DuckDBPyConnection,
+        progress: Callable[[int, int], None] | None,
+    ) -> ValidationOutcome:
         suites = self.suites
-        frames, rejected, runs = self._validate_tables(submission)
+        frames, chunked, rejected, runs = self._validate_tables(submission, keys)
         # cross-table checks only between tables whose own checks could run
-        cross = check_crosstable({t: f.typed for t, f in frames.items() if not runs[t].errored})
+        cross = check_tables(keys, [t for t in [*frames, *chunked] if not runs[t].errored])
 
         staging = _prepare_out_dir(out_dir)
         quarantine_parts: list[pd.DataFrame] = []
@@ -147,38 +159,48 @@ class Validator:
         for done, table in enumerate(TABLES, 1):
             suite = suites[table]
             lineage = {"batch_id": submission.batch_id, "source_file": f"{table}.csv", "source_sha256": ""}
+            accepted_path = staging / "accepted" / f"{table}.parquet"
             if table in rejected:
                 exc = rejected[table]
                 quarantine_parts.append(unreadable_rows(table, exc.rows_in, str(exc)))
                 empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in suite.column_types.items()})
-                accepted = empty
                 lineage["source_sha256"] = exc.sha256 or ""
+                write_accepted(empty, suite, lineage, accepted_path)
                 summaries[table] = TableSummary(
                     exc.file, exc.sha256, exc.rows_in, 0, exc.rows_in, 0, str(exc)
                 )
             else:
-                # the table's frames are let go once split (memory: issue 16 item 2)
-                table_frames = frames.pop(table)
                 own: list[Finding] = runs[table].findings + [f for f in cross if f.table == table]
-                split: TableSplit = split_table(table_frames, suite, own)
+                split: TableSplit
+                if table in chunked:
+                    in_chunks = chunked.pop(table)
+                    file, sha256 = in_chunks.file, in_chunks.sha256
+                    lineage["source_sha256"] = sha256
+                    split = split_in_chunks(in_chunks, own, lineage, accepted_path)
+                    accepted_rows = split.rows_in - split.quarantined
+                else:
+                    # the table's frames are let go once split (memory: issue 16 item 2)
+                    table_frames = frames.pop(table)
+                    file, sha256 = table_frames.file, table_frames.sha256
+                    lineage["source_sha256"] = sha256
+                    split = split_table(table_frames, suite, own)
+                    accepted_rows = len(split.accepted)
+                    write_accepted(split.accepted, suite, lineage, accepted_path)
+                    del table_frames
                 quarantine_parts.append(split.quarantine)
                 warning_parts.append(split.warnings)
-                accepted = split.accepted
-                lineage["source_sha256"] = table_frames.sha256
                 summaries[table] = TableSummary(
-                    table_frames.file,
-                    table_frames.sha256,
+                    file,
+                    sha256,
                     split.rows_in,
-                    len(split.accepted),
+                    accepted_rows,
                     split.quarantined,
                     split.warned,
                     split.rejected,
                 )
-                del split, table_frames
-            pq.write_table(_arrow_table(accepted, suite, lineage), staging / "accepted" / f"{table}.parquet")
-            # the accepted rows live in the parquet file from here on; a table's frames are not kept in
-            # memory while the next table is split (issue 16 item 2)
-            del accepted
+                # the accepted rows live in the parquet file from here on; a table's frames are not kept
+                # in memory while the next table is split (issue 16 item 2)
+                del split
             release_arrow_memory()
             if summaries[table].rows_in != summaries[table].accepted + summaries[table].quarantined:
                 raise AssertionError(f"{table}: rows in != accepted + quarantined (a bug; please report)")
@@ -206,6 +228,15 @@ class Validator:
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
         return outcome
+
+
+def _scratch_database(folder: Path) -> duckdb.DuckDBPyConnection:
+    """A DuckDB database on disk for what must see whole tables (the uniqueness keys of a table read in
+    chunks, every table's cross-table columns): bounded memory, spilling to ``folder`` beyond it."""
+    return duckdb.connect(
+        str(folder / "keys.duckdb"),
+        config={"threads": 1, "memory_limit": "64MB", "temp_directory": str(folder / "spill")},
+    )
 
 
 _PROCESS_VALIDATORS: dict[tuple[int, tuple[Path, ...]], Validator] = {}

@@ -1,9 +1,12 @@
 """Checks that need two tables of the same submission (referential integrity, completeness per patient).
 
-Why pandas and not GX or SQL: GX 1.x has no row-level cross-table expectation (the only one,
-``expect_table_row_count_to_equal_other_table``, compares counts), and SQL files may be read only through
-``cohortpool.warehouse.sql``, which the validation stage must not import (stages exchange files and
-DataFrames). These are set lookups, done on factorized numbers (``np.isin``): under a second for 10^6 reads.
+Why not GX: GX 1.x has no row-level cross-table expectation (the only one,
+``expect_table_row_count_to_equal_other_table``, compares counts). Why DuckDB: the columns these checks
+read (:data:`COLUMNS`) are kept, for every row of every table, in a DuckDB database, which a table read in
+chunks fills chunk by chunk and which spills to disk beyond its memory limit: a table of 10^7 reads is
+checked without holding its columns in Python (issue 16 item 2). The SQL lives here, beside the rule it
+states, like the SQL :mod:`cohortpool.validate.sqlgen` generates from the suites (the ``sql/`` files are the
+warehouse's, read through ``cohortpool.warehouse.sql``, which the validation stage must not import).
 
 Each check compares against the submitted table as a whole, not only its accepted rows, so that one bad
 row is reported once, where it is, instead of cascading into its related rows. The warehouse views join
@@ -12,21 +15,59 @@ patients and reads, so an accepted read of a quarantined patient does not reach 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from itertools import count
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from cohortpool.validate.findings import ERROR, WARNING, Finding
+
+#: the typed columns the checks read (a table validated in chunks keeps only these for them)
+COLUMNS = ("patient_id", "modality")
 
 #: a read's modality (the reads table's code) -> the DICOM modalities of a matching study
 READ_TO_DICOM_MODALITY: dict[str, tuple[str, ...]] = {"XR": ("DX", "CR"), "CT": ("CT",), "MR": ("MR",)}
 
 
+def relation(table: str) -> str:
+    """The DuckDB table holding ``table``'s position, patient_id and modality."""
+    return f"cohortpool_cross_{table}"
+
+
+def _not_in(table: str, other: str) -> str:
+    """Rows of ``table`` whose patient_id is missing or not among the present patient_ids of ``other``
+    (pandas' ``~isin(other.dropna())``: a missing value is never present)."""
+    return (
+        f"SELECT t.p FROM {relation(table)} t ANTI JOIN "
+        f"(SELECT DISTINCT patient_id FROM {relation(other)} WHERE patient_id IS NOT NULL) o "
+        "ON t.patient_id = o.patient_id"
+    )
+
+
+def _read_has_study() -> str:
+    """Reads with no study of a matching DICOM modality for their patient (a missing patient_id matches a
+    manifest row whose patient_id is missing too; a read modality outside the mapping, or missing, never
+    matches)."""
+    pairs = ", ".join(
+        f"('{read}', '{dicom}')" for read, dicoms in READ_TO_DICOM_MODALITY.items() for dicom in dicoms
+    )
+    return (
+        f"WITH mapping(read_modality, dicom) AS (VALUES {pairs}), "
+        "studies AS (SELECT DISTINCT m.patient_id, mapping.read_modality "
+        f"FROM {relation('imaging_manifest')} m JOIN mapping ON m.modality = mapping.dicom) "
+        f"SELECT r.p FROM {relation('reads')} r ANTI JOIN studies s "
+        "ON r.patient_id IS NOT DISTINCT FROM s.patient_id AND r.modality = s.read_modality"
+    )
+
+
 @dataclass(frozen=True)
 class CrossCheck:
-    """One cross-table rule: the table whose rows it judges, its severity and its reason."""
+    """One cross-table rule: the table whose rows it judges, its severity, its reason, and the query
+    giving the positions of the rows that fail it."""
 
     name: str
     table: str
@@ -34,65 +75,7 @@ class CrossCheck:
     severity: str
     reason: str
     columns: tuple[str, ...]
-    failing: Callable[[Mapping[str, pd.DataFrame]], pd.Series]
-
-
-def _not_in(values: pd.Series, others: pd.Series) -> pd.Series:
-    """Where ``values`` is missing or not among the present ``others``: ``~values.isin(others.dropna())``.
-
-    Computed on numbers (``factorize`` over both, then ``np.isin``): pandas' ``isin`` on Arrow-backed text
-    took 12 s for 10^6 reads against 125,000 patients (issue 16 item 2).
-    """
-    numbers, _ = pd.factorize(pd.concat([values, others], ignore_index=True))  # missing: -1
-    mine, theirs = numbers[: len(values)], numbers[len(values) :]
-    present = np.isin(mine, theirs[theirs >= 0])  # a missing value (-1) is never present
-    return pd.Series(~present, index=values.index, dtype=bool)
-
-
-def _read_patient_in_clinical(t: Mapping[str, pd.DataFrame]) -> pd.Series:
-    return _not_in(t["reads"]["patient_id"], t["clinical"]["patient_id"])
-
-
-def _read_has_study(t: Mapping[str, pd.DataFrame]) -> pd.Series:
-    """Reads with no study of a matching DICOM modality for their patient (a missing patient_id matches a
-    manifest row whose patient_id is missing too, as Python's tuple lookup did before).
-
-    Vectorised: patients are numbered once over both tables (``factorize``, a missing value its own
-    number) and looked up per modality with ``np.isin``; a Python loop over 10^6 reads took 40 s and
-    held a string object per cell (``benchmarks/RESULTS.md``, issue 16 item 2).
-    """
-    manifest = t["imaging_manifest"]
-    reads = t["reads"]
-    numbers, _ = pd.factorize(
-        pd.concat([manifest["patient_id"], reads["patient_id"]], ignore_index=True), use_na_sentinel=False
-    )
-    study_patients, read_patients = numbers[: len(manifest)], numbers[len(manifest) :]
-    manifest_modality = manifest["modality"]
-    read_modality = reads["modality"]
-    failing = np.ones(len(reads), dtype=bool)  # a modality outside the mapping (or missing) never matches
-    for modality, dicoms in READ_TO_DICOM_MODALITY.items():
-        rows = np.flatnonzero(_equals(read_modality, modality))
-        for dicom in dicoms:
-            having = np.unique(study_patients[_equals(manifest_modality, dicom)])
-            failing[rows[np.isin(read_patients[rows], having)]] = False
-    return pd.Series(failing, index=reads.index, dtype=bool)
-
-
-def _equals(column: pd.Series, value: str) -> np.ndarray:
-    """Where ``column`` holds exactly ``value`` (a missing value never does)."""
-    return np.asarray(column.eq(value).fillna(False), dtype=bool)
-
-
-def _patient_has_imaging(t: Mapping[str, pd.DataFrame]) -> pd.Series:
-    return _not_in(t["clinical"]["patient_id"], t["imaging_manifest"]["patient_id"])
-
-
-def _patient_has_read(t: Mapping[str, pd.DataFrame]) -> pd.Series:
-    return _not_in(t["clinical"]["patient_id"], t["reads"]["patient_id"])
-
-
-def _series_patient_in_clinical(t: Mapping[str, pd.DataFrame]) -> pd.Series:
-    return _not_in(t["imaging_manifest"]["patient_id"], t["clinical"]["patient_id"])
+    failing: str
 
 
 CHECKS: tuple[CrossCheck, ...] = (
@@ -103,7 +86,7 @@ CHECKS: tuple[CrossCheck, ...] = (
         ERROR,
         "the read's patient_id is not in clinical.csv",
         ("patient_id",),
-        _read_patient_in_clinical,
+        _not_in("reads", "clinical"),
     ),
     CrossCheck(
         "crosstable:read_has_matching_study",
@@ -112,7 +95,7 @@ CHECKS: tuple[CrossCheck, ...] = (
         ERROR,
         "no study of the read's modality for this patient in imaging_manifest.csv (XR needs DX or CR)",
         ("patient_id", "modality"),
-        _read_has_study,
+        _read_has_study(),
     ),
     CrossCheck(
         "crosstable:patient_has_imaging",
@@ -121,7 +104,7 @@ CHECKS: tuple[CrossCheck, ...] = (
         ERROR,
         "the patient has no series in imaging_manifest.csv",
         ("patient_id",),
-        _patient_has_imaging,
+        _not_in("clinical", "imaging_manifest"),
     ),
     CrossCheck(
         "crosstable:patient_has_fractured_vertebra_read",
@@ -130,7 +113,7 @@ CHECKS: tuple[CrossCheck, ...] = (
         ERROR,
         "the patient has no fractured-vertebra read in reads.csv",
         ("patient_id",),
-        _patient_has_read,
+        _not_in("clinical", "reads"),
     ),
     CrossCheck(
         "crosstable:series_patient_in_clinical",
@@ -139,24 +122,64 @@ CHECKS: tuple[CrossCheck, ...] = (
         WARNING,
         "the series' patient_id is not in clinical.csv",
         ("patient_id",),
-        _series_patient_in_clinical,
+        _not_in("imaging_manifest", "clinical"),
     ),
 )
 
+_VIEWS = count()
 
-def check_crosstable(tables: Mapping[str, pd.DataFrame]) -> list[Finding]:
-    """Findings of every cross-table check whose tables are all present (typed frames, by table).
+
+def keep_rows(connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, offset: int) -> None:
+    """Add the rows of ``frame`` (typed; rows ``offset`` on of ``table``) to the table's relation; the
+    first rows (``offset`` 0) start it afresh."""
+    arrays = [pa.array(np.arange(offset, offset + len(frame), dtype=np.int64))]
+    for column in COLUMNS:
+        if column in frame.columns:
+            arrays.append(pa.array(frame[column], type=pa.string(), from_pandas=True))
+        else:
+            arrays.append(pa.nulls(len(frame), type=pa.string()))
+    view = f"cohortpool_cross_chunk_{next(_VIEWS)}"
+    cursor = connection.cursor()
+    try:
+        cursor.register(view, pa.Table.from_arrays(arrays, names=["p", *COLUMNS]))
+        if offset == 0:
+            cursor.execute(f"CREATE OR REPLACE TABLE {relation(table)} AS SELECT * FROM {view}")
+        else:
+            cursor.execute(f"INSERT INTO {relation(table)} SELECT * FROM {view}")
+        cursor.unregister(view)
+    finally:
+        cursor.close()
+
+
+def check_tables(connection: duckdb.DuckDBPyConnection, present: Collection[str]) -> list[Finding]:
+    """Findings of every cross-table check whose tables are all in ``present`` (each kept in
+    ``connection`` by :func:`keep_rows`).
 
     A check whose other table was rejected is skipped: its rows cannot be judged against a table the hub
     does not have, and the rejection is already reported.
     """
     findings: list[Finding] = []
-    for check in CHECKS:
-        if not all(name in tables for name in check.needs):
-            continue
-        failing = check.failing(tables)
-        findings.extend(
-            Finding(check.table, int(pos), check.name, check.severity, check.reason, check.columns)
-            for pos in failing[failing].index
-        )
+    cursor = connection.cursor()
+    try:
+        for check in CHECKS:
+            if not all(name in present for name in check.needs):
+                continue
+            failing = cursor.execute(f"{check.failing} ORDER BY 1").fetchnumpy()["p"]
+            findings.extend(
+                Finding(check.table, int(pos), check.name, check.severity, check.reason, check.columns)
+                for pos in np.asarray(failing, dtype=np.int64)
+            )
+    finally:
+        cursor.close()
     return findings
+
+
+def check_crosstable(tables: Mapping[str, pd.DataFrame]) -> list[Finding]:
+    """:func:`check_tables` on whole typed frames, by table (positions: their rows, 0 to n - 1)."""
+    connection = duckdb.connect(":memory:", config={"threads": 1})
+    try:
+        for table, frame in tables.items():
+            keep_rows(connection, table, frame.reset_index(drop=True), 0)
+        return check_tables(connection, tables)
+    finally:
+        connection.close()

@@ -60,11 +60,11 @@ def resolve_duplicates(findings: list[Finding], frames: TableFrames) -> list[Fin
         columns = list(group_findings[0].columns)
         by_key: dict[tuple[object, ...], list[Finding]] = defaultdict(list)
         for finding in group_findings:
-            by_key[tuple(frames.text.iloc[_pos(finding)][columns])].append(finding)
+            by_key[tuple(frames.text.loc[_pos(finding)][columns])].append(finding)
         for copies in by_key.values():
             copies.sort(key=_pos)
-            rows = frames.text.iloc[[_pos(f) for f in copies]][compared]
-            first_row = int(source_rows.iloc[_pos(copies[0])])
+            rows = frames.text.loc[[_pos(f) for f in copies]][compared]
+            first_row = int(source_rows.loc[_pos(copies[0])])
             if len(rows.drop_duplicates()) == 1:
                 out.extend(
                     Finding(
@@ -79,7 +79,7 @@ def resolve_duplicates(findings: list[Finding], frames: TableFrames) -> list[Fin
                     for f in copies[1:]
                 )
             else:
-                listed = ", ".join(str(int(source_rows.iloc[_pos(f)])) for f in copies)
+                listed = ", ".join(str(int(source_rows.loc[_pos(f)])) for f in copies)
                 out.extend(
                     Finding(
                         f.table,
@@ -124,9 +124,9 @@ def _lines(findings: list[Finding], frames: TableFrames, suite: TableSuite) -> p
     if not findings:
         return pd.DataFrame(columns=QUARANTINE_COLUMNS)
     named = sorted({f.position for f in findings if f.position is not None})
-    rows = frames.text.iloc[named]
+    rows = frames.text.loc[named]
     keys = _key_text(rows, suite).to_numpy()
-    claimed = [None if pd.isna(c) else int(c) for c in frames.typed["source_row"].iloc[named].tolist()]
+    claimed = [None if pd.isna(c) else int(c) for c in frames.typed["source_row"].loc[named].tolist()]
     source_rows = [
         int(c) if c is not None and c >= 1 else position + 1
         for c, position in zip(claimed, named, strict=True)
@@ -139,7 +139,7 @@ def _lines(findings: list[Finding], frames: TableFrames, suite: TableSuite) -> p
     values: dict[tuple[tuple[str, ...], int], str] = {}
     for columns, group in by_columns.items():
         positions = sorted({f.position for f in group if f.position is not None})
-        texts = _value_text(frames.text.iloc[positions], columns).to_numpy()
+        texts = _value_text(frames.text.loc[positions], columns).to_numpy()
         values.update({(columns, p): str(t) for p, t in zip(positions, texts, strict=True)})
     records: list[tuple[str, int | None, str, str, str, str, str]] = []
     for f in findings:
@@ -163,40 +163,67 @@ def _lines(findings: list[Finding], frames: TableFrames, suite: TableSuite) -> p
     return lines.sort_values(["source_row", "expectation"], kind="stable", na_position="first")
 
 
-def split_table(frames: TableFrames, suite: TableSuite, findings: list[Finding]) -> TableSplit:
-    """Accepted rows and report lines of one table (module docstring)."""
+@dataclass
+class TableVerdict:
+    """What a table's findings decide: its report lines and the positions of its quarantined rows."""
+
+    quarantine: pd.DataFrame
+    warnings: pd.DataFrame
+    bad: list[int]
+    warned: int
+    rejected: str | None
+
+
+def judge(frames: TableFrames, suite: TableSuite, findings: list[Finding]) -> TableVerdict:
+    """The report lines and quarantined rows of one table (module docstring).
+
+    ``frames`` needs only the rows the findings name (a table read in chunks passes just those, indexed
+    by their positions), except for a table-level error, which names every row.
+    """
     findings = resolve_duplicates(findings, frames)
     table_errors = [f for f in findings if f.position is None and f.severity == ERROR]
     if table_errors:
         rejected = "; ".join(f"{f.expectation}: {f.reason}" for f in table_errors)
-        return reject_rows(frames, suite, rejected, TABLE_REJECTED)
+        finding_rows = [
+            Finding(suite.table, int(pos), TABLE_REJECTED, ERROR, rejected) for pos in frames.text.index
+        ]
+        return TableVerdict(
+            quarantine=_lines(finding_rows, frames, suite),
+            warnings=pd.DataFrame(columns=QUARANTINE_COLUMNS),
+            bad=[int(p) for p in frames.text.index],
+            warned=0,
+            rejected=rejected,
+        )
     errors = [f for f in findings if f.severity == ERROR]
     warnings = [f for f in findings if f.severity == WARNING]
     bad = sorted({f.position for f in errors if f.position is not None})
-    accepted = frames.typed.drop(index=bad)[suite.columns].reset_index(drop=True)
     warned_rows = {f.position for f in warnings if f.position is not None} - set(bad)
-    return TableSplit(
-        accepted=accepted,
+    return TableVerdict(
         quarantine=_lines(errors, frames, suite),
         warnings=_lines(warnings, frames, suite),
-        rows_in=frames.rows_in,
-        quarantined=len(bad),
+        bad=bad,
         warned=len(warned_rows),
         rejected=None,
     )
 
 
-def reject_rows(frames: TableFrames, suite: TableSuite, problem: str, expectation: str) -> TableSplit:
-    """Quarantine every row of a table that cannot be validated, each with the table's problem."""
-    finding_rows = [Finding(suite.table, pos, expectation, ERROR, problem) for pos in range(len(frames.text))]
+def has_table_error(findings: list[Finding]) -> bool:
+    """Whether a table-level error rejects the whole table (every row is then named)."""
+    return any(f.position is None and f.severity == ERROR for f in findings)
+
+
+def split_table(frames: TableFrames, suite: TableSuite, findings: list[Finding]) -> TableSplit:
+    """Accepted rows and report lines of one table (module docstring)."""
+    verdict = judge(frames, suite, findings)
+    accepted = frames.typed.drop(index=verdict.bad)[suite.columns].reset_index(drop=True)
     return TableSplit(
-        accepted=frames.typed.iloc[0:0][suite.columns],
-        quarantine=_lines(finding_rows, frames, suite),
-        warnings=pd.DataFrame(columns=QUARANTINE_COLUMNS),
+        accepted=accepted,
+        quarantine=verdict.quarantine,
+        warnings=verdict.warnings,
         rows_in=frames.rows_in,
-        quarantined=frames.rows_in,
-        warned=0,
-        rejected=problem,
+        quarantined=len(verdict.bad),
+        warned=verdict.warned,
+        rejected=verdict.rejected,
     )
 
 

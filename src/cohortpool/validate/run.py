@@ -31,12 +31,13 @@ import logging
 import re
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cohortpool.validate.findings import ERROR, CheckOutcome, Finding
 from cohortpool.validate.frames import TableFrames, release_arrow_memory
-from cohortpool.validate.sqlrun import SqlEngine
+from cohortpool.validate.sqlrun import ChunkedHalf, SqlEngine
 from cohortpool.validate.suites import TEXT, TYPED, TableSuite, ephemeral_context
 
 if TYPE_CHECKING:
@@ -233,8 +234,6 @@ class SuiteRunner:
         parameters: dict[str, Any],
         table_run: TableRun,
     ) -> None:
-        from great_expectations.core import ExpectationSuiteValidationResult
-
         positions = suite.positions(applies_to)
         if not positions:
             return
@@ -260,6 +259,60 @@ class SuiteRunner:
         if for_gx:
             with _GX_LOCK:
                 by_position.update(self._run_gx(suite, applies_to, frame, parameters, for_gx, configs))
+        self._finish_half(suite, applies_to, by_position, table_run)
+
+    def run_chunks(
+        self, suite: TableSuite, chunks: Iterable[TableFrames], site_id: str, connection: Any
+    ) -> TableRun | None:
+        """Run ``suite`` over a table read in chunks (:mod:`cohortpool.validate.chunks`), with the SQL
+        engine alone; None if an expectation needs GX (the caller then validates the table whole).
+
+        ``connection``: a DuckDB database for what must see the whole table (uniqueness keys).
+        """
+        if self._sql is None:
+            return None
+        parameters = {"site_ids": [site_id]}
+        halves: dict[str, ChunkedHalf] = {}
+        for chunk in chunks:
+            if not halves:
+                for applies_to, frame in ((TEXT, chunk.text), (TYPED, chunk.typed)):
+                    positions = suite.positions(applies_to)
+                    with _GX_LOCK:
+                        configs = self._half_configs(suite, applies_to) if positions else {}
+                    halves[applies_to] = ChunkedHalf(
+                        self._sql,
+                        connection,
+                        [(p, suite.expectations[p]) for p in positions],
+                        configs,
+                        {str(c): str(t) for c, t in frame.dtypes.items()},
+                        parameters,
+                        suite.publish_unexpected_values,
+                    )
+            halves[TEXT].add(chunk.text, chunk.offset)
+            halves[TYPED].add(chunk.typed, chunk.offset)
+            if any(half.needs_gx for half in halves.values()):
+                return None
+        table_run = TableRun()
+        for applies_to, half in halves.items():
+            if not suite.positions(applies_to):
+                continue
+            done = half.finish()
+            if half.needs_gx:
+                return None
+            self._finish_half(suite, applies_to, dict(done.results), table_run)
+        return table_run
+
+    def _finish_half(
+        self,
+        suite: TableSuite,
+        applies_to: str,
+        by_position: dict[int, ExpectationValidationResult],
+        table_run: TableRun,
+    ) -> None:
+        """Findings, outcomes and the Data Docs result of a half, from its results by suite position."""
+        from great_expectations.core import ExpectationSuiteValidationResult
+
+        positions = suite.positions(applies_to)
         results = [by_position[p] for p in positions]
         for exp_result in results:
             self._collect(suite, applies_to, exp_result, table_run)

@@ -113,77 +113,66 @@ class SqlEngine:
         if not expectations:
             return out
         dtypes = {str(c): str(t) for c, t in frame.dtypes.items()}
-        columns = list(dtypes)
-        unmapped = [c for c in columns if dtypes[c] not in _ARROW]
-        folded = [c.casefold() for c in columns]
-        if unmapped or len(set(folded)) != len(folded):
-            reason = (
-                f"column(s) {', '.join(unmapped)} of a dtype the SQL engine does not map"
-                if unmapped
-                else "column names that differ only in case (one name to DuckDB)"
-            )
-            out.for_gx = {position: reason for position, _ in expectations}
+        checks = translate_half(expectations, dtypes, parameters, out)
+        if not checks:
             return out
-        types = {c: GX_TYPE_TO_REGISTERED[dtypes[c]] for c in columns}
-        checks: dict[int, SqlCheck] = {}
-        for position, exp in expectations:
-            try:
-                checks[position] = translate(exp["type"], exp["kwargs"], types, parameters)
-            except Untranslatable as exc:
-                out.for_gx[position] = str(exc)
         cursor, view = self._cursor()
         try:
             registered = _register(cursor, view, frame, dtypes)
             row_checks = {p: c for p, c in checks.items() if c.kind == ROWS}
-            answers = self._answers(cursor, registered, row_checks)
-            for position, check in checks.items():
-                config = configs[position]
-                if check.kind == TABLE_COLUMNS:
-                    out.results[position] = _columns_result(config, check, list(frame.columns))
-                elif check.kind == COLUMN_TYPE:
-                    out.results[position] = _type_result(config, check, frame)
-                else:
-                    answer = answers[position]
-                    if isinstance(answer, str):
-                        out.results[position] = _error_result(config, answer)
-                    elif answer["not_ascii"]:
-                        out.for_gx[position] = (
-                            f"column {check.ascii_only[0]} holds non-ASCII text; the SQL translation "
-                            "is exact on ASCII only"
-                        )
-                    else:
-                        out.results[position] = self._rows_result(
-                            config, check, answer, frame, publish_values
-                        )
+            answers = _answers(cursor, registered, row_checks)
+            values = (
+                {
+                    p: _values(frame, c.value_columns, a["unexpected"])
+                    for p, c in row_checks.items()
+                    if not isinstance(a := answers[p], str) and a["unexpected"]
+                }
+                if publish_values
+                else {}
+            )
+            self.finish_half(checks, configs, answers, values, frame, publish_values, out)
         finally:
             cursor.close()
         return out
 
-    def _answers(
-        self, cursor: duckdb.DuckDBPyConnection, registered: _Registered, checks: Mapping[int, SqlCheck]
-    ) -> dict[int, dict[str, Any] | str]:
-        """Per check: its counts and failing positions, or the error DuckDB raised for it."""
-        if not checks:
-            return {}
-        try:
-            return dict(zip(checks, _query(cursor, registered, list(checks.values())), strict=True))
-        except duckdb.Error:
-            pass
-        # one of them raised: ask again one by one, so that the error lands on the expectation it belongs to
-        answers: dict[int, dict[str, Any] | str] = {}
+    def finish_half(
+        self,
+        checks: Mapping[int, SqlCheck],
+        configs: Mapping[int, ExpectationConfiguration],
+        answers: Mapping[int, dict[str, Any] | str],
+        values: Mapping[int, list[Any]],
+        frame: pd.DataFrame,
+        publish_values: bool,
+        out: HalfRun,
+    ) -> None:
+        """GX results of a half's translated checks from their answers (``frame``: the table's columns
+        and dtypes, of the whole table or of any of its chunks)."""
         for position, check in checks.items():
-            try:
-                answers[position] = _query(cursor, registered, [check])[0]
-            except duckdb.Error as exc:
-                answers[position] = f"DuckDB: {type(exc).__name__}: {exc}"
-        return answers
+            config = configs[position]
+            if check.kind == TABLE_COLUMNS:
+                out.results[position] = _columns_result(config, check, list(frame.columns))
+            elif check.kind == COLUMN_TYPE:
+                out.results[position] = _type_result(config, check, frame)
+            else:
+                answer = answers[position]
+                if isinstance(answer, str):
+                    out.results[position] = _error_result(config, answer)
+                elif answer["not_ascii"]:
+                    out.for_gx[position] = (
+                        f"column {check.ascii_only[0]} holds non-ASCII text; the SQL translation "
+                        "is exact on ASCII only"
+                    )
+                else:
+                    out.results[position] = self._rows_result(
+                        config, check, answer, values.get(position, []), publish_values
+                    )
 
     def _rows_result(
         self,
         config: ExpectationConfiguration,
         check: SqlCheck,
         answer: dict[str, Any],
-        frame: pd.DataFrame,
+        values: list[Any],
         publish_values: bool,
     ) -> ExpectationValidationResult:
         from great_expectations.core import ExpectationValidationResult
@@ -201,7 +190,6 @@ class SqlEngine:
             element_count, None if not check.counts_missing else missing_count, unexpected_count
         )
         if publish_values:
-            values = _values(frame, check.value_columns, positions) if positions else []
             result["partial_unexpected_list"] = values[: self._partial]
             result["partial_unexpected_counts"] = _value_counts(values, self._partial)
         result["partial_unexpected_index_list"] = positions[: self._partial]
@@ -255,10 +243,69 @@ def _register(
     return _Registered(view, position_column)
 
 
+def translate_half(
+    expectations: list[tuple[int, dict[str, Any]]],
+    dtypes: Mapping[str, str],
+    parameters: Mapping[str, Any],
+    out: HalfRun,
+) -> dict[int, SqlCheck]:
+    """The SQL checks of a half's expectations on columns of these dtypes; the others go to
+    ``out.for_gx`` with the reason."""
+    columns = list(dtypes)
+    unmapped = [c for c in columns if dtypes[c] not in _ARROW]
+    folded = [c.casefold() for c in columns]
+    if unmapped or len(set(folded)) != len(folded):
+        reason = (
+            f"column(s) {', '.join(unmapped)} of a dtype the SQL engine does not map"
+            if unmapped
+            else "column names that differ only in case (one name to DuckDB)"
+        )
+        out.for_gx.update({position: reason for position, _ in expectations})
+        return {}
+    types = {c: GX_TYPE_TO_REGISTERED[dtypes[c]] for c in columns}
+    checks: dict[int, SqlCheck] = {}
+    for position, exp in expectations:
+        try:
+            checks[position] = translate(exp["type"], exp["kwargs"], types, parameters)
+        except Untranslatable as exc:
+            out.for_gx[position] = str(exc)
+    return checks
+
+
+def _answers(
+    cursor: duckdb.DuckDBPyConnection,
+    registered: _Registered,
+    checks: Mapping[int, SqlCheck],
+    repeated: bool = True,
+) -> dict[int, dict[str, Any] | str]:
+    """Per check: its counts and failing positions, or the error DuckDB raised for it (``repeated``:
+    see :func:`_query`)."""
+    if not checks:
+        return {}
+    try:
+        return dict(zip(checks, _query(cursor, registered, list(checks.values()), repeated), strict=True))
+    except duckdb.Error:
+        pass
+    # one of them raised: ask again one by one, so that the error lands on the expectation it belongs to
+    answers: dict[int, dict[str, Any] | str] = {}
+    for position, check in checks.items():
+        try:
+            answers[position] = _query(cursor, registered, [check], repeated)[0]
+        except duckdb.Error as exc:
+            answers[position] = f"DuckDB: {type(exc).__name__}: {exc}"
+    return answers
+
+
 def _query(
-    cursor: duckdb.DuckDBPyConnection, registered: _Registered, checks: list[SqlCheck]
+    cursor: duckdb.DuckDBPyConnection,
+    registered: _Registered,
+    checks: list[SqlCheck],
+    repeated: bool = True,
 ) -> list[dict[str, Any]]:
     """Per check: elements, missing, undecided, failing positions, non-ASCII text.
+
+    ``repeated=False`` (a chunk of a table, :class:`ChunkedHalf`): a uniqueness check's failing rows are
+    left empty, since repeats are found over the whole table.
 
     One scan projects a boolean column per distinct condition (the rows looked at, the rows missing, the
     failing rows, non-ASCII text) and numpy counts them: on small tables an order of magnitude faster than
@@ -306,7 +353,9 @@ def _query(
         missing, _ = true(missing_alias, nowhere)
         looked_at = domain & ~missing
         if check.unique_key:
-            failing_positions = _repeated(cursor, registered, check)
+            failing_positions = (
+                _repeated(cursor, registered, check) if repeated else np.empty(0, dtype=np.int64)
+            )
             undecided_count = 0
         else:
             failing, undecided = true(unexpected_alias, nowhere)
@@ -438,3 +487,173 @@ def _error_result(config: ExpectationConfiguration, message: str) -> Expectation
         result={},
         exception_info={"raised_exception": True, "exception_message": message, "exception_traceback": None},
     )
+
+
+class ChunkedHalf:
+    """One half of a table's suite evaluated chunk by chunk (:mod:`cohortpool.validate.chunks`).
+
+    Every answer of a row check is a sum over rows (elements, missing, undecided) or a list of failing
+    positions, so a chunk's answer is added to the others' with its positions moved by the chunk's
+    offset; the failing rows' values are taken from the chunk they are in. Uniqueness is not a property
+    of a chunk: the key of every row looked at goes into a table of ``connection`` (a database on disk,
+    which DuckDB spills to within its memory limit), and the repeats are found there once the last chunk
+    is in. The result is the one :meth:`SqlEngine.run_half` gives on the whole table
+    (``tests/unit/test_validate_chunks.py``).
+    """
+
+    def __init__(
+        self,
+        engine: SqlEngine,
+        connection: duckdb.DuckDBPyConnection,
+        expectations: list[tuple[int, dict[str, Any]]],
+        configs: Mapping[int, ExpectationConfiguration],
+        dtypes: Mapping[str, str],
+        parameters: Mapping[str, Any],
+        publish_values: bool,
+    ) -> None:
+        self._engine = engine
+        self._connection = connection
+        self._configs = configs
+        self._publish = publish_values
+        self.out = HalfRun()
+        self._checks = translate_half(expectations, dtypes, parameters, self.out) if expectations else {}
+        self._rows = {p: c for p, c in self._checks.items() if c.kind == ROWS}
+        self._answers: dict[int, dict[str, Any] | str] = {}
+        self._values: dict[int, list[Any]] = {}
+        self._first: pd.DataFrame | None = None
+        self._keys = {p: f"cohortpool_keys_{id(self)}_{p}" for p, c in self._rows.items() if c.unique_key}
+
+    @property
+    def needs_gx(self) -> bool:
+        """Whether an expectation must run with GX (the table is then validated whole)."""
+        return bool(self.out.for_gx) or any(
+            not isinstance(a, str) and a["not_ascii"] for a in self._answers.values()
+        )
+
+    def add(self, frame: pd.DataFrame, offset: int) -> None:
+        """Evaluate the chunk ``frame``, whose first row is row ``offset`` of the table."""
+        if self._first is None:
+            self._first = frame.iloc[0:0]
+        if not self._rows:
+            return
+        dtypes = {str(c): str(t) for c, t in frame.dtypes.items()}
+        cursor = self._connection.cursor()
+        view = f"cohortpool_chunk_{id(self)}"
+        try:
+            registered = _register(cursor, view, frame, dtypes)
+            answers = _answers(cursor, registered, self._rows, repeated=False)
+            for position, answer in answers.items():
+                self._merge(position, answer, frame, offset)
+            for position, table in self._keys.items():
+                if not isinstance(self._answers.get(position), str):
+                    self._keep_keys(cursor, registered, self._rows[position], table, offset)
+            cursor.unregister(view)
+        finally:
+            cursor.close()
+
+    def _merge(self, position: int, answer: dict[str, Any] | str, frame: pd.DataFrame, offset: int) -> None:
+        before = self._answers.get(position)
+        if isinstance(before, str):
+            return  # the first error stands
+        if isinstance(answer, str) or before is None:
+            if not isinstance(answer, str):
+                answer = dict(answer, unexpected=[offset + p for p in answer["unexpected"]])
+                self._add_values(position, frame, answer["unexpected"], offset)
+            self._answers[position] = answer
+            return
+        for count in ("elements", "missing", "undecided"):
+            before[count] += answer[count]
+        before["not_ascii"] = before["not_ascii"] or answer["not_ascii"]
+        moved = [offset + p for p in answer["unexpected"]]
+        before["unexpected"].extend(moved)
+        self._add_values(position, frame, moved, offset)
+
+    def _add_values(self, position: int, frame: pd.DataFrame, positions: list[int], offset: int) -> None:
+        if self._publish and positions:
+            check = self._rows[position]
+            local = [p - offset for p in positions]
+            self._values.setdefault(position, []).extend(_values(frame, check.value_columns, local))
+
+    def _keep_keys(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        registered: _Registered,
+        check: SqlCheck,
+        table: str,
+        offset: int,
+    ) -> None:
+        """The chunk's rows looked at by a uniqueness check: position and key, into ``table``."""
+        key = ", ".join(quote(c) for c in check.unique_key)
+        select = (
+            f"SELECT {quote(registered.position_column)} + {int(offset)} AS p, {key} "
+            f"FROM {quote(registered.name)} WHERE ({check.domain}) AND NOT ({check.missing})"
+        )
+        try:
+            if offset == 0 or not _exists(cursor, table):
+                cursor.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {select}")
+            else:
+                cursor.execute(f"INSERT INTO {quote(table)} {select}")
+        except duckdb.Error as exc:
+            self._answers[check_position(self._rows, check)] = f"DuckDB: {type(exc).__name__}: {exc}"
+
+    def finish(self) -> HalfRun:
+        """The half's results, once every chunk is in (an empty table is one empty chunk)."""
+        assert self._first is not None, "finish() before any chunk"
+        cursor = self._connection.cursor()
+        try:
+            for position, table in self._keys.items():
+                answer = self._answers.get(position)
+                if answer is None or isinstance(answer, str):
+                    continue
+                check = self._rows[position]
+                key = ", ".join(quote(c) for c in check.unique_key)
+                on = " AND ".join(f"k.{quote(c)} IS NOT DISTINCT FROM r.{quote(c)}" for c in check.unique_key)
+                query = (
+                    f"WITH r AS (SELECT {key} FROM {quote(table)} GROUP BY {key} HAVING count(*) > 1) "
+                    f"SELECT k.p, {', '.join(f'k.{quote(c)}' for c in check.unique_key)} "
+                    f"FROM {quote(table)} k SEMI JOIN r ON {on} ORDER BY k.p"
+                )
+                try:
+                    failing: pa.Table = cursor.sql(query).to_arrow_table()
+                except duckdb.Error as exc:
+                    self._answers[position] = f"DuckDB: {type(exc).__name__}: {exc}"
+                    continue
+                answer["unexpected"] = failing.column("p").to_pylist()
+                if self._publish and failing.num_rows:
+                    keys = _as_frame(failing.drop(["p"]), self._first)
+                    self._values[position] = _values(keys, check.value_columns, list(range(len(keys))))
+                cursor.execute(f"DROP TABLE IF EXISTS {quote(table)}")
+            for answer in self._answers.values():
+                if not isinstance(answer, str):
+                    answer["unexpected"].sort()
+            self._engine.finish_half(
+                self._checks, self._configs, self._answers, self._values, self._first, self._publish, self.out
+            )
+        finally:
+            cursor.close()
+        return self.out
+
+
+def check_position(checks: Mapping[int, SqlCheck], check: SqlCheck) -> int:
+    """The suite position of ``check``."""
+    return next(p for p, c in checks.items() if c is check)
+
+
+def _exists(cursor: duckdb.DuckDBPyConnection, table: str) -> bool:
+    found = cursor.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()
+    return bool(found and found[0])
+
+
+def _as_frame(table: pa.Table, like: pd.DataFrame) -> pd.DataFrame:
+    """Arrow columns back as the pandas dtypes of ``like`` (the values GX lists keep their Python types)."""
+    columns: dict[str, pd.Series] = {}
+    for name in table.column_names:
+        dtype = str(like[name].dtype)
+        array = table.column(name)
+        if dtype == "str":
+            columns[name] = pd.Series(array.to_pylist(), dtype=object).astype(like[name].dtype)
+        elif dtype == "Int64":
+            columns[name] = pd.Series(array.to_pylist(), dtype="Int64")
+        else:
+            columns[name] = array.to_pandas().astype(like[name].dtype)
+    return pd.DataFrame(columns)

@@ -1,0 +1,137 @@
+"""A table read in chunks validates exactly as the whole table does (issue 16 item 2).
+
+Each scenario is validated twice, with chunks far larger than the tables (the whole-table path) and with
+chunks of a few rows (every table but the tiny clinical one is read in several chunks), and the two
+batches must be the same bytes: summary, quarantine and warning lines, Data Docs, accepted rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pytest
+from validate_support import copy_clean, read_rows, set_cell, write_rows
+
+from cohortpool.contract import resources
+from cohortpool.validate.batch import Validator
+from cohortpool.validate.chunks import validate_in_chunks
+from cohortpool.validate.frames import read_chunks, read_table
+
+pytestmark = pytest.mark.slow
+
+#: a few rows of reads.csv (2 KB, header 305 bytes) per chunk
+SMALL = 600
+WHOLE = 1 << 40
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def _defects(sub: Path) -> None:
+    """Planted defects, duplicates far apart (other chunks) and a warning-only row."""
+    set_cell(sub, "clinical", 2, "sex", "male")
+    set_cell(sub, "clinical", 3, "bmi", "231.70")
+    set_cell(sub, "reads", 5, "level", "L7")
+    set_cell(sub, "reads", 1, "marrow_oedema", "yes")
+    header, rows = read_rows(sub / "reads.csv")
+    rows.append(dict(rows[0]))  # identical copy of the first read, chunks away: the first is kept
+    changed = dict(rows[3])
+    changed["height_loss_pct"] = "12.5"
+    rows.append(changed)  # same key as the 4th read, other values: neither is kept
+    rows.insert(12, {**rows[1], "patient_id": "P0000000000000000", "accession_id": "A0000000000000000"})
+    for number, row in enumerate(rows, 1):
+        row["source_row"] = str(number)
+    rows[6]["source_row"] = "not a number"  # reported by position
+    write_rows(sub / "reads.csv", header, rows)
+    header, series = read_rows(sub / "imaging_manifest.csv")
+    series.append(dict(series[2]))  # a repeated series UID, last chunk against the first
+    write_rows(sub / "imaging_manifest.csv", header, series)
+
+
+def _non_ascii(sub: Path) -> None:
+    """Non-ASCII text in a checked column: the SQL engine hands that check to GX (whole-table path)."""
+    header, rows = read_rows(sub / "reads.csv")
+    rows[9]["level"] = "L\u00e9"
+    write_rows(sub / "reads.csv", header, rows)
+
+
+def _ragged(sub: Path) -> None:
+    """A row with a missing field near the end: Arrow stops mid-file, pandas rejects the table."""
+    data = (sub / "imaging_manifest.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    data[-2] = data[-2].rsplit(",", 1)[0] + "\n"
+    (sub / "imaging_manifest.csv").write_text("".join(data), encoding="utf-8")
+
+
+def _no_rows(sub: Path) -> None:
+    for name in ("reads.csv", "imaging_manifest.csv"):
+        header = (sub / name).read_text(encoding="utf-8").splitlines(keepends=True)[0]
+        (sub / name).write_text(header + "\n" * 700, encoding="utf-8")  # a header and blank lines
+
+
+SCENARIOS: dict[str, Callable[[Path], None]] = {
+    "clean": lambda sub: None,
+    "defects": _defects,
+    "non_ascii": _non_ascii,
+    "ragged": _ragged,
+    "no_rows": _no_rows,
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_chunks_give_the_batch_the_whole_table_gives(tmp_path: Path, scenario: str) -> None:
+    sub = copy_clean(tmp_path / "submission")
+    SCENARIOS[scenario](sub)
+    Validator(chunk_bytes=WHOLE).validate_submission(sub, tmp_path / "whole")
+    Validator(chunk_bytes=SMALL).validate_submission(sub, tmp_path / "chunks")
+    whole, chunks = _files(tmp_path / "whole"), _files(tmp_path / "chunks")
+    assert sorted(whole) == sorted(chunks)
+    assert [name for name in whole if whole[name] != chunks[name]] == []
+
+
+def test_a_table_that_errors_is_rejected_whole_in_chunks_too(tmp_path: Path) -> None:
+    """A suite expectation that cannot run rejects every row, found across every chunk."""
+    sub = copy_clean(tmp_path / "submission")
+    project = tmp_path / "expectations"
+    project.mkdir()
+    src = Path(__file__).resolve().parents[2] / "expectations"
+    for name in os.listdir(src):
+        (project / name).write_bytes((src / name).read_bytes())
+    suite = json.loads((project / "reads.json").read_text())
+    suite["expectations"].append(
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "no_such_column", "min_value": 0},
+            "meta": {"severity": "warning", "reason": "a reviewer's typo"},
+        }
+    )
+    (project / "reads.json").write_text(json.dumps(suite))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resources, "suites_dir", lambda: project)
+        Validator(chunk_bytes=WHOLE).validate_submission(sub, tmp_path / "whole")
+        outcome = Validator(chunk_bytes=SMALL).validate_submission(sub, tmp_path / "chunks")
+    assert outcome.tables["reads"].rejected and outcome.tables["reads"].accepted == 0
+    assert _files(tmp_path / "whole") == _files(tmp_path / "chunks")
+
+
+def test_small_chunks_really_split_the_tables(tmp_path: Path) -> None:
+    """The scenarios above run the chunked path: several chunks, rows in order, none lost."""
+    sub = copy_clean(tmp_path / "submission")
+    validator = Validator(chunk_bytes=SMALL)
+    for table in ("reads", "imaging_manifest"):
+        suite = validator.suites[table]
+        chunks = list(read_chunks(sub, suite, SMALL))
+        whole = read_table(sub, suite)
+        assert len(chunks) >= 3
+        assert [c.offset for c in chunks] == [
+            sum(len(c.text) for c in chunks[:n]) for n in range(len(chunks))
+        ]
+        assert sum(len(c.text) for c in chunks) == whole.rows_in
+        ran = validate_in_chunks(validator.runner, sub, suite, "site02", SMALL, duckdb.connect())
+        assert ran is not None and ran.rows_in == whole.rows_in
