@@ -38,11 +38,10 @@ from cohortpool.validate.findings import Finding
 from cohortpool.validate.frames import TableFrames, TableRejected, read_table, release_arrow_memory
 from cohortpool.validate.outcome import TableSummary, ValidationOutcome
 from cohortpool.validate.quarantine import (
-    QUARANTINE_COLUMNS,
+    LinesFile,
     TableSplit,
     split_table,
     unreadable_rows,
-    write_lines,
 )
 from cohortpool.validate.run import SuiteRunner, TableRun
 from cohortpool.validate.submission import Submission, SubmissionError, open_submission
@@ -153,8 +152,8 @@ class Validator:
         cross = check_tables(keys, [t for t in [*frames, *chunked] if not runs[t].errored])
 
         staging = _prepare_out_dir(out_dir)
-        quarantine_parts: list[pd.DataFrame] = []
-        warning_parts: list[pd.DataFrame] = []
+        quarantine_lines = LinesFile(staging / "quarantine.csv")
+        warning_lines = LinesFile(staging / "warnings.csv")
         summaries: dict[str, TableSummary] = {}
         for done, table in enumerate(TABLES, 1):
             suite = suites[table]
@@ -162,7 +161,7 @@ class Validator:
             accepted_path = staging / "accepted" / f"{table}.parquet"
             if table in rejected:
                 exc = rejected[table]
-                quarantine_parts.append(unreadable_rows(table, exc.rows_in, str(exc)))
+                quarantine_lines.append(unreadable_rows(table, exc.rows_in, str(exc)))
                 empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in suite.column_types.items()})
                 lineage["source_sha256"] = exc.sha256 or ""
                 write_accepted(empty, suite, lineage, accepted_path)
@@ -187,8 +186,8 @@ class Validator:
                     accepted_rows = len(split.accepted)
                     write_accepted(split.accepted, suite, lineage, accepted_path)
                     del table_frames
-                quarantine_parts.append(split.quarantine)
-                warning_parts.append(split.warnings)
+                quarantine_lines.append(split.quarantine)
+                warning_lines.append(split.warnings)
                 summaries[table] = TableSummary(
                     file,
                     sha256,
@@ -209,10 +208,8 @@ class Validator:
 
         withdrawals = check_withdrawals(submission.path, submission.site_id)
         if withdrawals is not None:
-            quarantine_parts.append(withdrawals.quarantine)
+            quarantine_lines.append(withdrawals.quarantine)
             write_withdrawals(withdrawals, submission.site_id, staging)
-        write_lines(_concat(quarantine_parts), staging / "quarantine.csv")
-        write_lines(_concat(warning_parts), staging / "warnings.csv")
         checks = [o for run in runs.values() for o in run.outcomes]
         outcome = ValidationOutcome(
             out_dir, submission.site_id, submission.night, submission.batch_id, summaries, checks
@@ -270,13 +267,6 @@ def validate_submission(
     :meth:`Validator.validate_submission`.
     """
     return process_validator().validate_submission(submission_dir, out_dir, progress)
-
-
-def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    return pd.concat(parts, ignore_index=True)
 
 
 def _summary(

@@ -31,8 +31,14 @@ from cohortpool.contract.files import sha256_file
 from cohortpool.validate.accepted import AcceptedWriter
 from cohortpool.validate.crosstable import keep_rows
 from cohortpool.validate.findings import Finding
-from cohortpool.validate.frames import NotStreamable, TableFrames, read_chunks, release_arrow_memory
-from cohortpool.validate.quarantine import TableSplit, has_table_error, judge
+from cohortpool.validate.frames import (
+    TEXT_DTYPE,
+    NotStreamable,
+    TableFrames,
+    read_chunks,
+    release_arrow_memory,
+)
+from cohortpool.validate.quarantine import KEEP_FIRST_IF_IDENTICAL, TableSplit, has_table_error, judge
 from cohortpool.validate.run import SuiteRunner, TableRun
 from cohortpool.validate.suites import TableSuite
 
@@ -93,9 +99,18 @@ def _chunks(table: ChunkedTable) -> Iterator[TableFrames]:
 
 
 def _named_rows(table: ChunkedTable, findings: list[Finding]) -> TableFrames:
-    """The rows the findings name (every row for a table-level error), indexed by position (step 2)."""
+    """The rows the findings name (every row for a table-level error), indexed by position (step 2).
+
+    A row flagged as a possible duplicate keeps every column (its copies are compared on all of them);
+    any other row keeps only the key and the columns its findings report, the other cells left empty:
+    a night that quarantines every row holds a few columns of each, not the table.
+    """
+    suite = table.suite
     every_row = has_table_error(findings)
+    duplicates = {f.position for f in findings if f.duplicates == KEEP_FIRST_IF_IDENTICAL}
+    full = np.array(sorted(p for p in duplicates if p is not None), dtype=np.int64)
     named = np.array(sorted({f.position for f in findings if f.position is not None}), dtype=np.int64)
+    reported = [c for c in suite.columns if c in set(suite.key).union(*(f.columns for f in findings))]
     text_parts: list[pd.DataFrame] = []
     typed_parts: list[pd.DataFrame] = []
     if every_row or len(named):
@@ -105,15 +120,26 @@ def _named_rows(table: ChunkedTable, findings: list[Finding]) -> TableFrames:
                 picked = np.arange(chunk.offset, end, dtype=np.int64)
             else:
                 picked = named[np.searchsorted(named, chunk.offset) : np.searchsorted(named, end)]
-            if len(picked):
-                local = picked - chunk.offset
-                text_parts.append(chunk.text.iloc[local].set_axis(picked))
-                typed_parts.append(chunk.typed[["source_row"]].iloc[local].set_axis(picked))
+            if not len(picked):
+                continue
+            whole = np.isin(picked, full)
+            for rows, columns in ((picked[whole], suite.columns), (picked[~whole], reported)):
+                if len(rows):
+                    local = rows - chunk.offset
+                    text_parts.append(chunk.text.iloc[local][columns].set_axis(rows))
+                    typed_parts.append(chunk.typed[["source_row"]].iloc[local].set_axis(rows))
             release_arrow_memory()
-    empty_text = pd.DataFrame(columns=table.suite.columns)
-    text = pd.concat(text_parts) if text_parts else empty_text
-    typed = pd.concat(typed_parts) if typed_parts else pd.DataFrame({"source_row": pd.Series(dtype="Int64")})
-    return TableFrames(table.suite.table, table.file, table.sha256, text, typed, rows_total=table.rows_in)
+    text = pd.concat(text_parts).sort_index() if text_parts else pd.DataFrame()
+    text = text.reindex(columns=suite.columns)
+    for column in text.columns:
+        if text[column].dtype != TEXT_DTYPE:
+            text[column] = text[column].astype(TEXT_DTYPE)
+    typed = (
+        pd.concat(typed_parts).sort_index()
+        if typed_parts
+        else pd.DataFrame({"source_row": pd.Series(dtype="Int64")})
+    )
+    return TableFrames(suite.table, table.file, table.sha256, text, typed, rows_total=table.rows_in)
 
 
 def split_in_chunks(

@@ -130,7 +130,7 @@ def _cast(text: pd.Series, gx_type: str) -> pd.Series:
 
 
 #: pandas' text dtype (Arrow storage, NaN for a missing value): what ``astype("str")`` gives
-_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+TEXT_DTYPE = _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 
 
 def parse_with_pandas(content: str) -> pd.DataFrame:

@@ -243,9 +243,24 @@ def unreadable_rows(table: str, rows_in: int, problem: str) -> pd.DataFrame:
     )
 
 
+class LinesFile:
+    """``quarantine.csv`` or ``warnings.csv``, written part by part: a table's lines as soon as it is
+    split, so that a night that quarantines every row does not hold every table's lines at once.
+    The file is the one :func:`write_lines` writes for the parts concatenated."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        pd.DataFrame(columns=QUARANTINE_COLUMNS).to_csv(path, index=False, lineterminator="\n")
+
+    def append(self, lines: pd.DataFrame) -> None:
+        if not len(lines):
+            return
+        safe = lines[QUARANTINE_COLUMNS].copy()
+        for col in ("key", "expectation", "reason", "value"):
+            safe[col] = safe[col].map(formula_safe)
+        safe.to_csv(self.path, mode="a", header=False, index=False, lineterminator="\n")
+
+
 def write_lines(lines: pd.DataFrame, path: Path) -> None:
     """Write quarantine/warning lines as UTF-8 CSV, formula-escaped, deterministic row order."""
-    safe = lines[QUARANTINE_COLUMNS].copy()
-    for col in ("key", "expectation", "reason", "value"):
-        safe[col] = safe[col].map(formula_safe)
-    safe.to_csv(path, index=False, lineterminator="\n")
+    LinesFile(path).append(lines)
