@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cohortpool.contract.csvio import formula_safe
@@ -120,47 +121,61 @@ def _value_text(rows: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
 
 
 def _lines(findings: list[Finding], frames: TableFrames, suite: TableSuite) -> pd.DataFrame:
-    """Report lines of the findings; only the rows they name are read (a 10^6-row table has few)."""
+    """Report lines of the findings; only the rows they name are read (a 10^6-row table has few).
+
+    Built column by column (numpy arrays indexed by each finding's row) rather than as a tuple and a
+    dictionary entry per finding: a night that quarantines 10^6 rows builds 10^6 lines (issue 16 item 2).
+    """
     if not findings:
         return pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    named = sorted({f.position for f in findings if f.position is not None})
-    rows = frames.text.loc[named]
-    keys = _key_text(rows, suite).to_numpy()
-    claimed = [None if pd.isna(c) else int(c) for c in frames.typed["source_row"].loc[named].tolist()]
-    source_rows = [
-        int(c) if c is not None and c >= 1 else position + 1
-        for c, position in zip(claimed, named, strict=True)
-    ]
-    at = {position: n for n, position in enumerate(named)}
-    by_columns: dict[tuple[str, ...], list[Finding]] = defaultdict(list)
-    for f in findings:
-        if f.position is not None:
-            by_columns[f.columns].append(f)
-    values: dict[tuple[tuple[str, ...], int], str] = {}
-    for columns, group in by_columns.items():
-        positions = sorted({f.position for f in group if f.position is not None})
-        texts = _value_text(frames.text.loc[positions], columns).to_numpy()
-        values.update({(columns, p): str(t) for p, t in zip(positions, texts, strict=True)})
-    records: list[tuple[str, int | None, str, str, str, str, str]] = []
-    for f in findings:
-        if f.position is None:
-            records.append((f.table, None, "", f.expectation, f.severity, f.reason, f.value))
-            continue
-        n = at[f.position]
-        records.append(
-            (
-                f.table,
-                source_rows[n],
-                str(keys[n]),
-                f.expectation,
-                f.severity,
-                f.reason,
-                values[(f.columns, f.position)],
-            )
-        )
-    lines = pd.DataFrame.from_records(records, columns=QUARANTINE_COLUMNS)
-    lines["source_row"] = lines["source_row"].astype("Int64")
+    count = len(findings)
+    positions = np.fromiter(
+        (-1 if f.position is None else f.position for f in findings), dtype=np.int64, count=count
+    )
+    on_row = np.flatnonzero(positions >= 0)
+    named = np.unique(positions[on_row])
+    rows = _rows_at(frames.text, named)
+    at = np.searchsorted(named, positions[on_row])  # each finding's row among the named rows
+    keys = _key_text(rows, suite).to_numpy(dtype=object)
+    claimed = _rows_at(frames.typed[["source_row"]], named)["source_row"]
+    valid = claimed.notna().to_numpy() & (claimed.fillna(0).to_numpy(dtype=np.int64) >= 1)
+    source = np.where(valid, claimed.fillna(0).to_numpy(dtype=np.int64), named + 1)
+    source_rows = np.zeros(count, dtype=np.int64)
+    source_rows[on_row] = source[at]
+    key_column = np.full(count, "", dtype=object)
+    key_column[on_row] = keys[at]
+    value_column = np.array([f.value for f in findings], dtype=object)
+    by_columns: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for n in on_row.tolist():
+        by_columns[findings[n].columns].append(n)
+    for columns, members in by_columns.items():
+        which = np.array(members, dtype=np.int64)
+        wanted = np.unique(positions[which])
+        texts = _value_text(_rows_at(rows, wanted), columns).to_numpy(dtype=object)
+        value_column[which] = texts[np.searchsorted(wanted, positions[which])]
+    no_row = np.ones(count, dtype=bool)
+    no_row[on_row] = False
+    lines = pd.DataFrame(
+        {
+            "table": [f.table for f in findings],
+            "source_row": pd.arrays.IntegerArray(source_rows, no_row),
+            "key": key_column,
+            "expectation": [f.expectation for f in findings],
+            "severity": [f.severity for f in findings],
+            "reason": [f.reason for f in findings],
+            "value": value_column,
+        },
+        columns=QUARANTINE_COLUMNS,
+    )
     return lines.sort_values(["source_row", "expectation"], kind="stable", na_position="first")
+
+
+def _rows_at(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """The rows of ``frame`` at these positions (its index), in their order; ``frame`` itself when it
+    holds exactly those rows (a table read in chunks gathers only the named rows)."""
+    if len(frame) == len(positions) and frame.index.equals(pd.Index(positions)):
+        return frame
+    return frame.loc[positions]
 
 
 @dataclass
