@@ -9,7 +9,13 @@ from validate_support import CLEAN
 
 from cohortpool.validate.findings import Finding
 from cohortpool.validate.frames import read_table
-from cohortpool.validate.quarantine import QUARANTINE_COLUMNS, resolve_duplicates, split_table, write_lines
+from cohortpool.validate.quarantine import (
+    QUARANTINE_COLUMNS,
+    LinesFile,
+    resolve_duplicates,
+    split_table,
+    write_lines,
+)
 from cohortpool.validate.suites import load_suite
 
 LABEL = "column_values_to_be_unique(patient_id)"
@@ -76,3 +82,61 @@ def test_formula_cells_are_escaped_but_negative_numbers_are_not(tmp_path: Path) 
     write_lines(lines, tmp_path / "q.csv")
     back = pd.read_csv(tmp_path / "q.csv", dtype=str)
     assert list(back["value"]) == ["'=HYPERLINK(1)", "-3.5"]
+
+
+def test_lines_written_table_by_table_are_the_file_of_all_tables_at_once(tmp_path: Path) -> None:
+    """quarantine.csv is appended to as each table is split; the file is the one the concatenated lines
+    give (header once, missing source rows empty, quoting and formula escapes the same)."""
+    first = pd.DataFrame(
+        [["clinical", None, "", "table_rejected", "error", 'a "quoted", reason', ""]],
+        columns=QUARANTINE_COLUMNS,
+    ).astype({"source_row": "Int64"})
+    second = pd.DataFrame(
+        [
+            ["reads", 3, "P1|A1", "e", "error", "r", "=SUM(A1)"],
+            ["reads", 4, "P1|A2", "e", "error", "line\nbreak", "x, y"],
+        ],
+        columns=QUARANTINE_COLUMNS,
+    ).astype({"source_row": "Int64"})
+    lines = LinesFile(tmp_path / "parts.csv")
+    for part in (first, pd.DataFrame(columns=QUARANTINE_COLUMNS), second):
+        lines.append(part)
+    write_lines(pd.concat([first, second], ignore_index=True), tmp_path / "whole.csv")
+    assert (tmp_path / "parts.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    empty = LinesFile(tmp_path / "empty.csv")
+    assert empty.path.read_text(encoding="utf-8") == ",".join(QUARANTINE_COLUMNS) + "\n"
+
+
+def test_data_docs_count_lines_by_check_as_a_groupby_would(tmp_path: Path) -> None:
+    """The Data Docs page counts quarantine lines reading the file line by line (a night may quarantine
+    10^6 rows); the counts and the first 50 source rows are those of a pandas groupby of the file."""
+    from cohortpool.validate.docs import _line_counts
+
+    rows = [["reads", n, "k", "b_check", "error", "r", "v"] for n in range(1, 80)]
+    rows += [
+        ["clinical", None, "", "a_check", "error", "r", ""],
+        ["clinical", 7, "k", "a_check", "error", "r", ""],
+    ]
+    rows += [["reads", 5, "k", "a_check", "error", "r", "v"]]
+    write_lines(
+        pd.DataFrame(rows, columns=QUARANTINE_COLUMNS).astype({"source_row": "Int64"}),
+        tmp_path / "quarantine.csv",
+    )
+    write_lines(pd.DataFrame(columns=QUARANTINE_COLUMNS), tmp_path / "warnings.csv")
+    expected = []
+    lines = pd.read_csv(tmp_path / "quarantine.csv", dtype=str, keep_default_na=False)
+    for (table, expectation, severity), group in lines.groupby(
+        ["table", "expectation", "severity"], sort=True
+    ):
+        shown = [r for r in group["source_row"] if r]
+        expected.append(
+            {
+                "table": table,
+                "expectation": expectation,
+                "severity": severity,
+                "rows": len(group),
+                "source_rows": ", ".join(shown[:50]) + (" ..." if len(shown) > 50 else ""),
+            }
+        )
+    assert _line_counts(tmp_path) == expected
+    assert [c["rows"] for c in expected] == [2, 1, 79] and expected[2]["source_rows"].endswith(" ...")

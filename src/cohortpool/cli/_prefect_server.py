@@ -21,8 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
 from cohortpool.contract.processes import die_with_parent
 
 #: the same switches Prefect sets for its own temporary server: no UI, the ephemeral server's settings
@@ -78,6 +76,10 @@ class TemporaryServer:
             raise ServerStartError(f"the temporary Prefect server did not start{self._log_tail()}")
         self.api_url = f"http://127.0.0.1:{port}/api"
         deadline = time.monotonic() + timeout
+        # imported here, not with the module: every CLI verb imports this module (``run`` registers
+        # with the app), and httpx costs about a quarter of a second that ``deid`` or ``validate`` never use
+        import httpx
+
         with httpx.Client(timeout=5) as client:
             while True:
                 if self.process.poll() is not None:

@@ -130,7 +130,7 @@ def _cast(text: pd.Series, gx_type: str) -> pd.Series:
 
 
 #: pandas' text dtype (Arrow storage, NaN for a missing value): what ``astype("str")`` gives
-TEXT_DTYPE = _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+TEXT_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)
 
 
 def parse_with_pandas(content: str) -> pd.DataFrame:
@@ -174,7 +174,9 @@ def _nulls_for_empty(column: pd.Series) -> pd.Series:
     """Empty cells become null (the contract's missing value); other text is kept as submitted."""
     values = pa.array(column, from_pandas=True)
     emptied = pc.if_else(pc.equal(values, ""), pa.scalar(None, values.type), values)
-    return pd.Series(pd.arrays.ArrowStringArray(emptied), index=column.index, dtype=_TEXT, name=column.name)
+    return pd.Series(
+        pd.arrays.ArrowStringArray(emptied), index=column.index, dtype=TEXT_DTYPE, name=column.name
+    )
 
 
 def read_table(submission_dir: Path, suite: TableSuite) -> TableFrames:
@@ -287,7 +289,9 @@ def read_chunks(submission_dir: Path, suite: TableSuite, chunk_bytes: int) -> It
 
 
 def _arrow_frame(table: pa.Table) -> pd.DataFrame:
-    frame: pd.DataFrame = table.to_pandas(types_mapper={pa.string(): _TEXT, pa.large_string(): _TEXT}.get)
+    frame: pd.DataFrame = table.to_pandas(
+        types_mapper={pa.string(): TEXT_DTYPE, pa.large_string(): TEXT_DTYPE}.get
+    )
     return frame
 
 
