@@ -75,7 +75,17 @@ def _no_rows(sub: Path) -> None:
         (sub / name).write_text(header + "\n" * 700, encoding="utf-8")  # a header and blank lines
 
 
+def _huge_cells(sub: Path) -> None:
+    """A quarantined value and a column name over the csv module's 128 KiB field limit (found by the
+    fuzz tier: the Data Docs page's line counts crashed on the value)."""
+    set_cell(sub, "reads", 4, "level", "L" * 200_000)
+    header, rows = read_rows(sub / "imaging_manifest.csv")
+    extra = "x" * 140_000
+    write_rows(sub / "imaging_manifest.csv", [*header, extra], [{**row, extra: "1"} for row in rows])
+
+
 SCENARIOS: dict[str, Callable[[Path], None]] = {
+    "huge_cells": _huge_cells,
     "clean": lambda sub: None,
     "defects": _defects,
     "non_ascii": _non_ascii,

@@ -148,7 +148,7 @@ def parse_with_arrow(data: bytes) -> pd.DataFrame | None:
         return None  # a quoted or oddly ended header: leave its reading to pandas
     try:
         names = next(csv.reader([first_line.decode("utf-8")]), [])
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, csv.Error):  # csv.Error: a name over the csv module's field limit
         return None
     if not names or len(set(names)) != len(names) or any(not name for name in names):
         return None  # pandas renames repeated and empty names ("x.1", "Unnamed: 3")
@@ -232,8 +232,8 @@ def _streamable_header(handle: BinaryIO, suite: TableSuite) -> list[str]:
         raise NotStreamable("a quoted or oddly ended header")
     try:
         names = next(csv.reader([first_line.decode("utf-8")]), [])
-    except UnicodeDecodeError as exc:
-        raise NotStreamable("a header that is not UTF-8") from exc
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise NotStreamable("a header that is not UTF-8, or a name over the csv module's limit") from exc
     if not names or len(set(names)) != len(names) or any(not name for name in names):
         raise NotStreamable("a repeated or empty column name")
     if any(col not in names for col in suite.columns):
