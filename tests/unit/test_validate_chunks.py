@@ -143,5 +143,18 @@ def test_small_chunks_really_split_the_tables(tmp_path: Path) -> None:
             sum(len(c.text) for c in chunks[:n]) for n in range(len(chunks))
         ]
         assert sum(len(c.text) for c in chunks) == whole.rows_in
-        ran = validate_in_chunks(validator.runner, sub, suite, "site02", SMALL, duckdb.connect())
+        ran = validate_in_chunks(
+            validator.runner, sub, suite, "site02", SMALL, duckdb.connect(), tmp_path, "batch"
+        )
         assert ran is not None and ran.rows_in == whole.rows_in
+
+
+def test_scratch_beside_the_batch_is_removed_and_a_killed_runs_is_replaced(tmp_path: Path) -> None:
+    """The scratch database and files live beside the batch (not in a possibly in-memory /tmp); a run
+    leaves none behind, and one a killed run left is cleared by the next."""
+    sub = copy_clean(tmp_path / "submission")
+    stale = tmp_path / ".batch.scratch"
+    stale.mkdir()
+    (stale / "keys.duckdb").write_bytes(b"left by a run killed with -9")
+    Validator(chunk_bytes=SMALL).validate_submission(sub, tmp_path / "batch")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch", "submission"]

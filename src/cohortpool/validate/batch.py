@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -93,7 +92,7 @@ class Validator:
         self._suite_sha256 = {table: sha256_file(suite.path) for table, suite in self.suites.items()}
 
     def _validate_tables(
-        self, submission: Submission, keys: duckdb.DuckDBPyConnection
+        self, submission: Submission, keys: duckdb.DuckDBPyConnection, scratch: Path
     ) -> tuple[
         dict[str, TableFrames], dict[str, ChunkedTable], dict[str, TableRejected], dict[str, TableRun]
     ]:
@@ -103,7 +102,14 @@ class Validator:
         runs: dict[str, TableRun] = {}
         for table, suite in self.suites.items():
             in_chunks = validate_in_chunks(
-                self.runner, submission.path, suite, submission.site_id, self.chunk_bytes, keys
+                self.runner,
+                submission.path,
+                suite,
+                submission.site_id,
+                self.chunk_bytes,
+                keys,
+                scratch,
+                submission.batch_id,
             )
             if in_chunks is not None:
                 chunked[table] = in_chunks
@@ -132,22 +138,30 @@ class Validator:
         """
         submission = open_submission(Path(submission_dir))
         out_dir = Path(out_dir)
-        with tempfile.TemporaryDirectory(prefix="cohortpool-validate-") as scratch:
-            keys = _scratch_database(Path(scratch))
+        # beside the batch, like its staging folder, not in the system's temporary folder: that may be
+        # memory (tmpfs), and a run killed with -9 leaves its scratch where the rerun removes it
+        scratch = out_dir.with_name(f".{out_dir.name}.scratch")
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        try:
+            keys = _scratch_database(scratch)
             try:
-                return self._validate(submission, out_dir, keys, progress)
+                return self._validate(submission, out_dir, keys, scratch, progress)
             finally:
                 keys.close()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def _validate(
         self,
         submission: Submission,
         out_dir: Path,
         keys: duckdb.DuckDBPyConnection,
+        scratch: Path,
         progress: Callable[[int, int], None] | None,
     ) -> ValidationOutcome:
         suites = self.suites
-        frames, chunked, rejected, runs = self._validate_tables(submission, keys)
+        frames, chunked, rejected, runs = self._validate_tables(submission, keys, scratch)
         # cross-table checks only between tables whose own checks could run
         cross = check_tables(keys, [t for t in [*frames, *chunked] if not runs[t].errored])
 
