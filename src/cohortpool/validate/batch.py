@@ -28,6 +28,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from cohortpool.contract import MACHINE_ERRNOS
 from cohortpool.contract.files import sha256_file
 from cohortpool.validate.accepted import write_accepted
 from cohortpool.validate.chunks import ChunkedTable, split_in_chunks, validate_in_chunks
@@ -149,6 +150,8 @@ class Validator:
                 return self._validate(submission, out_dir, keys, scratch, progress)
             finally:
                 keys.close()
+        except (duckdb.IOException, duckdb.TransactionException) as exc:
+            raise _as_os_error(exc, scratch) from exc
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -239,6 +242,19 @@ class Validator:
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
         return outcome
+
+
+def _as_os_error(exc: duckdb.Error, scratch: Path) -> Exception:
+    """A DuckDB error writing the scratch database, as the OSError it reports (a full disk is then
+    handled like any other: one line, exit 3, nothing marked validated); any other DuckDB error as is.
+
+    DuckDB raises its own exception types for a failed write, naming the system's error only in the
+    message, so the message is matched against the errors a machine can have.
+    """
+    for number in MACHINE_ERRNOS:
+        if os.strerror(number) in str(exc):
+            return OSError(number, os.strerror(number), str(scratch))
+    return exc
 
 
 def _scratch_database(folder: Path) -> duckdb.DuckDBPyConnection:
