@@ -179,15 +179,7 @@ def split_in_chunks(
         )
     if accepted + len(verdict.bad) != table.rows_in:
         raise AssertionError(f"{table.file}: rows in != accepted + quarantined (a bug; please report)")
-    return TableSplit(
-        accepted=pd.DataFrame(columns=table.suite.columns).iloc[0:0],
-        quarantine=verdict.quarantine,
-        warnings=verdict.warnings,
-        rows_in=table.rows_in,
-        quarantined=len(verdict.bad),
-        warned=verdict.warned,
-        rejected=verdict.rejected,
-    )
+    return verdict.split(pd.DataFrame(columns=table.suite.columns), table.rows_in)
 
 
 def _write_accepted(

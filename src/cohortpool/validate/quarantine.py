@@ -188,6 +188,18 @@ class TableVerdict:
     warned: int
     rejected: str | None
 
+    def split(self, accepted: pd.DataFrame, rows_in: int) -> TableSplit:
+        """The table's split, with these accepted rows (empty where they were written to a file)."""
+        return TableSplit(
+            accepted=accepted,
+            quarantine=self.quarantine,
+            warnings=self.warnings,
+            rows_in=rows_in,
+            quarantined=len(self.bad),
+            warned=self.warned,
+            rejected=self.rejected,
+        )
+
 
 def judge(frames: TableFrames, suite: TableSuite, findings: list[Finding]) -> TableVerdict:
     """The report lines and quarantined rows of one table (module docstring).
@@ -231,15 +243,7 @@ def split_table(frames: TableFrames, suite: TableSuite, findings: list[Finding])
     """Accepted rows and report lines of one table (module docstring)."""
     verdict = judge(frames, suite, findings)
     accepted = frames.typed.drop(index=verdict.bad)[suite.columns].reset_index(drop=True)
-    return TableSplit(
-        accepted=accepted,
-        quarantine=verdict.quarantine,
-        warnings=verdict.warnings,
-        rows_in=frames.rows_in,
-        quarantined=len(verdict.bad),
-        warned=verdict.warned,
-        rejected=verdict.rejected,
-    )
+    return verdict.split(accepted, frames.rows_in)
 
 
 def unreadable_rows(table: str, rows_in: int, problem: str) -> pd.DataFrame:
