@@ -17,6 +17,7 @@ import pytest
 from validate_support import copy_clean, read_rows, set_cell, write_rows
 
 from cohortpool.contract import resources
+from cohortpool.validate import linesort
 from cohortpool.validate.batch import Validator
 from cohortpool.validate.chunks import validate_in_chunks
 from cohortpool.validate.frames import read_chunks, read_table
@@ -84,7 +85,32 @@ def _huge_cells(sub: Path) -> None:
     write_rows(sub / "imaging_manifest.csv", [*header, extra], [{**row, extra: "1"} for row in rows])
 
 
+def _shuffled(sub: Path) -> None:
+    """Claimed source rows out of file order, some shared: report lines are sorted across chunks by
+    the claimed row, and lines of one row and check keep the findings' order."""
+    header, rows = read_rows(sub / "reads.csv")
+    for number, row in enumerate(rows):
+        row["source_row"] = str(len(rows) - number)
+    for n in (1, len(rows) // 2, len(rows) - 2):  # three chunks apart, one claimed row, one check
+        rows[n]["source_row"] = "5"
+        rows[n]["level"] = "L9"
+        rows[n]["genant_grade"] = "7"
+    write_rows(sub / "reads.csv", header, rows)
+
+
+def _everything_fails(sub: Path) -> None:
+    """Every read quarantined, most for two reasons (the night the lines are sorted on disk for)."""
+    header, rows = read_rows(sub / "reads.csv")
+    for n, row in enumerate(rows):
+        row["level"] = "L9"
+        if n % 3:
+            row["patient_id"] = f"P{n:016d}"  # no such patient: the cross-table check fails too
+    write_rows(sub / "reads.csv", header, rows)
+
+
 SCENARIOS: dict[str, Callable[[Path], None]] = {
+    "shuffled": _shuffled,
+    "everything_fails": _everything_fails,
     "huge_cells": _huge_cells,
     "clean": lambda sub: None,
     "defects": _defects,
@@ -92,6 +118,12 @@ SCENARIOS: dict[str, Callable[[Path], None]] = {
     "ragged": _ragged,
     "no_rows": _no_rows,
 }
+
+
+@pytest.fixture(autouse=True)
+def _lines_written_in_small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sorted report lines are fetched a few at a time, so that their parts meet in the files."""
+    monkeypatch.setattr(linesort, "WRITE_ROWS", 7)
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))

@@ -34,7 +34,7 @@ from cohortpool.validate.accepted import write_accepted
 from cohortpool.validate.chunks import ChunkedTable, split_in_chunks, validate_in_chunks
 from cohortpool.validate.crosstable import check_tables, keep_rows
 from cohortpool.validate.docs import GxPages, write_data_docs
-from cohortpool.validate.findings import Finding
+from cohortpool.validate.findings import ERROR, WARNING, Found, RowFindings, expand
 from cohortpool.validate.frames import TableFrames, TableRejected, read_table, release_arrow_memory
 from cohortpool.validate.outcome import TableSummary, ValidationOutcome
 from cohortpool.validate.quarantine import (
@@ -186,20 +186,21 @@ class Validator:
                     exc.file, exc.sha256, exc.rows_in, 0, exc.rows_in, 0, str(exc)
                 )
             else:
-                own: list[Finding] = runs[table].findings + [f for f in cross if f.table == table]
+                own: list[Found] = runs[table].found + [f for f in cross if f.table == table]
                 split: TableSplit
                 if table in chunked:
                     in_chunks = chunked.pop(table)
                     file, sha256 = in_chunks.file, in_chunks.sha256
                     lineage["source_sha256"] = sha256
-                    split = split_in_chunks(in_chunks, own, lineage, accepted_path)
+                    by_severity = {ERROR: quarantine_lines, WARNING: warning_lines}
+                    split = split_in_chunks(in_chunks, own, lineage, accepted_path, keys, by_severity)
                     accepted_rows = split.rows_in - split.quarantined
                 else:
                     # the table's frames are let go once split (memory: issue 16 item 2)
                     table_frames = frames.pop(table)
                     file, sha256 = table_frames.file, table_frames.sha256
                     lineage["source_sha256"] = sha256
-                    split = split_table(table_frames, suite, own)
+                    split = split_table(table_frames, suite, expand(own))
                     accepted_rows = len(split.accepted)
                     write_accepted(split.accepted, suite, lineage, accepted_path)
                     del table_frames
@@ -313,7 +314,7 @@ def _summary(
     submission: Submission,
     outcome: ValidationOutcome,
     suite_sha256: dict[str, str],
-    cross: list[Finding],
+    cross: list[RowFindings],
     withdrawals: Withdrawals | None = None,
 ) -> dict[str, Any]:
     errored = [f"{o.table}: {o.expectation}: {o.errored}" for o in outcome.checks if o.errored]
@@ -339,7 +340,7 @@ def _summary(
             "evaluated": len(outcome.checks),
             "unsuccessful": sum(not o.success for o in outcome.checks),
             "errored": errored,
-            "crosstable_findings": len(cross),
+            "crosstable_findings": sum(len(f) for f in cross),
         },
         "suites": dict(suite_sha256),
         "data_docs": "data_docs/index.html",

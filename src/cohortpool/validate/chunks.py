@@ -34,7 +34,7 @@ import pandas as pd
 from cohortpool.contract.files import sha256_file
 from cohortpool.validate.accepted import AcceptedWriter
 from cohortpool.validate.crosstable import keep_rows
-from cohortpool.validate.findings import Finding
+from cohortpool.validate.findings import ERROR, WARNING, Finding, Found, RowFindings
 from cohortpool.validate.frames import (
     TEXT_DTYPE,
     NotStreamable,
@@ -42,7 +42,16 @@ from cohortpool.validate.frames import (
     read_chunks,
     release_arrow_memory,
 )
-from cohortpool.validate.quarantine import KEEP_FIRST_IF_IDENTICAL, TableSplit, has_table_error, judge
+from cohortpool.validate.linesort import SortedLines
+from cohortpool.validate.quarantine import (
+    KEEP_FIRST_IF_IDENTICAL,
+    QUARANTINE_COLUMNS,
+    TABLE_REJECTED,
+    LinesFile,
+    TableSplit,
+    line_frame,
+    resolve_duplicates,
+)
 from cohortpool.validate.run import SuiteRunner, TableRun
 from cohortpool.validate.suites import TableSuite
 
@@ -117,76 +126,177 @@ def _chunks(table: ChunkedTable) -> Iterator[TableFrames]:
         raise RuntimeError(f"{table.file}: could not be read again ({exc}); was it changed?") from exc
 
 
-def _named_rows(table: ChunkedTable, findings: list[Finding]) -> TableFrames:
-    """The rows the findings name (every row for a table-level error), indexed by position (step 2).
-
-    A row flagged as a possible duplicate keeps every column (its copies are compared on all of them);
-    any other row keeps only the key and the columns its findings report, the other cells left empty:
-    a night that quarantines every row holds a few columns of each, not the table.
-    """
+def _gather(table: ChunkedTable, positions: np.ndarray) -> TableFrames:
+    """The rows at these positions (ascending, unique), every column, indexed by their positions."""
     suite = table.suite
-    every_row = has_table_error(findings)
-    duplicates = {f.position for f in findings if f.duplicates == KEEP_FIRST_IF_IDENTICAL}
-    full = np.array(sorted(p for p in duplicates if p is not None), dtype=np.int64)
-    named = np.array(sorted({f.position for f in findings if f.position is not None}), dtype=np.int64)
-    reported = [c for c in suite.columns if c in set(suite.key).union(*(f.columns for f in findings))]
     text_parts: list[pd.DataFrame] = []
     typed_parts: list[pd.DataFrame] = []
-    if every_row or len(named):
+    if len(positions):
         for chunk in _chunks(table):
             end = chunk.offset + len(chunk.text)
-            if every_row:
-                picked = np.arange(chunk.offset, end, dtype=np.int64)
-            else:
-                picked = named[np.searchsorted(named, chunk.offset) : np.searchsorted(named, end)]
-            if not len(picked):
-                continue
-            whole = np.isin(picked, full)
-            for rows, columns in ((picked[whole], suite.columns), (picked[~whole], reported)):
-                if len(rows):
-                    local = rows - chunk.offset
-                    text_parts.append(chunk.text.iloc[local][columns].set_axis(rows))
-                    typed_parts.append(chunk.typed[["source_row"]].iloc[local].set_axis(rows))
+            picked = positions[np.searchsorted(positions, chunk.offset) : np.searchsorted(positions, end)]
+            if len(picked):
+                local = picked - chunk.offset
+                text_parts.append(chunk.text.iloc[local][suite.columns].set_axis(picked))
+                typed_parts.append(chunk.typed[["source_row"]].iloc[local].set_axis(picked))
             release_arrow_memory()
-    text = pd.concat(text_parts).sort_index() if text_parts else pd.DataFrame()
-    text = text.reindex(columns=suite.columns)
+    text = pd.concat(text_parts) if text_parts else pd.DataFrame(columns=suite.columns)
     for column in text.columns:
         if text[column].dtype != TEXT_DTYPE:
             text[column] = text[column].astype(TEXT_DTYPE)
-    typed = (
-        pd.concat(typed_parts).sort_index()
-        if typed_parts
-        else pd.DataFrame({"source_row": pd.Series(dtype="Int64")})
-    )
+    typed = pd.concat(typed_parts) if typed_parts else pd.DataFrame({"source_row": pd.Series(dtype="Int64")})
     return TableFrames(suite.table, table.file, table.sha256, text, typed, rows_total=table.rows_in)
 
 
+@dataclass
+class _Rows:
+    """A check's findings on rows, ascending, and the place of the first among the table's findings
+    (report lines of one row and check keep the findings' order)."""
+
+    template: Finding
+    positions: np.ndarray
+    first: int
+
+    def within(self, start: int, end: int) -> tuple[list[Finding], np.ndarray]:
+        """The findings on rows ``start`` to ``end`` - 1, and their places."""
+        lo, hi = np.searchsorted(self.positions, [start, end])
+        t = self.template
+        findings = [
+            Finding(t.table, p, t.expectation, t.severity, t.reason, t.columns, t.duplicates, t.value)
+            for p in self.positions[lo:hi].tolist()
+        ]
+        return findings, np.arange(self.first + lo, self.first + hi, dtype=np.int64)
+
+
+def _on_rows(found: list[Found]) -> tuple[list[_Rows], list[Finding], list[Finding]]:
+    """The findings on rows not flagged as possible duplicates (with their places), the findings on
+    the table, and the possible duplicates (the places after every other finding's: the whole-table
+    path resolves them last, :func:`cohortpool.validate.quarantine.resolve_duplicates`)."""
+    rows: list[_Rows] = []
+    on_table: list[Finding] = []
+    duplicates: list[Finding] = []
+    place = 0
+    for item in found:
+        if isinstance(item, RowFindings):
+            if item.duplicates == KEEP_FIRST_IF_IDENTICAL:
+                duplicates.extend(item)
+                continue
+            if len(item.positions) > 1 and bool(np.any(np.diff(item.positions) < 0)):
+                raise AssertionError(f"{item.expectation}: row positions out of order (a bug; please report)")
+            template = Finding(item.table, None, item.expectation, item.severity, item.reason, item.columns)
+            rows.append(_Rows(template, item.positions, place))
+            place += len(item.positions)
+        elif item.position is None:
+            on_table.append(item)
+            rows.append(_Rows(item, np.empty(0, dtype=np.int64), place))  # its place, for its line
+            place += 1
+        elif item.duplicates == KEEP_FIRST_IF_IDENTICAL:
+            duplicates.append(item)
+        else:
+            rows.append(_Rows(item, np.array([item.position], dtype=np.int64), place))
+            place += 1
+    return rows, on_table, duplicates
+
+
 def split_in_chunks(
-    table: ChunkedTable, findings: list[Finding], lineage: dict[str, str], accepted_path: Path
+    table: ChunkedTable,
+    found: list[Found],
+    lineage: dict[str, str],
+    accepted_path: Path,
+    connection: duckdb.DuckDBPyConnection,
+    lines: dict[str, LinesFile],
 ) -> TableSplit:
     """Report lines and counts of the table; its accepted rows written to ``accepted_path`` (steps 2, 3).
 
-    The returned split's ``accepted`` frame is empty: the rows are in the file.
+    The lines are judged chunk by chunk, sorted in ``connection`` (:mod:`cohortpool.validate.linesort`)
+    and appended to ``lines`` (by severity: the quarantine and warning files); only the rows flagged as
+    possible duplicates are gathered in memory, to be compared. The returned split's frames are empty:
+    the rows and lines are in their files.
     """
-    verdict = judge(_named_rows(table, findings), table.suite, findings)
-    if verdict.rejected is None and not verdict.bad:
+    suite = table.suite
+    sorted_lines = {severity: SortedLines(connection) for severity in (ERROR, WARNING)}
+    rejected = "; ".join(
+        f"{f.expectation}: {f.reason}"
+        for f in found
+        if isinstance(f, Finding) and f.position is None and f.severity == ERROR
+    )
+    flagged: dict[str, list[np.ndarray]] = {ERROR: [], WARNING: []}
+    if rejected:
+        # every row is quarantined, each with one line naming why (as the whole-table path does)
+        everything = Finding(suite.table, None, TABLE_REJECTED, ERROR, rejected)
+        rows = [_Rows(everything, np.arange(table.rows_in, dtype=np.int64), 0)]
+        on_table: list[Finding] = []
+        duplicates: list[Finding] = []
+    else:
+        rows, on_table, duplicates = _on_rows(found)
+    for finding in on_table:  # a table-level warning: one line about no row
+        place = next(r.first for r in rows if r.template is finding)
+        sorted_lines[finding.severity].add(
+            line_frame([finding], _gather(table, np.empty(0, dtype=np.int64)), suite),
+            np.array([place], dtype=np.int64),
+        )
+    if any(len(r.positions) for r in rows):
+        for chunk in _chunks(table):
+            end = chunk.offset + len(chunk.text)
+            frames = TableFrames(
+                suite.table,
+                table.file,
+                table.sha256,
+                chunk.text.set_axis(pd.RangeIndex(chunk.offset, end)),
+                chunk.typed.set_axis(pd.RangeIndex(chunk.offset, end)),
+            )
+            for severity in (ERROR, WARNING):
+                picked = [r.within(chunk.offset, end) for r in rows if r.template.severity == severity]
+                findings = [f for found_here, _ in picked for f in found_here]
+                if findings:
+                    places = np.concatenate([p for _, p in picked])
+                    sorted_lines[severity].add(line_frame(findings, frames, suite), places)
+                    flagged[severity].append(np.array([f.position for f in findings], dtype=np.int64))
+            release_arrow_memory()
+    if duplicates:
+        gathered = _gather(table, np.unique([f.position for f in duplicates]))
+        resolved = resolve_duplicates(duplicates, gathered)
+        after = sum(len(r.positions) for r in rows) + len(on_table)
+        for severity in (ERROR, WARNING):
+            numbered = [(n, f) for n, f in enumerate(resolved) if f.severity == severity]
+            if numbered:
+                findings = [f for _, f in numbered]
+                places = np.array([after + n for n, _ in numbered], dtype=np.int64)
+                sorted_lines[severity].add(line_frame(findings, gathered, suite), places)
+                flagged[severity].append(np.array([f.position for f in findings], dtype=np.int64))
+    bad = _unique(flagged[ERROR])
+    warned = len(np.setdiff1d(_unique(flagged[WARNING]), bad, assume_unique=True))
+    sorted_lines[ERROR].write(lines[ERROR])
+    sorted_lines[WARNING].write(lines[WARNING])
+    if not rejected and not len(bad):
         shutil.move(table.every_row, accepted_path)  # every row accepted: step 1 wrote the file
         accepted = table.rows_in
     else:
         table.every_row.unlink(missing_ok=True)
-        accepted = _write_accepted(
-            table, verdict.bad if verdict.rejected is None else None, lineage, accepted_path
-        )
-    if accepted + len(verdict.bad) != table.rows_in:
+        accepted = _write_accepted(table, None if rejected else bad, lineage, accepted_path)
+    if accepted + len(bad) != table.rows_in:
         raise AssertionError(f"{table.file}: rows in != accepted + quarantined (a bug; please report)")
-    return verdict.split(pd.DataFrame(columns=table.suite.columns), table.rows_in)
+    empty = pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    return TableSplit(
+        accepted=pd.DataFrame(columns=suite.columns),
+        quarantine=empty,
+        warnings=empty,
+        rows_in=table.rows_in,
+        quarantined=len(bad),
+        warned=warned,
+        rejected=rejected or None,
+    )
+
+
+def _unique(parts: list[np.ndarray]) -> np.ndarray:
+    return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
 
 
 def _write_accepted(
-    table: ChunkedTable, bad: list[int] | None, lineage: dict[str, str], accepted_path: Path
+    table: ChunkedTable, bad: np.ndarray | None, lineage: dict[str, str], accepted_path: Path
 ) -> int:
     """Step 3: the rows not in ``bad`` (none if ``bad`` is None: the table is rejected) to the file."""
-    quarantined = np.array(bad or [], dtype=np.int64)
+    quarantined = np.empty(0, dtype=np.int64) if bad is None else bad
     with AcceptedWriter(table.suite, lineage, accepted_path) as writer:
         if bad is not None:
             for chunk in _chunks(table):

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cohortpool.validate.findings import ERROR, WARNING, Finding
+from cohortpool.validate.findings import ERROR, WARNING, Finding, RowFindings, expand
 
 #: the typed columns the checks read (a table validated in chunks keeps only these for them)
 COLUMNS = ("patient_id", "modality")
@@ -151,24 +151,27 @@ def keep_rows(connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataF
         cursor.close()
 
 
-def check_tables(connection: duckdb.DuckDBPyConnection, present: Collection[str]) -> list[Finding]:
+def check_tables(connection: duckdb.DuckDBPyConnection, present: Collection[str]) -> list[RowFindings]:
     """Findings of every cross-table check whose tables are all in ``present`` (each kept in
     ``connection`` by :func:`keep_rows`).
 
     A check whose other table was rejected is skipped: its rows cannot be judged against a table the hub
     does not have, and the rejection is already reported.
     """
-    findings: list[Finding] = []
+    findings: list[RowFindings] = []
     cursor = connection.cursor()
     try:
         for check in CHECKS:
             if not all(name in present for name in check.needs):
                 continue
             failing = cursor.execute(f"{check.failing} ORDER BY 1").fetchnumpy()["p"]
-            findings.extend(
-                Finding(check.table, int(pos), check.name, check.severity, check.reason, check.columns)
-                for pos in np.asarray(failing, dtype=np.int64)
-            )
+            rows = np.asarray(failing, dtype=np.int64)
+            if len(rows):
+                findings.append(
+                    RowFindings(
+                        check.table, check.name, check.severity, check.reason, check.columns, None, rows
+                    )
+                )
     finally:
         cursor.close()
     return findings
@@ -180,6 +183,6 @@ def check_crosstable(tables: Mapping[str, pd.DataFrame]) -> list[Finding]:
     try:
         for table, frame in tables.items():
             keep_rows(connection, table, frame.reset_index(drop=True), 0)
-        return check_tables(connection, tables)
+        return expand(check_tables(connection, tables))
     finally:
         connection.close()

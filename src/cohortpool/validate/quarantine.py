@@ -120,8 +120,19 @@ def _value_text(rows: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
     return joined
 
 
+#: the order of report lines: by row, then check; findings of one row and check keep their order
+LINE_ORDER = ("source_row", "expectation")
+
+
 def _lines(findings: list[Finding], frames: TableFrames, suite: TableSuite) -> pd.DataFrame:
-    """Report lines of the findings; only the rows they name are read (a 10^6-row table has few).
+    """Report lines of the findings, in :data:`LINE_ORDER` (stable)."""
+    lines = line_frame(findings, frames, suite)
+    return lines.sort_values(list(LINE_ORDER), kind="stable", na_position="first")
+
+
+def line_frame(findings: list[Finding], frames: TableFrames, suite: TableSuite) -> pd.DataFrame:
+    """Report lines of the findings, one per finding in their order; only the rows they name are read
+    (a 10^6-row table has few).
 
     Built column by column (numpy arrays indexed by each finding's row) rather than as a tuple and a
     dictionary entry per finding: a night that quarantines 10^6 rows builds 10^6 lines (issue 16 item 2).
@@ -155,7 +166,7 @@ def _lines(findings: list[Finding], frames: TableFrames, suite: TableSuite) -> p
         value_column[which] = texts[np.searchsorted(wanted, positions[which])]
     no_row = np.ones(count, dtype=bool)
     no_row[on_row] = False
-    lines = pd.DataFrame(
+    return pd.DataFrame(
         {
             "table": [f.table for f in findings],
             "source_row": pd.arrays.IntegerArray(source_rows, no_row),
@@ -167,7 +178,6 @@ def _lines(findings: list[Finding], frames: TableFrames, suite: TableSuite) -> p
         },
         columns=QUARANTINE_COLUMNS,
     )
-    return lines.sort_values(["source_row", "expectation"], kind="stable", na_position="first")
 
 
 def _rows_at(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:

@@ -35,7 +35,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cohortpool.validate.findings import ERROR, CheckOutcome, Finding
+import numpy as np
+
+from cohortpool.validate.findings import ERROR, CheckOutcome, Finding, Found, RowFindings, expand
 from cohortpool.validate.frames import TableFrames, release_arrow_memory
 from cohortpool.validate.sqlrun import ChunkedHalf, SqlEngine
 from cohortpool.validate.suites import TEXT, TYPED, TableSuite, ephemeral_context
@@ -146,11 +148,17 @@ def exception_message(exception_info: dict[str, Any] | None) -> str | None:
 class TableRun:
     """A table's findings, per-expectation outcomes and the (sanitised) GX results for Data Docs."""
 
-    findings: list[Finding] = field(default_factory=list)
+    #: table-level findings, and each failed check's rows as positions
+    found: list[Found] = field(default_factory=list)
     outcomes: list[CheckOutcome] = field(default_factory=list)
     results: dict[str, ExpectationSuiteValidationResult] = field(default_factory=dict)
     #: expectations the SQL engine left to GX: label -> why
     by_gx: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding, one per row (a table validated whole is judged from these)."""
+        return expand(self.found)
 
     @property
     def errored(self) -> list[CheckOutcome]:
@@ -403,7 +411,7 @@ class SuiteRunner:
             applies_to=applies_to,
         )
         if errored is not None:
-            table_run.findings.append(
+            table_run.found.append(
                 Finding(
                     suite.table,
                     None,
@@ -423,14 +431,13 @@ class SuiteRunner:
                     for kind, names in sorted(mismatched.items())
                     if names
                 )
-                table_run.findings.append(
+                table_run.found.append(
                     Finding(suite.table, None, label, severity, reason, columns, value=value)
                 )
             else:
-                duplicates = meta.get("duplicates")
-                table_run.findings.extend(
-                    Finding(suite.table, int(pos), label, severity, reason, columns, duplicates)
-                    for pos in positions
+                rows = np.asarray(positions, dtype=np.int64)
+                table_run.found.append(
+                    RowFindings(suite.table, label, severity, reason, columns, meta.get("duplicates"), rows)
                 )
         # keep only what may be published (module docstring)
         for key in _DROPPED_KEYS:

@@ -125,7 +125,7 @@ class SqlEngine:
                 {
                     p: _values(frame, c.value_columns, a["unexpected"])
                     for p, c in row_checks.items()
-                    if not isinstance(a := answers[p], str) and a["unexpected"]
+                    if not isinstance(a := answers[p], str) and len(a["unexpected"])
                 }
                 if publish_values
                 else {}
@@ -183,7 +183,8 @@ class SqlEngine:
                 f"the SQL translation neither passed nor failed {answer['undecided']} row(s) "
                 "(a null where a boolean was due); fix the translation in cohortpool.validate.sqlgen",
             )
-        positions: list[int] = answer["unexpected"]
+        # an array, not a list: a check can fail on every row of 10^6 (issue 16 item 2)
+        positions: np.ndarray = answer["unexpected"]
         element_count, missing_count = answer["elements"], answer["missing"]
         unexpected_count = len(positions)
         result: dict[str, Any] = _percentages(
@@ -192,7 +193,7 @@ class SqlEngine:
         if publish_values:
             result["partial_unexpected_list"] = values[: self._partial]
             result["partial_unexpected_counts"] = _value_counts(values, self._partial)
-        result["partial_unexpected_index_list"] = positions[: self._partial]
+        result["partial_unexpected_index_list"] = positions[: self._partial].tolist()
         result["unexpected_index_list"] = positions
         return ExpectationValidationResult(
             success=unexpected_count == 0,
@@ -367,7 +368,7 @@ def _query(
                 "elements": int(domain.sum()),
                 "missing": int((domain & missing).sum()),
                 "undecided": undecided_count,
-                "unexpected": np.sort(failing_positions).tolist(),
+                "unexpected": np.sort(failing_positions),
                 "not_ascii": bool(not_ascii.any()),
             }
         )
@@ -417,7 +418,7 @@ def _python(value: Any) -> Any:
     return value
 
 
-def _values(frame: pd.DataFrame, columns: tuple[str, ...], positions: list[int]) -> list[Any]:
+def _values(frame: pd.DataFrame, columns: tuple[str, ...], positions: Any) -> list[Any]:
     """The failing rows' values as GX lists them: a value, a pair (tuple), or a record (dict)."""
     picked = {c: [_python(v) for v in frame[c].iloc[positions].tolist()] for c in columns}
     if len(columns) == 1:
@@ -557,21 +558,20 @@ class ChunkedHalf:
             return  # the first error stands
         if isinstance(answer, str) or before is None:
             if not isinstance(answer, str):
-                answer = dict(answer, unexpected=[offset + p for p in answer["unexpected"]])
-                self._add_values(position, frame, answer["unexpected"], offset)
+                # the chunks' failing positions, concatenated in finish()
+                answer = dict(answer, unexpected=[answer["unexpected"] + offset])
+                self._add_values(position, frame, answer["unexpected"][0] - offset)
             self._answers[position] = answer
             return
         for count in ("elements", "missing", "undecided"):
             before[count] += answer[count]
         before["not_ascii"] = before["not_ascii"] or answer["not_ascii"]
-        moved = [offset + p for p in answer["unexpected"]]
-        before["unexpected"].extend(moved)
-        self._add_values(position, frame, moved, offset)
+        before["unexpected"].append(answer["unexpected"] + offset)
+        self._add_values(position, frame, answer["unexpected"])
 
-    def _add_values(self, position: int, frame: pd.DataFrame, positions: list[int], offset: int) -> None:
-        if self._publish and positions:
+    def _add_values(self, position: int, frame: pd.DataFrame, local: np.ndarray) -> None:
+        if self._publish and len(local):
             check = self._rows[position]
-            local = [p - offset for p in positions]
             self._values.setdefault(position, []).extend(_values(frame, check.value_columns, local))
 
     def _keep_keys(
@@ -618,14 +618,14 @@ class ChunkedHalf:
                 except duckdb.Error as exc:
                     self._answers[position] = f"DuckDB: {type(exc).__name__}: {exc}"
                     continue
-                answer["unexpected"] = failing.column("p").to_pylist()
+                answer["unexpected"] = [failing.column("p").to_numpy()]
                 if self._publish and failing.num_rows:
                     keys = _as_frame(failing.drop(["p"]), self._first)
                     self._values[position] = _values(keys, check.value_columns, list(range(len(keys))))
                 cursor.execute(f"DROP TABLE IF EXISTS {quote(table)}")
             for answer in self._answers.values():
                 if not isinstance(answer, str):
-                    answer["unexpected"].sort()
+                    answer["unexpected"] = np.sort(np.concatenate(answer["unexpected"]))
             self._engine.finish_half(
                 self._checks, self._configs, self._answers, self._values, self._first, self._publish, self.out
             )
