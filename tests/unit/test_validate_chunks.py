@@ -17,7 +17,7 @@ import pytest
 from validate_support import copy_clean, read_rows, set_cell, write_rows
 
 from cohortpool.contract import resources
-from cohortpool.validate import linesort
+from cohortpool.validate import linesort, sqlrun
 from cohortpool.validate.batch import Validator
 from cohortpool.validate.chunks import validate_in_chunks
 from cohortpool.validate.frames import read_chunks, read_table
@@ -122,8 +122,9 @@ SCENARIOS: dict[str, Callable[[Path], None]] = {
 
 @pytest.fixture(autouse=True)
 def _lines_written_in_small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Sorted report lines are fetched a few at a time, so that their parts meet in the files."""
+    """Sorted report lines and repeated keys are fetched a few at a time, so that parts meet."""
     monkeypatch.setattr(linesort, "WRITE_ROWS", 7)
+    monkeypatch.setattr(sqlrun, "_KEY_ROWS", 2)
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -190,3 +191,35 @@ def test_scratch_beside_the_batch_is_removed_and_a_killed_runs_is_replaced(tmp_p
     (stale / "keys.duckdb").write_bytes(b"left by a run killed with -9")
     Validator(chunk_bytes=SMALL).validate_submission(sub, tmp_path / "batch")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batch", "submission"]
+
+
+_NOT_SORTABLE = [{"error": "partial_exception_counts requires a hashable type"}]
+
+
+@pytest.mark.parametrize(
+    ("values", "counts"),
+    [
+        # ties at the limit: the value seen first is kept (None before T1 and L3)
+        (
+            ["L9", "L2", "L9", None, "L2", "T1", "L3"] * 3,
+            [{"value": "L2", "count": 6}, {"value": "L9", "count": 6}, {"value": None, "count": 3}],
+        ),
+        ([("a", 1), ("b", 2), ("a", 1)], [{"value": ("a", 1), "count": 2}, {"value": ("b", 2), "count": 1}]),
+        (
+            [{"level": "L9", "grade": 2}, {"level": "L9", "grade": 2}, {"level": "T1", "grade": None}],
+            [{"value": ("L9", 2), "count": 2}, {"value": ("T1", None), "count": 1}],
+        ),
+        (["x", None, "x", None], _NOT_SORTABLE),  # a tie between text and null cannot be sorted
+    ],
+)
+def test_failing_values_added_in_parts_report_what_the_whole_list_does(
+    values: list[object], counts: list[dict[str, object]]
+) -> None:
+    """A chunked check keeps the first failing values and a count per value, not every value; its
+    sample and counts are GX's for the whole list, however the values arrive."""
+    whole = sqlrun.FailingValues(3, values)
+    parts = sqlrun.FailingValues(3)
+    for start in range(0, len(values), 2):
+        parts.add(values[start : start + 2])
+    assert parts.first == whole.first == values[:3]
+    assert parts.counts() == whole.counts() == counts
