@@ -55,6 +55,22 @@ def test_conflicting_copies_are_all_quarantined(tmp_path: Path) -> None:
     assert all("disagree" in f.reason for f in kept)
 
 
+def test_many_conflicting_copies_name_the_first_few_in_each_line(tmp_path: Path) -> None:
+    """Every copy listed in every copy's line grew as n^2: a hostile night of 10^5 disagreeing copies
+    would write about 70 GB of quarantine.csv."""
+    rows = [0] * 14
+    frames = _frames(tmp_path, rows)
+    for n in range(14):
+        frames.text.loc[n, "bmi"] = f"{20 + n}.00"
+    kept = resolve_duplicates([_dup(n) for n in range(14)], frames)
+    assert sorted(f.position for f in kept) == list(range(14))
+    listed = ", ".join(str(n) for n in range(1, 11))
+    assert {f.reason for f in kept} == {
+        f"one clinical row per patient: source rows {listed} and 4 more share the key but disagree; "
+        "none is kept"
+    }
+
+
 def test_table_level_error_quarantines_every_row(tmp_path: Path) -> None:
     frames = _frames(tmp_path, [0, 1, 2])
     split = split_table(frames, load_suite("clinical"), [Finding("clinical", None, "x", "error", "broken")])

@@ -4,16 +4,21 @@ A table is read up to three times, each time chunk by chunk (:func:`cohortpool.v
 
 1. the suite runs on every chunk (:meth:`cohortpool.validate.run.SuiteRunner.run_chunks`); the columns
    the cross-table checks read go to their DuckDB table (:func:`cohortpool.validate.crosstable.keep_rows`);
-2. only if some rows have findings: those rows are gathered (text, and ``source_row``), indexed by their
-   positions, for :func:`cohortpool.validate.quarantine.judge` (duplicates, report lines);
+   a check's failing rows are kept as positions (:class:`cohortpool.validate.findings.RowFindings`);
+2. only if some rows have findings: each chunk's report lines are built from its rows and sorted on disk
+   with the others' (:mod:`cohortpool.validate.linesort`); only the rows flagged as possible duplicates
+   are gathered, to be compared (:func:`cohortpool.validate.quarantine.resolve_duplicates`);
 3. the accepted rows go to the parquet file (:class:`cohortpool.validate.accepted.AcceptedWriter`);
    where no row is quarantined, step 1 already wrote every row to that file, and the table is not read
    a third time.
 
 The result is the one the whole-table path gives: the same findings, report lines, counts, Data Docs
-and accepted rows (``tests/unit/test_validate_chunks.py`` compares both on planted defects). Reading the
-file again costs time (a night of 10^6 reads: 27 s against 21 s); holding the whole table cost about
-1.1 KB per row (10^6 reads: 1.3 GB peak against 565 MB; ``benchmarks/RESULTS.md``, "Table memory").
+and accepted rows (``tests/unit/test_validate_chunks.py`` compares both on planted defects). Holding the
+whole table cost about 1.1 KB per row (10^6 reads: 1.3 GB peak), and a night that quarantined every
+row 1.6 GB; read in chunks, both stay near 600 MB at 10^6 and 10^7 rows (``benchmarks/RESULTS.md``,
+"Table memory"). What still grows with the rows: 8 bytes per finding (its position), a count per
+distinct failing value of a table whose values may be published, and the rows flagged as possible
+duplicates (compared in memory).
 
 Only the SQL engine runs in chunks; a table whose suite needs GX for an expectation (non-ASCII text in a
 checked column, an expectation without a translation), or that Arrow's reader does not read exactly as
