@@ -108,7 +108,22 @@ def _everything_fails(sub: Path) -> None:
     write_rows(sub / "reads.csv", header, rows)
 
 
+def _repeated_keys(sub: Path) -> None:
+    """Keys repeated across every chunk: 14 disagreeing copies of one read (more than a line lists),
+    6 identical copies of another, a missing cell in some copies, claimed rows shared."""
+    header, rows = read_rows(sub / "reads.csv")
+    conflicting = [{**rows[0], "height_loss_pct": f"{10 + n}.0"} for n in range(14)]
+    conflicting[3]["wedge_shape"] = ""
+    identical = [dict(rows[1]) for _ in range(6)]
+    for n, row in enumerate(conflicting + identical):
+        rows.insert((n * 7) % len(rows), row)
+    for number, row in enumerate(rows, 1):
+        row["source_row"] = str(number // 2 + 1)
+    write_rows(sub / "reads.csv", header, rows)
+
+
 SCENARIOS: dict[str, Callable[[Path], None]] = {
+    "repeated_keys": _repeated_keys,
     "shuffled": _shuffled,
     "everything_fails": _everything_fails,
     "huge_cells": _huge_cells,
@@ -136,6 +151,18 @@ def test_chunks_give_the_batch_the_whole_table_gives(tmp_path: Path, scenario: s
     whole, chunks = _files(tmp_path / "whole"), _files(tmp_path / "chunks")
     assert sorted(whole) == sorted(chunks)
     assert [name for name in whole if whole[name] != chunks[name]] == []
+
+
+def test_repeated_keys_are_resolved_across_chunks(tmp_path: Path) -> None:
+    """The copies of a key spread over every chunk are compared as one group: the disagreeing ones all
+    quarantined (a line names the first 10 and how many more), the identical ones but the first."""
+    sub = copy_clean(tmp_path / "submission")
+    _repeated_keys(sub)
+    Validator(chunk_bytes=SMALL).validate_submission(sub, tmp_path / "chunks")
+    lines = (tmp_path / "chunks" / "quarantine.csv").read_text(encoding="utf-8")
+    assert lines.count("share the key but disagree") == 15  # the first read and its 14 changed copies
+    assert lines.count("and 5 more share the key") == 15
+    assert lines.count("(identical values; the first copy is kept)") == 6
 
 
 def test_a_table_that_errors_is_rejected_whole_in_chunks_too(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ A table is read up to three times, each time chunk by chunk (:func:`cohortpool.v
    the cross-table checks read go to their DuckDB table (:func:`cohortpool.validate.crosstable.keep_rows`);
    a check's failing rows are kept as positions (:class:`cohortpool.validate.findings.RowFindings`);
 2. only if some rows have findings: each chunk's report lines are built from its rows and sorted on disk
-   with the others' (:mod:`cohortpool.validate.linesort`); only the rows flagged as possible duplicates
-   are gathered, to be compared (:func:`cohortpool.validate.quarantine.resolve_duplicates`);
+   with the others' (:mod:`cohortpool.validate.linesort`); the rows flagged as possible duplicates go to
+   the scratch database, where their copies are compared (:mod:`cohortpool.validate.chunkdups`);
 3. the accepted rows go to the parquet file (:class:`cohortpool.validate.accepted.AcceptedWriter`);
    where no row is quarantined, step 1 already wrote every row to that file, and the table is not read
    a third time.
@@ -16,9 +16,8 @@ The result is the one the whole-table path gives: the same findings, report line
 and accepted rows (``tests/unit/test_validate_chunks.py`` compares both on planted defects). Holding the
 whole table cost about 1.1 KB per row (10^6 reads: 1.3 GB peak), and a night that quarantined every
 row 1.6 GB; read in chunks, both stay near 600 MB at 10^6 and 10^7 rows (``benchmarks/RESULTS.md``,
-"Table memory"). What still grows with the rows: 8 bytes per finding (its position), a count per
-distinct failing value of a table whose values may be published, and the rows flagged as possible
-duplicates (compared in memory).
+"Table memory"). What still grows with the rows: 8 bytes per finding (its position), and a count per
+distinct failing value of a table whose values may be published.
 
 Only the SQL engine runs in chunks; a table whose suite needs GX for an expectation (non-ASCII text in a
 checked column, an expectation without a translation), or that Arrow's reader does not read exactly as
@@ -38,6 +37,7 @@ import pandas as pd
 
 from cohortpool.contract.files import sha256_file
 from cohortpool.validate.accepted import AcceptedWriter
+from cohortpool.validate.chunkdups import ChunkDuplicates
 from cohortpool.validate.crosstable import keep_rows
 from cohortpool.validate.findings import ERROR, WARNING, Finding, Found, RowFindings
 from cohortpool.validate.frames import (
@@ -55,7 +55,6 @@ from cohortpool.validate.quarantine import (
     LinesFile,
     TableSplit,
     line_frame,
-    resolve_duplicates,
 )
 from cohortpool.validate.run import SuiteRunner, TableRun
 from cohortpool.validate.suites import TableSuite
@@ -131,25 +130,11 @@ def _chunks(table: ChunkedTable) -> Iterator[TableFrames]:
         raise RuntimeError(f"{table.file}: could not be read again ({exc}); was it changed?") from exc
 
 
-def _gather(table: ChunkedTable, positions: np.ndarray) -> TableFrames:
-    """The rows at these positions (ascending, unique), every column, indexed by their positions."""
+def _no_rows(table: ChunkedTable) -> TableFrames:
+    """The table's frames without a row (a line about the whole table reads none)."""
     suite = table.suite
-    text_parts: list[pd.DataFrame] = []
-    typed_parts: list[pd.DataFrame] = []
-    if len(positions):
-        for chunk in _chunks(table):
-            end = chunk.offset + len(chunk.text)
-            picked = positions[np.searchsorted(positions, chunk.offset) : np.searchsorted(positions, end)]
-            if len(picked):
-                local = picked - chunk.offset
-                text_parts.append(chunk.text.iloc[local][suite.columns].set_axis(picked))
-                typed_parts.append(chunk.typed[["source_row"]].iloc[local].set_axis(picked))
-            release_arrow_memory()
-    text = pd.concat(text_parts) if text_parts else pd.DataFrame(columns=suite.columns)
-    for column in text.columns:
-        if text[column].dtype != TEXT_DTYPE:
-            text[column] = text[column].astype(TEXT_DTYPE)
-    typed = pd.concat(typed_parts) if typed_parts else pd.DataFrame({"source_row": pd.Series(dtype="Int64")})
+    text = pd.DataFrame({c: pd.Series(dtype=TEXT_DTYPE) for c in suite.columns})
+    typed = pd.DataFrame({"source_row": pd.Series(dtype="Int64")})
     return TableFrames(suite.table, table.file, table.sha256, text, typed, rows_total=table.rows_in)
 
 
@@ -173,33 +158,33 @@ class _Rows:
         return findings, np.arange(self.first + lo, self.first + hi, dtype=np.int64)
 
 
-def _on_rows(found: list[Found]) -> tuple[list[_Rows], list[Finding], list[Finding]]:
+def _on_rows(found: list[Found]) -> tuple[list[_Rows], list[Finding], list[RowFindings]]:
     """The findings on rows not flagged as possible duplicates (with their places), the findings on
-    the table, and the possible duplicates (the places after every other finding's: the whole-table
+    the table, and the possible duplicates (whose places follow every other finding's: the whole-table
     path resolves them last, :func:`cohortpool.validate.quarantine.resolve_duplicates`)."""
     rows: list[_Rows] = []
     on_table: list[Finding] = []
-    duplicates: list[Finding] = []
+    duplicates: list[RowFindings] = []
     place = 0
     for item in found:
-        if isinstance(item, RowFindings):
-            if item.duplicates == KEEP_FIRST_IF_IDENTICAL:
-                duplicates.extend(item)
-                continue
-            if len(item.positions) > 1 and bool(np.any(np.diff(item.positions) < 0)):
-                raise AssertionError(f"{item.expectation}: row positions out of order (a bug; please report)")
-            template = Finding(item.table, None, item.expectation, item.severity, item.reason, item.columns)
-            rows.append(_Rows(template, item.positions, place))
-            place += len(item.positions)
-        elif item.position is None:
+        if isinstance(item, Finding) and item.position is None:
             on_table.append(item)
             rows.append(_Rows(item, np.empty(0, dtype=np.int64), place))  # its place, for its line
             place += 1
-        elif item.duplicates == KEEP_FIRST_IF_IDENTICAL:
+            continue
+        if isinstance(item, Finding):
+            t = item
+            item = RowFindings(
+                t.table, t.expectation, t.severity, t.reason, t.columns, t.duplicates, np.array([t.position])
+            )
+        if len(item.positions) > 1 and bool(np.any(np.diff(item.positions) < 0)):
+            raise AssertionError(f"{item.expectation}: row positions out of order (a bug; please report)")
+        if item.duplicates == KEEP_FIRST_IF_IDENTICAL:
             duplicates.append(item)
-        else:
-            rows.append(_Rows(item, np.array([item.position], dtype=np.int64), place))
-            place += 1
+            continue
+        template = Finding(item.table, None, item.expectation, item.severity, item.reason, item.columns)
+        rows.append(_Rows(template, item.positions, place))
+        place += len(item.positions)
     return rows, on_table, duplicates
 
 
@@ -214,9 +199,9 @@ def split_in_chunks(
     """Report lines and counts of the table; its accepted rows written to ``accepted_path`` (steps 2, 3).
 
     The lines are judged chunk by chunk, sorted in ``connection`` (:mod:`cohortpool.validate.linesort`)
-    and appended to ``lines`` (by severity: the quarantine and warning files); only the rows flagged as
-    possible duplicates are gathered in memory, to be compared. The returned split's frames are empty:
-    the rows and lines are in their files.
+    and appended to ``lines`` (by severity: the quarantine and warning files); so are the possible
+    duplicates, compared in ``connection`` (:mod:`cohortpool.validate.chunkdups`). The returned split's
+    frames are empty: the rows and lines are in their files.
     """
     suite = table.suite
     sorted_lines = {severity: SortedLines(connection) for severity in (ERROR, WARNING)}
@@ -231,16 +216,17 @@ def split_in_chunks(
         everything = Finding(suite.table, None, TABLE_REJECTED, ERROR, rejected)
         rows = [_Rows(everything, np.arange(table.rows_in, dtype=np.int64), 0)]
         on_table: list[Finding] = []
-        duplicates: list[Finding] = []
+        duplicates: list[RowFindings] = []
     else:
         rows, on_table, duplicates = _on_rows(found)
     for finding in on_table:  # a table-level warning: one line about no row
         place = next(r.first for r in rows if r.template is finding)
         sorted_lines[finding.severity].add(
-            line_frame([finding], _gather(table, np.empty(0, dtype=np.int64)), suite),
-            np.array([place], dtype=np.int64),
+            line_frame([finding], _no_rows(table), suite), np.array([place], dtype=np.int64)
         )
-    if any(len(r.positions) for r in rows):
+    after = sum(len(r.positions) for r in rows) + len(on_table)
+    copies = ChunkDuplicates(connection, suite, duplicates, after) if duplicates else None
+    if after > len(on_table) or copies is not None:
         for chunk in _chunks(table):
             end = chunk.offset + len(chunk.text)
             frames = TableFrames(
@@ -250,6 +236,8 @@ def split_in_chunks(
                 chunk.text.set_axis(pd.RangeIndex(chunk.offset, end)),
                 chunk.typed.set_axis(pd.RangeIndex(chunk.offset, end)),
             )
+            if copies is not None:
+                copies.add(frames, chunk.offset, end)
             for severity in (ERROR, WARNING):
                 picked = [r.within(chunk.offset, end) for r in rows if r.template.severity == severity]
                 findings = [f for found_here, _ in picked for f in found_here]
@@ -258,17 +246,9 @@ def split_in_chunks(
                     sorted_lines[severity].add(line_frame(findings, frames, suite), places)
                     flagged[severity].append(np.array([f.position for f in findings], dtype=np.int64))
             release_arrow_memory()
-    if duplicates:
-        gathered = _gather(table, np.unique([f.position for f in duplicates]))
-        resolved = resolve_duplicates(duplicates, gathered)
-        after = sum(len(r.positions) for r in rows) + len(on_table)
-        for severity in (ERROR, WARNING):
-            numbered = [(n, f) for n, f in enumerate(resolved) if f.severity == severity]
-            if numbered:
-                findings = [f for _, f in numbered]
-                places = np.array([after + n for n, _ in numbered], dtype=np.int64)
-                sorted_lines[severity].add(line_frame(findings, gathered, suite), places)
-                flagged[severity].append(np.array([f.position for f in findings], dtype=np.int64))
+    if copies is not None:
+        for severity, positions in copies.resolve(sorted_lines).items():
+            flagged[severity].extend(positions)
     bad = _unique(flagged[ERROR])
     warned = len(np.setdiff1d(_unique(flagged[WARNING]), bad, assume_unique=True))
     sorted_lines[ERROR].write(lines[ERROR])

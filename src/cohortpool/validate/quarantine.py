@@ -51,6 +51,19 @@ def _pos(finding: Finding) -> int:
     return finding.position
 
 
+def duplicate_reason(reason: str, first_row: int) -> str:
+    """The reason of a later identical copy of a key's first row."""
+    return f"{reason}: duplicate of source row {first_row} (identical values; the first copy is kept)"
+
+
+def conflict_reason(reason: str, listed: str, copies: int) -> str:
+    """The reason of each of ``copies`` rows that share a key but disagree; ``listed``: the source rows
+    of the first :data:`LISTED_COPIES`, comma-separated."""
+    if copies > LISTED_COPIES:
+        listed += f" and {copies - LISTED_COPIES:,} more"
+    return f"{reason}: source rows {listed} share the key but disagree; none is kept"
+
+
 def resolve_duplicates(findings: list[Finding], frames: TableFrames) -> list[Finding]:
     """Apply the keep-first-if-identical policy (module docstring) to uniqueness findings."""
     out = [f for f in findings if f.duplicates != KEEP_FIRST_IF_IDENTICAL or f.position is None]
@@ -76,23 +89,20 @@ def resolve_duplicates(findings: list[Finding], frames: TableFrames) -> list[Fin
                         f.position,
                         f.expectation,
                         f.severity,
-                        f"{f.reason}: duplicate of source row {first_row} (identical values; "
-                        "the first copy is kept)",
+                        duplicate_reason(f.reason, first_row),
                         f.columns,
                     )
                     for f in copies[1:]
                 )
             else:
                 listed = ", ".join(str(int(source_rows.loc[_pos(f)])) for f in copies[:LISTED_COPIES])
-                if len(copies) > LISTED_COPIES:
-                    listed += f" and {len(copies) - LISTED_COPIES:,} more"
                 out.extend(
                     Finding(
                         f.table,
                         f.position,
                         f.expectation,
                         f.severity,
-                        f"{f.reason}: source rows {listed} share the key but disagree; none is kept",
+                        conflict_reason(f.reason, listed, len(copies)),
                         f.columns,
                     )
                     for f in copies
