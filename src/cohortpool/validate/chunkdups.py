@@ -6,7 +6,7 @@ its duplicates; copies that disagree are all quarantined. Here the copies are no
 night can repeat every key): as each chunk is read, every flagged row leaves its key, an exact encoding
 of its values, its report line's key and value and its source row in a table of the scratch database,
 which spills to disk beyond its memory limit; once the table is read, one query groups them and the lines
-are written part by part (:class:`cohortpool.validate.linesort.SortedLines`).
+are written part by part (:mod:`cohortpool.validate.linesort`).
 ``tests/unit/test_validate_chunks.py`` requires the same lines as the whole-table path, byte for byte.
 """
 
@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from cohortpool.validate.findings import Finding, RowFindings
 from cohortpool.validate.frames import TEXT_DTYPE, TableFrames
-from cohortpool.validate.linesort import SortedLines
+from cohortpool.validate.linesort import LineSink
 from cohortpool.validate.quarantine import (
     LISTED_COPIES,
     QUARANTINE_COLUMNS,
@@ -118,7 +118,7 @@ class ChunkDuplicates:
             finally:
                 cursor.close()
 
-    def resolve(self, lines: dict[str, SortedLines]) -> dict[str, list[np.ndarray]]:
+    def resolve(self, lines: dict[str, LineSink]) -> dict[str, list[np.ndarray]]:
         """Add the resolved report lines to ``lines`` (by severity); the positions of their rows, by
         severity. The table of flagged rows is dropped."""
         flagged: dict[str, list[np.ndarray]] = {severity: [] for severity in lines}

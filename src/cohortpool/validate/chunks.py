@@ -47,7 +47,7 @@ from cohortpool.validate.frames import (
     read_chunks,
     release_arrow_memory,
 )
-from cohortpool.validate.linesort import SortedLines
+from cohortpool.validate.linesort import InOrderLines, LineSink, SortedLines
 from cohortpool.validate.quarantine import (
     KEEP_FIRST_IF_IDENTICAL,
     QUARANTINE_COLUMNS,
@@ -55,6 +55,7 @@ from cohortpool.validate.quarantine import (
     LinesFile,
     TableSplit,
     line_frame,
+    reported_rows,
 )
 from cohortpool.validate.run import SuiteRunner, TableRun
 from cohortpool.validate.suites import TableSuite
@@ -73,6 +74,9 @@ class ChunkedTable:
     run: TableRun
     #: every row, typed, as the accepted file holds rows (written in step 1)
     every_row: Path
+    #: whether the rows' reported numbers rise with their place in the file (report lines can then be
+    #: written chunk by chunk, :class:`cohortpool.validate.linesort.InOrderLines`)
+    rows_in_order: bool
 
 
 def validate_in_chunks(
@@ -101,13 +105,19 @@ def validate_in_chunks(
     lineage = {"batch_id": batch_id, "source_file": path.name, "source_sha256": sha256}
     writer = AcceptedWriter(suite, lineage, every_row)
     rows = 0
+    in_order = True
+    last = 0
 
     def chunks() -> Iterator[TableFrames]:
-        nonlocal rows
+        nonlocal rows, in_order, last
         for chunk in read_chunks(submission_dir, suite, chunk_bytes):
             keep_rows(connection, suite.table, chunk.typed, chunk.offset)
             writer.append(chunk.typed[suite.columns])
             rows = chunk.offset + len(chunk.text)
+            if in_order and rows > chunk.offset:
+                numbers = reported_rows(chunk.typed["source_row"], np.arange(chunk.offset, rows))
+                in_order = bool(numbers[0] > last and np.all(np.diff(numbers) > 0))
+                last = int(numbers[-1])
             yield chunk
             release_arrow_memory()
 
@@ -120,7 +130,7 @@ def validate_in_chunks(
     if run is None:
         every_row.unlink(missing_ok=True)
         return None
-    return ChunkedTable(suite, submission_dir, chunk_bytes, path.name, sha256, rows, run, every_row)
+    return ChunkedTable(suite, submission_dir, chunk_bytes, path.name, sha256, rows, run, every_row, in_order)
 
 
 def _chunks(table: ChunkedTable) -> Iterator[TableFrames]:
@@ -204,7 +214,6 @@ def split_in_chunks(
     frames are empty: the rows and lines are in their files.
     """
     suite = table.suite
-    sorted_lines = {severity: SortedLines(connection) for severity in (ERROR, WARNING)}
     rejected = "; ".join(
         f"{f.expectation}: {f.reason}"
         for f in found
@@ -219,9 +228,15 @@ def split_in_chunks(
         duplicates: list[RowFindings] = []
     else:
         rows, on_table, duplicates = _on_rows(found)
+    sinks: dict[str, LineSink] = {
+        severity: InOrderLines(out)
+        if table.rows_in_order and not duplicates  # possible duplicates are resolved after every chunk
+        else SortedLines(connection, out)
+        for severity, out in lines.items()
+    }
     for finding in on_table:  # a table-level warning: one line about no row
         place = next(r.first for r in rows if r.template is finding)
-        sorted_lines[finding.severity].add(
+        sinks[finding.severity].add(
             line_frame([finding], _no_rows(table), suite), np.array([place], dtype=np.int64)
         )
     after = sum(len(r.positions) for r in rows) + len(on_table)
@@ -243,16 +258,16 @@ def split_in_chunks(
                 findings = [f for found_here, _ in picked for f in found_here]
                 if findings:
                     places = np.concatenate([p for _, p in picked])
-                    sorted_lines[severity].add(line_frame(findings, frames, suite), places)
+                    sinks[severity].add(line_frame(findings, frames, suite), places)
                     flagged[severity].append(np.array([f.position for f in findings], dtype=np.int64))
             release_arrow_memory()
     if copies is not None:
-        for severity, positions in copies.resolve(sorted_lines).items():
+        for severity, positions in copies.resolve(sinks).items():
             flagged[severity].extend(positions)
     bad = _unique(flagged[ERROR])
     warned = len(np.setdiff1d(_unique(flagged[WARNING]), bad, assume_unique=True))
-    sorted_lines[ERROR].write(lines[ERROR])
-    sorted_lines[WARNING].write(lines[WARNING])
+    for sink in sinks.values():
+        sink.close()
     if not rejected and not len(bad):
         shutil.move(table.every_row, accepted_path)  # every row accepted: step 1 wrote the file
         accepted = table.rows_in

@@ -145,6 +145,13 @@ def _lines(findings: list[Finding], frames: TableFrames, suite: TableSuite) -> p
     return lines.sort_values(list(LINE_ORDER), kind="stable", na_position="first")
 
 
+def reported_rows(claimed: pd.Series, positions: np.ndarray) -> np.ndarray:
+    """The row number a report line gives each row: its ``source_row`` where that is a row number
+    (1 or more), else its 1-based position in the file (``positions``: 0-based)."""
+    filled = claimed.fillna(0).to_numpy(dtype=np.int64)
+    return np.where(claimed.notna().to_numpy() & (filled >= 1), filled, positions + 1)
+
+
 def line_frame(findings: list[Finding], frames: TableFrames, suite: TableSuite) -> pd.DataFrame:
     """Report lines of the findings, one per finding in their order; only the rows they name are read
     (a 10^6-row table has few).
@@ -163,9 +170,7 @@ def line_frame(findings: list[Finding], frames: TableFrames, suite: TableSuite) 
     rows = _rows_at(frames.text, named)
     at = np.searchsorted(named, positions[on_row])  # each finding's row among the named rows
     keys = _key_text(rows, suite).to_numpy(dtype=object)
-    claimed = _rows_at(frames.typed[["source_row"]], named)["source_row"]
-    valid = claimed.notna().to_numpy() & (claimed.fillna(0).to_numpy(dtype=np.int64) >= 1)
-    source = np.where(valid, claimed.fillna(0).to_numpy(dtype=np.int64), named + 1)
+    source = reported_rows(_rows_at(frames.typed[["source_row"]], named)["source_row"], named)
     source_rows = np.zeros(count, dtype=np.int64)
     source_rows[on_row] = source[at]
     key_column = np.full(count, "", dtype=object)
