@@ -118,10 +118,9 @@ class ChunkDuplicates:
             finally:
                 cursor.close()
 
-    def resolve(self, lines: dict[str, LineSink]) -> dict[str, list[np.ndarray]]:
-        """Add the resolved report lines to ``lines`` (by severity); the positions of their rows, by
-        severity. The table of flagged rows is dropped."""
-        flagged: dict[str, list[np.ndarray]] = {severity: [] for severity in lines}
+    def resolve(self, lines: dict[str, LineSink], flagged: dict[str, np.ndarray]) -> None:
+        """Add the resolved report lines to ``lines`` and mark their rows in ``flagged`` (by severity:
+        a boolean per row of the table). The table of flagged rows is dropped."""
         name = f'"{self._name}"'
         query = f"""
             WITH copies AS (
@@ -183,11 +182,10 @@ class ChunkDuplicates:
                     mine = severities == severity
                     if mine.any():
                         sorted_lines.add(frame[mine], places[mine])
-                        flagged[severity].append(positions[mine])
+                        flagged[severity][positions[mine]] = True
             cursor.execute(f"DROP TABLE IF EXISTS {name}")
         finally:
             cursor.close()
-        return flagged
 
     def _reason(self, group: int, copies: int, variants: int, listing: str, first: int) -> str:
         reason = self._groups[group].reason

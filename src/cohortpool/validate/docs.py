@@ -27,7 +27,7 @@ from collections import defaultdict
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import jinja2
 import pandas as pd
@@ -191,18 +191,19 @@ def _line_counts(out_dir: Path) -> list[dict[str, Any]]:
             usecols=["table", "source_row", "expectation", "severity"],
             chunksize=_LINES_AT_ONCE,
         )
-        for part in parts:
-            for table, source_row, expectation, severity in zip(
-                part["table"], part["source_row"], part["expectation"], part["severity"], strict=True
-            ):
-                group = (table, expectation, severity)
-                counts[group] = counts.get(group, 0) + 1
-                listed = shown.setdefault(group, [])
-                if source_row and len(listed) <= 50:
-                    listed.append(source_row)
+        keys = ["table", "expectation", "severity"]
+        for part in parts:  # counted by pandas, not line by line: 10^7 lines took 50 s
+            for key, size in part.groupby(keys, sort=False).size().items():
+                group = cast(tuple[str, str, str], key)
+                counts[group] = counts.get(group, 0) + int(size)
+            numbered = part[part["source_row"] != ""]
+            for key, source_rows in numbered.groupby(keys, sort=False)["source_row"]:
+                listed = shown.setdefault(cast(tuple[str, str, str], key), [])
+                if len(listed) <= 50:
+                    listed.extend(source_rows.iloc[: 51 - len(listed)].tolist())
         for group in sorted(counts):
             table, expectation, severity = group
-            first = shown[group]
+            first = shown.get(group, [])
             rows.append(
                 {
                     "table": table,
