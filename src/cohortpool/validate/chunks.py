@@ -209,10 +209,10 @@ def split_in_chunks(
 ) -> TableSplit:
     """Report lines and counts of the table; its accepted rows written to ``accepted_path`` (steps 2, 3).
 
-    The lines are judged chunk by chunk, sorted in ``connection`` (:mod:`cohortpool.validate.linesort`)
-    and appended to ``lines`` (by severity: the quarantine and warning files); so are the possible
-    duplicates, compared in ``connection`` (:mod:`cohortpool.validate.chunkdups`). The returned split's
-    frames are empty: the rows and lines are in their files.
+    The lines are judged chunk by chunk and appended to ``lines`` (by severity: the quarantine and
+    warning files) in the whole-table path's order (:mod:`cohortpool.validate.linesort`); possible
+    duplicates are compared in ``connection`` (:mod:`cohortpool.validate.chunkdups`). The returned
+    split's frames are empty: the rows and lines are in their files.
     """
     suite = table.suite
     rejected = "; ".join(
@@ -220,9 +220,6 @@ def split_in_chunks(
         for f in found
         if isinstance(f, Finding) and f.position is None and f.severity == ERROR
     )
-    # which rows have a line, by severity: a byte per row (10^7 rows all quarantined: 10 MB, where
-    # their positions, gathered and made unique, took 300 MB)
-    flagged = {severity: np.zeros(table.rows_in, dtype=bool) for severity in (ERROR, WARNING)}
     if rejected:
         # every row is quarantined, each with one line naming why (as the whole-table path does)
         everything = Finding(suite.table, None, TABLE_REJECTED, ERROR, rejected)
@@ -237,36 +234,7 @@ def split_in_chunks(
         else SortedLines(connection, out)
         for severity, out in lines.items()
     }
-    for finding in on_table:  # a table-level warning: one line about no row
-        place = next(r.first for r in rows if r.template is finding)
-        sinks[finding.severity].add(
-            line_frame([finding], _no_rows(table), suite), np.array([place], dtype=np.int64)
-        )
-    after = sum(len(r.positions) for r in rows) + len(on_table)
-    copies = ChunkDuplicates(connection, suite, duplicates, after) if duplicates else None
-    if after > len(on_table) or copies is not None:
-        for chunk in _chunks(table):
-            end = chunk.offset + len(chunk.text)
-            frames = TableFrames(
-                suite.table,
-                table.file,
-                table.sha256,
-                chunk.text.set_axis(pd.RangeIndex(chunk.offset, end)),
-                chunk.typed.set_axis(pd.RangeIndex(chunk.offset, end)),
-            )
-            if copies is not None:
-                copies.add(frames, chunk.offset, end)
-            for severity in (ERROR, WARNING):
-                picked = [r.within(chunk.offset, end) for r in rows if r.template.severity == severity]
-                findings = [f for found_here, _, _ in picked for f in found_here]
-                if findings:
-                    places = np.concatenate([p for _, p, _ in picked])
-                    sinks[severity].add(line_frame(findings, frames, suite), places)
-                    for _, _, positions in picked:
-                        flagged[severity][positions] = True
-            release_arrow_memory()
-    if copies is not None:
-        copies.resolve(sinks, flagged)
+    flagged = _judge(table, rows, on_table, duplicates, sinks, connection)
     bad = flagged[ERROR]
     quarantined = int(bad.sum())
     warned = int((flagged[WARNING] & ~bad).sum())
@@ -290,6 +258,51 @@ def split_in_chunks(
         warned=warned,
         rejected=rejected or None,
     )
+
+
+def _judge(
+    table: ChunkedTable,
+    rows: list[_Rows],
+    on_table: list[Finding],
+    duplicates: list[RowFindings],
+    sinks: dict[str, LineSink],
+    connection: duckdb.DuckDBPyConnection,
+) -> dict[str, np.ndarray]:
+    """Step 2: every finding's report line to the sink of its severity, chunk by chunk; which rows have
+    a line, by severity, as a byte per row (10^7 rows all quarantined: 10 MB, where their positions,
+    gathered and made unique, took 300 MB)."""
+    suite = table.suite
+    flagged = {severity: np.zeros(table.rows_in, dtype=bool) for severity in sinks}
+    for finding in on_table:  # a table-level warning: one line about no row
+        place = next(r.first for r in rows if r.template is finding)
+        sinks[finding.severity].add(
+            line_frame([finding], _no_rows(table), suite), np.array([place], dtype=np.int64)
+        )
+    after = sum(len(r.positions) for r in rows) + len(on_table)
+    copies = ChunkDuplicates(connection, suite, duplicates, after) if duplicates else None
+    if after > len(on_table) or copies is not None:
+        for chunk in _chunks(table):
+            end = chunk.offset + len(chunk.text)
+            frames = TableFrames(
+                suite.table,
+                table.file,
+                table.sha256,
+                chunk.text.set_axis(pd.RangeIndex(chunk.offset, end)),
+                chunk.typed.set_axis(pd.RangeIndex(chunk.offset, end)),
+            )
+            if copies is not None:
+                copies.add(frames, chunk.offset, end)
+            for severity, sink in sinks.items():
+                picked = [r.within(chunk.offset, end) for r in rows if r.template.severity == severity]
+                findings = [f for found_here, _, _ in picked for f in found_here]
+                if findings:
+                    sink.add(line_frame(findings, frames, suite), np.concatenate([p for _, p, _ in picked]))
+                    for _, _, positions in picked:
+                        flagged[severity][positions] = True
+            release_arrow_memory()
+    if copies is not None:
+        copies.resolve(sinks, flagged)
+    return flagged
 
 
 def _write_accepted(
