@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
+import pytest
 from typer.testing import CliRunner
 from validate_support import copy_clean, set_cell
 
 from cohortpool.cli import app
+from cohortpool.validate import batch
 
 
 def test_clean_submission_exits_zero_and_names_the_batch(tmp_path: Path) -> None:
@@ -66,4 +69,25 @@ def test_an_unknown_engine_is_bad_usage(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "--engine must be one of duckdb, gx" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_scratch_database_out_of_memory_is_one_line_and_exit_three(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB's own out-of-memory error (real: a 256 KB limit) reaches the operator as one line naming
+    the submission, not as DuckDB's advice on settings cohortpool fixes itself; nothing is written."""
+    opened = batch._scratch_database
+
+    def starved(folder: Path) -> duckdb.DuckDBPyConnection:
+        connection = opened(folder)
+        connection.execute("SET memory_limit = '256KB'")
+        return connection
+
+    monkeypatch.setattr(batch, "_scratch_database", starved)
+    sub = copy_clean(tmp_path / "submission")
+    result = CliRunner().invoke(app, ["validate", str(sub), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 3, result.output
+    assert "submission: the validation's scratch database ran out of memory" in result.output
+    assert "Traceback" not in result.output and "SET memory_limit" not in result.output
     assert not (tmp_path / "out").exists()

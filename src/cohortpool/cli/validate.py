@@ -36,7 +36,7 @@ def validate(
 
     Exit code 0 when every row passed, 1 when rows were quarantined or a table was rejected (warnings
     alone do not fail), 2 when the folder is not a submission or the configuration is bad, 3 when the
-    batch could not be written (a full disk: nothing was marked validated).
+    batch could not be written (a full disk, or memory ran out: nothing was marked validated).
     """
     from rich.console import Console
 
@@ -57,6 +57,9 @@ def validate(
     except SubmissionError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from exc
+    except MemoryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
     except OSError as exc:
         if exc.errno not in MACHINE_ERRNOS:
             raise

@@ -152,6 +152,13 @@ class Validator:
                 keys.close()
         except (duckdb.IOException, duckdb.TransactionException) as exc:
             raise _as_os_error(exc, scratch) from exc
+        except duckdb.OutOfMemoryException as exc:
+            # one line for the operator, not DuckDB's advice on settings cohortpool fixes itself
+            raise MemoryError(
+                f"{submission.path.name}: the validation's scratch database ran out of memory "
+                f"({str(exc).splitlines()[0]}); nothing was marked validated: run it again with more "
+                "memory free, and report it if it recurs"
+            ) from exc
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
