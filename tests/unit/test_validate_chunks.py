@@ -57,10 +57,16 @@ def _defects(sub: Path) -> None:
 
 
 def _non_ascii(sub: Path) -> None:
-    """Non-ASCII text in a checked column: the SQL engine hands that check to GX (whole-table path)."""
+    """Non-ASCII text in checked columns: an accented level, and study dates written with fullwidth and
+    Arabic-Indic digits (dates to GX's strptime, and to the SQL since it reads every Unicode digit)."""
     header, rows = read_rows(sub / "reads.csv")
     rows[9]["level"] = "L\u00e9"
     write_rows(sub / "reads.csv", header, rows)
+    header, series = read_rows(sub / "imaging_manifest.csv")
+    series[1]["study_date"] = "\uff12\uff10\uff12\uff13-08-13"
+    series[-1]["study_date"] = "2023-08-1\u0669"
+    series[-2]["study_date"] = "2023-08-1\u00e9"
+    write_rows(sub / "imaging_manifest.csv", header, series)
 
 
 def _ragged(sub: Path) -> None:

@@ -19,9 +19,9 @@ row 1.6 GB; read in chunks, both stay near 600 MB at 10^6 and 10^7 rows (``bench
 "Table memory"). What still grows with the rows: 8 bytes per finding (its position), and a count per
 distinct failing value of a table whose values may be published.
 
-Only the SQL engine runs in chunks; a table whose suite needs GX for an expectation (non-ASCII text in a
-checked column, an expectation without a translation), or that Arrow's reader does not read exactly as
-the whole-table reader, is validated whole.
+Only the SQL engine runs in chunks; a table whose suite needs GX for an expectation (one without an exact
+translation: none of the reviewed suites has one), or that Arrow's reader does not read exactly as the
+whole-table reader, is validated whole.
 """
 
 from __future__ import annotations

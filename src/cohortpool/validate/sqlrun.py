@@ -9,8 +9,8 @@ for both engines.
 
 What is never quiet:
 
-- an expectation :mod:`sqlgen` cannot translate, or whose column holds text its translation is not exact
-  on, is handed back to the caller to run with GX (:attr:`HalfRun.for_gx`, with the reason);
+- an expectation :mod:`sqlgen` cannot translate is handed back to the caller to run with GX
+  (:attr:`HalfRun.for_gx`, with the reason);
 - a DuckDB error is an error of the expectation that raised it (the expectations are then run one by one
   to find it), recorded in ``exception_info`` as GX records its own;
 - a row the SQL neither passes nor fails (a null where a boolean was due) is an error, not a pass.
@@ -157,11 +157,6 @@ class SqlEngine:
                 answer = answers[position]
                 if isinstance(answer, str):
                     out.results[position] = _error_result(config, answer)
-                elif answer["not_ascii"]:
-                    out.for_gx[position] = (
-                        f"column {check.ascii_only[0]} holds non-ASCII text; the SQL translation "
-                        "is exact on ASCII only"
-                    )
                 else:
                     out.results[position] = self._rows_result(
                         config, check, answer, values.get(position), publish_values
@@ -304,13 +299,13 @@ def _query(
     checks: list[SqlCheck],
     repeated: bool = True,
 ) -> list[dict[str, Any]]:
-    """Per check: elements, missing, undecided, failing positions, non-ASCII text.
+    """Per check: elements, missing, undecided, failing positions.
 
     ``repeated=False`` (a chunk of a table, :class:`ChunkedHalf`): a uniqueness check's failing rows are
     left empty, since repeats are found over the whole table.
 
     One scan projects a boolean column per distinct condition (the rows looked at, the rows missing, the
-    failing rows, non-ASCII text) and numpy counts them: on small tables an order of magnitude faster than
+    failing rows) and numpy counts them: on small tables an order of magnitude faster than
     DuckDB's filtered aggregates (one per check and count), and one pass on 10^6 rows. A uniqueness check
     asks its own query: the keys repeated among the rows looked at (GROUP BY ... HAVING), then the rows
     holding them (a semi join that treats nulls as equal, as pandas' ``duplicated`` does): four times
@@ -324,13 +319,11 @@ def _query(
 
     plan = []
     for check in checks:
-        ascii_test = " OR ".join(f"strlen({quote(c)}) <> length({quote(c)})" for c in check.ascii_only)
         plan.append(
             (
                 None if check.domain == "TRUE" else column(check.domain),
                 None if check.missing == "FALSE" else column(check.missing),
                 None if check.unique_key else column(check.unexpected),
-                column(ascii_test) if ascii_test else None,
             )
         )
     position = quote(registered.position_column)
@@ -350,7 +343,7 @@ def _query(
         return np.asarray(np.ma.getdata(values), dtype=bool) & ~null, null
 
     answers = []
-    for check, (domain_alias, missing_alias, unexpected_alias, ascii_alias) in zip(checks, plan, strict=True):
+    for check, (domain_alias, missing_alias, unexpected_alias) in zip(checks, plan, strict=True):
         domain, _ = true(domain_alias, everywhere)  # a null condition leaves the row out, as in pandas
         missing, _ = true(missing_alias, nowhere)
         looked_at = domain & ~missing
@@ -363,14 +356,12 @@ def _query(
             failing, undecided = true(unexpected_alias, nowhere)
             failing_positions = positions[looked_at & failing]
             undecided_count = int((looked_at & undecided).sum())
-        not_ascii, _ = true(ascii_alias, nowhere)
         answers.append(
             {
                 "elements": int(domain.sum()),
                 "missing": int((domain & missing).sum()),
                 "undecided": undecided_count,
                 "unexpected": np.sort(failing_positions),
-                "not_ascii": bool(not_ascii.any()),
             }
         )
     return answers
@@ -561,9 +552,7 @@ class ChunkedHalf:
     @property
     def needs_gx(self) -> bool:
         """Whether an expectation must run with GX (the table is then validated whole)."""
-        return bool(self.out.for_gx) or any(
-            not isinstance(a, str) and a["not_ascii"] for a in self._answers.values()
-        )
+        return bool(self.out.for_gx)
 
     def add(self, frame: pd.DataFrame, offset: int) -> None:
         """Evaluate the chunk ``frame``, whose first row is row ``offset`` of the table."""
@@ -599,7 +588,6 @@ class ChunkedHalf:
             return
         for count in ("elements", "missing", "undecided"):
             before[count] += answer[count]
-        before["not_ascii"] = before["not_ascii"] or answer["not_ascii"]
         before["unexpected"].append(answer["unexpected"] + offset)
         self._add_values(position, frame, answer["unexpected"])
 
