@@ -12,6 +12,7 @@ are written part by part (:mod:`cohortpool.validate.linesort`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import count
 
 import duckdb
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cohortpool.validate.findings import Finding, RowFindings
+from cohortpool.validate.findings import RowFindings
 from cohortpool.validate.frames import TEXT_DTYPE, TableFrames
 from cohortpool.validate.linesort import LineSink
 from cohortpool.validate.quarantine import (
@@ -29,6 +30,7 @@ from cohortpool.validate.quarantine import (
     duplicate_reason,
     line_frame,
 )
+from cohortpool.validate.scratch import append_rows
 from cohortpool.validate.suites import TableSuite
 
 #: rows of resolved lines fetched at a time
@@ -87,11 +89,7 @@ class ChunkDuplicates:
             if lo == hi:
                 continue
             rows = group.positions[lo:hi]
-            findings = [
-                Finding(group.table, p, group.expectation, group.severity, group.reason, group.columns)
-                for p in rows.tolist()
-            ]
-            lines = line_frame(findings, frames, self._suite)
+            lines = line_frame(list(replace(group, positions=rows)), frames, self._suite)
             text = frames.text.loc[rows]
             part = pa.table(
                 {
@@ -110,13 +108,7 @@ class ChunkDuplicates:
                     "line_value": pa.array(lines["value"].to_numpy(dtype=object), type=pa.string()),
                 }
             )
-            cursor = self._connection.cursor()
-            try:
-                cursor.register("cohortpool_duplicates_part", part)
-                cursor.execute(f'INSERT INTO "{self._name}" SELECT * FROM cohortpool_duplicates_part')
-                cursor.unregister("cohortpool_duplicates_part")
-            finally:
-                cursor.close()
+            append_rows(self._connection, f'"{self._name}"', part)
 
     def resolve(self, lines: dict[str, LineSink], flagged: dict[str, np.ndarray]) -> None:
         """Add the resolved report lines to ``lines`` and mark their rows in ``flagged`` (by severity:

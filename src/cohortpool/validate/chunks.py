@@ -55,6 +55,7 @@ from cohortpool.validate.quarantine import (
     LinesFile,
     TableSplit,
     line_frame,
+    rejection,
     reported_rows,
 )
 from cohortpool.validate.run import SuiteRunner, TableRun
@@ -215,11 +216,7 @@ def split_in_chunks(
     split's frames are empty: the rows and lines are in their files.
     """
     suite = table.suite
-    rejected = "; ".join(
-        f"{f.expectation}: {f.reason}"
-        for f in found
-        if isinstance(f, Finding) and f.position is None and f.severity == ERROR
-    )
+    rejected = rejection(found)
     if rejected:
         # every row is quarantined, each with one line naming why (as the whole-table path does)
         everything = Finding(suite.table, None, TABLE_REJECTED, ERROR, rejected)

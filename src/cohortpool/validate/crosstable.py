@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from itertools import count
 
 import duckdb
 import numpy as np
@@ -25,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cohortpool.validate.findings import ERROR, WARNING, Finding, RowFindings, expand
+from cohortpool.validate.scratch import append_rows
 
 #: the typed columns the checks read (a table validated in chunks keeps only these for them)
 COLUMNS = ("patient_id", "modality")
@@ -126,8 +126,6 @@ CHECKS: tuple[CrossCheck, ...] = (
     ),
 )
 
-_VIEWS = count()
-
 
 def keep_rows(connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, offset: int) -> None:
     """Add the rows of ``frame`` (typed; rows ``offset`` on of ``table``) to the table's relation; the
@@ -138,17 +136,8 @@ def keep_rows(connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataF
             arrays.append(pa.array(frame[column], type=pa.string(), from_pandas=True))
         else:
             arrays.append(pa.nulls(len(frame), type=pa.string()))
-    view = f"cohortpool_cross_chunk_{next(_VIEWS)}"
-    cursor = connection.cursor()
-    try:
-        cursor.register(view, pa.Table.from_arrays(arrays, names=["p", *COLUMNS]))
-        if offset == 0:
-            cursor.execute(f"CREATE OR REPLACE TABLE {relation(table)} AS SELECT * FROM {view}")
-        else:
-            cursor.execute(f"INSERT INTO {relation(table)} SELECT * FROM {view}")
-        cursor.unregister(view)
-    finally:
-        cursor.close()
+    rows = pa.Table.from_arrays(arrays, names=["p", *COLUMNS])
+    append_rows(connection, relation(table), rows, replace=offset == 0)
 
 
 def check_tables(connection: duckdb.DuckDBPyConnection, present: Collection[str]) -> list[RowFindings]:

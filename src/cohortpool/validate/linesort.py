@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cohortpool.validate.quarantine import LINE_ORDER, QUARANTINE_COLUMNS, LinesFile
+from cohortpool.validate.scratch import append_rows
 
 #: lines fetched and written at a time
 WRITE_ROWS = 65_536
@@ -69,11 +70,10 @@ class SortedLines:
         self._connection = connection
         self._out = out
         self._name = f"cohortpool_lines_{next(_NAMES)}"
-        self._order = _PLACE
         columns = ", ".join(
             f'"{c}" {"BIGINT" if c == "source_row" else "VARCHAR"}' for c in QUARANTINE_COLUMNS
         )
-        connection.execute(f'CREATE OR REPLACE TABLE "{self._name}" ({columns}, "{self._order}" BIGINT)')
+        connection.execute(f'CREATE OR REPLACE TABLE "{self._name}" ({columns}, "{_PLACE}" BIGINT)')
         self.rows = 0
 
     def add(self, lines: pd.DataFrame, order: np.ndarray) -> None:
@@ -85,15 +85,8 @@ class SortedLines:
             for c in QUARANTINE_COLUMNS
         ]
         arrays.append(pa.array(np.asarray(order, dtype=np.int64)))
-        part = pa.Table.from_arrays(arrays, names=[*QUARANTINE_COLUMNS, self._order])
-        cursor = self._connection.cursor()
-        try:
-            view = f"{self._name}_part"
-            cursor.register(view, part)
-            cursor.execute(f'INSERT INTO "{self._name}" SELECT * FROM "{view}"')
-            cursor.unregister(view)
-        finally:
-            cursor.close()
+        part = pa.Table.from_arrays(arrays, names=[*QUARANTINE_COLUMNS, _PLACE])
+        append_rows(self._connection, f'"{self._name}"', part)
         self.rows += len(lines)
 
     def close(self) -> None:
@@ -109,7 +102,7 @@ class SortedLines:
                 # the scratch database's 64 MB cannot merge the sorted runs of 10^7 lines ("failed to pin
                 # a block"); 128 MB can (measured, in order and shuffled), for the length of the sort
                 cursor.execute(f"SET memory_limit = '{SORT_MEMORY}'")
-                keys = ", ".join(f'"{c}" ASC NULLS FIRST' for c in [*LINE_ORDER, self._order])
+                keys = ", ".join(f'"{c}" ASC NULLS FIRST' for c in [*LINE_ORDER, _PLACE])
                 selected = ", ".join(f'"{c}"' for c in QUARANTINE_COLUMNS)
                 reader: pa.RecordBatchReader = cursor.sql(
                     f'SELECT {selected} FROM "{self._name}" ORDER BY {keys}'

@@ -13,6 +13,7 @@ all quarantined, since nothing says which one is right.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cohortpool.contract.csvio import formula_safe
-from cohortpool.validate.findings import ERROR, WARNING, Finding
+from cohortpool.validate.findings import ERROR, WARNING, Finding, Found
 from cohortpool.validate.frames import TableFrames
 from cohortpool.validate.suites import TableSuite
 
@@ -238,9 +239,8 @@ def judge(frames: TableFrames, suite: TableSuite, findings: list[Finding]) -> Ta
     by their positions), except for a table-level error, which names every row.
     """
     findings = resolve_duplicates(findings, frames)
-    table_errors = [f for f in findings if f.position is None and f.severity == ERROR]
-    if table_errors:
-        rejected = "; ".join(f"{f.expectation}: {f.reason}" for f in table_errors)
+    rejected = rejection(findings)
+    if rejected:
         finding_rows = [
             Finding(suite.table, int(pos), TABLE_REJECTED, ERROR, rejected) for pos in frames.text.index
         ]
@@ -264,9 +264,13 @@ def judge(frames: TableFrames, suite: TableSuite, findings: list[Finding]) -> Ta
     )
 
 
-def has_table_error(findings: list[Finding]) -> bool:
-    """Whether a table-level error rejects the whole table (every row is then named)."""
-    return any(f.position is None and f.severity == ERROR for f in findings)
+def rejection(found: Iterable[Found]) -> str:
+    """Why a table-level error rejects the whole table (every row is then quarantined), or ``""``."""
+    return "; ".join(
+        f"{f.expectation}: {f.reason}"
+        for f in found
+        if isinstance(f, Finding) and f.position is None and f.severity == ERROR
+    )
 
 
 def split_table(frames: TableFrames, suite: TableSuite, findings: list[Finding]) -> TableSplit:
