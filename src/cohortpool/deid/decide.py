@@ -17,7 +17,9 @@ The decision, in order:
 3. An attribute the table does not name (**the allow-list**):
 
    - a sequence is kept and cleaned inside, item by item, at every depth;
-   - a UID is replaced unless the standard defines it (``1.2.840.10008.``);
+   - a UID is replaced unless the standard defines it (a well-formed UID under ``1.2.840.10008.``;
+     an instance UID the table names is replaced unless the standard registers it, under that root
+     too);
    - a date or date-time is treated like the dates the table names (shifted with the patient's
      offset, kept under full dates, else removed): an unshifted date would give the offset away;
    - a value of a VR that can carry text (AE, AS, CS, LO, LT, PN, SH, ST, UC, UR, UT, and UN,
@@ -43,13 +45,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, NamedTuple
 
+from pydicom.datadict import dictionary_VR
 from pydicom.multival import MultiValue
 
 from cohortpool.deid.profile import Retained, Rule
 from cohortpool.deid.pseudonym import Pseudonymiser, shift_da, shift_dt
-from cohortpool.deid.uids import WELL_KNOWN_ROOT
+from cohortpool.deid.uids import is_well_known
 
 PATIENT_NAME = 0x00100010
 PATIENT_ID = 0x00100020
@@ -88,11 +92,30 @@ DUMMIES: dict[str, str] = {
     "UT": DUMMY_TEXT,
 }
 #: the form a kept value of these VRs must have (PS3.5 Table 6.2-1): code strings are upper-case
-#: letters, digits, space and underscore, 16 at most; ages three digits and a unit
+#: letters, digits, space and underscore, 16 at most; ages three digits and a unit; decimal and
+#: integer strings numbers; times ``HHMMSS.FFFFFF`` (or ACR-NEMA's ``HH:MM:SS``). A value without its
+#: VR's form is text typed where a code or a number belongs, and is not kept.
 _FORMS: dict[str, re.Pattern[str]] = {
     "CS": re.compile(r"[A-Z0-9 _]{0,16}"),
-    "AS": re.compile(r"(\d{3}[DWMY])?"),
+    "AS": re.compile(r"([0-9]{3}[DWMY])?"),
+    "DS": re.compile(r" *([+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?)? *"),
+    "IS": re.compile(r" *([+-]?[0-9]+)? *"),
+    "TM": re.compile(r" *([0-9]{2}(:?[0-9]{2}(:?[0-9]{2}(\.[0-9]{1,6})?)?)?)? *"),
 }
+#: the values a patient characteristic the Retain Patient Characteristics option keeps may have
+#: (PS3.3 C.7.1.1 Patient Sex and Patient Sex Neutered, C.7.2.2 Smoking Status); anything else typed
+#: there is removed as the Basic Profile would
+_ENUMERATED: dict[int, frozenset[str]] = {
+    0x00100040: frozenset({"M", "F", "O"}),
+    0x00102203: frozenset({"ALTERED", "UNALTERED"}),
+    0x001021A0: frozenset({"YES", "NO", "UNKNOWN"}),
+}
+#: free-text VRs, and the patient characteristic of that kind the option keeps (Ethnic Group): kept
+#: only when worded like a descriptor (every word on the vocabulary), as Clean Descriptors keeps text
+_FREE_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
+_FREE_TEXT_CHARACTERISTICS = frozenset({0x00102160})
+#: VRs whose bytes cannot be judged: a value of an attribute the dictionary does not know goes
+_OPAQUE_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _WORDS = re.compile(r"[^A-Za-z0-9]+")
 
 # -- verdict operations ----------------------------------------------------------------------------
@@ -263,6 +286,9 @@ def decide(rule: Rule | None, element: Element, policy: Policy, patient_id: str,
     tag = element.tag
     if element.vr not in DICOM_VRS:
         return _UNLISTED_REMOVED  # a damaged element goes whatever the table says (counted as removed)
+    if not fits_dictionary(tag, element.vr):
+        # text written under another VR (a code string as OB) would escape every check of its VR
+        return _UNLISTED_REMOVED
     if tag in IDENTITY:
         return _identity(element, policy, patient_id)
     if 0x6000 <= tag >> 16 <= 0x601E and (rule is None or rule.action != "K"):
@@ -296,13 +322,16 @@ def _unlisted(element: Element, policy: Policy, shift_days: int) -> Verdict:
         return _DESCEND
     if vr == "UI":
         values = element.ascii_values()
-        if any(not v.startswith(WELL_KNOWN_ROOT) for v in values if v):
+        if any(not is_well_known(v) for v in values if v):
             return Verdict(REPLACE, tuple(policy.map_uid(v) for v in values))
         return _KEEP_READ
     if vr in ("DA", "DT"):
         return _dates(UNLISTED_DATE, element, policy, shift_days)
     if vr not in TEXT_VRS:
-        return _KEEP  # numbers, times and binary values: kept by rule (module docstring)
+        # numbers, times and binary values: kept by rule (module docstring), when they are numbers and times
+        if vr in _FORMS:
+            return _KEEP_READ if well_formed(element) else _read(_UNLISTED_REMOVED)
+        return _KEEP
     retained = policy.retained.get(element.tag)
     if retained is None or retained.vr != vr:
         return _UNLISTED_REMOVED
@@ -310,12 +339,50 @@ def _unlisted(element: Element, policy: Policy, shift_days: int) -> Verdict:
         return _UNLISTED_EMPTIED
     if retained.action == "D":
         return Verdict(REPLACE, (DUMMIES[vr],), REPLACED, static=True)
-    form = _FORMS.get(vr)
-    if form is None:
+    if vr not in _FORMS:
         return _KEEP
-    if not all(form.fullmatch(v) for v in element.ascii_values()):
+    if not well_formed(element):
         return _read(_UNLISTED_REMOVED)  # not a code string (or an age): free text in a coded attribute
     return _KEEP_READ
+
+
+def well_formed(element: Element) -> bool:
+    """Every value of ``element`` has its VR's form (:data:`_FORMS`; true for a VR without one)."""
+    form = _FORMS.get(element.vr)
+    return form is None or all(form.fullmatch(v) for v in element.ascii_values())
+
+
+@cache
+def fits_dictionary(tag: int, vr: str) -> bool:
+    """``vr`` is one the data dictionary gives ``tag`` (``US or SS`` gives two); an attribute the
+    dictionary does not know fits unless its VR is opaque bytes, which nothing can judge."""
+    try:
+        known = dictionary_VR(tag)
+    except KeyError:
+        return vr not in _OPAQUE_VRS
+    return vr in known.split(" or ")
+
+
+def _kept(rule: Rule, element: Element, policy: Policy, shift_days: int) -> Verdict:
+    """What ``K`` keeps: the value, when it has its VR's form, is one of the attribute's enumerated
+    values, and (free text) is worded like a descriptor; else what the Basic Profile does."""
+    vr = element.vr
+    if vr in ("DA", "DT"):
+        return _dates(rule, element, policy, shift_days, keep=True)
+    enumerated = _ENUMERATED.get(element.tag)
+    if enumerated is not None:
+        if all(v in enumerated for v in element.ascii_values()):
+            return _KEEP_READ
+        return _read(_fallback(rule, element, policy, shift_days))
+    if vr in _FREE_TEXT_VRS and element.tag in _FREE_TEXT_CHARACTERISTICS:
+        if element.words_allowed(policy.vocabulary):
+            return _KEEP_READ
+        return _read(_fallback(rule, element, policy, shift_days))
+    if vr in _FORMS:
+        if well_formed(element):
+            return _KEEP_READ
+        return _read(_fallback(rule, element, policy, shift_days))
+    return _KEEP
 
 
 def _act(action: str, rule: Rule, element: Element, policy: Policy, shift_days: int) -> Verdict:
@@ -331,19 +398,21 @@ def _act(action: str, rule: Rule, element: Element, policy: Policy, shift_days: 
         if vr == "UI":
             return _act("U", rule, element, policy, shift_days)
         if vr in ("DA", "DT") and (policy.shift_dates or policy.keep_dates):
-            return _dates(rule, element, policy, shift_days)
+            # a date that cannot be shifted gets the dummy (asking the fallback again would loop)
+            return _dates(rule, element, policy, shift_days, unusable=Verdict(REPLACE, (DUMMIES[vr],)))
         if vr in DUMMIES:
             return Verdict(REPLACE, (DUMMIES[vr],), static=True)
         return _ZERO  # binary VRs: zeros (OB, OW, UN...: empty, which keeps the attribute present)
     if action == "K":
-        return _DESCEND if vr == "SQ" else _KEEP
+        return _DESCEND if vr == "SQ" else _kept(rule, element, policy, shift_days)
     if action == "C":
         if vr == "SQ":
             return _DESCEND
         if vr in ("DA", "DT"):
             return _dates(rule, element, policy, shift_days)
         if vr == "TM":
-            return _KEEP  # whole-day shifts leave times unchanged (PS3.15 E.3.6 allows keeping times)
+            # whole-day shifts leave times unchanged (PS3.15 E.3.6 allows keeping times): times only
+            return _KEEP_READ if well_formed(element) else _read(_fallback(rule, element, policy, shift_days))
         if vr == "UI":
             return _act("U", rule, element, policy, shift_days)
         if vr in STRING_VRS and vr != "PN":
@@ -352,7 +421,9 @@ def _act(action: str, rule: Rule, element: Element, policy: Policy, shift_days: 
             return _read(_fallback(rule, element, policy, shift_days))
         if vr in ("PN", "UN", "OB", "OW"):
             return _fallback(rule, element, policy, shift_days)
-        return _KEEP  # numeric VRs carry measurements, not identities
+        if vr in _FORMS and not well_formed(element):
+            return _read(_fallback(rule, element, policy, shift_days))  # text where a number belongs
+        return _KEEP_READ if vr in _FORMS else _KEEP  # numeric VRs carry measurements, not identities
     if action in ("U", "X/Z/U*"):
         if vr == "SQ":
             return _DESCEND
@@ -368,13 +439,23 @@ def _fallback(rule: Rule, element: Element, policy: Policy, shift_days: int) -> 
     return _act(action, rule, element, policy, shift_days)
 
 
-def _dates(rule: Rule, element: Element, policy: Policy, shift_days: int) -> Verdict:
-    if policy.keep_dates:
-        return _KEEP
-    if not policy.shift_dates:
+def _dates(
+    rule: Rule,
+    element: Element,
+    policy: Policy,
+    shift_days: int,
+    unusable: Verdict | None = None,
+    keep: bool = False,
+) -> Verdict:
+    """A date or date-time kept (full dates, or ``keep``) or shifted by the patient's offset; one that
+    is not a date (text, a month alone) gets ``unusable``, by default what the Basic Profile does."""
+    if not (policy.keep_dates or policy.shift_dates or keep):
         return _fallback(rule, element, policy, shift_days)
     shift = shift_da if element.vr == "DA" else shift_dt
-    shifted = [shift(v, shift_days) for v in element.ascii_values() if v.strip()]
+    days = 0 if policy.keep_dates or keep else shift_days
+    shifted = [shift(v, days) for v in element.ascii_values() if v.strip()]
     if any(s is None for s in shifted):
-        return _read(_fallback(rule, element, policy, shift_days))
+        return _read(unusable if unusable is not None else _fallback(rule, element, policy, shift_days))
+    if days == 0:
+        return _KEEP_READ  # kept as written (a legacy ``YYYY.MM.DD`` too): it is a date
     return Verdict(REPLACE, tuple(s for s in shifted if s is not None))

@@ -30,6 +30,8 @@ _DATE_SHIFT_LABEL = b"cohortpool/date-shift/v1\x00"
 _DA = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _DA_LEGACY = re.compile(r"^(\d{4})\.(\d{2})\.(\d{2})$")
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+#: what may follow a DT's date (PS3.5 Table 6.2-1): HH, MM, SS, a fraction of up to 6 digits, a UTC offset
+_DT_AFTER_DATE = re.compile(r"([0-9]{2}([0-9]{2}([0-9]{2}(\.[0-9]{1,6})?)?)?)?([+-][0-9]{4})?", re.ASCII)
 
 
 @lru_cache(maxsize=65536)  # a patient's MRN and accession recur in every instance of a study
@@ -126,7 +128,7 @@ def shift_dt(value: str, days: int) -> str | None:
     inventing precision, so they return ``None`` and are removed.
     """
     text = value.strip()
-    if len(text) < 8:
-        return None
+    if len(text) < 8 or not _DT_AFTER_DATE.fullmatch(text[8:]):
+        return None  # the time part is kept as written: it must be a time, not text after a date
     head = shift_da(text[:8], days)
     return None if head is None else head + text[8:]

@@ -35,7 +35,7 @@ from cohortpool.deid.markers import MARKER_TAGS, add_markers, marker_elements
 from cohortpool.deid.profile import load_profile
 from cohortpool.deid.pseudonym import Pseudonymiser, shift_da, unlinked_key
 from cohortpool.deid.stream import UnreadableError, encode_header, encode_tail, read_header
-from cohortpool.deid.uids import UidMapper
+from cohortpool.deid.uids import UidMapper, is_uid
 
 #: (original header, identifiers of the output) -> a row for the imaging manifest. The header holds
 #: the top-level data elements before the pixel data (on the fast path: not the file meta group)
@@ -221,6 +221,10 @@ class Worker:
             "sop_uid": self.uids.map(uid["SOPInstanceUID"]),
             "study_date": shift_da((ascii_values(ds, _STUDY_DATE) or [""])[0], ctx.shift_days) or "",
         }
+        for keyword in ("study_uid", "series_uid", "sop_uid"):
+            # they name the output's folders and file: the mapping gives UIDs, this says so where it counts
+            if not is_uid(ids[keyword]):
+                raise UnreadableError(f"{keyword} is not a UID after mapping: cannot place the instance")
         record = self.job.hook(ds, ids) if self.job.hook is not None else None
         if record is not None and not mrn:
             record[UNLINKED_FLAG] = True
