@@ -71,6 +71,13 @@ def validate(
             err=True,
         )
         raise typer.Exit(EXIT_FAILED) from None
+    for file, problem in outcome.changed.items():
+        # the submission did not come through `cohortpool receive`, which refuses it: validated as it is
+        typer.echo(
+            f"warning: {file} {problem}: the submission changed after {outcome.site_id} packaged it "
+            "(`cohortpool receive` refuses such a submission; ask the site to push the night again)",
+            err=True,
+        )
     for table, summary in outcome.tables.items():
         line = (
             f"{table}: {summary.rows_in} in, {summary.accepted} accepted, "

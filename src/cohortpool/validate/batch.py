@@ -241,6 +241,7 @@ class Validator:
         )
         if withdrawals is not None:
             outcome.withdrawn = (len(withdrawals.accepted), len(withdrawals.quarantine))
+        outcome.changed = dict(submission.changed)
         summary = _summary(submission, outcome, self._suite_sha256, cross, withdrawals)
         (staging / "summary.json").write_text(
             json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
@@ -354,4 +355,8 @@ def _summary(
     }
     if withdrawals is not None:
         summary["withdrawn"] = withdrawals.summary()
+    if submission.changed:
+        # validated all the same (a folder planted by hand is validated as it is), and said: receive
+        # refuses such a submission, so at the hub this means it did not come through receive
+        summary["changed_after_packaging"] = dict(submission.changed)
     return summary

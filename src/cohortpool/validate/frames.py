@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from cohortpool.contract.csvio import duplicated
 from cohortpool.validate.suites import TableSuite
 
 
@@ -208,13 +209,49 @@ def read_table(submission_dir: Path, suite: TableSuite) -> TableFrames:
             _count_data_rows(data),
             sha256,
         ) from exc
+    problem = _header_problem(content)
+    if problem is not None:
+        raise TableRejected(suite.table, name, problem, _count_data_rows(data), sha256)
     try:
         frame = parse_with_pandas(content)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise TableRejected(
             suite.table, name, f"not a comma-separated table: {exc}".strip(), _count_data_rows(data), sha256
         ) from exc
+    if not isinstance(frame.index, pd.RangeIndex):
+        # pandas takes a first data row longer than the header as an index column and shifts every
+        # column: reported as the ragged row it is (pandas says so itself for a later row)
+        raise TableRejected(suite.table, name, _ragged_rows(content), _count_data_rows(data), sha256)
     return _frames(suite, name, sha256, frame)
+
+
+def _header_problem(content: str) -> str | None:
+    """Why the header cannot name the table's columns (a name given twice: which copy holds the data
+    cannot be guessed, and pandas would keep both under invented names), else None."""
+    try:
+        header = next(csv.reader(io.StringIO(content)), [])
+    except csv.Error:
+        return None  # pandas' parser says what is wrong with it
+    twice = duplicated(header)
+    if twice:
+        return (
+            f"the header names column(s) {', '.join(repr(name) for name in twice)} more than once; "
+            "keep one column of each name (which copy holds the data cannot be guessed)"
+        )
+    return None
+
+
+def _ragged_rows(content: str) -> str:
+    """The first row whose number of cells is not the header's, said as pandas says it for a later row."""
+    rows = csv.reader(io.StringIO(content))
+    width = len(next(rows, []))
+    for cells in rows:
+        if cells and len(cells) != width:
+            return (
+                f"not a comma-separated table: expected {width} fields in line {rows.line_num}, saw "
+                f"{len(cells)}; every row must have as many cells as the header"
+            )
+    return "not a comma-separated table: a row has more cells than the header"
 
 
 class NotStreamable(Exception):

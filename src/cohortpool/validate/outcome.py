@@ -38,6 +38,8 @@ class ValidationOutcome:
     checks: list[CheckOutcome] = field(default_factory=list)
     #: withdrawn.csv: pseudonyms passed into the batch, and rows quarantined (None: no such file)
     withdrawn: tuple[int, int] | None = None
+    #: files that are not what submission.json lists (changed after packaging), with what is wrong
+    changed: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:

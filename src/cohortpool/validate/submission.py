@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from cohortpool.contract.files import sha256_tree
+from cohortpool.contract.files import sha256_file, sha256_listing, tree_order
 from cohortpool.contract.identifiers import NIGHT, SITE_ID_RULE, is_site_id
 
 MANIFEST = "submission.json"
@@ -26,6 +27,10 @@ class Submission:
     site_id: str
     night: str
     content_sha256: str
+    #: file -> how it disagrees with what ``submission.json`` lists (changed after packaging)
+    changed: dict[str, str] = field(default_factory=dict)
+    #: file -> its sha256, as found
+    hashes: dict[str, str] = field(default_factory=dict)
 
     @property
     def batch_id(self) -> str:
@@ -33,15 +38,39 @@ class Submission:
         return f"{self.site_id}_{self.night}_{self.content_sha256[:12]}"
 
 
-def content_sha256(folder: Path) -> str:
+def file_hashes(folder: Path) -> dict[str, str]:
+    """The sha256 of every file of a submission but ``submission.json``, by relative path."""
+    relatives = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return {r: sha256_file(folder / r) for r in relatives if r != MANIFEST}
+
+
+def content_sha256(folder: Path, hashes: dict[str, str] | None = None) -> str:
     """The sha256 of a submission's content: every file but ``submission.json``, by relative path.
 
     Computed from the files themselves (not from the hashes ``submission.json`` lists), over the sorted
     lines ``<sha256>  <relative path>``, so the same content always gets the same batch id and a changed
     file always a new one.
     """
-    relatives = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    return sha256_tree(folder, (r for r in relatives if r != MANIFEST))
+    hashes = file_hashes(folder) if hashes is None else hashes
+    return sha256_listing((r, hashes[r]) for r in sorted(hashes, key=tree_order))
+
+
+def changed_files(meta: dict[str, Any], hashes: dict[str, str]) -> dict[str, str]:
+    """Files whose bytes are not the ones ``submission.json`` lists (edited, added or removed since the
+    site packaged the night), with what is wrong. The transport checks this on arrival; ``validate``
+    checks it again, because a folder can reach it by other ways (copied by hand, run standalone)."""
+    listed = meta.get("files")
+    if not isinstance(listed, dict):
+        return {MANIFEST: "lists no files (no `files` object)"}
+    changed = {}
+    for relative, digest in sorted(hashes.items()):
+        if relative not in listed:
+            changed[relative] = "is not listed in submission.json"
+        elif listed[relative] != digest:
+            changed[relative] = "does not have the sha256 submission.json lists"
+    for relative in sorted(set(map(str, listed)) - set(hashes)):
+        changed[relative] = "is listed in submission.json but missing"
+    return changed
 
 
 def open_submission(folder: Path) -> Submission:
@@ -69,4 +98,6 @@ def open_submission(folder: Path) -> Submission:
         raise SubmissionError(f"{manifest}: site_id must be {SITE_ID_RULE}")
     if not NIGHT.match(night):
         raise SubmissionError(f"{manifest}: night must be an ISO date YYYY-MM-DD")
-    return Submission(folder, site_id, night, content_sha256(folder))
+    hashes = file_hashes(folder)
+    changed = changed_files(meta, hashes)
+    return Submission(folder, site_id, night, content_sha256(folder, hashes), changed, hashes)
