@@ -65,7 +65,7 @@ def _list_files(sub: Path) -> None:
 def test_a_file_changed_after_packaging_is_validated_and_said(tmp_path: Path) -> None:
     sub = copy_clean(tmp_path / "submission")
     _list_files(sub)
-    header, rows = read_rows(sub / "reads.csv")
+    _, rows = read_rows(sub / "reads.csv")
     (sub / "reads.csv").write_text((sub / "reads.csv").read_text(encoding="utf-8") + "\n", encoding="utf-8")
     (sub / "notes.txt").write_text("added at the hub", encoding="utf-8")
     out = tmp_path / "validated"
