@@ -67,6 +67,7 @@ def test_withdrawals_pass_into_the_batch_and_bad_rows_are_quarantined(tmp_path: 
         "source_sha256": summary["withdrawn"]["source_sha256"],
         "rows_in": 4,
         "accepted": 1,
+        "duplicates": 1,  # every row accounted for: 4 = 1 + 1 + 2
         "quarantined": 2,
     }
     assert summary["status"] == "issues" and outcome.exit_code == 1

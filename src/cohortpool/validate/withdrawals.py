@@ -42,6 +42,8 @@ class Withdrawals:
     rows_in: int = 0
     #: the pseudonyms that passed, each once, in the site's order
     accepted: list[str] = field(default_factory=list)
+    #: rows naming a pseudonym an earlier row passed (rows_in = accepted + duplicates + quarantined)
+    duplicates: int = 0
     quarantine: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=QUARANTINE_COLUMNS))
 
     def summary(self) -> dict[str, object]:
@@ -51,6 +53,7 @@ class Withdrawals:
             "source_sha256": self.source_sha256,
             "rows_in": self.rows_in,
             "accepted": len(self.accepted),
+            "duplicates": self.duplicates,
             "quarantined": len(self.quarantine),
         }
 
@@ -98,13 +101,15 @@ def check_withdrawals(submission_dir: Path, site_id: str) -> Withdrawals | None:
                     # the key repeats the pseudonym only when it is one (never text the site typed)
                     key = str(row.get("patient_id") or "")
                     lines.append(_line(number, key if _PSEUDONYM.match(key) else "", problem))
-                elif row["patient_id"] not in seen:
+                elif row["patient_id"] in seen:
+                    result.duplicates += 1
+                else:
                     seen.add(str(row["patient_id"]))
                     result.accepted.append(str(row["patient_id"]))
     except (UnicodeDecodeError, csv.Error, ValueError) as exc:
         # whose consent was revoked cannot be told: nothing of the file is applied, the site resends it
         reason = f"{FILE} could not be read ({exc}); no withdrawal of this submission was applied"
-        result.accepted = []
+        result.accepted, result.duplicates = [], 0
         lines = [_line(None, "", reason)]
     result.quarantine = pd.DataFrame(lines, columns=QUARANTINE_COLUMNS)
     if len(result.quarantine):
