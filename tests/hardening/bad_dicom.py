@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -201,6 +202,19 @@ def build_bad_drop(root: Path, bomb_mib: int = 64, deep: int = 2000) -> BadDrop:
     bad.expected["dicom/pipe.dcm"] = ("quarantined", "not a regular file")
     # a second copy of the good file (a resend)
     put("resend/IM0001.dcm", good, "duplicate", "duplicate")
+    # cut short inside a value: of the file meta group, of the data set (pydicom drops such an element)
+    put("truncated_meta.dcm", good[:150], "quarantined", "truncated")
+    at = good.index(b"\x20\x00\x0e\x00UI")  # SeriesInstanceUID
+    put("truncated_value.dcm", good[: at + 12], "quarantined", "truncated")
+    # values pydicom warns about, repeating them: an unknown character set, a UI that is not a UID, a
+    # name component past 64 characters (the run must say none of it)
+    noisy = ct_image(tok, 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns here too: these values are meant to be bad
+        noisy.SpecificCharacterSet = f"iso_ir {tok()}"  # not a code string: the output drops it
+        noisy.FrameOfReferenceUID = f"1.2.840.10008/../{tok()}"
+        noisy.PatientName = f"{tok()}^" + tok() * 9
+        put("noisy_values.dcm", encode(noisy), "deidentified")
     # implicit VR copy of another good image (a valid variant, to prove the rest still flows)
     put("implicit.dcm", encode(ct_image(tok, 7), ImplicitVRLittleEndian), "deidentified")
     return bad

@@ -85,6 +85,9 @@ CASES = [
     "pipe.dcm",
     "resend/IM0001.dcm",
     "implicit.dcm",
+    "truncated_meta.dcm",
+    "truncated_value.dcm",
+    "noisy_values.dcm",
 ]
 
 
@@ -97,6 +100,14 @@ def test_each_bad_input_ends_in_its_expected_place_with_a_reason(deid_run, name:
     assert word.lower() in row["reason"].lower(), row
     if outcome == "quarantined":
         assert row["reason"], row
+
+
+def test_pydicom_says_nothing_on_the_terminal(deid_run) -> None:
+    # its warnings repeat header values with its source paths; the summary counts what is worth saying
+    _bad, _out, vault, proc, _ = deid_run
+    assert "Warning" not in proc.stderr and "pydicom" not in proc.stderr, proc.stderr
+    summary = (vault / "ledger" / f"{NIGHT}.summary.csv").read_text(encoding="utf-8")
+    assert "unknown character set,SpecificCharacterSet" in summary
 
 
 def test_every_input_is_accounted_for_once(deid_run) -> None:

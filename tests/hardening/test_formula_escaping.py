@@ -1,7 +1,7 @@
 """Spreadsheet formulas from outside stay inert in every CSV the site stage and the nightly run write.
 
 A small drop is built here (pydicom DICOM, site tables) with text a spreadsheet would run planted
-where each writer takes it from: a DICOM Manufacturer, model and modality (imaging_manifest.csv),
+where each writer takes it from: a DICOM Manufacturer and model (imaging_manifest.csv: not modality),
 file and folder names (the vault ledger), MRNs and accession numbers (the crosswalk), pass-through
 cells of clinical.csv and reads.csv (which never leave: no valid code, so replaced; the vault's record
 of them). It goes through the real ``cohortpool deid``; then every cell of every CSV it wrote must be
@@ -113,7 +113,8 @@ def deidentified(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 #: writer -> (file relative to the submission or the vault, planted values it must carry escaped)
 WRITERS = {
-    "imaging_manifest": ("submission", "imaging_manifest.csv", (MANUFACTURER, MODEL, MODALITY)),
+    # the modality leaves only as a DICOM defined term: "+CT" never reaches the manifest (test below)
+    "imaging_manifest": ("submission", "imaging_manifest.csv", (MANUFACTURER, MODEL)),
     # the site tables' formula cells are no valid code or vocabulary term: they never leave (below), and
     # the vault's record of them, which the site opens to fix its export, keeps them inert
     "table findings": ("vault", f"tables/{NIGHT}.csv", (*CLINICAL_CELLS.values(), *READS_CELLS.values())),
@@ -133,6 +134,12 @@ def test_formula_text_from_the_site_is_inert_in_every_csv_cohortpool_deid_writes
     cells = csv_cells(path)
     for value in planted:
         assert "'" + value in cells, (value, cells)  # kept, made inert
+
+
+def test_a_modality_that_is_no_defined_term_never_reaches_the_manifest(deidentified) -> None:
+    out, _ = deidentified
+    cells = csv_cells(out / "imaging_manifest.csv")
+    assert MODALITY not in cells and "'" + MODALITY not in cells
 
 
 @pytest.mark.parametrize("table", ["clinical.csv", "reads.csv"])

@@ -27,3 +27,22 @@ def test_submission_lists_every_file_with_sha256_and_is_deterministic(tmp_path) 
         ).read_bytes()
         == first
     )
+
+
+def test_a_sealed_submission_is_deterministic_and_its_seal_is_the_secrets(tmp_path) -> None:
+    from cohortpool.contract.seal import MAC_FIELD, canonical_bytes, seal_matches
+
+    secret, other = b"1" * 32 + b"a" * 32, b"2" * 32 + b"b" * 32
+    (tmp_path / "clinical.csv").write_text("a\n")
+    made = []
+    for key in (secret, secret, other):
+        path = package_submission(tmp_path, "site01", "2024-01-01", {}, {"rows": 1}, "0.1.0", secret=key)
+        made.append(path.read_bytes())
+    assert made[0] == made[1] != made[2]  # same inputs and secret: byte-identical
+    document = json.loads(made[0])
+    assert len(document[MAC_FIELD]) == 64 and canonical_bytes(document) == made[0]
+    assert seal_matches(secret, document) and not seal_matches(other, document)
+    document["counts"]["rows"] = 2
+    assert not seal_matches(secret, document)
+    unsealed = package_submission(tmp_path, "site01", "2024-01-01", {}, {"rows": 1}, "0.1.0").read_bytes()
+    assert MAC_FIELD not in json.loads(unsealed)

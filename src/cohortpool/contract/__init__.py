@@ -8,6 +8,7 @@ without importing each other:
 - :mod:`~cohortpool.contract.csvio`: spreadsheet safety, the CSV reader and writer;
 - :mod:`~cohortpool.contract.tables`: the site tables' columns and their handling;
 - :mod:`~cohortpool.contract.keys`: the consortium key's fingerprint;
+- :mod:`~cohortpool.contract.seal`: the keyed MAC that seals ``submission.json``;
 - :mod:`~cohortpool.contract.resources`: the SQL, suites and plans the package ships.
 - :mod:`~cohortpool.contract.processes`: helper processes (workers, the Prefect server) die with their run.
 """

@@ -210,6 +210,24 @@ class Cleaner:
             for old in [int(k) for k in ds.keys() if int(k) >> 16 == group]:  # noqa: SIM118
                 del ds[old]
 
+    def keeps(self, ds: Dataset, tag: int, ctx: Context) -> bool:
+        """Whether cleaning ``ds`` (a top-level data set) keeps the element ``tag`` as it is.
+
+        The decision :meth:`clean` and the fast path take (:func:`cohortpool.deid.decide.decide`), asked
+        without changing ``ds``: what else reads the header (the imaging manifest) may release a value
+        only when the de-identified file keeps it. Identities, private elements and group lengths are
+        never kept as they are.
+        """
+        elem = ds._dict.get(BaseTag(tag))
+        if elem is None or tag in IDENTITY or (tag >> 16) & 1 or tag & 0xFFFF == 0:
+            return False
+        vr = elem.VR
+        if not vr or vr == "UN":
+            vr = dictionary_vr(tag)
+        rule = self.profile.exact.get(tag) or self.profile.rule(tag)
+        verdict = decide(rule, _element(tag, vr, elem, True), self.policy, ctx.patient_id, ctx.shift_days)
+        return verdict.op == KEEP
+
     def _items(self, ds: Dataset, tag: int, ctx: Context) -> None:
         seq = ds[tag].value
         if isinstance(seq, Sequence):

@@ -24,6 +24,7 @@ from pydicom.datadict import keyword_for_tag
 
 from cohortpool.config import DeidConfig
 from cohortpool.contract.tables import DROP_TABLE_FILES
+from cohortpool.deid.decide import EMPTIED, REMOVED, REPLACED
 from cohortpool.deid.ledger import (
     DEIDENTIFIED,
     DUPLICATE,
@@ -37,6 +38,8 @@ from cohortpool.deid.profile import EDITION, load_profile
 from cohortpool.deid.worker import Job, Outcome, RecordHook, Worker, init_worker, run_chunk
 
 STAGING = ".cohortpool-staging"
+#: the notes of what the retention list took away (others in ``unlisted`` say what a file taught)
+_RETENTION_NOTES = frozenset({REMOVED, EMPTIED, REPLACED})
 
 
 @dataclass
@@ -56,7 +59,8 @@ class DeidResult:
     #: files de-identified (or found duplicate) by the raw-bytes fast path, not pydicom's
     fast_path: int = 0
     #: (note, tag, VR) -> occurrences, in the de-identified outputs, of attributes neither Table E.1-1
-    #: nor the retention list keeps (note: removed, emptied, replaced); the vault's night summary
+    #: nor the retention list keeps (note: removed, emptied, replaced), and of what pydicom's warnings
+    #: taught about a file, without the value (:mod:`cohortpool.deid.quiet`); the vault's night summary
     unlisted: Counter[tuple[str, int, str]] = field(default_factory=Counter)
     #: de-identified instances without a Patient ID (pseudonymised from their study, unlinked)
     unlinked: int = 0
@@ -77,7 +81,9 @@ class DeidResult:
     def removed(self) -> dict[str, int]:
         """Occurrences of attributes the retention list took away, by keyword (or tag when unnamed)."""
         by: Counter[str] = Counter()
-        for (_, tag, _), n in self.unlisted.items():
+        for (note, tag, _), n in self.unlisted.items():
+            if note not in _RETENTION_NOTES:
+                continue  # a note on the file (e.g. an unknown character set), not a removal
             by[keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"] += n
         return dict(sorted(by.items()))
 

@@ -37,6 +37,7 @@ from pydicom.uid import (
 )
 
 from cohortpool.deid.encode import encode_dataset, encode_meta, snapshot
+from cohortpool.deid.truncation import REMEDY, cut_short
 from cohortpool.deid.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
@@ -95,7 +96,7 @@ def _element_end(data: memoryview, pos: int, implicit: bool, little: bool) -> in
     end_char = "<" if little else ">"
     size = len(data)
     if pos + 8 > size:
-        raise UnreadableError("truncated: file ends inside the pixel data element header")
+        raise UnreadableError(f"truncated: the file ends inside the pixel data element header: {REMEDY}")
     if implicit:
         length: int = struct.unpack_from(end_char + "L", data, pos + 4)[0]
         start = pos + 8
@@ -103,7 +104,9 @@ def _element_end(data: memoryview, pos: int, implicit: bool, little: bool) -> in
         vr = bytes(data[pos + 4 : pos + 6])
         if vr in _LONG_VRS:
             if pos + 12 > size:
-                raise UnreadableError("truncated: file ends inside the pixel data element header")
+                raise UnreadableError(
+                    f"truncated: the file ends inside the pixel data element header: {REMEDY}"
+                )
             length = struct.unpack_from(end_char + "L", data, pos + 8)[0]
             start = pos + 12
         else:
@@ -112,14 +115,14 @@ def _element_end(data: memoryview, pos: int, implicit: bool, little: bool) -> in
     if length != _UNDEFINED:
         if start + length > size:
             raise UnreadableError(
-                f"truncated: pixel data declares {length} bytes but only {size - start} remain"
+                f"truncated: pixel data declares {length} bytes but only {size - start} remain: {REMEDY}"
             )
         return start + length
     # encapsulated: items until the sequence delimiter (PS3.5 A.4)
     cursor = start
     while True:
         if cursor + 8 > size:
-            raise UnreadableError("truncated: encapsulated pixel data has no sequence delimiter")
+            raise UnreadableError(f"truncated: encapsulated pixel data has no sequence delimiter: {REMEDY}")
         group, elem, item_length = struct.unpack_from(end_char + "HHL", data, cursor)
         tag = group << 16 | elem
         if tag == _SEQ_DELIM:
@@ -130,7 +133,9 @@ def _element_end(data: memoryview, pos: int, implicit: bool, little: bool) -> in
             )
         cursor += 8 + item_length
         if cursor > size:
-            raise UnreadableError("truncated: an encapsulated pixel data fragment runs past the end of file")
+            raise UnreadableError(
+                f"truncated: an encapsulated pixel data fragment runs past the end of file: {REMEDY}"
+            )
 
 
 def _read(fp: io.BufferedIOBase | io.BytesIO, stop: bool) -> Dataset:
@@ -147,22 +152,31 @@ def _read(fp: io.BufferedIOBase | io.BytesIO, stop: bool) -> Dataset:
     return ds
 
 
-def _check_complete(ds: Dataset, size: int) -> None:
+def _check_complete(ds: Dataset, data: memoryview) -> None:
     """Say why a file without pixel data is held back: cut short, a DICOMDIR, a presentation state, or
     an instance that holds no image (a report, a plan, a header-only image).
 
-    A file whose last element runs past its end was cut short. Otherwise the file is complete as far as
-    anyone can tell: a transfer cut exactly before the pixel data would look the same, which the
-    reason says for image classes.
+    A file with an element (file meta included, at any depth) whose header or value runs past its end
+    was cut short (:func:`cohortpool.deid.truncation.cut_short`; pydicom keeps or drops such an element
+    without a word). Otherwise the file is complete as far as anyone can tell: a transfer cut exactly
+    before the pixel data would look the same, which the reason says for image classes.
     """
+    size = len(data)
+    cut = cut_short(data)
+    if cut is not None:
+        raise UnreadableError(cut)
     if len(ds):
         last = ds.get_item(max(ds.keys()))
         if isinstance(last, RawDataElement) and last.length != _UNDEFINED:
             end = last.value_tell + last.length
             if end > size:
-                raise UnreadableError(f"truncated: element {last.tag} runs past the end of the file")
+                raise UnreadableError(
+                    f"truncated: element {last.tag} runs past the end of the file: {REMEDY}"
+                )
             if 0 < size - end < 12:  # fewer bytes than an element header: a header cut short
-                raise UnreadableError(f"truncated: the file ends inside the element after {last.tag}")
+                raise UnreadableError(
+                    f"truncated: the file ends inside the element after {last.tag}: {REMEDY}"
+                )
     if _ENCAPSULATED_DOCUMENT in ds:
         return  # a document's payload is in its header (the burned-in policy decides about it)
     meta_class = ds.file_meta.get("MediaStorageSOPClassUID", "") if hasattr(ds, "file_meta") else ""
@@ -236,7 +250,13 @@ def read_header(fp: io.BufferedIOBase | io.BytesIO, data: memoryview) -> Header:
     if not _looks_like_dicom(data):
         raise UnreadableError("not DICOM: no DICM prefix and no DICOM element at the start of the file")
     _check_inflated_size(fp, data)
-    ds = _read(fp, stop=True)
+    try:
+        ds = _read(fp, stop=True)
+    except UnreadableError as exc:
+        cut = cut_short(data)  # pydicom's words for a file cut short vary (a struct error, a length)
+        if cut is not None:
+            raise UnreadableError(cut) from exc
+        raise
     original = snapshot(ds)
     implicit, little = ds.original_encoding
     if implicit is None or little is None:
@@ -253,7 +273,7 @@ def read_header(fp: io.BufferedIOBase | io.BytesIO, data: memoryview) -> Header:
     pos = fp.tell()
     size = len(data)
     if pos >= size:
-        _check_complete(ds, size)
+        _check_complete(ds, data)
         return Header(ds, bool(implicit), bool(little), ts, pos, pos, None, False, original)
     end = _element_end(data, pos, bool(implicit), bool(little))
     tail = None

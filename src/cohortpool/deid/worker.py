@@ -34,12 +34,15 @@ from cohortpool.deid.ledger import DEIDENTIFIED, QUARANTINED, Vault
 from cohortpool.deid.markers import MARKER_TAGS, add_markers, marker_elements
 from cohortpool.deid.profile import load_profile
 from cohortpool.deid.pseudonym import Pseudonymiser, shift_da, unlinked_key
+from cohortpool.deid.quiet import pydicom_quiet, warning_notes
 from cohortpool.deid.stream import UnreadableError, encode_header, encode_tail, read_header
 from cohortpool.deid.uids import UidMapper, is_uid
 
-#: (original header, identifiers of the output) -> a row for the imaging manifest. The header holds
-#: the top-level data elements before the pixel data (on the fast path: not the file meta group)
-RecordHook = Callable[[Dataset, dict[str, str]], dict[str, Any]]
+#: (original header, identifiers of the output, released) -> a row for the imaging manifest. The header
+#: holds the top-level data elements before the pixel data (on the fast path: not the file meta group);
+#: ``released(tag)`` is true when the de-identified file keeps that element as the header has it (the
+#: same decision as the output's): a manifest value must come from a released element
+RecordHook = Callable[[Dataset, dict[str, str], Callable[[int], bool]], dict[str, Any]]
 _UID_TAGS = (
     ("SOPClassUID", 0x00080016),
     ("SOPInstanceUID", 0x00080018),
@@ -149,7 +152,19 @@ class Worker:
         return None
 
     def run(self, relative: str) -> Outcome:
-        """De-identify ``in_dir / relative``, or quarantine it with the reason."""
+        """De-identify ``in_dir / relative``, or quarantine it with the reason.
+
+        pydicom's warnings and log records (which repeat header values) are captured, never shown;
+        what they teach is counted without the value (:mod:`cohortpool.deid.quiet`).
+        """
+        with pydicom_quiet() as caught:
+            outcome = self._run(relative)
+        if outcome.outcome == DEIDENTIFIED:
+            for key, n in warning_notes(caught).items():
+                outcome.unlisted[key] = outcome.unlisted.get(key, 0) + n
+        return outcome
+
+    def _run(self, relative: str) -> Outcome:
         source = self.job.in_dir / relative
         try:
             refused = self._refused(source)
@@ -225,7 +240,9 @@ class Worker:
             # they name the output's folders and file: the mapping gives UIDs, this says so where it counts
             if not is_uid(ids[keyword]):
                 raise UnreadableError(f"{keyword} is not a UID after mapping: cannot place the instance")
-        record = self.job.hook(ds, ids) if self.job.hook is not None else None
+        record = None
+        if self.job.hook is not None:
+            record = self.job.hook(ds, ids, lambda tag: self.cleaner.keeps(ds, tag, ctx))
         if record is not None and not mrn:
             record[UNLINKED_FLAG] = True
         if mrn:

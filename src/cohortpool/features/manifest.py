@@ -2,8 +2,13 @@
 
 The de-identification workers call :func:`instance_record` on each original header (the sequence
 family needs the series description and protocol, which the profile removes) together with the
-output's pseudonymous identifiers; :func:`write_manifest` groups the instance rows into series.
-Only categorical or numeric facts leave: no free text is copied into the manifest.
+output's pseudonymous identifiers and the de-identification's decision (``released``: does the
+de-identified file keep this element as it is?); :func:`write_manifest` groups the instance rows into
+series. A value leaves only from an element the de-identified file keeps (so the manifest, and the
+hub's quarantine list and Data Docs after it, never say more than the DICOM does), and only as a
+category or a number: the modality as a DICOM defined term, never a byte string's repr. The series
+description, protocol and sequence names and the scan options are read, never copied: they decide the
+sequence family.
 
 A record also carries the patient characteristics the released header keeps (``patient_age_years``
 from PatientAge, ``patient_sex``): the release-risk check counts them for a submission's DICOM
@@ -14,7 +19,7 @@ from PatientAge, ``patient_sex``): the release-risk check counts them for a subm
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -56,12 +61,27 @@ _T2 = re.compile(r"\bS?T2W?\b")
 _SEPARATORS = re.compile(r"[^A-Z0-9]+")
 
 
+#: Modality (0008,0060) defined terms, PS3.3 C.7.3.1.1.1 (2024b), with the retired ones: the manifest's
+#: modality is one of these or empty (a code string that is not a modality is text typed there)
+MODALITIES = frozenset({
+    "ANN", "AR", "ASMT", "AU", "BDUS", "BI", "BMD", "CFM", "CR", "CT", "CTPROTOCOL", "DMS", "DG", "DOC",
+    "DX", "ECG", "EEG", "EMG", "EOG", "EPS", "ES", "FID", "GM", "HC", "HD", "IO", "IOL", "IVOCT", "IVUS",
+    "KER", "KO", "LEN", "LS", "MG", "MR", "M3D", "NM", "OAM", "OCT", "OP", "OPM", "OPT", "OPTBSV",
+    "OPTENF", "OPV", "OSS", "OT", "PA", "PLAN", "POS", "PR", "PT", "PX", "REG", "RESP", "RF", "RG",
+    "RTDOSE", "RTIMAGE", "RTINTENT", "RTPLAN", "RTRAD", "RTRECORD", "RTSEGANN", "RTSTRUCT", "RWV",
+    "SEG", "SM", "SMR", "SR", "SRF", "STAIN", "TEXTUREMAP", "TG", "US", "VA", "XA", "XAPROTOCOL", "XC",
+    # retired
+    "AS", "CD", "CF", "CP", "CS", "DD", "DF", "DM", "DS", "EC", "FA", "FS", "LP", "MA", "MS", "OPR",
+    "ST", "VF",
+})  # fmt: skip
+
+
 def _text(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword, "")
-    if value is None:
-        return ""
+    if value is None or isinstance(value, bytes | bytearray):
+        return ""  # a text attribute written as bytes (OB, UN): no text to take, never a repr
     if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in value)
+        return "\\".join("" if isinstance(v, bytes | bytearray) else str(v) for v in value)
     return str(value).strip()
 
 
@@ -109,16 +129,22 @@ def sequence_family(ds: Dataset) -> str:
     return "other"
 
 
+def _tags(*keywords: str) -> tuple[BaseTag, ...]:
+    return tuple(BaseTag(tag_for_keyword(keyword) or 0) for keyword in keywords)
+
+
 #: the attributes the series facts are read from, with the character set that decodes their text (the
 #: patient's age and sex are the same for every instance of a series, so the memo still decodes once)
-_FACT_TAGS = tuple(
-    BaseTag(tag_for_keyword(keyword) or 0)
-    for keyword in (
-        *("SpecificCharacterSet", "Modality", "Manufacturer", "ManufacturerModelName", "SeriesDescription"),
-        *("ProtocolName", "SequenceName", "ScanOptions", "MagneticFieldStrength", "RepetitionTime"),
-        *("EchoTime", "SliceThickness", "PixelSpacing", "ImagerPixelSpacing", "Rows", "Columns"),
-        *("PatientAge", "PatientSex"),
-    )
+_FACT_TAGS = _tags(
+    *("SpecificCharacterSet", "Modality", "Manufacturer", "ManufacturerModelName", "SeriesDescription"),
+    *("ProtocolName", "SequenceName", "ScanOptions", "MagneticFieldStrength", "RepetitionTime"),
+    *("EchoTime", "SliceThickness", "PixelSpacing", "ImagerPixelSpacing", "Rows", "Columns"),
+    *("PatientAge", "PatientSex"),
+)
+#: read to decide the sequence family (or to decode text), never copied: taken whatever the
+#: de-identification does with them; every other fact tag only when the de-identified file keeps it
+_READ_ONLY_TAGS = frozenset(
+    _tags("SpecificCharacterSet", "SeriesDescription", "ProtocolName", "SequenceName", "ScanOptions")
 )
 #: PatientAge (AS): three digits and a unit, days, weeks, months or years
 _AGE = re.compile(r"^(\d{3})([DWMY])$")
@@ -135,16 +161,23 @@ def age_in_years(value: str) -> str:
     return str(number if unit == "Y" else number // 12 if unit == "M" else number * days[unit] // 365)
 
 
-def instance_record(ds: Dataset, ids: dict[str, str]) -> dict[str, Any]:
+def instance_record(
+    ds: Dataset, ids: dict[str, str], released: Callable[[int], bool] | None = None
+) -> dict[str, Any]:
     """One instance's manifest facts (called by the de-identification worker before cleaning).
+
+    ``released(tag)`` is the de-identification's decision: true when the de-identified file keeps that
+    element as the header has it. A fact is read only from an element it releases (``None``: the
+    header is already de-identified, e.g. an output file read back).
 
     The facts are read from a private copy of the raw elements, never from ``ds`` itself: reading
     converts pydicom's raw elements in place, and the cleaner must see the header as the file has it
     whether or not a manifest is made. The copy is keyed by the raw bytes, so the instances of a
     series (which repeat the same values) decode them once per worker.
     """
-    key = _raw_facts_key(ds)
-    facts = _facts(key) if key is not None else _series_facts(ds)
+    tags = [t for t in _FACT_TAGS if t in _READ_ONLY_TAGS or released is None or released(t)]
+    key = _raw_facts_key(ds, tags)
+    facts = _facts(key) if key is not None else _series_facts(_copy(ds, tags))
     date = ids.get("study_date", "")
     return {
         "patient_id": ids["patient_id"],
@@ -160,12 +193,12 @@ _CHARSET = BaseTag(0x00080005)
 _RawKey = tuple[tuple[BaseTag, str | None, bytes | None, bool, bool], ...]
 
 
-def _raw_facts_key(ds: Dataset) -> _RawKey | None:
-    """The raw elements the facts depend on (without their file offsets), or ``None`` when one of
-    them was already converted (a dataset built in memory): then it is read directly."""
+def _raw_facts_key(ds: Dataset, tags: Iterable[BaseTag]) -> _RawKey | None:
+    """The raw elements of ``tags`` the facts depend on (without their file offsets), or ``None`` when
+    one of them was already converted (a dataset built in memory): then it is read from a copy."""
     store = ds._dict
     key = []
-    for tag in _FACT_TAGS:
+    for tag in tags:
         elem = store.get(tag)
         if elem is None:
             continue
@@ -182,6 +215,17 @@ def _raw_facts_key(ds: Dataset) -> _RawKey | None:
     return tuple(key)
 
 
+def _copy(ds: Dataset, tags: Iterable[BaseTag]) -> Dataset:
+    """A data set holding only the elements of ``tags`` that ``ds`` has (the element objects shared:
+    reading converts a raw one in the copy's store, not in ``ds``)."""
+    copy = Dataset()
+    for tag in tags:
+        elem = ds._dict.get(tag)
+        if elem is not None:
+            copy._dict[tag] = elem
+    return copy
+
+
 @lru_cache(maxsize=4096)
 def _facts(key: _RawKey) -> dict[str, Any]:
     copy = Dataset()
@@ -192,7 +236,9 @@ def _facts(key: _RawKey) -> dict[str, Any]:
 
 def _series_facts(ds: Dataset) -> dict[str, Any]:
     """The manifest columns that describe the series, not the instance's identity."""
-    modality = _text(ds, "Modality").upper()
+    modality = _text(ds, "Modality")
+    if modality not in MODALITIES:
+        modality = ""
     spacing = _text(ds, "PixelSpacing") or _text(ds, "ImagerPixelSpacing")
     return {
         "modality": modality,

@@ -1,16 +1,18 @@
 """Package a submission: ``submission.json`` with the facts, and the sha256 and size of every file.
 
-No timestamps and sorted keys, so the same inputs and secret give a byte-identical file.
+No timestamps and sorted keys, so the same inputs and secret give a byte-identical file. Given the
+consortium secret, the file is sealed (``mac``: :mod:`cohortpool.contract.seal`), so the hub can tell a
+submission edited after packaging, or made with another secret, from an intact one.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from cohortpool.contract.files import sha256_file
+from cohortpool.contract.seal import canonical_bytes, sealed
 
 SUBMISSION_FILE = "submission.json"
 
@@ -40,6 +42,7 @@ def package_submission(
     privacy: dict[str, Any] | None = None,
     key_fingerprint: str | None = None,
     tables: dict[str, Any] | None = None,
+    secret: bytes | None = None,
 ) -> Path:
     """Write ``out_dir/submission.json`` listing every other file under ``out_dir`` with its sha256
     (``files``) and its size in bytes (``file_sizes``).
@@ -64,6 +67,10 @@ def package_submission(
     tables
         How the site tables were released (:meth:`cohortpool.features.tables.TableResult.submission_facts`:
         vocabularies and the counts of cells not released as sent; never a value).
+    secret
+        The consortium secret: seals the file (``mac``) so the hub can check it was neither edited after
+        packaging nor made with another secret. The hub refuses an unsealed submission; only tests and
+        tools that never deliver leave it out. Never written.
     """
     known = known_sha256 or {}
     files = {}
@@ -71,7 +78,7 @@ def package_submission(
     for relative in _listed(out_dir):
         files[relative] = known.get(relative) or sha256_file(out_dir / relative)
         sizes[relative] = (out_dir / relative).stat().st_size
-    document = {
+    document: dict[str, Any] = {
         "site_id": site_id,
         "night": night,
         "profile": profile,
@@ -86,10 +93,12 @@ def package_submission(
         document["privacy"] = privacy
     if tables is not None:
         document["tables"] = tables
+    if secret is not None:
+        document = sealed(secret, document)
     path = out_dir / SUBMISSION_FILE
     # written beside and renamed into place: a crash or a full disk never leaves half a manifest that
     # the hub could take for a complete submission (the hidden name is not part of the listing)
     partial = out_dir / f".{SUBMISSION_FILE}.partial"
-    partial.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    partial.write_bytes(canonical_bytes(document))
     partial.replace(path)
     return path

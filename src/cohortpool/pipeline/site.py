@@ -276,6 +276,7 @@ def package_site_night(
             privacy=privacy.as_dict(),
             key_fingerprint=fingerprint,
             tables=tables.submission_facts() if tables is not None else None,
+            secret=secret,
         )
         if privacy.blocked or withheld is not None:
             withhold(out_dir)
