@@ -74,8 +74,16 @@ def excel_dates(text: str) -> bytes:
 
 
 def long_line(text: str) -> bytes:
+    """A cell past the reader's limit (1 MiB)."""
     header, body = rows(text)
-    body[1][header.index("primary_tumour")] = "x" * 300_000
+    body[1][header.index("primary_tumour")] = "x" * 1_100_000
+    return render(header, body).encode("utf-8")
+
+
+def long_address(text: str) -> bytes:
+    """A free-text address of 200 KB (past the csv module's default limit of 128 KiB), dropped anyway."""
+    header, body = rows(text)
+    body[1][header.index("address")] = "Flat 1, Long Road, " * 10_600
     return render(header, body).encode("utf-8")
 
 
@@ -94,5 +102,6 @@ VARIANTS: dict[str, Callable[[str], bytes]] = {
     "extra_column": extra_column,
     "excel_dates": excel_dates,
     "long_line": long_line,
+    "long_address": long_address,
     "formulas": formulas,
 }

@@ -71,7 +71,7 @@ def _pseudonymise(folder: Path, out: Path, vault: Path | None = None) -> TableRe
         ("gbk", ("clinical.csv", "line 2", "not UTF-8", "re-export")),
         ("semicolons", ("clinical.csv", "missing column", "separate columns with ','")),
         ("renamed", ("clinical.csv", "missing column", "sex")),
-        ("long_line", ("clinical.csv", "line 3", "field larger")),
+        ("long_line", ("clinical.csv", "line 3, column 13 (primary_tumour)", "longer than 1 MiB", "shorten")),
     ],
 )
 def test_a_broken_table_is_refused_whole_naming_file_line_or_column(base, tmp_path, name, words) -> None:
@@ -83,6 +83,15 @@ def test_a_broken_table_is_refused_whole_naming_file_line_or_column(base, tmp_pa
     assert "王秀英" not in error  # the message names the place, never the value
     assert not (tmp_path / "out" / "clinical.csv").exists()  # refused whole
     assert (tmp_path / "out" / "reads.csv").exists()  # the other table still goes
+
+
+def test_a_long_address_the_site_drops_does_not_refuse_the_table(base, tmp_path) -> None:
+    # was: "line 3 cannot be read as CSV: field larger than field limit (131072)", the table refused
+    _, sub = base
+    folder = _variant(base, "long_address", tmp_path)
+    result = _pseudonymise(folder, tmp_path / "out")
+    assert result.error is None
+    assert (tmp_path / "out" / "clinical.csv").read_bytes() == (sub / "clinical.csv").read_bytes()
 
 
 def test_a_utf8_bom_gives_the_same_table_as_without(base, tmp_path) -> None:

@@ -122,6 +122,38 @@ def test_a_birth_date_after_the_first_exam_is_reported_in_the_sites_terms(tmp_pa
     assert (out / SUBMISSION_FILE).is_file()
 
 
+def test_a_first_exam_date_the_shift_cannot_move_does_not_lose_the_night(tmp_path: Path) -> None:
+    # was: OverflowError with a traceback, exit 1, OUT left with dicom/ only (no tables, no submission.json)
+    drop = _drop(tmp_path, [_patient("M1"), _patient("M2", exam="0001-01-05"), _patient("M3")])
+    code, stdout, stderr, out, _ = _deid(tmp_path, drop)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr and "0001-01-05" not in stdout + stderr
+    assert (
+        "table: clinical.csv first_exam_date, row 2 (a date at the edge of the calendar (year 1 or 9999): it "
+        "cannot be shifted): first_exam_date and age_years left empty, the hub quarantines the row; fix: "
+        "write the first exam date as YYYY-MM-DD"
+    ) in stdout
+    listed = json.loads((out / SUBMISSION_FILE).read_text())["files"]
+    assert "clinical.csv" in listed and "reads.csv" in listed
+    with (out / "clinical.csv").open(encoding="utf-8", newline="") as handle:
+        released = list(csv.DictReader(handle))
+    assert [r["first_exam_date"] == "" for r in released] == [False, True, False]
+
+
+def test_a_headerless_table_is_refused_without_repeating_its_first_row(tmp_path: Path) -> None:
+    # was: "the header names column(s) ZY04014967 more than once": the MRN printed to stderr
+    mrn = "ZY04014967"
+    drop = _drop(tmp_path, [_patient(mrn), _patient("M2")])
+    first = _patient(mrn)
+    first[CLINICAL.export_columns.index("phone")] = mrn  # the first row repeats a value
+    _csv(drop / "clinical.csv", first, [_patient("M2")])  # no header row
+    code, stdout, stderr, out, _ = _deid(tmp_path, drop)
+    assert code == 1
+    assert "clinical.csv: the first line is not a header: it names none of the contract's columns" in stderr
+    assert mrn not in stdout + stderr
+    assert not (out / "clinical.csv").exists() and (out / "reads.csv").exists()
+
+
 def test_withdrawn_patients_leave_only_as_pseudonyms(tmp_path: Path) -> None:
     drop = _drop(tmp_path, [_patient("M1"), _patient("M2"), _patient("M3")])
     _csv(drop / "withdrawn.csv", ["mrn"], [["M2"]])

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from cohortpool.contract.csvio import formula_safe
+from cohortpool.contract.csvio import TOO_FEW, TOO_MANY, formula_safe
+from cohortpool.contract.tables import INVALID as INVALID_WORD
 
 VAULT_FOLDER = "tables"
 VAULT_COLUMNS = (
@@ -46,12 +47,18 @@ MAPPED = "mapped"  # free text mapped to a vocabulary term through a synonym or 
 OTHER = "other"  # free text outside the vocabulary -> the vocabulary's other term
 NOT_DERIVED = "not derived"  # a date that gives no age or shifted date -> empty (the hub quarantines)
 NO_ID = "no identifier"  # an empty MRN or accession number -> empty pseudonym (the hub quarantines)
+#: a row whose cells cannot be matched to the header's columns (none of its values released):
+#: ``TOO_MANY``, ``TOO_FEW`` (the reader's row shapes)
+ROW_KINDS = (TOO_MANY, TOO_FEW)
 #: kinds the site should fix (mapped values are only recorded)
-TO_FIX = (INVALID_CODE, OTHER, NOT_DERIVED, NO_ID)
+TO_FIX = (INVALID_CODE, OTHER, NOT_DERIVED, NO_ID, *ROW_KINDS)
 #: rows listed per column and kind in the printed summary (the vault file has every one)
 SHOWN_ROWS = 5
-_DMY = re.compile(r"\d{1,2}[/.]\d{1,2}[/.]\d{2,4}")
-_ISO_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DMY = re.compile(r"[0-9]{1,2}[/.][0-9]{1,2}[/.][0-9]{2,4}")
+_ISO_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_WEEK = re.compile(r"[0-9]{4}-?W[0-9]{2}(?:-?[0-9])?", re.IGNORECASE)
+_ISO_ORDINAL = re.compile(r"[0-9]{4}-[0-9]{3}")
+_WITH_TIME = re.compile(r"[0-9]{4}-?[0-9]{2}-?[0-9]{2}[T ].*", re.IGNORECASE)
 
 
 def value_class(text: str | None) -> str:
@@ -77,13 +84,27 @@ def date_class(text: str | None) -> str:
     value = (text or "").strip()
     if not value:
         return "empty"
+    if any(c.isdigit() and not c.isascii() for c in value):
+        return "digits other than 0-9 (fullwidth or another script), not YYYY-MM-DD"
     if _ISO_SHAPE.fullmatch(value):
         return "YYYY-MM-DD but not a calendar date"
     if _DMY.fullmatch(value):
         return "a date written day/month/year or month/day/year, not YYYY-MM-DD"
+    if _ISO_WEEK.fullmatch(value):
+        return "an ISO week date (year, week, weekday), not YYYY-MM-DD"
+    if _ISO_ORDINAL.fullmatch(value):
+        return "an ISO ordinal date (year, day of the year), not YYYY-MM-DD"
+    if _WITH_TIME.fullmatch(value):
+        return "a date with a time, not YYYY-MM-DD"
+    if len(value) == 8 and value.isdigit() and value[:2] in ("19", "20"):
+        return "8 digits without dashes (YYYYMMDD?), not YYYY-MM-DD"
     if value.isdigit():
         return "a number, not a date (a spreadsheet's date serial number?)"
     return f"not a date YYYY-MM-DD ({value_class(value)})"
+
+
+#: a YYYY-MM-DD date the patient's shift would move out of the calendar (before year 1, after 9999)
+UNSHIFTABLE = "a date at the edge of the calendar (year 1 or 9999): it cannot be shifted"
 
 
 @dataclass
@@ -111,6 +132,8 @@ class TableReport:
         self.withdrawn_rows: Counter[str] = Counter()
         #: vocabulary terms released as "other" because they were rare, per column
         self.merged_rare: Counter[str] = Counter()
+        #: what a file's header or shape told, per file (no value: column names and positions)
+        self.notes: list[tuple[str, str]] = []
 
     def open(self) -> TableReport:
         if self.path is not None and self._partial is not None:
@@ -149,6 +172,40 @@ class TableReport:
             cells = (file, row, line, column, klass, outcome, released, original or "", fix)
             self._writer.writerow([formula_safe(c) for c in cells])
 
+    def add_row(self, file: str, row: int, line: int, kind: str, *, found: int, expected: int) -> None:
+        """Record a row whose cells cannot be matched to the header's columns (:data:`ROW_KINDS`): none
+        of its values is released (the row is, with its identifiers, so the hub quarantines it)."""
+        if kind == TOO_MANY:
+            fix = (
+                f"give the row the header's {expected} cells: quote a cell that holds a comma, or delete "
+                "the cells past the last column"
+            )
+        else:
+            fix = (
+                f"give the row the header's {expected} cells (empty ones too): quote a cell that holds a "
+                "line break"
+            )
+        self.add(
+            file,
+            row,
+            line,
+            "",
+            kind,
+            original=None,
+            value_kind=f"{found} cells where the header has {expected}",
+            released="",
+            outcome=(
+                f"its cells cannot be matched to the columns: none of its values released ({INVALID_WORD} in "
+                "the kept columns), the hub quarantines the row"
+            ),
+            fix=fix,
+        )
+
+    def note(self, file: str, text: str) -> None:
+        """A note on a whole file (its header, its unnamed columns): printed, never a value."""
+        if (file, text) not in self.notes:
+            self.notes.append((file, text))
+
     def close(self, *, keep: bool = True) -> None:
         """Finish the vault file (``keep``: rename it into place; else discard it)."""
         if self._handle is None or self.path is None or self._partial is None:
@@ -174,11 +231,17 @@ class TableReport:
     def counts(self) -> dict[str, Any]:
         """``submission.json``'s ``tables.site_findings``: per file and column, cells by kind."""
         found: dict[str, dict[str, dict[str, int]]] = {}
+        rows: dict[str, dict[str, int]] = {}
         for (file, column, kind, _), group in sorted(self.groups.items()):
+            if kind in ROW_KINDS:
+                shapes = rows.setdefault(file, {})
+                shapes[kind] = shapes.get(kind, 0) + group.count
+                continue
             cells = found.setdefault(file, {}).setdefault(column, {})
             cells[kind] = cells.get(kind, 0) + group.count
         return {
             "cells": found,
+            "rows": rows,
             "withdrawn_rows": dict(sorted(self.withdrawn_rows.items())),
             "merged_rare": dict(sorted(self.merged_rare.items())),
         }
@@ -196,7 +259,10 @@ class TableReport:
             more = f" and {group.count - len(group.rows)} more" if group.count > len(group.rows) else ""
             rows = f"row{'s' if group.count > 1 else ''} {shown}{more}"
             classes = "; ".join(klass for klass, _ in group.classes.most_common(3))
-            yield f"{file} {column}, {rows} ({classes}): {group.outcome}; fix: {group.fix}"
+            where = f"{file} {column}, {rows}" if column else f"{file} {rows}"
+            yield f"{where} ({classes}): {group.outcome}; fix: {group.fix}"
+        for file, text in self.notes:
+            yield f"{file}: {text}"
         for file, n in sorted(self.withdrawn_rows.items()):
             yield f"{file}: {n} row(s) of withdrawn patients not released"
         if self.path is not None and self.groups:

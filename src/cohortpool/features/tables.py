@@ -10,9 +10,12 @@ first-exam date and rare vocabulary terms. Patients listed in ``withdrawn.csv`` 
 the submission's ``withdrawn.csv``: none of their rows leave.
 
 Every other input row gives one output row in the same order with its ``source_row`` (the site's data
-row). Rows stream from the site's file to a hidden partial file renamed into place, so a table of
-millions of rows needs memory for one row, and a failure leaves no half table (nor an older one) in
-the submission. What was not released as sent is reported in the site's terms
+row); a row whose cells cannot be matched to the header's columns (an unquoted comma or line break)
+releases its identifiers and no value, and is reported as such. A date is ``YYYY-MM-DD`` only, and one
+the patient's shift would move out of the calendar is reported as an invalid date (never an
+``OverflowError`` that loses the night). Rows stream from the site's file to a hidden partial file
+renamed into place, so a table of millions of rows needs memory for one row, and a failure leaves no
+half table (nor an older one) in the submission. What was not released as sent is reported in the site's terms
 (:mod:`cohortpool.features.table_report`), originals in the vault only.
 """
 
@@ -27,15 +30,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cohortpool.config import TablesConfig
-from cohortpool.contract.csvio import CsvError, CsvTable, write_csv
+from cohortpool.contract.csvio import TOO_MANY, CsvError, CsvRow, CsvTable, write_csv
 from cohortpool.contract.tables import CLINICAL, INVALID, READS, WITHDRAWN, Handling, SiteColumn, SiteTable
-from cohortpool.features._dates import parse_iso
+from cohortpool.features._dates import parse_iso, shift_date
 from cohortpool.features.table_report import (
     INVALID_CODE,
     MAPPED,
     NO_ID,
     NOT_DERIVED,
     OTHER,
+    UNSHIFTABLE,
     TableReport,
     date_class,
 )
@@ -133,7 +137,7 @@ class _Pass:
     def note(self, number: int, line: int, column: str, kind: str, original: str | None, **how: Any) -> None:
         self.report.add(self.table.file, number, line, column, kind, original=original, **how)
 
-    def kept(self, number: int, line: int, row: Mapping[str | None, Any], record: dict[str, Any]) -> None:
+    def kept(self, number: int, line: int, row: CsvRow, record: dict[str, Any]) -> None:
         """Copy the KEEP columns: valid values as sent (trimmed), others as :data:`INVALID`."""
         for column, allowed in self.coded:
             value = row[column.name]
@@ -160,6 +164,25 @@ class _Pass:
         )
         return INVALID
 
+    def unmatched(self, number: int, row: CsvRow, width: int, record: dict[str, Any]) -> dict[str, Any]:
+        """A row whose cells cannot be matched to the columns (an unquoted comma or line break, cells
+        left out): reported as such, its identifiers released as their columns say (so the hub can
+        quarantine the row), every other column :data:`INVALID` (kept) or empty, never a value."""
+        self.report.add_row(
+            self.table.file, number, row.line, row.shape, found=len(row.cells), expected=width
+        )
+        for column in self.table.columns:
+            if column.handling is Handling.KEEP:
+                record[column.name] = INVALID
+        for name in self.table.released:
+            record.setdefault(name, "")
+        return record
+
+    def withdrawn_cell(self, row: CsvRow) -> bool:
+        """Whether any cell of an unmatched row is a withdrawn patient's MRN (which cell holds the MRN
+        cannot be told: no row of theirs may leave)."""
+        return any(self.patient(c.strip()) in self.withdrawn for c in row.cells if c.strip())
+
     def identifier(self, number: int, line: int, column: str, released: str) -> None:
         self.note(
             number,
@@ -173,11 +196,17 @@ class _Pass:
         )
 
 
-def _read(path: Path, table: SiteTable) -> Iterator[tuple[int, int, dict[str | None, Any]]]:
-    """``(source_row, line, row)`` of a site table, streamed."""
-    with CsvTable(path, table.required) as reader:
-        for number, (line, row) in enumerate(reader, start=1):
-            yield number, line, row
+def _read(
+    path: Path, table: SiteTable, report: TableReport | None = None
+) -> Iterator[tuple[int, CsvRow, int]]:
+    """``(source_row, row, header width)`` of a site table, streamed; what the reader noticed about the
+    header (names read ignoring case, empty unnamed columns) goes to ``report``."""
+    with CsvTable(path, table.required, table.export_columns) as reader:
+        for number, row in enumerate(reader, start=1):
+            yield number, row, reader.width
+        if report is not None:
+            for text in reader.notes:
+                report.note(table.file, text)
 
 
 def _write(dst: Path, columns: tuple[str, ...], rows: Iterable[Mapping[str, Any]]) -> int:
@@ -198,7 +227,14 @@ def read_withdrawn(src: Path, keys: Keys, report: TableReport) -> list[str]:
     """The pseudonyms of ``withdrawn.csv``'s patients, in file order without repeats."""
     seen: dict[str, None] = {}
     step = _Pass(WITHDRAWN, keys, report, frozenset())
-    for number, line, row in _read(src, WITHDRAWN):
+    for number, row, width in _read(src, WITHDRAWN, report):
+        line = row.line
+        if row.shape == TOO_MANY or row["mrn"] is None:
+            # which cell is the MRN cannot be told, and withdrawing the wrong patient cannot be undone
+            raise CsvError(
+                f"{src}: line {line} has {len(row.cells)} cells where the header has {width}; write one "
+                "patient's MRN per line (quote a cell that holds a comma)"
+            )
         mrn = (row["mrn"] or "").strip()
         if not mrn:
             step.note(
@@ -228,13 +264,17 @@ def _clinical(
     # is a failure of writing the table (nothing left of it)
     rare = _rare_terms(src, keys, withdrawn, vocabulary, options.merge_rare_categories_below)
     step = _Pass(CLINICAL, keys, report, withdrawn)
-    for number, line, row in _read(src, CLINICAL):
+    for number, row, width in _read(src, CLINICAL, report):
+        line = row.line
         mrn = (row["mrn"] or "").strip()
         patient = step.patient(mrn) if mrn else ""
-        if patient in withdrawn:
+        if patient in withdrawn or (row.shape and step.withdrawn_cell(row)):
             report.withdrawn_rows[CLINICAL.file] += 1
             continue
         record: dict[str, Any] = {"site_id": keys.site_id, "patient_id": patient, "source_row": number}
+        if row.shape:
+            yield step.unmatched(number, row, width, record)
+            continue
         if not mrn:
             step.identifier(number, line, "mrn", "patient_id")
         step.kept(number, line, row, record)
@@ -279,15 +319,23 @@ def _dates(
     step: _Pass,
     number: int,
     line: int,
-    row: Mapping[str | None, Any],
+    row: CsvRow,
     record: dict[str, Any],
     mrn: str,
     options: TablesConfig,
 ) -> None:
-    """age_years from birth_date at the first exam; first_exam_date shifted; problems in the site's terms."""
+    """age_years from birth_date at the first exam; first_exam_date shifted; problems in the site's terms.
+
+    A first exam date the patient's shift would move out of the calendar (year 1 shifted back) is an
+    invalid date like any other: released empty, reported by its class, the night goes on."""
     birth_text, exam_text = row["birth_date"] or "", row["first_exam_date"] or ""
     birth, exam = parse_iso(birth_text), parse_iso(exam_text)
     record["age_years"] = record["first_exam_date"] = ""
+    shifted = shift_date(exam, step.keys.shift_days(mrn)) if exam is not None and mrn else None
+    if exam is not None and mrn and shifted is None:
+        exam, kind = None, UNSHIFTABLE
+    else:
+        kind = date_class(exam_text)
     if exam is None:
         step.note(
             number,
@@ -295,13 +343,12 @@ def _dates(
             "first_exam_date",
             NOT_DERIVED,
             exam_text,
-            value_kind=date_class(exam_text),
+            value_kind=kind,
             released="",
             outcome=f"first_exam_date and age_years left empty, {_QUARANTINED}",
             fix="write the first exam date as YYYY-MM-DD",
         )
-    elif mrn:
-        shifted = exam + dt.timedelta(days=step.keys.shift_days(mrn))
+    elif shifted is not None:
         record["first_exam_date"] = _released_date(shifted, options.first_exam_date_precision)
     if birth is None:
         step.note(
@@ -333,10 +380,11 @@ def _dates(
 
 def _reads(src: Path, keys: Keys, report: TableReport, withdrawn: frozenset[str]) -> Iterator[dict[str, Any]]:
     step = _Pass(READS, keys, report, withdrawn)
-    for number, line, row in _read(src, READS):
+    for number, row, width in _read(src, READS, report):
+        line = row.line
         mrn = (row["mrn"] or "").strip()
         patient = step.patient(mrn) if mrn else ""
-        if patient in withdrawn:
+        if patient in withdrawn or (row.shape and step.withdrawn_cell(row)):
             report.withdrawn_rows[READS.file] += 1
             continue
         accession = (row["accession_number"] or "").strip()
@@ -346,6 +394,9 @@ def _reads(src: Path, keys: Keys, report: TableReport, withdrawn: frozenset[str]
             "accession_id": step.accession(accession) if accession else "",
             "source_row": number,
         }
+        if row.shape:
+            yield step.unmatched(number, row, width, record)
+            continue
         if not mrn:
             step.identifier(number, line, "mrn", "patient_id")
         if not accession:
@@ -362,10 +413,10 @@ def _rare_terms(
         return frozenset()
     counts: Counter[str] = Counter()
     step = _Pass(CLINICAL, keys, TableReport(None, ""), withdrawn)
-    for _, _, row in _read(src, CLINICAL):
+    for _, row, _ in _read(src, CLINICAL):
         mrn = (row["mrn"] or "").strip()
-        if mrn and step.patient(mrn) in withdrawn:
-            continue
+        if row.shape or (mrn and step.patient(mrn) in withdrawn):
+            continue  # an unmatched row releases no term
         counts[vocabulary.release(row["primary_tumour"])[0]] += 1
     return frozenset(t for t, n in counts.items() if t and t != vocabulary.other and n < below)
 
