@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from validate_support import copy_clean, read_rows
+from validate_support import copy_clean, read_rows, write_rows
 
 from cohortpool.contract.files import sha256_file
 from cohortpool.validate import validate_submission
@@ -86,3 +86,30 @@ def test_a_file_changed_after_packaging_is_validated_and_said(tmp_path: Path) ->
     assert "changed_after_packaging" not in json.loads(
         (validate_submission(clean, tmp_path / "v2").out_dir / "summary.json").read_text(encoding="utf-8")
     )
+
+
+@pytest.mark.parametrize("table", ["clinical", "reads"])
+def test_an_exact_copy_of_a_row_keeps_the_first_and_records_the_copy(tmp_path: Path, table: str) -> None:
+    """A line pasted twice (its source_row too) quarantined both copies: the first for its repeated
+    source_row, though its reason said the first copy was kept."""
+    sub = copy_clean(tmp_path / "submission")
+    lines = _lines(sub / f"{table}.csv")
+    lines.insert(2, lines[1])
+    (sub / f"{table}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    outcome = validate_submission(sub, tmp_path / "validated")
+    summary = outcome.tables[table]
+    assert (summary.rows_in, summary.accepted, summary.quarantined) == (len(lines) - 1, len(lines) - 2, 1)
+    quarantine = (tmp_path / "validated" / "quarantine.csv").read_text(encoding="utf-8")
+    assert "duplicate of source row 1 (identical values; the first copy is kept)" in quarantine
+    assert "disagree" not in quarantine
+
+
+def test_two_rows_claiming_one_source_row_with_different_values_are_both_quarantined(tmp_path: Path) -> None:
+    sub = copy_clean(tmp_path / "submission")
+    header, rows = read_rows(sub / "reads.csv")
+    rows[1]["source_row"] = rows[0]["source_row"]
+    write_rows(sub / "reads.csv", header, rows)
+    outcome = validate_submission(sub, tmp_path / "validated")
+    assert outcome.tables["reads"].quarantined == 2
+    quarantine = (tmp_path / "validated" / "quarantine.csv").read_text(encoding="utf-8")
+    assert "share the key but disagree; none is kept" in quarantine
