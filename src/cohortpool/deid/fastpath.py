@@ -52,6 +52,7 @@ from cohortpool.deid.decide import (
     decide,
 )
 from cohortpool.deid.encode import text_bytes, zero_bytes
+from cohortpool.deid.pixel_text import text_segments
 from cohortpool.deid.profile import Rule
 
 #: VR -> True when it has the 4-byte length form (PS3.5 Table 7.1-1); ``UN`` deliberately absent
@@ -272,6 +273,8 @@ class FastPath:
         syntax, pos = _meta(buf)
         elements, pixels = _dataset(buf, pos, len(buf), 0, True)
         end = _pixel_end(buf, pixels)
+        if text_segments(buf, syntax, pixels, end):
+            raise Decline("text segments in a codestream header")  # the pydicom path blanks them
         tail = None
         if end < len(buf) and any(buf[end:]):
             tail, _ = _dataset(buf, end, len(buf), 0, False)

@@ -7,8 +7,9 @@ Layout of ``VAULT_DIR`` (owner-only, 0700 folders and 0600 files)::
     crosswalk.csv                 kind, local_id, pseudonym, date_shift_days (merged across nights)
     ledger/<night>.csv            one row per input file: input_path, size, sha256, outcome,
                                   output_path, reason
-    ledger/<night>.summary.csv    what the night removed or emptied, attribute by attribute, and the
-                                  instances pseudonymised without a Patient ID (counts, no values)
+    ledger/<night>.summary.csv    what the night removed or emptied, attribute by attribute, the
+                                  instances pseudonymised without a Patient ID and the text segments
+                                  blanked in compressed pixel data (counts, no values)
     quarantine/<night>/<input>    the quarantined originals, at their input-relative paths
 
 Everything is rewritten deterministically (sorted rows, no timestamps), so a second run of the same
@@ -173,8 +174,10 @@ class Vault:
         """Write the night's de-identification summary: (what, keyword, tag, VR, count) rows, sorted.
 
         ``what`` is ``removed`` (an attribute neither Table E.1-1 nor the retention list names),
-        ``emptied`` (the same, kept empty because an IOD requires it) or ``unlinked`` (instances
-        without a Patient ID, pseudonymised from their study). Counts only: no value is written.
+        ``emptied`` (the same, kept empty because an IOD requires it), ``unlinked`` (instances
+        without a Patient ID, pseudonymised from their study) or ``blanked <segment>`` (text segments
+        of compressed frames' codestream headers, :mod:`cohortpool.deid.pixel_text`). Counts only: no
+        value is written.
         """
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

@@ -64,6 +64,8 @@ class DeidResult:
     unlisted: Counter[tuple[str, int, str]] = field(default_factory=Counter)
     #: de-identified instances without a Patient ID (pseudonymised from their study, unlinked)
     unlinked: int = 0
+    #: segment kind -> text segments of codestream headers blanked in the outputs (no values)
+    blanked: Counter[str] = field(default_factory=Counter)
 
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.rows if r.outcome == outcome)
@@ -95,6 +97,8 @@ class DeidResult:
         ]
         if self.unlinked:
             rows.append(("unlinked", "PatientID", "(0010,0020)", "LO", self.unlinked))
+        for kind, n in self.blanked.items():
+            rows.append((f"blanked {kind}", "PixelData", "(7FE0,0010)", "OB", n))
         return rows
 
     @property
@@ -192,6 +196,7 @@ def _place(
         seen[o.sop_uid] = o.input_path
         result.unlisted.update(o.unlisted)
         result.unlinked += o.unlinked
+        result.blanked.update(o.blanked)
         target = out_dir / o.output_path
         if target.parent not in made:
             target.parent.mkdir(parents=True, exist_ok=True)

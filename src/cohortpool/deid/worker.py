@@ -32,6 +32,7 @@ from cohortpool.deid.encode import encode_meta, raw_text
 from cohortpool.deid.fastpath import Decline, FastPath, marker_bytes, top_dataset, uid_of
 from cohortpool.deid.ledger import DEIDENTIFIED, QUARANTINED, Vault
 from cohortpool.deid.markers import MARKER_TAGS, add_markers, marker_elements
+from cohortpool.deid.pixel_text import blank_written, counts, text_segments, update_digest
 from cohortpool.deid.profile import load_profile
 from cohortpool.deid.pseudonym import Pseudonymiser, shift_da, unlinked_key
 from cohortpool.deid.quiet import pydicom_quiet, warning_notes
@@ -100,6 +101,8 @@ class Outcome:
     unlisted: dict[tuple[str, int, str], int] = field(default_factory=dict)
     #: no Patient ID: pseudonymised from the study (:func:`cohortpool.deid.pseudonym.unlinked_key`)
     unlinked: bool = False
+    #: segment kind -> codestream header segments whose text was blanked (:mod:`.pixel_text`)
+    blanked: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -338,14 +341,16 @@ class Worker:
         except Exception as exc:  # a value pydicom cannot re-encode: hold the file back, say which
             raise UnreadableError(f"cannot re-encode cleaned header: {type(exc).__name__}: {exc}") from exc
         staged = self._staged(relative)
+        start, end = header.pixel_start, header.pixel_end
+        # text in a frame's codestream header (JPEG COM/APPn, J2K COM): zeros in place, same length
+        blanks = text_segments(view, header.transfer_syntax, start, end)
         # the output's sha256 (for submission.json) is taken here, in parallel, from the bytes written
         output_digest = hashlib.sha256(head)
-        if header.pixel_end > header.pixel_start:
-            pixels = view[header.pixel_start : header.pixel_end]
-            output_digest.update(pixels)
-            pixels.release()
+        if end > start:
+            update_digest(output_digest, view, start, end, blanks)
         output_digest.update(tail)
-        _write(staged, head, handle.fileno(), view, header.pixel_start, header.pixel_end, tail)
+        _write(staged, head, handle.fileno(), view, start, end, tail)
+        blank_written(staged, len(head) - start, blanks)
         return Outcome(
             relative,
             size,
@@ -359,6 +364,7 @@ class Worker:
             record=identity.record,
             unlisted=dict(self.cleaner.unlisted),
             unlinked=identity.unlinked,
+            blanked=counts(blanks),
         )
 
 
