@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cohortpool.cli import app
-from transport_support import make_submission
+from transport_support import SECRET, make_submission
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prefect")]
 
@@ -41,8 +41,12 @@ def _wait_for_events(api: str, site: str, count: int, timeout: float = 60.0) -> 
     raise AssertionError(f"{count} {EVENT} event(s) for {site} not stored within {timeout:.0f} s")
 
 
-def test_admitted_submissions_are_announced_once_each(prefect_harness: None, tmp_path: Path) -> None:
+def test_admitted_submissions_are_announced_once_each(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from prefect.settings import PREFECT_API_URL
+
+    monkeypatch.setenv("COHORTPOOL_SECRET", SECRET.decode())  # the hub checks each seal with it
 
     api = str(PREFECT_API_URL.value())
     inbox, out = tmp_path / "inbox", tmp_path / "out"

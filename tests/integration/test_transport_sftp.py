@@ -18,10 +18,12 @@ from typer.testing import CliRunner
 
 from cohortpool.cli import app
 from cohortpool.contract.keys import key_fingerprint
-from cohortpool.features.package import package_submission
+from cohortpool.contract.seal import seal_matches
 from cohortpool.synth import write_consortium
 from cohortpool.transport import HostKeyError, Pusher, TransientError, opener, receive
+from cohortpool.transport.sftp import connect, parse_sftp_url
 from transport_support import FINGERPRINT, default_files, make_submission, tree
+from transport_support import SECRET as PACKAGED_WITH
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("sshd")]
 
@@ -77,13 +79,9 @@ def real_submissions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
              "--secret-file", str(secret_file), "--workers", "1"],
         )  # fmt: skip
         assert result.exit_code in (0, 1), result.output
-        # deid does not record the key fingerprint yet (another change adds it): record it as it will
         document = json.loads((out / "submission.json").read_text(encoding="utf-8"))
-        package_submission(
-            out, site, document["night"], document["profile"], document["counts"],
-            document["tool"]["version"], privacy=document.get("privacy"),
-            key_fingerprint=key_fingerprint(secret.encode()),
-        )  # fmt: skip
+        assert document["key_fingerprint"] == key_fingerprint(secret.encode())
+        assert seal_matches(secret.encode(), document)  # deid seals what it packages
         made[site] = out
     return made
 
@@ -103,7 +101,7 @@ def test_real_submissions_pushed_over_sftp_are_admitted_or_refused_for_their_key
     assert list((inbox / ".incoming").iterdir()) == []
     out = tmp_path / "hub"
     pinned = {"site01": key_fingerprint(SECRET.encode()), "site02": key_fingerprint(SECRET.encode())}
-    arrivals = {a.site: a for a in receive(inbox, out, pinned)}
+    arrivals = {a.site: a for a in receive(inbox, out, pinned, secret=SECRET.encode())}
     assert arrivals["site01"].status == "admitted"
     assert tree(out / "submissions" / "site01" / night) == _visible(real_submissions["site01"])
     assert arrivals["site02"].status == "refused"
@@ -117,7 +115,7 @@ def test_damage_at_the_hub_is_refused_by_receive_naming_the_file(
 ) -> None:
     url, inbox = dest
     for site in ("site01", "site02"):
-        source = make_submission(tmp_path / site, site=site, fingerprint=None)
+        source = make_submission(tmp_path / site, site=site)
         assert _push(server, str(source), url).exit_code == 0
     flipped = inbox / "site01" / NIGHT / "dicom/P0/1.2.0/1.2.3.0.dcm"
     data = bytearray(flipped.read_bytes())
@@ -126,7 +124,8 @@ def test_damage_at_the_hub_is_refused_by_receive_naming_the_file(
     truncated = inbox / "site02" / NIGHT / "clinical.csv"
     truncated.write_bytes(truncated.read_bytes()[:10])
     out = tmp_path / "hub"
-    arrivals = {a.site: a for a in receive(inbox, out, {"site01": None, "site02": None})}
+    registry: dict[str, str | None] = {"site01": None, "site02": None}
+    arrivals = {a.site: a for a in receive(inbox, out, registry, secret=PACKAGED_WITH)}
     assert arrivals["site01"].problems[0].check == "sha256"
     assert "dicom/P0/1.2.0/1.2.3.0.dcm" in arrivals["site01"].reason
     assert arrivals["site02"].problems[0].check == "size" and "clinical.csv" in arrivals["site02"].reason
@@ -144,9 +143,11 @@ def test_same_push_again_changes_nothing_and_a_second_receive_changes_nothing(
     assert again.exit_code == 0 and again.output.startswith("unchanged site01/2025-03-01")
     assert {p: p.stat().st_mtime_ns for p in inbox.rglob("*")} == stamps
     out = tmp_path / "hub"
-    assert [a.status for a in receive(inbox, out, {"site01": FINGERPRINT})] == ["admitted"]
+    assert [a.status for a in receive(inbox, out, {"site01": FINGERPRINT}, secret=PACKAGED_WITH)] == [
+        "admitted"
+    ]
     snapshot = tree(out)
-    assert receive(inbox, out, {"site01": FINGERPRINT}) == []
+    assert receive(inbox, out, {"site01": FINGERPRINT}, secret=PACKAGED_WITH) == []
     assert tree(out) == snapshot
 
 
@@ -162,6 +163,33 @@ def test_a_changed_night_replaces_the_delivered_one_whole(
     assert again.exit_code == 0 and again.output.startswith("replaced site01/2025-03-01"), again.output
     assert tree(inbox / "site01" / NIGHT) == _visible(source)
     assert list((inbox / ".incoming").iterdir()) == []
+
+
+@pytest.mark.parametrize("target", ["submissions/site02", ""], ids=["other-sites-nights", "the-hubs-out"])
+def test_a_site_link_over_sftp_is_not_followed(
+    server: SshServer, dest: tuple[str, Path], tmp_path: Path, target: str
+) -> None:
+    """The attack of a site on its own SFTP area: rename its folder away and make a link in its place to
+    another site's admitted nights (or the hub's OUT); receive leaves the link and moves nothing."""
+    url, inbox = dest
+    registry: dict[str, str | None] = {"site01": None, "site02": None}
+    out = tmp_path / "hub"
+    for site in ("site02", "site01"):
+        assert _push(server, str(make_submission(tmp_path / site, site=site)), url).exit_code == 0
+        if site == "site02":
+            assert [a.status for a in receive(inbox, out, registry, secret=PACKAGED_WITH)] == ["admitted"]
+    before = tree(out)
+    aim = str(out / target) if target else str(out)
+    with connect(parse_sftp_url(url), [server.known_hosts], server.client_key) as site01:
+        remote = site01.url.path
+        site01._sftp.rename(f"{remote}/site01", f"{remote}/.site01-away")
+        site01._sftp.symlink(aim, f"{remote}/site01")
+    assert (inbox / "site01").is_symlink() and str((inbox / "site01").readlink()) == aim
+    [arrival] = receive(inbox, out, registry, secret=PACKAGED_WITH)
+    assert (arrival.site, arrival.status, arrival.problems[0].check) == ("site01", "ignored", "link")
+    assert "the hub's OUT" in arrival.reason and "removes the link" in arrival.reason
+    assert tree(out) == before
+    assert (inbox / "site01").is_symlink() and (inbox / ".site01-away" / NIGHT / "submission.json").is_file()
 
 
 def test_push_killed_mid_way_leaves_nothing_visible_and_resumes(
@@ -185,7 +213,7 @@ def test_push_killed_mid_way_leaves_nothing_visible_and_resumes(
         finally:
             process.wait(timeout=30)
     assert not (inbox / "site01").exists()  # the hub sees nothing of a half-pushed night
-    assert receive(inbox, tmp_path / "early", {"site01": FINGERPRINT}) == []
+    assert receive(inbox, tmp_path / "early", {"site01": FINGERPRINT}, secret=PACKAGED_WITH) == []
     resumed = _push(server, str(source), url)
     assert resumed.exit_code == 0, resumed.output
     assert "there from an interrupted push" in resumed.output

@@ -1,5 +1,7 @@
 """`receive` at the hub: intact arrivals of declared sites are admitted whole, everything else is refused
-into rejected/ with a reason naming the file or the key; a second receive changes nothing."""
+into rejected/ with a reason naming the file or the key and what to do; a second receive changes nothing.
+(The guards against links, edited or wrongly keyed manifests, future nights and replays:
+``test_transport_receive_guards.py``.)"""
 
 from __future__ import annotations
 
@@ -13,8 +15,16 @@ import pytest
 from typer.testing import CliRunner
 
 from cohortpool.cli import app
-from cohortpool.transport import check_submission, receive
-from transport_support import FINGERPRINT, OTHER_FINGERPRINT, make_submission, tree
+from cohortpool.transport import Arrival, check_submission, receive
+from transport_support import (
+    FINGERPRINT,
+    OTHER_FINGERPRINT,
+    OTHER_SECRET,
+    SECRET,
+    edit_manifest,
+    make_submission,
+    tree,
+)
 
 NIGHT = "2025-03-01"
 REGISTRY: dict[str, str | None] = {"site01": FINGERPRINT, "site02": None}
@@ -22,10 +32,16 @@ DICOM = "dicom/P0/1.2.0/1.2.3.0.dcm"
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> tuple[Path, Path]:
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     inbox.mkdir()
+    monkeypatch.setenv("COHORTPOOL_SECRET", SECRET.decode())  # the hub holds the consortium secret
     return inbox, out
+
+
+def _receive(inbox: Path, out: Path, registry: dict[str, str | None] = REGISTRY) -> list[Arrival]:
+    """``receive`` as the hub runs it: with the consortium secret."""
+    return receive(inbox, out, registry, secret=SECRET)
 
 
 def _arrive(inbox: Path, site: str = "site01", night: str = NIGHT, **options) -> Path:
@@ -39,12 +55,12 @@ def _reason(out: Path, site: str = "site01", night: str = NIGHT) -> dict:
 def test_intact_submission_is_admitted_whole_and_a_second_receive_changes_nothing(hub) -> None:
     inbox, out = hub
     expected = tree(_arrive(inbox))
-    [arrival] = receive(inbox, out, REGISTRY)
+    [arrival] = _receive(inbox, out)
     assert (arrival.status, arrival.path) == ("admitted", out / "submissions" / "site01" / NIGHT)
     assert tree(out / "submissions" / "site01" / NIGHT) == expected
     assert list((inbox / "site01").iterdir()) == []
     snapshot = tree(out)
-    assert receive(inbox, out, REGISTRY) == []
+    assert _receive(inbox, out) == []
     assert tree(out) == snapshot
 
 
@@ -60,10 +76,9 @@ def _truncate(path: Path) -> None:
 
 
 def _list_outside(submission: Path) -> None:
-    """A submission.json naming a file outside its folder (the hub must not even look there)."""
-    document = json.loads((submission / "submission.json").read_text())
-    document["files"]["../../../etc/hostname"] = "0" * 64
-    (submission / "submission.json").write_text(json.dumps(document))
+    """A submission.json naming a file outside its folder (the hub must not even look there), sealed
+    again with the consortium key: the path is refused for itself, not for the seal."""
+    edit_manifest(submission, lambda document: document["files"].update({"../../../etc/hostname": "0" * 64}))
 
 
 @pytest.mark.parametrize(
@@ -92,11 +107,15 @@ def _list_outside(submission: Path) -> None:
 def test_damaged_submission_is_refused_naming_the_file(hub, damage, check, file) -> None:
     inbox, out = hub
     damage(_arrive(inbox))
-    [arrival] = receive(inbox, out, REGISTRY)
+    [arrival] = _receive(inbox, out)
     assert arrival.status == "refused"
     reason = _reason(out)
     assert reason["problems"][0]["check"] == check and reason["problems"][0]["file"] == file
     assert file in reason["reason"]
+    # and what to do about it, in the reason and beside each problem
+    action = "ask site01 to re-run deid" if check == "manifest" else "ask site01 to push 2025-03-01 again"
+    assert action in reason["reason"] and reason["action"].startswith(action)
+    assert all(p["action"] for p in reason["problems"])
     assert not (out / "submissions").exists()
     assert list((inbox / "site01").iterdir()) == []
 
@@ -106,41 +125,54 @@ def test_every_damaged_file_is_listed_not_only_the_first(hub) -> None:
     submission = _arrive(inbox)
     _flip(submission / DICOM)
     _truncate(submission / "reads.csv")
-    [arrival] = receive(inbox, out, REGISTRY)
+    [arrival] = _receive(inbox, out)
     assert {(p.check, p.file) for p in arrival.problems} == {("sha256", DICOM), ("size", "reads.csv")}
     assert "(and 1 more problem)" in arrival.reason
 
 
 @pytest.mark.parametrize(
-    ("site", "fingerprint", "admitted", "says"),
+    ("site", "fingerprint", "secret", "admitted", "says"),
     [
         (
             "site01",
             OTHER_FINGERPRINT,
+            OTHER_SECRET,
             False,
-            f"key_fingerprint {OTHER_FINGERPRINT} differs from {FINGERPRINT}",
+            f"key_fingerprint {OTHER_FINGERPRINT} differs from {FINGERPRINT}, the one the registry pins",
         ),
-        ("site01", None, False, f"no key_fingerprint, but the registry pins {FINGERPRINT}"),
-        ("site02", None, True, ""),  # not pinned: no fingerprint needed
-        ("site02", OTHER_FINGERPRINT, True, ""),
-        ("site09", FINGERPRINT, False, "site 'site09' is not declared"),
+        ("site01", None, SECRET, False, f"no key_fingerprint, but the registry pins {FINGERPRINT}"),
+        ("site02", FINGERPRINT, SECRET, True, ""),  # not pinned: the hub's own key decides
+        # not pinned, but keyed with another secret: the hub's key is compared for every site
+        (
+            "site02",
+            OTHER_FINGERPRINT,
+            OTHER_SECRET,
+            False,
+            f"key_fingerprint {OTHER_FINGERPRINT} differs from {FINGERPRINT}, the hub's key",
+        ),
+        ("site02", None, SECRET, False, f"no key_fingerprint (the hub's key is {FINGERPRINT})"),
+        ("site09", FINGERPRINT, SECRET, False, "site 'site09' is not declared"),
     ],
 )
-def test_site_and_key_fingerprint_are_checked_against_the_registry(
-    hub, site, fingerprint, admitted, says
+def test_site_and_key_fingerprint_are_checked_against_the_registry_and_the_hubs_key(
+    hub, site, fingerprint, secret, admitted, says
 ) -> None:
     inbox, out = hub
-    _arrive(inbox, site=site, fingerprint=fingerprint)
-    [arrival] = receive(inbox, out, REGISTRY)
+    _arrive(inbox, site=site, fingerprint=fingerprint, secret=secret)
+    [arrival] = _receive(inbox, out)
     assert arrival.admitted is admitted
     if not admitted:
-        assert says in _reason(out, site)["reason"]
+        reason = _reason(out, site)["reason"]
+        assert says in reason
+        assert (
+            "declare it under `sites:`" in reason if site == "site09" else "with the consortium key" in reason
+        )
 
 
 def test_a_submission_filed_under_another_site_is_refused(hub) -> None:
     inbox, out = hub
     make_submission(inbox / "site02" / NIGHT, site="site01")
-    [arrival] = receive(inbox, out, REGISTRY)
+    [arrival] = _receive(inbox, out)
     assert arrival.status == "refused" and "arrived as site02" in arrival.reason
 
 
@@ -149,16 +181,16 @@ def test_same_submission_again_is_a_duplicate_and_a_changed_one_replaces_the_adm
     first = tmp = inbox.parent / "site-copy"
     make_submission(tmp)
     shutil.copytree(first, inbox / "site01" / NIGHT)
-    receive(inbox, out, REGISTRY)
+    _receive(inbox, out)
     shutil.copytree(first, inbox / "site01" / NIGHT)
     snapshot = tree(out)
-    [again] = receive(inbox, out, REGISTRY)
+    [again] = _receive(inbox, out)
     assert again.status == "duplicate" and tree(out) == snapshot
     assert list((inbox / "site01").iterdir()) == []
     (first / DICOM).unlink()
     make_submission(first, files={"clinical.csv": b"site_id,patient_id\nsite01,P00000000000000AA\n"})
     shutil.copytree(first, inbox / "site01" / NIGHT)
-    [changed] = receive(inbox, out, REGISTRY)
+    [changed] = _receive(inbox, out)
     assert changed.status == "replaced"
     assert tree(out / "submissions" / "site01" / NIGHT) == tree(first)
     assert not (out / ".superseded").exists()
@@ -171,7 +203,7 @@ def test_a_receive_killed_after_claiming_is_finished_by_the_next_one(hub) -> Non
     claimed = out / ".receiving" / "site01" / NIGHT
     claimed.parent.mkdir(parents=True)
     (inbox / "site01" / NIGHT).rename(claimed)
-    [arrival] = receive(inbox, out, REGISTRY)
+    [arrival] = _receive(inbox, out)
     assert arrival.status == "admitted"
     assert tree(out / "submissions" / "site01" / NIGHT) == expected
     assert not (out / ".receiving").exists()
@@ -185,7 +217,7 @@ def test_a_receive_killed_while_copying_to_another_file_system_copies_again(hub)
     half = out / ".receiving" / "site01" / f".{NIGHT}.copying"
     half.mkdir(parents=True)
     (half / "clinical.csv").write_text("half")
-    [arrival] = receive(inbox, out, REGISTRY)
+    [arrival] = _receive(inbox, out)
     assert arrival.status == "admitted"
     assert tree(out / "submissions" / "site01" / NIGHT) == expected
     assert list((inbox / "site01").iterdir()) == [] and not (out / ".receiving").exists()
@@ -200,7 +232,7 @@ def test_out_on_another_file_system_is_copied_whole(tmp_path: Path) -> None:
     _flip(_arrive(inbox, site="site02") / DICOM)
     out = Path(tempfile.mkdtemp(prefix="cohortpool-receive-", dir=shm))
     try:
-        arrivals = {a.site: a for a in receive(inbox, out, REGISTRY)}
+        arrivals = {a.site: a for a in _receive(inbox, out)}
         assert arrivals["site01"].status == "admitted" and arrivals["site02"].status == "refused"
         assert tree(out / "submissions" / "site01" / NIGHT) == expected
         assert (out / "rejected" / "site02" / NIGHT / "reason.json").is_file()
@@ -212,7 +244,7 @@ def test_out_on_another_file_system_is_copied_whole(tmp_path: Path) -> None:
 def test_a_receive_killed_while_replacing_puts_the_old_version_back_or_finishes(hub) -> None:
     inbox, out = hub
     old = tree(_arrive(inbox))
-    receive(inbox, out, REGISTRY)
+    _receive(inbox, out)
     # a kill after the old version was parked and before the new one moved in: the next receive restores
     # the old one, then the claimed new one replaces it properly
     parked = out / ".superseded" / "site01" / NIGHT
@@ -222,7 +254,7 @@ def test_a_receive_killed_while_replacing_puts_the_old_version_back_or_finishes(
     claimed = out / ".receiving" / "site01" / NIGHT
     claimed.parent.mkdir(parents=True)
     (inbox / "site01" / NIGHT).rename(claimed)
-    [arrival] = receive(inbox, out, REGISTRY)
+    [arrival] = _receive(inbox, out)
     assert arrival.status == "replaced"
     assert tree(out / "submissions" / "site01" / NIGHT) == new != old
     assert not (out / ".superseded").exists()
@@ -260,7 +292,7 @@ def test_reason_json_is_deterministic(tmp_path: Path) -> None:
     for run in ("a", "b"):
         inbox, out = tmp_path / run / "inbox", tmp_path / run / "out"
         _flip(_arrive(inbox) / DICOM)
-        receive(inbox, out, REGISTRY)
+        _receive(inbox, out)
         reasons.append((out / "rejected" / "site01" / NIGHT / "reason.json").read_bytes())
     assert reasons[0] == reasons[1]
 
@@ -268,16 +300,16 @@ def test_reason_json_is_deterministic(tmp_path: Path) -> None:
 def test_hidden_partial_uploads_are_not_arrivals(hub) -> None:
     inbox, out = hub
     make_submission(inbox / ".incoming" / f"site01-{NIGHT}.partial")
-    assert receive(inbox, out, REGISTRY) == []
+    assert _receive(inbox, out) == []
     assert os.listdir(inbox / ".incoming")
 
 
 def test_check_submission_checks_in_place_and_moves_nothing(tmp_path: Path) -> None:
     submission = make_submission(tmp_path / "submissions" / "site01" / NIGHT)
     before = tree(submission)
-    listing, problems = check_submission(submission, "site01", NIGHT, REGISTRY)
+    listing, problems = check_submission(submission, "site01", NIGHT, REGISTRY, secret=SECRET)
     assert problems == [] and listing is not None and listing.site_id == "site01"
     _flip(submission / DICOM)
-    _listing, problems = check_submission(submission, "site01", NIGHT, REGISTRY)
+    _listing, problems = check_submission(submission, "site01", NIGHT, REGISTRY, secret=SECRET)
     assert [(p.check, p.file) for p in problems] == [("sha256", DICOM)]
     assert set(tree(submission)) == set(before)

@@ -6,13 +6,16 @@ stage packages never import Prefect (``tests/test_layout.py``), the CLI may.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 
 from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, app, fail, read_settings
+from cohortpool.config import MissingSecretError, config_file
 from cohortpool.pipeline.deployments import VERIFIED_EVENT
 
 if TYPE_CHECKING:
@@ -89,14 +92,17 @@ def receive_command(
         typer.Option("--out", help="Admitted: OUT/submissions/<site>/<night>/; refused: OUT/rejected/."),
     ],
 ) -> None:
-    """Verify every arrived submission and admit it, or refuse it with the reason.
+    """Verify every arrived submission and admit it, or refuse it with the reason and what to do.
 
-    Checked: the site is declared in the configuration's sites, its key_fingerprint matches the one the
-    registry pins, every file listed in submission.json is there with its size and sha256, and nothing
-    else is. Admitted submissions are announced with the Prefect event cohortpool.submission.verified
-    when a Prefect API is configured.
+    Checked: the site is declared in the configuration's sites and its folder is its own (no link out
+    of it is followed); the night is not in the future; submission.json names that site and night, its
+    key_fingerprint is the hub's key's (and the one the registry pins) and its seal (mac) is the one the
+    consortium secret gives it; every file listed in submission.json is there with its size and sha256,
+    and nothing else is; it is not an older version of a night replaced since. Admitted submissions are
+    announced with the Prefect event cohortpool.submission.verified when a Prefect API is configured.
 
-    Exit 0: all admitted (or nothing arrived); 1: something was refused; 2: bad usage or configuration.
+    Exit 0: all admitted (or nothing arrived); 1: something was refused; 2: bad usage or configuration
+    (no site declared, no consortium secret, OUT not a folder: nothing is moved).
     """
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
@@ -106,8 +112,19 @@ def receive_command(
 
     if not inbox.is_dir():
         raise fail(f"{inbox}: no such folder (the hub's SFTP inbox)")
-    sites = read_settings().sites
-    registry = {site.site_id: site.key_fingerprint for site in sites}
+    settings = read_settings()
+    registry = {site.site_id: site.key_fingerprint for site in settings.sites}
+    if not registry:
+        raise fail(
+            f"no site is declared (configuration: {config_file()}): declare the consortium's sites under "
+            "`sites:` in the hub's cohortpool.yaml (COHORTPOOL_CONFIG names it); nothing was moved"
+        )
+    try:
+        secret = settings.secret_bytes()
+    except MissingSecretError as exc:
+        raise fail(f"{exc}; the hub checks each submission's seal with it; nothing was moved") from None
+    zone = ZoneInfo(settings.hub_timezone) if settings.hub_timezone else None
+    today = datetime.datetime.now(zone).date()
 
     console = Console(stderr=True)
     columns = (TextColumn("verifying"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
@@ -119,7 +136,13 @@ def receive_command(
 
         try:
             arrivals = receive(
-                inbox, out, registry, on_arrival=filed, on_bytes=lambda n: bar.advance(task, n)
+                inbox,
+                out,
+                registry,
+                on_arrival=filed,
+                on_bytes=lambda n: bar.advance(task, n),
+                secret=secret,
+                today=today,
             )
         except ValueError as exc:
             raise fail(str(exc)) from None

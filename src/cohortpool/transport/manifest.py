@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cohortpool.contract.identifiers import SITE_ID_RULE, is_night, is_site_id
+from cohortpool.contract.seal import MAC_FIELD, seal_matches
 
 MANIFEST = "submission.json"
 #: a submission of 10^6 files lists them in about 150 MB; anything larger is not one of ours
@@ -58,6 +59,16 @@ class Listing:
         """``<site>/<night>``, as printed and as laid out in an inbox."""
         return f"{self.site_id}/{self.night}"
 
+    @property
+    def sealed(self) -> bool:
+        """``submission.json`` carries a seal (``mac``), right or wrong."""
+        return MAC_FIELD in json.loads(self.raw)
+
+    def seal_matches(self, secret: bytes) -> bool:
+        """The seal is the one the consortium ``secret`` gives this ``submission.json``
+        (:mod:`cohortpool.contract.seal`): not edited since it was packaged, and made with that secret."""
+        return seal_matches(secret, json.loads(self.raw))
+
 
 def safe_relative(path: str) -> bool:
     """True when ``path`` is a relative POSIX path that stays inside its folder."""
@@ -96,6 +107,8 @@ def parse_listing(raw: bytes) -> Listing:
     fingerprint = document.get("key_fingerprint")
     if fingerprint is not None and not isinstance(fingerprint, str):
         raise ManifestError(f"{MANIFEST}: key_fingerprint must be a string")
+    if MAC_FIELD in document and not isinstance(document[MAC_FIELD], str):
+        raise ManifestError(f"{MANIFEST}: {MAC_FIELD} must be a string")
     return Listing(site_id, night, fingerprint, _files(document), raw)
 
 

@@ -26,17 +26,19 @@ WORKERS = min(4, os.cpu_count() or 1)
 
 @dataclass(frozen=True)
 class Problem:
-    """Why a submission is refused: the check that failed, the file (or key) at fault, and how."""
+    """Why a submission is refused: the check that failed, the file (or key) at fault, how, and what to
+    do about it (``action``: filled in by ``receive``, which knows the site and the night)."""
 
     check: str
     file: str | None
     detail: str
+    action: str | None = None
 
     def __str__(self) -> str:
         return f"{self.file}: {self.detail}" if self.file else self.detail
 
     def as_dict(self) -> dict[str, str | None]:
-        return {"check": self.check, "file": self.file, "detail": self.detail}
+        return {"check": self.check, "file": self.file, "detail": self.detail, "action": self.action}
 
 
 def inventory(folder: Path) -> tuple[dict[str, int], list[Problem]]:
