@@ -208,3 +208,26 @@ def test_a_uid_that_climbs_out_of_the_output_folder_names_nothing_outside_it(tmp
     assert "../" not in (out / "submission.json").read_text(encoding="utf-8")
     for path in written:
         assert b"10008.2/" not in (out / path).read_bytes() and b"10008.1/" not in (out / path).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("keyword", "typed", "kept"),
+    [
+        ("Modality", "CT JOAN", "CT"),
+        ("SpecificCharacterSet", "ZZCHARSETLEAK", "ISO_IR 192"),
+        ("SpecificCharacterSet", ["", "ISO 2022 JOAN"], ["", "ISO 2022 IR 87"]),
+    ],
+)
+def test_a_code_string_the_standard_enumerates_keeps_only_its_terms(
+    keyword: str, typed: str | list[str], kept: str | list[str]
+) -> None:
+    """``CT JOAN`` has a code string's form; it is not a modality."""
+    ds = Dataset()
+    _put(ds, keyword, "CS", typed)
+    out, data, _ = _clean(ds)
+    assert b"JOAN" not in data and b"ZZCHARSET" not in data and keyword not in out
+    ds = Dataset()
+    _put(ds, keyword, "CS", kept)
+    out, _, _ = _clean(ds)
+    value = out[keyword].value
+    assert (list(value) if not isinstance(value, str) else value) == kept

@@ -53,6 +53,7 @@ from pydicom.multival import MultiValue
 
 from cohortpool.deid.profile import Retained, Rule
 from cohortpool.deid.pseudonym import Pseudonymiser, shift_da, shift_dt
+from cohortpool.deid.terms import CHARACTER_SETS, MODALITIES
 from cohortpool.deid.uids import is_well_known
 
 PATIENT_NAME = 0x00100010
@@ -102,10 +103,13 @@ _FORMS: dict[str, re.Pattern[str]] = {
     "IS": re.compile(r" *([+-]?[0-9]+)? *"),
     "TM": re.compile(r" *([0-9]{2}(:?[0-9]{2}(:?[0-9]{2}(\.[0-9]{1,6})?)?)?)? *"),
 }
-#: the values a patient characteristic the Retain Patient Characteristics option keeps may have
-#: (PS3.3 C.7.1.1 Patient Sex and Patient Sex Neutered, C.7.2.2 Smoking Status); anything else typed
-#: there is removed as the Basic Profile would
+#: the values an attribute may have where the standard enumerates them (the retention list's Specific
+#: Character Set and Modality, :mod:`cohortpool.deid.terms`; the patient characteristics the Retain Patient
+#: Characteristics option keeps, PS3.3 C.7.1.1 Patient Sex and Patient Sex Neutered, C.7.2.2 Smoking
+#: Status); anything else typed there is removed (as the Basic Profile would, for a characteristic)
 _ENUMERATED: dict[int, frozenset[str]] = {
+    0x00080005: CHARACTER_SETS,
+    0x00080060: MODALITIES,
     0x00100040: frozenset({"M", "F", "O"}),
     0x00102203: frozenset({"ALTERED", "UNALTERED"}),
     0x001021A0: frozenset({"YES", "NO", "UNKNOWN"}),
@@ -339,6 +343,11 @@ def _unlisted(element: Element, policy: Policy, shift_days: int) -> Verdict:
         return _UNLISTED_EMPTIED
     if retained.action == "D":
         return Verdict(REPLACE, (DUMMIES[vr],), REPLACED, static=True)
+    enumerated = _ENUMERATED.get(element.tag)
+    if enumerated is not None:
+        if all(v in enumerated for v in element.ascii_values()):
+            return _KEEP_READ
+        return _read(_UNLISTED_REMOVED)  # a code string, but not one the standard defines there
     if vr not in _FORMS:
         return _KEEP
     if not well_formed(element):

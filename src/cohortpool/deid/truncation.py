@@ -162,7 +162,9 @@ def _items_of(
         if length == _UNDEFINED:
             if not _is_sequence(tag, vr, implicit):
                 raise _Unwalkable
-            pos = _sequence(data, start, implicit, little, depth + 1)
+            # a UN sequence of undefined length is encoded implicit VR little endian inside (PS3.5 6.2.2)
+            inner = (True, True) if vr == b"UN" else (implicit, little)
+            pos = _sequence(data, start, *inner, depth + 1)
             continue
         _fits(tag, pos, start, length, size)
         pos = start + length

@@ -31,6 +31,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
 from cohortpool.contract.csvio import write_csv
+from cohortpool.deid.terms import MODALITIES
 
 MANIFEST_COLUMNS = (
     "site_id",
@@ -59,21 +60,6 @@ _FS = re.compile(r"\b(SPAIR|STIR|TIRM|FS|FATSAT|FAT SAT|FAT SUP\w*|FATSUP\w*|SPI
 _T1 = re.compile(r"\bS?T1W?\b")
 _T2 = re.compile(r"\bS?T2W?\b")
 _SEPARATORS = re.compile(r"[^A-Z0-9]+")
-
-
-#: Modality (0008,0060) defined terms, PS3.3 C.7.3.1.1.1 (2024b), with the retired ones: the manifest's
-#: modality is one of these or empty (a code string that is not a modality is text typed there)
-MODALITIES = frozenset({
-    "ANN", "AR", "ASMT", "AU", "BDUS", "BI", "BMD", "CFM", "CR", "CT", "CTPROTOCOL", "DMS", "DG", "DOC",
-    "DX", "ECG", "EEG", "EMG", "EOG", "EPS", "ES", "FID", "GM", "HC", "HD", "IO", "IOL", "IVOCT", "IVUS",
-    "KER", "KO", "LEN", "LS", "MG", "MR", "M3D", "NM", "OAM", "OCT", "OP", "OPM", "OPT", "OPTBSV",
-    "OPTENF", "OPV", "OSS", "OT", "PA", "PLAN", "POS", "PR", "PT", "PX", "REG", "RESP", "RF", "RG",
-    "RTDOSE", "RTIMAGE", "RTINTENT", "RTPLAN", "RTRAD", "RTRECORD", "RTSEGANN", "RTSTRUCT", "RWV",
-    "SEG", "SM", "SMR", "SR", "SRF", "STAIN", "TEXTUREMAP", "TG", "US", "VA", "XA", "XAPROTOCOL", "XC",
-    # retired
-    "AS", "CD", "CF", "CP", "CS", "DD", "DF", "DM", "DS", "EC", "FA", "FS", "LP", "MA", "MS", "OPR",
-    "ST", "VF",
-})  # fmt: skip
 
 
 def _text(ds: Dataset, keyword: str) -> str:
