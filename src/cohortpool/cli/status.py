@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, app, fail, read_settings
+from cohortpool.cli._app import EXIT_FAILED, EXIT_ISSUES, EXIT_OK, app, fail, read_settings
 from cohortpool.pipeline.layout import RunLayout
 from cohortpool.pipeline.runconfig import RunConfig
 
@@ -60,7 +60,12 @@ def status(
     receive check will take this over); loaded: its batch in the warehouse. Days: since the last night
     received; every: the expected cadence in days; files and rows: in and quarantined, of that night.
 
-    Exit 0: every site on time; 1: a site is late; 2: bad usage or configuration.
+    A night dated after today at the site is not counted (a wrong clock or time zone, a misnamed
+    folder), and a last night whose submission.json or counts cannot be read is shown without its
+    counts; each such problem is printed under the table, naming the file and what to do.
+
+    Exit 0: every site on time; 1: a site is late; 2: bad usage or configuration; 3: a site has a
+    problem (the others are still shown; the late ones are printed too).
     """
     from rich.console import Console
     from rich.table import Table
@@ -101,4 +106,8 @@ def status(
         for entry in statuses:
             if entry.late:
                 typer.echo(f"{entry.site_id}: {entry.lateness}")
+            for problem in entry.problems:
+                typer.echo(f"{entry.site_id}: {problem}")
+    if any(s.problems for s in statuses):
+        raise typer.Exit(EXIT_FAILED)
     raise typer.Exit(EXIT_ISSUES if any(s.late for s in statuses) else EXIT_OK)

@@ -15,6 +15,12 @@ private files, so the hub can run it:
 
 The last night's quarantine counts are those of the last received night: files from its
 ``submission.json``, rows from its validated batch.
+
+One site's odd folder never hides the others. A night dated after today at the site (a wrong clock or
+time zone, a misnamed folder) is not a valid last night: it is not counted, and the site's ``problems``
+say so. A last night whose ``submission.json`` cannot be read, or whose ``counts`` are not an object of
+non-negative integers, is shown without those counts, with a problem naming the file and what to do.
+``cohortpool status`` exits 3 when a site has a problem.
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ class SiteStatus:
     duplicates: int | None = None
     rows_in: int | None = None
     rows_quarantined: int | None = None
+    #: what is wrong with the site's folders, one line each saying where and what to do (empty: nothing)
+    problems: tuple[str, ...] = ()
 
     @property
     def lateness(self) -> str:
@@ -76,9 +84,14 @@ def today_at(site: SiteRun) -> dt.date:
 
 
 def is_late(site: SiteRun, last_night: str | None, today: dt.date | None = None) -> tuple[bool, int | None]:
-    """(late?, days since ``last_night``) for ``site`` as of ``today`` (default: today at the site)."""
+    """(late?, days since ``last_night``) for ``site`` as of ``today`` (default: today at the site).
+
+    A ``last_night`` after ``today`` is no last night (it is not counted: days None).
+    """
     when = today or today_at(site)
     days = (when - dt.date.fromisoformat(last_night)).days if last_night else None
+    if days is not None and days < 0:
+        days = None
     if site.expected_every_days is None:
         return False, days
     return days is None or days > site.expected_every_days, days
@@ -86,38 +99,112 @@ def is_late(site: SiteRun, last_night: str | None, today: dt.date | None = None)
 
 def _nights(root: Path, site_id: str, marker: str) -> list[str]:
     folder = root / site_id
-    if not folder.is_dir():
+    try:
+        return sorted(n.name for n in folder.iterdir() if is_night(n.name) and (n / marker).is_file())
+    except OSError:  # no folder yet (or not one): nothing there
         return []
-    return sorted(n.name for n in folder.iterdir() if is_night(n.name) and (n / marker).is_file())
 
 
 def _json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # ValueError: not UTF-8, or not JSON
         return None
     return data if isinstance(data, dict) else None
 
 
-def last_received(layout: RunLayout, site_id: str) -> str | None:
-    """The latest night of ``site_id`` with a submission in ``layout`` (None: none yet)."""
+def _count(value: object) -> int | None:
+    """``value`` when it is a count (a non-negative integer), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+#: the ``counts`` keys a ``submission.json`` carries (data contract section 2)
+COUNT_KEYS = ("input_files", "deidentified", "quarantined", "duplicate", "series", "clinical", "reads")
+
+
+def manifest_counts(manifest: Path) -> tuple[dict[str, int], str | None]:
+    """The ``counts`` of a ``submission.json`` that are counts, and why the others are not.
+
+    Returns the usable counts and None when the file reads as it should; otherwise what is wrong, in
+    words (``not readable JSON (...)``, ``counts is missing``, ``counts is a JSON list, not an object``,
+    ``counts.input_files is not a non-negative integer``). Never raises.
+    """
+    try:
+        facts = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: not UTF-8, or not JSON
+        return {}, f"not readable JSON ({exc})"
+    if not isinstance(facts, dict):
+        return {}, "not a JSON object"
+    counts = facts.get("counts")
+    if not isinstance(counts, dict):
+        kind = {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+        what = "missing" if counts is None else f"a JSON {kind.get(type(counts), 'value')}, not an object"
+        return {}, f"counts is {what}"
+    usable = {str(k): v for k, v in counts.items() if _count(v) is not None}
+    odd = [k for k in COUNT_KEYS if k in counts and k not in usable]
+    return usable, (f"counts.{odd[0]} is not a non-negative integer" if odd else None)
+
+
+def _row_counts(summary: Path) -> tuple[tuple[int, int] | None, str | None]:
+    """(rows in, rows quarantined) of a validated batch's ``summary.json``, or None and why not."""
+    batch = _json(summary)
+    if batch is None:
+        return None, "not a readable JSON object"
+    tables = batch.get("tables", {})
+    if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+        return None, "tables is not an object of tables"
+    rows_in = [_count(t.get("rows_in", 0)) for t in tables.values()]
+    quarantined = [_count(t.get("quarantined", 0)) for t in tables.values()]
+    if None in rows_in or None in quarantined:
+        return None, "a table's rows_in or quarantined is not a non-negative integer"
+    return (sum(n for n in rows_in if n), sum(n for n in quarantined if n)), None
+
+
+def _received(layout: RunLayout, site_id: str, upto: dt.date | None) -> list[str]:
     nights = _nights(layout.submissions, site_id, "submission.json")
+    return [n for n in nights if upto is None or dt.date.fromisoformat(n) <= upto]
+
+
+def last_received(layout: RunLayout, site_id: str, today: dt.date | None = None) -> str | None:
+    """The latest night of ``site_id`` with a submission in ``layout`` (None: none yet); with ``today``,
+    the latest not after it (a night after today is not a valid last night)."""
+    nights = _received(layout, site_id, today)
     return nights[-1] if nights else None
 
 
 def late_sites(
     layout: RunLayout, sites: Sequence[SiteRun], idle: Sequence[str], today: dt.date | None = None
 ) -> list[LateSite]:
-    """The ``idle`` sites (nothing new tonight) whose last received night is older than their cadence."""
+    """The ``idle`` sites (nothing new tonight) whose last received night is older than their cadence
+    (a night dated after today at the site does not count)."""
     late = []
     for site in sites:
         if site.site_id not in idle or site.expected_every_days is None:
             continue
-        last = last_received(layout, site.site_id)
-        overdue, days = is_late(site, last, today)
+        when = today or today_at(site)
+        last = last_received(layout, site.site_id, min(when, today_at(site)))
+        overdue, days = is_late(site, last, when)
         if overdue:
             late.append(LateSite(site.site_id, last, days, site.expected_every_days))
     return late
+
+
+def _future(layout: RunLayout, site: SiteRun, at_site: dt.date) -> str | None:
+    """The problem line for the site's received nights dated after ``at_site`` (None: there are none)."""
+    future = [
+        n
+        for n in _nights(layout.submissions, site.site_id, "submission.json")
+        if dt.date.fromisoformat(n) > at_site
+    ]
+    if not future:
+        return None
+    more = f" (and {len(future) - 1} later)" if len(future) > 1 else ""
+    zone = site.timezone or "this machine's time zone"
+    return (
+        f"night in the future: {layout.submission(site.site_id, future[0])}{more} is dated after today at "
+        f"the site ({at_site}, {zone}), so it is not counted as the last night: check the site's clock "
+        "and its timezone in cohortpool.yaml, or move a misnamed folder out of the submissions"
+    )
 
 
 def _loaded(warehouse: Path) -> dict[str, str] | None:
@@ -155,23 +242,43 @@ def site_status(
     loaded = _loaded(layout.warehouse) if warehouse else {}
     out = []
     for site in sites:
-        received = last_received(layout, site.site_id)
-        verified = _nights(layout.out / "validated", site.site_id, "summary.json")
-        late, days = is_late(site, received, today)
+        at_site = today_at(site)
+        when = today or at_site
+        upto = min(when, at_site)  # a night after today at the site is never a last night
+        received = last_received(layout, site.site_id, upto)
+        verified = [
+            n
+            for n in _nights(layout.out / "validated", site.site_id, "summary.json")
+            if dt.date.fromisoformat(n) <= upto
+        ]
+        late, days = is_late(site, received, when)
+        future = _future(layout, site, at_site)
+        problems = [future] if future else []
         counts: dict[str, int | None] = {}
         if received is not None:
-            facts = _json(layout.submission(site.site_id, received) / "submission.json") or {}
-            files = facts.get("counts", {})
+            manifest = layout.submission(site.site_id, received) / "submission.json"
+            files, why = manifest_counts(manifest)
             counts = {
                 "files_in": files.get("input_files"),
                 "files_quarantined": files.get("quarantined"),
                 "duplicates": files.get("duplicate"),
             }
-            batch = _json(layout.validated(site.site_id, received) / "summary.json")
-            if batch is not None:
-                tables = batch.get("tables", {}).values()
-                counts["rows_in"] = sum(int(t.get("rows_in", 0)) for t in tables)
-                counts["rows_quarantined"] = sum(int(t.get("quarantined", 0)) for t in tables)
+            if why is not None:
+                problems.append(
+                    f"unreadable manifest: {manifest} ({why}), so its counts are not shown: have the site "
+                    "package the night again and push it (the hub refuses a manifest that is not a "
+                    "submission's)"
+                )
+            summary = layout.validated(site.site_id, received) / "summary.json"
+            if summary.is_file():
+                rows, why = _row_counts(summary)
+                if rows is not None:
+                    counts["rows_in"], counts["rows_quarantined"] = rows
+                else:
+                    problems.append(
+                        f"unreadable batch summary: {summary} ({why}), so its rows are not shown: remove "
+                        "the folder and run the hub again to validate the night anew"
+                    )
         out.append(
             SiteStatus(
                 site_id=site.site_id,
@@ -181,6 +288,7 @@ def site_status(
                 days_since=days,
                 expected_every_days=site.expected_every_days,
                 late=late,
+                problems=tuple(problems),
                 **counts,
             )
         )
