@@ -12,7 +12,6 @@ whatever order the workers finished.
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
@@ -29,6 +28,7 @@ from cohortpool.contract.csvio import formula_safe
 from cohortpool.contract.files import sha256_file
 from cohortpool.contract.processes import exit_when_orphaned
 from cohortpool.pipeline.records import LoadSummary, SubmissionSummary, ValidationSummary
+from cohortpool.pipeline.status import manifest_counts
 from cohortpool.validate import process_validator, validate_submission
 from cohortpool.validate.distribution import compare_sites
 from cohortpool.warehouse import (
@@ -62,15 +62,34 @@ log = logging.getLogger(__name__)
 
 
 def find_submissions(root: Path) -> list[SubmissionSummary]:
-    """Every submission under ``root/<site>/<night>/`` (what sites delivered to the hub)."""
+    """Every submission under ``root/<site>/<night>/`` (what sites delivered to the hub).
+
+    One folder never stops the others: each is named by its folder (``<site>/<night>``, the layout
+    ``receive`` admits to), and its ``submission.json`` is read defensively, since one copied in by hand
+    was never received. A manifest that is not a submission's (not JSON, no site or night, a file list
+    that does not hold) is listed all the same, with no counts, so that the run's verify step refuses it
+    into ``OUT/rejected`` with its reason and that site-night alone fails. Counts that are missing or not
+    non-negative integers are left out, with a warning naming the folder: the night's summary then shows
+    no de-identification counts for it.
+    """
     found = []
     for manifest in sorted(root.glob("*/*/submission.json")):
-        facts = json.loads(manifest.read_text(encoding="utf-8"))
-        found.append(
-            SubmissionSummary(
-                facts["site_id"], facts["night"], manifest.parent, sha256_file(manifest), facts["counts"], {}
+        folder = manifest.parent
+        try:
+            sha256 = sha256_file(manifest)
+        except OSError as exc:
+            # verify reads it again, refuses it and moves it to OUT/rejected with the reason
+            log.warning("%s: cannot be read (%s): the verify step refuses it", manifest, exc.strerror or exc)
+            sha256 = "unreadable"
+        counts, why = manifest_counts(manifest)
+        if why is not None:
+            log.warning(
+                "%s: %s; the night's de-identification counts are unknown: have the site package and push "
+                "the night again (the verify step refuses a manifest that is not a submission's)",
+                manifest,
+                why,
             )
-        )
+        found.append(SubmissionSummary(folder.parent.name, folder.name, folder, sha256, counts, {}))
     return found
 
 
