@@ -77,7 +77,7 @@ def test_nothing_of_pydicom_is_said_and_the_character_set_is_counted(
     assert [(r["keyword"], r["tag"], r["count"]) for r in noted] == [
         ("SpecificCharacterSet", "(0008,0005)", "2")
     ]
-    # the unknown term is also removed from the output (deid.terms: not a character set the standard
+    # the unknown term is also removed from the output (contract.dicom_terms: not a character set the standard
     # defines), counted as a removal besides the note
     assert result.removed["SpecificCharacterSet"] == 2
     assert all(TOKEN.encode() not in p.read_bytes() for p in (tmp_path / "out").rglob("*.dcm"))

@@ -51,9 +51,9 @@ from typing import Any, NamedTuple
 from pydicom.datadict import dictionary_VR
 from pydicom.multival import MultiValue
 
+from cohortpool.contract.dicom_terms import CHARACTER_SETS, MODALITIES
 from cohortpool.deid.profile import Retained, Rule
 from cohortpool.deid.pseudonym import Pseudonymiser, shift_da, shift_dt
-from cohortpool.deid.terms import CHARACTER_SETS, MODALITIES
 from cohortpool.deid.uids import is_well_known
 
 PATIENT_NAME = 0x00100010
@@ -104,9 +104,10 @@ _FORMS: dict[str, re.Pattern[str]] = {
     "TM": re.compile(r" *([0-9]{2}(:?[0-9]{2}(:?[0-9]{2}(\.[0-9]{1,6})?)?)?)? *"),
 }
 #: the values an attribute may have where the standard enumerates them (the retention list's Specific
-#: Character Set and Modality, :mod:`cohortpool.deid.terms`; the patient characteristics the Retain Patient
-#: Characteristics option keeps, PS3.3 C.7.1.1 Patient Sex and Patient Sex Neutered, C.7.2.2 Smoking
-#: Status); anything else typed there is removed (as the Basic Profile would, for a characteristic)
+#: Character Set and Modality, :mod:`cohortpool.contract.dicom_terms`; the patient characteristics the
+#: Retain Patient Characteristics option keeps, PS3.3 C.7.1.1 Patient Sex and Patient Sex Neutered,
+#: C.7.2.2 Smoking Status); anything else typed there is removed (as the Basic Profile would, for a
+#: characteristic)
 _ENUMERATED: dict[int, frozenset[str]] = {
     0x00080005: CHARACTER_SETS,
     0x00080060: MODALITIES,

@@ -31,7 +31,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
 from cohortpool.contract.csvio import write_csv
-from cohortpool.deid.terms import MODALITIES
+from cohortpool.contract.dicom_terms import MODALITIES
 
 MANIFEST_COLUMNS = (
     "site_id",

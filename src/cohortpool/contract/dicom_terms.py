@@ -1,8 +1,8 @@
 """Defined terms of the standard that de-identification checks kept values against.
 
 A code string attribute that must hold one of these holds text someone typed when it holds anything
-else (``CT JOAN`` has a code string's form): :mod:`cohortpool.deid.decide` removes it, and the imaging
-manifest, which takes only what the de-identified file keeps, leaves it empty.
+else (``CT JOAN`` has a code string's form): :mod:`cohortpool.deid.decide` removes it from the output,
+and the imaging manifest, which takes only what the de-identified file keeps, leaves it empty.
 """
 
 from __future__ import annotations
