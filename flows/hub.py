@@ -133,9 +133,11 @@ def finish_night(
         log_step("validate", *key, outcome.validation.line())
         try:
             submission = outcome.submission.path if outcome.submission is not None else None
-            outcome.load = load_into_warehouse(
+            # submitted and waited for (one load at a time): the future raises a refused batch's error,
+            # which the task turns into a one-line Failed state (tasks.expected_failures)
+            outcome.load = load_into_warehouse.submit(
                 layout.warehouse, outcome.validation.path, key[0], submission_dir=submission
-            )
+            ).result()
             if site_nights is not None:
                 mark_night_processed(site_nights[key], layout.state)
         except Exception as exc:

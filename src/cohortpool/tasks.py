@@ -77,9 +77,10 @@ class _NoEmptyTraceback(logging.Filter):
 logging.getLogger("prefect.task_runs").addFilter(_NoEmptyTraceback())
 
 
-def expected_failures(step: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def expected_failures(step: str, *also: type[Exception]) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Turn the composition layer's expected failures (:data:`cohortpool.pipeline.site.EXPECTED_FAILURES`)
-    into the task run's Failed state, with the one-line message ``<step> failed: <Error>: <why>``.
+    (and the step's own, ``also``) into the task run's Failed state, with the one-line message
+    ``<step> failed: <Error>: <why>``.
 
     Prefect makes a returned state the run's final state and logs it in one line; the future's
     ``result()`` raises the exception again, so the flow records it like any failure. Raising instead
@@ -91,7 +92,7 @@ def expected_failures(step: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         def body(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
                 return fn(*args, **kwargs)
-            except (*site.EXPECTED_FAILURES, *transfer.TRANSFER_FAILURES) as exc:
+            except (*site.EXPECTED_FAILURES, *transfer.TRANSFER_FAILURES, *also) as exc:
                 why = " ".join(str(exc).split())
                 # the caller never sees the state as a value: the future raises `exc` from it
                 return cast(R, Failed(message=f"{step} failed: {type(exc).__name__}: {why}", data=exc))
@@ -273,6 +274,7 @@ def validate_batch(
     timeout_seconds=2 * HOUR,
     cache_policy=NO_CACHE,
 )
+@expected_failures("load", *hub.LOAD_FAILURES)
 def load_into_warehouse(
     db_path: Path,
     validated_dir: Path,

@@ -32,6 +32,7 @@ from cohortpool.pipeline.status import manifest_counts
 from cohortpool.validate import process_validator, validate_submission
 from cohortpool.validate.distribution import compare_sites
 from cohortpool.warehouse import (
+    BatchError,
     PublishError,
     PublishResult,
     WarehouseLockedError,
@@ -43,6 +44,7 @@ from cohortpool.warehouse import (
 )
 
 __all__ = [
+    "LOAD_FAILURES",
     "PublishError",
     "ValidationWorkerDied",
     "ValidationWorkers",
@@ -57,6 +59,10 @@ __all__ = [
     "validation_workers",
     "warehouse_checksum",
 ]
+
+#: a batch the warehouse refuses (a count that is not a count, a batch of another site): the data's doing,
+#: one line for its site-night, no traceback (:func:`cohortpool.tasks.expected_failures`)
+LOAD_FAILURES: tuple[type[Exception], ...] = (BatchError,)
 
 log = logging.getLogger(__name__)
 
