@@ -68,6 +68,15 @@ def real_submissions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     root = tmp_path_factory.mktemp("real")
     write_consortium(root / "landing", sites=2, max_patients=2)
     made = {}
+    with pytest.MonkeyPatch.context() as env:
+        # the key comes from --secret-file alone: COHORTPOOL_SECRET (set by an earlier test of this
+        # worker, e.g. the demo's) would take its place
+        env.delenv("COHORTPOOL_SECRET", raising=False)
+        _deid_both(root, made)
+    return made
+
+
+def _deid_both(root: Path, made: dict[str, Path]) -> None:
     for site, secret in (("site01", SECRET), ("site02", OTHER_SECRET)):
         drop = next((root / "landing" / site).iterdir())
         out = root / "submissions" / site / drop.name
@@ -83,7 +92,6 @@ def real_submissions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
         assert document["key_fingerprint"] == key_fingerprint(secret.encode())
         assert seal_matches(secret.encode(), document)  # deid seals what it packages
         made[site] = out
-    return made
 
 
 def _visible(folder: Path) -> dict[str, str]:
