@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, app, fail, read_settings
-from cohortpool.config import MissingSecretError, config_file
+from cohortpool.config import MissingSecretError, WeakSecretError, config_file
 from cohortpool.pipeline.deployments import VERIFIED_EVENT
 
 if TYPE_CHECKING:
@@ -96,13 +96,13 @@ def receive_command(
 
     Checked: the site is declared in the configuration's sites and its folder is its own (no link out
     of it is followed); the night is not in the future; submission.json names that site and night, its
-    key_fingerprint is the hub's key's (and the one the registry pins) and its seal (mac) is the one the
-    consortium secret gives it; every file listed in submission.json is there with its size and sha256,
+    key_fingerprint is the one the registry pins and, when the hub holds the consortium secret, its key's,
+    and the seal (mac) is the one that secret gives it; every file listed in submission.json is there with its size and sha256,
     and nothing else is; it is not an older version of a night replaced since. Admitted submissions are
     announced with the Prefect event cohortpool.submission.verified when a Prefect API is configured.
 
     Exit 0: all admitted (or nothing arrived); 1: something was refused; 2: bad usage or configuration
-    (no site declared, no consortium secret, OUT not a folder: nothing is moved).
+    (no site declared, a weak secret, OUT not a folder: nothing is moved).
     """
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
@@ -119,10 +119,20 @@ def receive_command(
             f"no site is declared (configuration: {config_file()}): declare the consortium's sites under "
             "`sites:` in the hub's cohortpool.yaml (COHORTPOOL_CONFIG names it); nothing was moved"
         )
+    secret: bytes | None
     try:
         secret = settings.secret_bytes()
-    except MissingSecretError as exc:
-        raise fail(f"{exc}; the hub checks each submission's seal with it; nothing was moved") from None
+    except WeakSecretError as exc:
+        raise fail(f"{exc}; nothing was moved") from None
+    except MissingSecretError:
+        # a hub may choose not to hold the key (whoever holds it can compute the pseudonym of a known
+        # record number): sizes, sha256s and pinned fingerprints are checked all the same
+        secret = None
+        typer.echo(
+            "note: no consortium secret at the hub (secret_file or COHORTPOOL_SECRET): seals are not "
+            "checked, key fingerprints only against the registry's pins",
+            err=True,
+        )
     zone = ZoneInfo(settings.hub_timezone) if settings.hub_timezone else None
     today = datetime.datetime.now(zone).date()
 
