@@ -347,3 +347,11 @@ def test_out_that_is_not_a_folder_is_bad_usage_and_moves_nothing(hub, tmp_path, 
     assert result.exit_code == 2
     assert "not a folder; give the hub's OUT folder" in _one_error_line(result.output)
     assert tree(inbox) == snapshot and a_file.read_text() == "not a folder"
+
+
+def test_a_manifest_nested_past_the_parsers_depth_is_refused_in_one_line() -> None:
+    """json raised RecursionError (a traceback at verify) for 10^5 nested brackets."""
+    from cohortpool.transport.manifest import ManifestError, parse_listing
+
+    with pytest.raises(ManifestError, match="not UTF-8 JSON"):
+        parse_listing(b"[" * 100_000 + b"]" * 100_000)

@@ -96,10 +96,11 @@ def receive_command(
 
     Checked: the site is declared in the configuration's sites and its folder is its own (no link out
     of it is followed); the night is not in the future; submission.json names that site and night, its
-    key_fingerprint is the one the registry pins and, when the hub holds the consortium secret, its key's,
-    and the seal (mac) is the one that secret gives it; every file listed in submission.json is there with its size and sha256,
-    and nothing else is; it is not an older version of a night replaced since. Admitted submissions are
-    announced with the Prefect event cohortpool.submission.verified when a Prefect API is configured.
+    key_fingerprint is the one the registry pins and, when the hub holds the consortium secret, its
+    key's, and the seal (mac) is the one that secret gives it; every file listed in submission.json is
+    there with its size and sha256, and nothing else is; it is not an older version of a night replaced
+    since. Admitted submissions are announced with the Prefect event cohortpool.submission.verified when
+    a Prefect API is configured.
 
     Exit 0: all admitted (or nothing arrived); 1: something was refused; 2: bad usage or configuration
     (no site declared, a weak secret, OUT not a folder: nothing is moved).

@@ -95,7 +95,7 @@ def parse_listing(raw: bytes) -> Listing:
     """Parse the bytes of a ``submission.json``; raise :class:`ManifestError` naming the fault."""
     try:
         document = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ManifestError(f"{MANIFEST}: not UTF-8 JSON ({exc})") from exc
     if not isinstance(document, dict):
         raise ManifestError(f"{MANIFEST}: not a JSON object")

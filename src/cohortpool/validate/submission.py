@@ -90,7 +90,7 @@ def open_submission(folder: Path) -> Submission:
         )
     try:
         meta = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise SubmissionError(f"{manifest}: not readable JSON ({exc}); re-run `cohortpool deid`") from exc
     site_id = str(meta.get("site_id", "")) if isinstance(meta, dict) else ""
     night = str(meta.get("night", "")) if isinstance(meta, dict) else ""

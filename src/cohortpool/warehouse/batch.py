@@ -175,6 +175,8 @@ def read_batch(path: str | Path, columns: dict[str, tuple[str, ...]]) -> Validat
         summary = json.loads(summary_text)
     except json.JSONDecodeError as exc:
         raise BatchError(f"{summary_path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise BatchError(f"{summary_path}: invalid JSON: nested too deep") from exc
     if not isinstance(summary, dict):
         raise BatchError(f"{summary_path}: expected a JSON object")
     for key in ("site_id", "night", "batch_id"):
@@ -286,7 +288,7 @@ def read_deid_counts(submission_dir: str | Path, batch: ValidatedBatch) -> DeidC
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise BatchError(f"{path}: missing; pass the submission folder `cohortpool deid` wrote") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise BatchError(f"{path}: not readable JSON ({exc})") from exc
     if not isinstance(document, dict):
         raise BatchError(f"{path}: expected a JSON object")
