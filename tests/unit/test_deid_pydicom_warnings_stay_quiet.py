@@ -91,3 +91,33 @@ def test_the_logger_and_the_warning_filters_are_given_back(tmp_path: Path) -> No
     deidentify_tree(drop, tmp_path / "out", tmp_path / "vault", "site01", SECRET, NIGHT)
     assert not logging.getLogger("pydicom").disabled
     assert warnings.filters == filters
+
+
+def test_quiet_sections_in_threads_keep_their_own_warnings_and_give_everything_back() -> None:
+    """Sites are de-identified in threads: sections that overlap used to save each other's settings and
+    leave pydicom's logger off for good (seen in the full suite)."""
+    import threading
+
+    from cohortpool.deid.quiet import pydicom_quiet
+
+    logger = logging.getLogger("pydicom")
+    filters, show = list(warnings.filters), warnings.showwarning
+    entered, leave = threading.Barrier(4), threading.Barrier(4)
+    caught: dict[int, list[str]] = {}
+
+    def section(n: int) -> None:
+        with pydicom_quiet() as mine:
+            entered.wait()
+            warnings.warn(f"thread {n}", UserWarning, stacklevel=1)
+            leave.wait() if n % 2 else None  # half leave at once, half after
+            caught[n] = [str(w.message) for w in mine]
+        if not n % 2:
+            leave.wait()
+
+    threads = [threading.Thread(target=section, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert caught == {n: [f"thread {n}"] for n in range(4)}
+    assert not logger.disabled and warnings.filters == filters and warnings.showwarning is show

@@ -11,9 +11,11 @@ summary (``ledger/<night>.summary.csv``).
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 #: notes the night's summary may carry besides the retention list's (what, attribute, VR)
 UNKNOWN_CHARACTER_SET = "unknown character set"
@@ -26,18 +28,53 @@ _NOTES = (
 )
 
 
+#: the state quiet sections share: logger and warning settings are process-wide, and de-identification
+#: runs files in threads (two sites of a nightly run at once), so the first section to start saves them,
+#: the last to end gives them back, and each thread's warnings go to its own list
+_LOCK = threading.Lock()
+_SECTIONS = 0
+_SAVED: tuple[bool, list[Any], Any] | None = None
+_LOCAL = threading.local()
+
+
+def _show(
+    message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    caught = getattr(_LOCAL, "caught", None)
+    if caught is not None:
+        caught.append(warnings.WarningMessage(message, category, filename, lineno, file, line))
+    elif _SAVED is not None:  # a thread outside any quiet section: shown as it would have been
+        _SAVED[2](message, category, filename, lineno, file, line)
+
+
 @contextmanager
 def pydicom_quiet() -> Iterator[list[warnings.WarningMessage]]:
-    """Capture every warning raised inside (the list is yielded) and silence pydicom's logger."""
+    """Capture every warning this thread raises inside (the list is yielded) and silence pydicom's
+    logger; safe with other threads doing the same (module state above)."""
+    global _SECTIONS, _SAVED
     logger = logging.getLogger("pydicom")
-    disabled = logger.disabled
-    logger.disabled = True
-    try:
-        with warnings.catch_warnings(record=True) as caught:
+    with _LOCK:
+        if _SECTIONS == 0:
+            _SAVED = (logger.disabled, list(warnings.filters), warnings.showwarning)
+            logger.disabled = True
             warnings.simplefilter("always")
-            yield caught
+            warnings.showwarning = _show
+        _SECTIONS += 1
+    caught: list[warnings.WarningMessage] = []
+    outer = getattr(_LOCAL, "caught", None)
+    _LOCAL.caught = caught
+    try:
+        yield caught
     finally:
-        logger.disabled = disabled
+        _LOCAL.caught = outer
+        with _LOCK:
+            _SECTIONS -= 1
+            if _SECTIONS == 0 and _SAVED is not None:
+                logger.disabled, filters, warnings.showwarning = _SAVED
+                # what warnings.catch_warnings does on leaving: the list back, the filter cache reset
+                setattr(warnings, "filters", filters)  # noqa: B010
+                warnings._filters_mutated()  # type: ignore[attr-defined]
+                _SAVED = None
 
 
 def warning_notes(caught: list[warnings.WarningMessage]) -> dict[tuple[str, int, str], int]:
