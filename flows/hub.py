@@ -133,11 +133,12 @@ def finish_night(
         log_step("validate", *key, outcome.validation.line())
         try:
             submission = outcome.submission.path if outcome.submission is not None else None
-            # submitted and waited for (one load at a time): the future raises a refused batch's error,
-            # which the task turns into a one-line Failed state (tasks.expected_failures)
-            outcome.load = load_into_warehouse.submit(
+            loaded = load_into_warehouse(
                 layout.warehouse, outcome.validation.path, key[0], submission_dir=submission
-            ).result()
+            )
+            # a refused batch comes back as the one-line Failed state tasks.expected_failures made of its
+            # error (called in this thread, one load at a time): its result() raises that error here
+            outcome.load = loaded.result() if isinstance(loaded, State) else loaded
             if site_nights is not None:
                 mark_night_processed(site_nights[key], layout.state)
         except Exception as exc:
