@@ -125,13 +125,14 @@ def test_dicomweb_qido_wado_fetches_by_study_date_window(orthanc: OrthancServer,
     assert third.ok and catch_up.ok
 
 
-def test_unreachable_source_exits_1_naming_the_url(tmp_path: Path) -> None:
+def test_unreachable_source_exits_3_naming_the_url(tmp_path: Path) -> None:
+    """The stage failed (the README's exit-code contract: 3), nothing was refused (1)."""
     port = free_port()
     out = CliRunner().invoke(
         app, ["fetch", f"http://127.0.0.1:{port}/dicom-web", "--landing", str(tmp_path), "--site",
               "site01", "--protocol", "dicomweb"],
     )  # fmt: skip
-    assert out.exit_code == 1
+    assert out.exit_code == 3
     assert f"http://127.0.0.1:{port}/dicom-web/studies failed after 4 attempts" in out.output
     assert "check that the PACS is running" in out.output
     assert not list(tmp_path.rglob("*.dcm"))

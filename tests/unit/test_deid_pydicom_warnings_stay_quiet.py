@@ -15,8 +15,8 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from cohortpool.contract.quiet import UNKNOWN_CHARACTER_SET
 from cohortpool.deid import deidentify_tree
-from cohortpool.deid.quiet import UNKNOWN_CHARACTER_SET
 from cohortpool.features import instance_record
 
 SECRET = b"b5c7f931cd15290b9f3cf1ac48694910d138eb3cee8b65f5ab52cf7315d4899d"
@@ -98,7 +98,7 @@ def test_quiet_sections_in_threads_keep_their_own_warnings_and_give_everything_b
     leave pydicom's logger off for good (seen in the full suite)."""
     import threading
 
-    from cohortpool.deid.quiet import pydicom_quiet
+    from cohortpool.contract.quiet import pydicom_quiet
 
     logger = logging.getLogger("pydicom")
     filters, show = list(warnings.filters), warnings.showwarning

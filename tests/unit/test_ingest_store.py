@@ -98,3 +98,23 @@ def test_site_and_night_names_are_checked() -> None:
 def test_temp_files_of_atomic_writes_are_recognised() -> None:
     assert is_in_progress(Path(".x.dcm.abc123.tmp"))
     assert not is_in_progress(Path("x.dcm"))
+
+
+def test_a_uid_holding_a_name_is_refused_without_pydicom_repeating_it(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The listener and fetch read UIDs with pydicom, whose warning ("Invalid value for VR UI: '...'")
+    put the value on the terminal before cohortpool's own line, which names none."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # building the planted instance warns too
+        data = _encoded(StudyInstanceUID="SMITH^JOHN 19500101")
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")  # what a terminal would have shown
+        with pytest.raises(InvalidInstanceError) as refused:
+            uids_of(data, "the association from SENDER")
+    out, err = capfd.readouterr()
+    assert [str(w.message) for w in shown] == []
+    assert "SMITH" not in out + err + str(refused.value)
+    assert "StudyInstanceUID is missing or not a valid UID" in str(refused.value)

@@ -11,7 +11,15 @@ from typing import Annotated, cast
 
 import typer
 
-from cohortpool.cli._app import EXIT_ISSUES, EXIT_OK, EXIT_USAGE, app, declared_site, read_settings
+from cohortpool.cli._app import (
+    EXIT_FAILED,
+    EXIT_ISSUES,
+    EXIT_OK,
+    EXIT_USAGE,
+    app,
+    declared_site,
+    read_settings,
+)
 
 #: 1 MiB; the limits below are given in MiB
 MIB = 1 << 20
@@ -185,7 +193,7 @@ def fetch(
     """Pull the studies that are new since the last successful run from a PACS into the landing folder.
 
     Exit code 0 when everything came through, 1 when some study failed (the watermark stays, the next
-    run retries), 2 on bad usage.
+    run retries), 2 on bad usage, 3 when the PACS cannot be reached (nothing fetched; run again later).
     """
     from rich.progress import Progress
 
@@ -213,9 +221,9 @@ def fetch(
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(EXIT_USAGE) from exc
-        except SourceError as exc:
+        except SourceError as exc:  # the PACS cannot be reached or answers wrongly: the stage failed
             typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(EXIT_ISSUES) from exc
+            raise typer.Exit(EXIT_FAILED) from exc
     typer.echo(
         f"{result.source}: {result.studies_found} studies changed, {result.instances_written} instances "
         f"written into {result.night_dir}, {result.instances_already_held} already held"

@@ -60,7 +60,7 @@ class DeidResult:
     fast_path: int = 0
     #: (note, tag, VR) -> occurrences, in the de-identified outputs, of attributes neither Table E.1-1
     #: nor the retention list keeps (note: removed, emptied, replaced), and of what pydicom's warnings
-    #: taught about a file, without the value (:mod:`cohortpool.deid.quiet`); the vault's night summary
+    #: taught about a file, without the value (:mod:`cohortpool.contract.quiet`); the vault's night summary
     unlisted: Counter[tuple[str, int, str]] = field(default_factory=Counter)
     #: de-identified instances without a Patient ID (pseudonymised from their study, unlinked)
     unlinked: int = 0

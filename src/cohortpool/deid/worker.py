@@ -26,6 +26,7 @@ from pydicom.dataset import Dataset
 
 from cohortpool.contract import MACHINE_ERRNOS
 from cohortpool.contract.processes import die_with_parent
+from cohortpool.contract.quiet import pydicom_quiet, warning_notes
 from cohortpool.deid.actions import Cleaner, Context, ascii_values
 from cohortpool.deid.burned_in import burned_in_reason
 from cohortpool.deid.encode import encode_meta, raw_text
@@ -35,7 +36,6 @@ from cohortpool.deid.markers import MARKER_TAGS, add_markers, marker_elements
 from cohortpool.deid.pixel_text import blank_written, counts, text_segments, update_digest
 from cohortpool.deid.profile import load_profile
 from cohortpool.deid.pseudonym import Pseudonymiser, shift_da, unlinked_key
-from cohortpool.deid.quiet import pydicom_quiet, warning_notes
 from cohortpool.deid.stream import UnreadableError, encode_header, encode_tail, read_header
 from cohortpool.deid.uids import UidMapper, is_uid
 
@@ -158,7 +158,7 @@ class Worker:
         """De-identify ``in_dir / relative``, or quarantine it with the reason.
 
         pydicom's warnings and log records (which repeat header values) are captured, never shown;
-        what they teach is counted without the value (:mod:`cohortpool.deid.quiet`).
+        what they teach is counted without the value (:mod:`cohortpool.contract.quiet`).
         """
         with pydicom_quiet() as caught:
             outcome = self._run(relative)

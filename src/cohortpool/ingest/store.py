@@ -27,6 +27,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from cohortpool.contract.identifiers import NIGHT, SITE_ID_RULE, is_site_id, is_uid
+from cohortpool.contract.quiet import pydicom_quiet
 from cohortpool.ingest.errors import InvalidInstanceError
 
 #: suffix of in-progress writes; together with the leading dot it marks a file every reader must skip
@@ -98,17 +99,23 @@ def uids_of_file(path: Path, origin: str) -> InstanceUids:
 
 def _read_uids(source: BinaryIO, origin: str) -> InstanceUids:
     try:
-        ds = pydicom.dcmread(
-            source,
-            defer_size="1 MB",
-            stop_before_pixels=True,
-            specific_tags=["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"],
-        )
+        # pydicom's warnings repeat the values it finds odd ("Invalid value for VR UI: '<a name>'"):
+        # never on the listener's or fetch's terminal or log
+        with pydicom_quiet():
+            ds = pydicom.dcmread(
+                source,
+                defer_size="1 MB",
+                stop_before_pixels=True,
+                specific_tags=["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"],
+            )
     except (InvalidDicomError, EOFError, ValueError, TypeError, OSError) as exc:
-        raise InvalidInstanceError(f"{origin}: not a readable DICOM Part 10 file ({exc})") from exc
+        raise InvalidInstanceError(
+            f"{origin}: not a readable DICOM Part 10 file ({type(exc).__name__})"
+        ) from exc
     values = []
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
-        value = str(ds.get(keyword, "") or "").strip().rstrip("\x00")
+        with pydicom_quiet():  # the value is converted (and judged by pydicom) as it is read
+            value = str(ds.get(keyword, "") or "").strip().rstrip("\x00")
         if not is_valid_uid(value):
             raise InvalidInstanceError(
                 f"{origin}: {keyword} is missing or not a valid UID (digits and dots, <= 64 characters); "
