@@ -196,3 +196,54 @@ def test_the_listen_help_names_the_limits_defaults() -> None:
         "max-association-instances": defaults.max_instances,
         "max-association-mb": defaults.max_bytes // MIB,
     }
+
+
+def test_a_sender_that_announces_a_data_set_and_leaves_leaves_nothing_in_the_spool(landing: Path) -> None:
+    """The C-STORE command says a data set follows; the sender releases without sending it. The file
+    pynetdicom opened for it stayed in the spool until the listener stopped (months, for a service)."""
+    import io
+
+    from pydicom.uid import CTImageStorage
+    from pynetdicom.dimse_primitives import C_STORE
+
+    summaries: list[AssociationSummary] = []
+    listener = _start(landing, summaries)
+    try:
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
+        assoc = ae.associate("127.0.0.1", listener.port, ae_title=listener.ae_title)
+        assert assoc.is_established
+        request = C_STORE()
+        request.MessageID, request.AffectedSOPClassUID = 1, CTImageStorage
+        request.AffectedSOPInstanceUID, request.Priority = generate_uid(), 2
+        request.DataSet = io.BytesIO(b"")  # announced, never sent
+        assoc.dimse.send_msg(request, assoc.accepted_contexts[0].context_id)
+        threading.Event().wait(0.3)  # the listener has the command and opened its file
+        assoc.abort()
+        _wait_for(summaries, 1)
+    finally:
+        listener.stop()
+    spool = Path(tempfile.gettempdir())
+    assert spool.name.startswith(".listen-spool-") and list(spool.iterdir()) == []
+    assert _stored(landing) == set()
+
+
+@pytest.mark.parametrize(
+    "bad", [["--night", "2024-02-30"], ["--ae-title", "ABCDEFGHIJKLMNOPQ"]], ids=["night", "ae-title"]
+)
+def test_bad_usage_of_listen_leaves_no_landing_folder(tmp_path: Path, bad: list[str]) -> None:
+    """Exit 2 changes nothing: the landing folder (and its spool) was made before the night and the AE
+    title were checked."""
+    config = tmp_path / "cohortpool.yaml"
+    config.write_text("sites:\n  - site_id: site03\n", encoding="utf-8")
+    landing = tmp_path / "land"
+    result = CliRunner().invoke(
+        app,
+        ["listen", "--port", "0", "--landing", str(landing), "--site", "site03", *bad],
+        env={"COHORTPOOL_CONFIG": str(config)},
+    )
+    assert result.exit_code == 2, result.output
+    assert "is not declared" not in result.output and (
+        "night" in result.output or "AE title" in result.output
+    )
+    assert not landing.exists()

@@ -53,6 +53,12 @@ def _site(site: str | None) -> str:
     raise typer.Exit(EXIT_USAGE)
 
 
+def _unmake(landing: Path, made: bool) -> None:
+    """Remove the landing folder this run made, if nothing arrived in it (exit 2 changes nothing)."""
+    if made and Path(landing).is_dir() and not any(Path(landing).iterdir()):
+        Path(landing).rmdir()
+
+
 @app.command()
 def listen(
     landing: LandingOpt,
@@ -137,6 +143,7 @@ def listen(
             f"stored {stats.stored} instances ({stats.bytes / 1e6:.1f} MB), rejected {stats.rejected}"
         )
 
+    made = not Path(landing).exists()  # bad usage must leave no landing folder behind
     try:
         with private_spool(landing):
             stats = serve(
@@ -153,9 +160,11 @@ def listen(
                 on_tick=tick,
             )
     except ValueError as exc:
+        _unmake(landing, made)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from exc
     except OSError as exc:
+        _unmake(landing, made)
         typer.echo(f"error: cannot listen on {host}:{port}: {exc}; choose another --port", err=True)
         raise typer.Exit(EXIT_USAGE) from exc
     finally:

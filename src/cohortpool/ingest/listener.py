@@ -390,8 +390,12 @@ class _Receiver:
             guard = self._guards.pop(id(event.assoc), None)
         if guard is None:  # rejected before it was established (AE title): nothing was received
             return
-        if guard.spool is not None:
-            Path(guard.spool).unlink(missing_ok=True)
+        # the instance being received when the connection went: the one a P-DATA PDU named, and the
+        # file pynetdicom opened on the command alone (a sender that said a data set follows and sent
+        # none, or died before its first data PDU, left it in the spool for the listener's lifetime)
+        pending = _spool_file(event.assoc)
+        for name in {guard.spool, getattr(pending, "name", None)} - {None}:
+            Path(str(name)).unlink(missing_ok=True)
         summary = guard.summary()
         self.stats.add(associations=1)
         log.debug("%s", summary.line())
