@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 from zoneinfo import ZoneInfo
 
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
 from typer.testing import CliRunner
 
 from cohortpool.cli import app
 from cohortpool.contract.keys import key_fingerprint
+from dicom_support import tiny_ct
 
 RUNNER = CliRunner()
 
@@ -21,18 +19,7 @@ RUNNER = CliRunner()
 def _drop(root, name: str = "2024-05-06"):
     drop = root / "site01" / name
     (drop / "dicom" / "DOE_JANE_MRN42").mkdir(parents=True)
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"  # a tiny CT image
-    ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.1", "1.2.3", "1.2.3.2"
-    ds.PatientID, ds.PatientName, ds.Modality = "MRN42", "Doe^Jane", "CT"
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 2, 2, 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = bytes(4)
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    (drop / "dicom" / "DOE_JANE_MRN42" / "IM1.dcm").write_bytes(buffer.getvalue())
+    (drop / "dicom" / "DOE_JANE_MRN42" / "IM1.dcm").write_bytes(tiny_ct())
     return drop
 
 

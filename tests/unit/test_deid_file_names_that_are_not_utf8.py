@@ -8,33 +8,15 @@ must stay valid UTF-8, records every name readably (undecodable bytes as ``\\xNN
 from __future__ import annotations
 
 import csv
-import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
-
 from config_support import TEST_SECRET
+from dicom_support import tiny_ct
 
 NIGHT = "2024-05-06"
-
-
-def _image(n: int) -> bytes:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", f"1.2.3.1.{n}"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3", "1.2.3.2"
-    ds.PatientID, ds.PatientName, ds.Modality = "MRN42", "Doe^Jane", "CT"
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 2, 2, 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = bytes(4)
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def test_names_that_are_not_utf8_are_processed_or_quarantined_and_recorded_readably(tmp_path: Path) -> None:
@@ -42,9 +24,9 @@ def test_names_that_are_not_utf8_are_processed_or_quarantined_and_recorded_reada
     dicom = os.fsencode(drop / "dicom")
     os.makedirs(dicom + b"/\xc0\xc1 export")
     with open(dicom + b"/caf\xe9.dcm", "wb") as handle:  # Latin-1 "café"
-        handle.write(_image(1))
+        handle.write(tiny_ct(sop_uid="1.2.3.1.1"))
     with open(dicom + b"/\xc0\xc1 export/IM\xff.dcm", "wb") as handle:
-        handle.write(_image(2))
+        handle.write(tiny_ct(sop_uid="1.2.3.1.2"))
     with open(dicom + b"/notes\xe9.txt", "wb") as handle:
         handle.write(b"not dicom at all")
     out, vault = tmp_path / "out", tmp_path / "vault"

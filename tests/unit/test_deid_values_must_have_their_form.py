@@ -29,6 +29,7 @@ from cohortpool.deid.profile import load_profile
 from cohortpool.deid.pseudonym import Pseudonymiser, shift_dt
 from cohortpool.deid.uids import UidMapper, is_well_known
 from config_support import TEST_SECRET
+from dicom_support import tiny_ct
 
 DEFAULT = ("clean_descriptors", "retain_long_modified_dates", "retain_patient_characteristics")
 KEYS = Pseudonymiser(b"k", "site01")
@@ -154,7 +155,7 @@ def test_instance_uids_under_the_standards_root_are_replaced_unless_registered()
     """A device built its study UID from a SOP class UID, a record number and a birth date."""
     mrn_uid = "1.2.840.10008.4014967.19490420"
     assert UIDS.map(mrn_uid).startswith("2.25.")
-    assert UIDS.map("1.2.840.10008.1/../../../tmp/ESCAPED").startswith("2.25.")
+    assert UIDS.map("1.2.840.10008.1/../../../../ESCAPED").startswith("2.25.")
     assert UIDS.map("1.2.840.10008.1.4.1.1") == "1.2.840.10008.1.4.1.1"  # Talairach frame of reference
     assert UIDS.map("1.2.840.10008.5.1.4.1.1.2") == "1.2.840.10008.5.1.4.1.1.2"
     assert is_well_known("1.2.840.10008.5.1.4.1.1.999")  # a class newer than the registry: kept if unlisted
@@ -171,29 +172,14 @@ def test_instance_uids_under_the_standards_root_are_replaced_unless_registered()
     assert decide(None, Element(0x00180015, "OB", b"JOAN", top=True), policy, "P1", 0).op == REMOVE
 
 
-def _image(study_uid: str, sop_uid: str) -> bytes:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", sop_uid
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, "1.2.3.2"
-    ds.PatientID, ds.PatientName, ds.Modality = "MRN42", "Doe^Jane", "CT"
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 2, 2, 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = bytes(4)
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
-
-
 def test_a_uid_that_climbs_out_of_the_output_folder_names_nothing_outside_it(tmp_path: Path) -> None:
-    """``deid`` once wrote ``/tmp/ESCAPED/...`` from a study UID of ``1.2.840.10008.2/../../..``."""
+    """``deid`` once wrote a folder outside OUT_DIR from a study UID of ``1.2.840.10008.2/../../..``."""
     escape = tmp_path / "ESCAPED"
     drop = tmp_path / "site01" / "2024-05-06"
     (drop / "dicom").mkdir(parents=True)
     climbing = "1.2.840.10008.2/" + "../" * 12 + str(escape).lstrip("/")
-    (drop / "dicom" / "a.dcm").write_bytes(_image(climbing, "1.2.3.1.1"))
-    (drop / "dicom" / "b.dcm").write_bytes(_image("1.2.3", "1.2.840.10008.1/../../" + "x" * 8))
+    (drop / "dicom" / "a.dcm").write_bytes(tiny_ct(sop_uid="1.2.3.1.1", study_uid=climbing))
+    (drop / "dicom" / "b.dcm").write_bytes(tiny_ct(sop_uid="1.2.840.10008.1/../../" + "x" * 8))
     out, vault = tmp_path / "out", tmp_path / "vault"
     env = {**os.environ, "COHORTPOOL_SECRET": TEST_SECRET}
     command = [sys.executable, "-m", "cohortpool", "deid", str(drop), str(out), "--site", "site01",
