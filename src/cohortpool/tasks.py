@@ -1,4 +1,4 @@
-"""Prefect tasks: names, retries, caching, timeouts and artifacts around the composition layer.
+"""Prefect tasks: names, retries, caching and artifacts around the composition layer.
 
 This and ``flows/`` are the only modules that import Prefect; every task body is one call into
 :mod:`cohortpool.pipeline`, which the CLI calls too. The policy, in one place:
@@ -11,10 +11,11 @@ This and ``flows/`` are the only modules that import Prefect; every task body is
   Results are small PHI-free records persisted under the run's output folder (``RunLayout.results``),
   so deleting the output folder deletes the cache with it, and :func:`cache_refresh` re-runs a step
   whose outputs were removed;
-- timeouts on the steps the flow runs in its own thread (scan, load, checksum, cross-site checks), sized
-  for a large night; the submitted steps (fetch, de-identify, validate) run in worker threads, where a
-  Prefect timeout cannot interrupt a blocking call (Prefect warns so), and bound their own waits instead
-  (the PACS client's per-request timeout and retries);
+- no Prefect timeouts: every task body is synchronous, and Prefect 3 runs a synchronous task in a worker
+  thread, where its timeout cannot interrupt a blocking call (it fires only after the call returns, and
+  Prefect logs a warning for every such task of every night). Each step bounds its own waits instead:
+  the PACS client's per-request timeout and retries, the warehouse lock's ``wait_seconds``, the push's
+  time budget; a run that must stop is stopped by Ctrl-C or a signal (exit 130, run lock released);
 - artifacts: a markdown summary of the night and a table of its counts per site-night, counts only;
 - expected failures (a release withheld below the minimum k, a PACS that cannot be reached, a key the
   run or the registry does not expect, a full disk) end the task run Failed with a one-line message and
@@ -45,7 +46,6 @@ from cohortpool.pipeline.runconfig import RunConfig
 from cohortpool.pipeline.site import FetchResult, LandingScan, SiteNight
 from cohortpool.pipeline.transfer import PushSummary, ReceiveSummary
 
-HOUR = 3600
 P = ParamSpec("P")
 R = TypeVar("R")
 #: cached steps: the inputs (paths, checksums, fingerprint) and this module's source; the configuration
@@ -137,7 +137,6 @@ def log_step(
     name="scan-landing",
     retries=2,
     retry_delay_seconds=exponential_backoff(2),
-    timeout_seconds=HOUR,
     cache_policy=NO_CACHE,
 )
 def scan_new_nights(landing: Path, state_dir: Path, configured: tuple[str, ...] = ()) -> LandingScan:
@@ -271,7 +270,6 @@ def validate_batch(
     retries=2,
     retry_delay_seconds=exponential_backoff(5),
     retry_condition_fn=_retry_on_io,
-    timeout_seconds=2 * HOUR,
     cache_policy=NO_CACHE,
 )
 @expected_failures("load", *hub.LOAD_FAILURES)
@@ -292,7 +290,6 @@ def load_into_warehouse(
     retries=2,
     retry_delay_seconds=exponential_backoff(5),
     retry_condition_fn=_retry_on_io,
-    timeout_seconds=HOUR,
     cache_policy=NO_CACHE,
 )
 def publish_warehouse(db_path: Path) -> Path:
@@ -300,7 +297,7 @@ def publish_warehouse(db_path: Path) -> Path:
     return hub.publish_warehouse(db_path)
 
 
-@task(name="compare-sites", cache_policy=NO_CACHE, timeout_seconds=HOUR)
+@task(name="compare-sites", cache_policy=NO_CACHE)
 def compare_site_distributions(validated_root: Path, out_csv: Path) -> int:
     """Cross-site distribution warnings over each site's latest accepted clinical rows; returns how many."""
     return hub.compare_site_distributions(validated_root, out_csv)
@@ -335,7 +332,7 @@ def plan_sha256(plan_path: Path) -> str:
     return sha256_file(plan_path)
 
 
-@task(name="write-report", cache_policy=CACHED, persist_result=True, timeout_seconds=HOUR)
+@task(name="write-report", cache_policy=CACHED, persist_result=True)
 def write_consortium_report(
     db_path: Path,
     report_dir: Path,
