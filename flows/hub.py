@@ -188,7 +188,7 @@ def hub(out_dir: Path, inbox_dir: Path | None = None, config: RunConfig | None =
     registry = registry_of(config)
     outcomes: dict[Key, SiteNightOutcome] = {}
     if inbox_dir is not None:
-        received = receive_submissions(Path(inbox_dir), layout.out, registry)
+        received = receive_submissions(Path(inbox_dir), layout.out, registry, config)
         log_step("receive", "hub", "-", received.line())
         for site_id, night, reason in received.refused:
             key = (site_id, night or "receive")
@@ -204,7 +204,7 @@ def hub(out_dir: Path, inbox_dir: Path | None = None, config: RunConfig | None =
             outcomes[key] = SiteNightOutcome(*key, submission=s)
             try:
                 # submitted and waited for: the future raises the refusal (a direct call would return it)
-                verify_submission_once.submit(s, registry, layout.out, *key, s.sha256).result()
+                verify_submission_once.submit(s, registry, layout.out, *key, s.sha256, config).result()
             except Exception as exc:
                 outcomes[key].fail("verify", exc)
                 log_step("verify", *key, f"refused ({type(exc).__name__})", level=40)

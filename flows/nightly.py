@@ -135,7 +135,9 @@ def _night(landing: Path, layout: RunLayout, config: RunConfig, workers: int | N
             log_step("submission", *key, submission.line())
             try:  # what the hub's receive checks, between the site half and the hub half
                 # submitted and waited for: the future raises the refusal (a direct call would return it)
-                verify_submission.submit(submission, registry, layout.out, *key, submission.sha256).result()
+                verify_submission.submit(
+                    submission, registry, layout.out, *key, submission.sha256, config
+                ).result()
             except Exception as exc:
                 outcomes[key].fail("verify", exc)
                 where = layout.out / "rejected" / key[0] / key[1]

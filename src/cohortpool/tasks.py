@@ -51,8 +51,9 @@ R = TypeVar("R")
 #: cached steps: the inputs (paths, checksums, fingerprint) and this module's source; the configuration
 #: object enters through its fingerprint only, and the worker count never changes a result
 CACHED = (INPUTS - "workers" - "config") + TASK_SOURCE
-#: the hub's verification: once per submission version (its submission.json's sha256 names every file's)
-VERIFIED_ONCE = (INPUTS - "submission") + TASK_SOURCE
+#: the hub's verification: once per submission version (its submission.json's sha256 names every file's);
+#: the configuration only says whether the seal is checked, on a version's first verification
+VERIFIED_ONCE = (INPUTS - "submission" - "config") + TASK_SOURCE
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
@@ -204,9 +205,13 @@ def push_submissions(outbox: Path, dest: str, site_id: str) -> PushSummary:
     retry_condition_fn=_retry_on_io,
     cache_policy=NO_CACHE,
 )
-def receive_submissions(inbox: Path, out: Path, registry: dict[str, str | None]) -> ReceiveSummary:
-    """Admit the intact arrivals of the hub's inbox into ``OUT/submissions``, refuse the rest (hub)."""
-    return transfer.receive_inbox(inbox, out, registry)
+def receive_submissions(
+    inbox: Path, out: Path, registry: dict[str, str | None], config: RunConfig | None = None
+) -> ReceiveSummary:
+    """Admit the intact arrivals of the hub's inbox into ``OUT/submissions``, refuse the rest (hub);
+    seals are checked when the run holds the consortium secret (:func:`transfer.hub_secret`)."""
+    secret = transfer.hub_secret(config) if config is not None else None
+    return transfer.receive_inbox(inbox, out, registry, secret)
 
 
 @task(
@@ -222,14 +227,18 @@ def verify_submission(
     site_id: str,
     night: str,
     submission_sha256: str,
+    config: RunConfig | None = None,
 ) -> SubmissionSummary:
     """Check a submission against its ``submission.json`` and the site registry before it is validated;
     a failing one is moved to ``OUT/rejected/<site>/<night>/`` with ``reason.json`` (never validated).
+    With a ``config`` whose run holds the consortium secret, the seal is checked too.
 
     Not cached by default: the nightly run checks what it has just made, every night. The hub caches it
-    on the submission's content (``with_options(cache_policy=CACHED)``), so each version is hashed once.
+    on the submission's content (``with_options(cache_policy=VERIFIED_ONCE)``), so each version is
+    hashed once.
     """
-    return transfer.verify_submission(submission, registry, out)
+    secret = transfer.hub_secret(config) if config is not None else None
+    return transfer.verify_submission(submission, registry, out, secret)
 
 
 #: the hub's check of what lies in OUT/submissions: each version hashed once (receive checked it already)

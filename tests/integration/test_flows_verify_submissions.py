@@ -104,3 +104,64 @@ def test_hub_validates_only_verified_submissions(
     assert (out / "rejected" / "site02" / cut.name / "reason.json").is_file()
     assert not (out / "validated" / "site02").exists()
     assert list(inbox.glob("*/*")) == []  # the inbox was received
+
+
+def _edit_counts_unsealed(folder: Path) -> None:
+    """What someone without the key can do: change what submission.json says, files untouched."""
+    manifest = folder / "submission.json"
+    document = json.loads(manifest.read_text(encoding="utf-8"))
+    document["counts"] = {**document.get("counts", {}), "files_in": 999}
+    manifest.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def test_a_hub_run_holding_the_secret_checks_seals_at_receive_and_at_verify(
+    prefect_harness: None, first_run: tuple[RunLayout, dict[str, Path]], tmp_path: Path
+) -> None:
+    """The hub flow makes the checks `cohortpool receive` makes when the hub holds the key: an edited
+    submission.json is refused whether it arrived in the inbox or was copied into OUT by hand."""
+    from flows.hub import hub
+
+    from cohortpool.pipeline.runconfig import load_run_config
+
+    _, made = first_run
+    out, inbox = tmp_path / "hub", tmp_path / "inbox"
+    _edit_counts_unsealed(shutil.copytree(made["site01"], inbox / "site01" / made["site01"].name))
+    _edit_counts_unsealed(
+        shutil.copytree(made["site02"], out / "submissions" / "site02" / made["site02"].name)
+    )
+    config = load_run_config()
+    assert config.key_fingerprint is not None  # the session's consortium secret is set
+
+    summary = _summary(hub(out_dir=out, inbox_dir=inbox, config=config, return_state=True))
+
+    steps = {o.site_id: o.failed_step for o in summary.outcomes}
+    assert steps == {"site01": "receive", "site02": "verify"}, summary.outcomes
+    for site, folder in made.items():
+        reason = json.loads((out / "rejected" / site / folder.name / "reason.json").read_text("utf-8"))
+        assert "seal" in reason["reason"], reason
+    assert not (out / "warehouse.duckdb").exists() or _loaded_sites(out / "warehouse.duckdb") == set()
+
+
+def test_a_hub_run_without_the_secret_admits_on_files_and_pins(
+    prefect_harness: None,
+    first_run: tuple[RunLayout, dict[str, Path]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hub that chose not to hold the key cannot tell an edited submission.json from a sealed one; it
+    still checks every file against it and the registry's pins (the edit above passes those)."""
+    from flows.hub import hub
+
+    from cohortpool.pipeline.runconfig import load_run_config
+
+    _, made = first_run
+    out, inbox = tmp_path / "hub", tmp_path / "inbox"
+    _edit_counts_unsealed(shutil.copytree(made["site01"], inbox / "site01" / made["site01"].name))
+    monkeypatch.delenv("COHORTPOOL_SECRET")
+    config = load_run_config()
+    assert config.key_fingerprint is None
+
+    summary = _summary(hub(out_dir=out, inbox_dir=inbox, config=config, return_state=True))
+
+    assert [(o.site_id, o.failed_step) for o in summary.outcomes] == [("site01", None)], summary.outcomes
+    assert _loaded_sites(out / "warehouse.duckdb") == {"site01"}

@@ -1,7 +1,8 @@
 """The hub flow with one site's submission.json odd: that site-night alone is affected, the others go on.
 
 The submissions are the tiny consortium's, made by the nightly run (``default_run``), copied into a hub's
-``OUT/submissions`` by hand (the README: the hub re-checks such folders), one of them then edited:
+``OUT/submissions`` by hand (the README: the hub re-checks such folders), one of them then edited as a
+site's faulty packager holding the key would (sealed again: the hub's run holds the key and checks seals):
 
 - not JSON: refused at the verify step (moved to ``OUT/rejected`` with ``reason.json``, one line, no
   traceback), never validated; the other site is loaded; the run ends Failed, exit 3;
@@ -43,6 +44,15 @@ def _hub_with(default_run: tuple[RunLayout, Any], out: Path) -> dict[str, Path]:
         [night] = [p for p in (made.submissions / site).iterdir() if not p.name.startswith(".")]
         copied[site] = shutil.copytree(night, out / "submissions" / site / night.name)
     return copied
+
+
+def _write_sealed(manifest: Path, facts: object) -> None:
+    """``facts`` as the site's ``submission.json``, sealed with the run's consortium secret."""
+    from cohortpool.contract.seal import canonical_bytes, sealed
+    from cohortpool.pipeline.runconfig import load_run_config, run_secret
+
+    assert isinstance(facts, dict)
+    manifest.write_bytes(canonical_bytes(sealed(run_secret(load_run_config()), facts)))
 
 
 def _batches(db: Path) -> dict[str, int | None]:
@@ -98,7 +108,7 @@ def test_a_manifest_without_usable_counts_is_loaded_with_them_unknown(
     facts.pop("counts")
     if counts is not None:
         facts["counts"] = counts
-    manifest.write_text(json.dumps(facts), encoding="utf-8")
+    _write_sealed(manifest, facts)
 
     summary = _summary(hub(out_dir=out, return_state=True))
 
@@ -123,7 +133,7 @@ def test_a_count_that_is_not_a_count_fails_its_site_night_at_load_alone(
     manifest = copied["site02"] / "submission.json"
     facts = json.loads(manifest.read_text(encoding="utf-8"))
     facts["counts"]["input_files"] = "many"
-    manifest.write_text(json.dumps(facts), encoding="utf-8")
+    _write_sealed(manifest, facts)
 
     summary = _summary(hub(out_dir=out, return_state=True))
 

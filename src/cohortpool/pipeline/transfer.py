@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cohortpool.pipeline.records import SubmissionSummary
-from cohortpool.pipeline.runconfig import RunConfig
+from cohortpool.pipeline.runconfig import RunConfig, run_secret
 from cohortpool.transport import (
     DestinationError,
     ManifestError,
@@ -58,11 +58,28 @@ def registry_of(config: RunConfig) -> dict[str, str | None]:
     return {site.site_id: site.key_fingerprint for site in config.sites}
 
 
+def hub_secret(config: RunConfig) -> bytes | None:
+    """The consortium secret when this run holds one, else None.
+
+    A hub need not hold the key (whoever does can compute a known record number's pseudonym), so the
+    hub's runs verify without it on files, sizes and pinned fingerprints, as ``cohortpool receive``
+    does. When the run was started with a key (always at a site and in the all-in-one nightly run; at
+    a hub that chose to hold it), verification checks each ``submission.json``'s seal with it too, the
+    same checks ``cohortpool receive`` makes there. Read in the process that verifies, never passed as
+    a flow or task parameter (Prefect stores those).
+    """
+    return run_secret(config) if config.key_fingerprint is not None else None
+
+
 def verify_submission(
-    submission: SubmissionSummary, registry: Mapping[str, str | None], out: Path
+    submission: SubmissionSummary,
+    registry: Mapping[str, str | None],
+    out: Path,
+    secret: bytes | None = None,
 ) -> SubmissionSummary:
     """``submission`` when it passes every check ``receive`` makes (declared site, its identity, the
-    pinned key fingerprint, every listed file with its size and sha256, nothing unlisted).
+    pinned key fingerprint, every listed file with its size and sha256, nothing unlisted; with
+    ``secret``, the seal and the key fingerprint that secret gives).
 
     Raises
     ------
@@ -70,7 +87,7 @@ def verify_submission(
         It failed; it is now in ``out/rejected/<site>/<night>/`` with ``reason.json``.
     """
     site, night = submission.site_id, submission.night
-    listing, problems = check_submission(submission.path, site, night, registry)
+    listing, problems = check_submission(submission.path, site, night, registry, secret=secret)
     if listing is not None and not problems:
         return submission
     arrival = refuse(submission.path, site, night, out, problems)
@@ -95,13 +112,15 @@ class ReceiveSummary:
         return ", ".join(parts)
 
 
-def receive_inbox(inbox: Path, out: Path, registry: Mapping[str, str | None]) -> ReceiveSummary:
+def receive_inbox(
+    inbox: Path, out: Path, registry: Mapping[str, str | None], secret: bytes | None = None
+) -> ReceiveSummary:
     """Admit every intact arrival of ``inbox`` into ``out/submissions`` and refuse the rest into
-    ``out/rejected`` (:func:`cohortpool.transport.receive`)."""
+    ``out/rejected`` (:func:`cohortpool.transport.receive`; seals checked when given ``secret``)."""
     summary = ReceiveSummary()
     if not inbox.is_dir():
         return summary
-    for arrival in receive(inbox, out, registry):
+    for arrival in receive(inbox, out, registry, secret=secret):
         name = f"{arrival.site}/{arrival.night}" if arrival.night else arrival.site
         if arrival.admitted:
             summary.admitted.append(name)
