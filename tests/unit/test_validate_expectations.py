@@ -53,6 +53,9 @@ CLINICAL = [
     Plant("bmi", "22,5", (f"{RX}(bmi)", f"{NN}(bmi)")),
     Plant("dxa_t_score", "x", (f"{RX}(dxa_t_score)", f"{NN}(dxa_t_score)")),
     Plant("first_exam_date", "2023-02-30", (f"{DATE}(first_exam_date)", f"{NN}(first_exam_date)")),
+    # a valid date in an impossible year: the format passes, the year does not
+    Plant("first_exam_date", "0001-03-01", (f"{RX}(first_exam_date)",)),
+    Plant("first_exam_date", "2205-03-01", (f"{RX}(first_exam_date)",)),
     Plant("source_row", "x", (f"{RX}(source_row)", f"{NN}(source_row)")),
     *[
         Plant(c, "", (f"{NN}({c})",))
@@ -159,6 +162,7 @@ def _fam(family: str) -> Callable[[Row], bool]:
 
 MANIFEST = [
     Plant("study_date", "20230115", (f"{DATE}(study_date)", f"{NN}(study_date)")),
+    Plant("study_date", "1024-01-15", (f"{RX}(study_date)",)),
     Plant("field_strength", "3T", (f"{RX}(field_strength)",), _any(modality="MR")),
     Plant(
         "repetition_time",
