@@ -8,6 +8,7 @@ night exited 1, re-listed everything from the first study, and a DICOMweb messag
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sqlite3
 from pathlib import Path
@@ -180,6 +181,40 @@ def test_dicomweb_refusal_names_no_phi_and_retry_refused_fetches_the_fixed_insta
     assert _landed(landing, "2024-05-04") == {fixed_sop}
     assert _db(state, "select count(*) from refused_instances") == [(0,)]
     _no_phi(*outputs, caplog.text, _names(landing, state))
+
+
+def test_dicomweb_instance_the_pacs_cannot_serve_by_its_listed_uid_is_refused_not_retried_forever(
+    orthanc: OrthancServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Orthanc lists "1.2.840.DOE/JANE.MRN0001" (or "..") but answers 404 (or the whole series) for the
+    URL made of it: no retry helps, so it is refused, not a PACS failure that keeps the watermark."""
+    caplog.set_level(logging.DEBUG)
+    orthanc.clear()
+    landing, state = tmp_path / "landing", tmp_path / "state"
+    dicomweb = f"{orthanc.url}/dicom-web"
+    today = dt.date.today().strftime("%Y%m%d")  # inside the QIDO-RS window of the next nights
+    uid, good = write_study(tmp_path / "export", "CT", 2, study_date=today, tag="s")
+    series = str(pydicom.dcmread(good[0], stop_before_pixels=True).SeriesInstanceUID)
+    slash, dots = (
+        write_hostile_instance(
+            tmp_path / "export" / f"{name}.dcm", uid, series, sop_uid=sop, study_date=today
+        )
+        for name, sop in (("slash", "1.2.840.DOE/JANE.MRN0001"), ("dots", ".."))
+    )
+    orthanc.push([*good, slash, dots])
+
+    code, first = _fetch(dicomweb, landing, state, "2024-05-01")
+    assert code == 1, first
+    assert _landed(landing, "2024-05-01") == _sops(good)
+    assert (
+        first.count("the PACS lists it with a Study, Series or SOP Instance UID that is not a valid UID") == 2
+    )
+    assert "failed:" not in first and _db(state, "select count(*) from watermarks") == [(1,)]
+
+    code, second = _fetch(dicomweb, landing, state, "2024-05-02")  # the same study, inside the window
+    assert code == 0, second
+    assert "0 refused, 2 refused before and unchanged (skipped)" in second
+    _no_phi(first, second, caplog.text, _names(landing, state))
 
 
 def test_a_pacs_that_fails_an_instance_keeps_the_watermark_and_exits_3(

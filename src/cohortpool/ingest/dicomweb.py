@@ -133,7 +133,7 @@ class DicomWebSource:
             if series and sop:
                 # quoted: a hostile "UID" ("../..", "a/b") must not reach another resource of the server
                 path = f"/studies/{_segment(study.key)}/series/{_segment(series)}/instances/{_segment(sop)}"
-                refs.append(InstanceRef(sop, path))
+                refs.append(InstanceRef(sop, path, addressed_by=(study.key, series, sop)))
         return refs
 
     def retrieve(self, instance: InstanceRef) -> bytes:

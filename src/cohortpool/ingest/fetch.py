@@ -8,9 +8,11 @@ errors after retries, the time budget) therefore repeats its window next time, a
 repeat cheap and harmless: an instance fetched twice is written once.
 
 An instance the source delivered but that cannot be stored (not readable DICOM, UIDs unusable as names,
-UIDs that differ from the source's listing) is the instance's fault, not the source's: retrying will not
-change it. It is refused once, with a reason naming what is wrong, and recorded in the state's
-``refused_instances`` (by its source locator and the sha256 of its bytes); the watermark moves past it.
+UIDs that differ from the source's listing), or that the source lists under an invalid "UID" and then
+cannot serve by it (DICOMweb addresses instances by UID: ``..`` or ``a/b`` name another resource or
+none), is the instance's fault, not the source's: retrying will not change it. It is refused once, with
+a reason naming what is wrong, and recorded in the state's ``refused_instances`` (by its source locator
+and the sha256 of its bytes); the watermark moves past it.
 Met again (an overlapping window, ``--full``, a later change to its study) with the same bytes, it is
 skipped without a new refusal; with different bytes (fixed at the PACS) it is judged again. With
 ``retry_refused`` every recorded refusal of the source is judged again, and the studies holding them are
@@ -29,16 +31,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from cohortpool.ingest import http, state
 from cohortpool.ingest.dicomweb import DicomWebSource
 from cohortpool.ingest.errors import InvalidInstanceError, SourceError
 from cohortpool.ingest.orthanc import OrthancSource, looks_like_orthanc
-from cohortpool.ingest.source import InstanceRef, Source, StudyRef
+from cohortpool.ingest.source import Source, StudyRef
 from cohortpool.ingest.store import (
     check_night,
     check_site_id,
     instance_path,
+    is_valid_uid,
     night_dir,
     today,
     uids_of,
@@ -46,6 +50,9 @@ from cohortpool.ingest.store import (
 )
 
 log = logging.getLogger(__name__)
+
+#: the sha256 recorded for a refusal whose bytes never came (the source could not serve them)
+UNSERVED = "-"
 
 Protocol = Literal["auto", "orthanc", "dicomweb"]
 
@@ -307,7 +314,13 @@ def _fetch_study(run: _Run, study: StudyRef) -> None:
     try:
         refs = source.instances(study)
     except SourceError as exc:
-        tally.failures.append(str(exc))
+        if study.study_uid is None or is_valid_uid(study.study_uid):
+            tally.failures.append(str(exc))
+            return
+        # listed under a "UID" the PACS cannot list it by: the study's fault, and retrying will not help
+        locator = f"/studies/{quote(study.key, safe='')}"
+        origin = http.redact(f"{source.key.split(':', 1)[1]}{locator}")
+        _refuse_unservable(run, study, locator, origin, refused.get(locator), "StudyInstanceUID")
         return
     if refs is None:
         tally.studies_vanished += 1
@@ -321,13 +334,17 @@ def _fetch_study(run: _Run, study: StudyRef) -> None:
             tally.held += 1
             continue
         origin = http.redact(f"{source.key.split(':', 1)[1]}{ref.locator}")
+        before = refused.get(ref.locator)
         try:
             data = source.retrieve(ref)
-        except SourceError as exc:  # the PACS failed, not the instance: the watermark stays
-            tally.failures.append(str(exc))
+        except SourceError as exc:
+            if all(is_valid_uid(uid) for uid in ref.addressed_by):
+                tally.failures.append(str(exc))  # the PACS failed, not the instance: the watermark stays
+            else:  # asked for by a "UID" that cannot name it ("..", "a/b"): the instance's fault
+                what = "Study, Series or SOP Instance UID"
+                _refuse_unservable(run, study, ref.locator, origin, before, what)
             continue
         digest = hashlib.sha256(data).hexdigest()
-        before = refused.get(ref.locator)
         if before is not None and before.sha256 == digest and not run.retry_refused:
             tally.refused_before += 1  # the bytes refused before: told once, not every night
             continue
@@ -339,7 +356,7 @@ def _fetch_study(run: _Run, study: StudyRef) -> None:
                     "the PACS index may be corrupt, check it"
                 )
         except InvalidInstanceError as exc:  # the instance is unusable: refuse it, once
-            _refuse(run, study, ref, origin, digest, str(exc))
+            _refuse(run, study, ref.locator, origin, digest, str(exc))
             continue
         if before is not None:
             state.forget_refused(conn, site_id, source.key, [ref.locator])
@@ -363,7 +380,22 @@ def _fetch_study(run: _Run, study: StudyRef) -> None:
         tally.studies_fetched += 1
 
 
-def _refuse(run: _Run, study: StudyRef, ref: InstanceRef, origin: str, digest: str, reason: str) -> None:
+def _refuse_unservable(
+    run: _Run, study: StudyRef, locator: str, origin: str, before: state.RefusedInstance | None, what: str
+) -> None:
+    """Refuse what the source lists under an invalid UID and then cannot serve by it (once: met again
+    and still unservable, it is counted as refused before)."""
+    if before is not None and before.sha256 == UNSERVED and not run.retry_refused:
+        run.tally.refused_before += 1
+        return
+    reason = (
+        f"{origin}: the PACS lists it with a {what} that is not a valid UID (digits and dots, <= 64 "
+        "characters) and cannot serve it by that value; nothing of it was stored"
+    )
+    _refuse(run, study, locator, origin, UNSERVED, reason)
+
+
+def _refuse(run: _Run, study: StudyRef, locator: str, origin: str, digest: str, reason: str) -> None:
     """Record an unusable instance as refused and tell it (the reason names no UID: ``origin`` is
     redacted and the store's checks never quote a value)."""
     message = (
@@ -375,7 +407,7 @@ def _refuse(run: _Run, study: StudyRef, ref: InstanceRef, origin: str, digest: s
         state.RefusedInstance(
             site_id=run.site_id,
             source=run.source.key,
-            locator=ref.locator,
+            locator=locator,
             name=origin,
             study_key=study.key,
             study_uid=study.study_uid,
