@@ -29,6 +29,7 @@ from cohortpool.tasks import (
     fetch_studies,
     log_step,
     publish_night_summary,
+    refused_line,
     scan_new_nights,
     verify_submission,
 )
@@ -97,6 +98,8 @@ def _night(landing: Path, layout: RunLayout, config: RunConfig, workers: int | N
             result = fetched.result()
             if not result.ok:  # some studies failed or the time budget ran out: the rest waits
                 raise SourceError("; ".join(result.failures[:3]) + f" ({len(result.failures)} problem(s))")
+            if result.refused:  # unusable instances, recorded: the site goes on, the operator is told
+                log_step("fetch", site_id, "-", refused_line(result), level=30)
         except Exception as exc:  # the PACS is down or slow: what did land is still processed
             outcomes[(site_id, "fetch")] = SiteNightOutcome(site_id, "fetch")
             outcomes[(site_id, "fetch")].fail("fetch", exc)

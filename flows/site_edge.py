@@ -25,6 +25,7 @@ from cohortpool.tasks import (
     log_step,
     mark_night_processed,
     push_submissions,
+    refused_line,
     scan_new_nights,
 )
 
@@ -91,6 +92,8 @@ def site_edge(
             )
             if not fetched.ok:  # some studies failed or the budget ran out: what did land goes on
                 raise SourceError(f"{len(fetched.failures)} problem(s): " + "; ".join(fetched.failures[:3]))
+            if fetched.refused:  # unusable instances, recorded: the night goes on, the operator is told
+                log_step("fetch", site_id, "-", refused_line(fetched), level=30)
         except Exception as exc:
             failures.append(("fetch", exc))
     scan = scan_new_nights(Path(landing_dir), layout.state, (site_id,))

@@ -23,6 +23,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from cohortpool.contract.quiet import pydicom_quiet
+
 SOP_CLASS = {
     "CT": CTImageStorage,
     "MR": MRImageStorage,
@@ -97,6 +99,27 @@ def write_study(
         ds.save_as(path, enforce_file_format=True)
         files.append(path)
     return study_uid, files
+
+
+#: what a hostile (or broken) export put in a SOPInstanceUID: the patient's name and record number
+#: (those of :func:`make_instance`, so the instance joins the same patient and study at the PACS)
+HOSTILE_UID = "1.2.840.DOE^JANE.MRN0001"
+#: the parts of HOSTILE_UID that must never reach a message, a log or a file name
+HOSTILE_PHI = ("DOE", "JANE", "MRN0001")
+
+
+def write_hostile_instance(
+    path: Path, study_uid: str, series_uid: str, *, sop_uid: str = HOSTILE_UID, study_date: str = "20240105"
+) -> Path:
+    """Write one CT image of a study whose SOPInstanceUID is ``sop_uid`` (invalid by default, holding PHI)."""
+    ds = make_instance(
+        study_uid=study_uid, series_uid=series_uid, modality="CT", number=99, study_date=study_date
+    )
+    with pydicom_quiet():  # pydicom warns and logs, quoting the value, when it is set and written
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(path, enforce_file_format=True)
+    return path
 
 
 def dataset_equal(a: Path, b: Path) -> bool:

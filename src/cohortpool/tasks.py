@@ -163,6 +163,13 @@ def fetch_studies(
     return site.fetch_new_studies(source_url, landing, site_id, state_dir, budget_seconds=budget_seconds)
 
 
+def refused_line(result: FetchResult) -> str:
+    """One log line for the instances a fetch refused (their reasons name no UID)."""
+    shown = "; ".join(result.refused[:3])
+    more = f" (and {len(result.refused) - 3} more)" if len(result.refused) > 3 else ""
+    return f"{len(result.refused)} instance(s) refused as unusable: {shown}{more}"
+
+
 @task(
     name="build-submission",
     task_run_name="build-submission-{site_id}-{night}",

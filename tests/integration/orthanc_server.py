@@ -26,6 +26,21 @@ class OrthancServer:
     url: str
     dicom_port: int
     aet: str = "ORTHANC"
+    storage: Path | None = None  # Orthanc's StorageDirectory
+
+    def instance_ids(self, study_uid: str) -> dict[str, str]:
+        """``{SOPInstanceUID as Orthanc indexed it: Orthanc instance id}`` of one study."""
+        found = httpx.post(f"{self.url}/tools/lookup", content=study_uid, timeout=10).json()
+        (study,) = [f["ID"] for f in found if f["Type"] == "Study"]
+        listing = httpx.get(f"{self.url}/studies/{study}/instances", timeout=10).json()
+        return {item["MainDicomTags"]["SOPInstanceUID"]: item["ID"] for item in listing}
+
+    def stored_file(self, instance_id: str) -> Path:
+        """Where Orthanc keeps an instance's file (its storage area: ``xx/yy/<uuid>``)."""
+        assert self.storage is not None
+        info = httpx.get(f"{self.url}/instances/{instance_id}/attachments/dicom/info", timeout=10).json()
+        uuid = str(info["Uuid"])
+        return self.storage / uuid[:2] / uuid[2:4] / uuid
 
     def push(self, files: list[Path]) -> None:
         """Send files with dcmtk's storescu, as a modality would."""
@@ -115,6 +130,7 @@ def _start_orthanc(
         "DicomCheckModalityHost": True,
         "DicomModalities": {"storescu": ["STORESCU", "127.0.0.1", 104]},
         "StableAge": 1,  # seconds without a new instance before a study is "stable" (default 60)
+        "MaximumStorageCacheSize": 0,  # every read goes to the storage area (a test may take a file away)
         "HttpThreadsCount": 4,
         "DicomThreadsCount": 2,
         "SaveJobs": False,
@@ -130,7 +146,7 @@ def _start_orthanc(
     while time.monotonic() < deadline and process.poll() is None:
         try:
             if httpx.get(f"{url}/system", timeout=1).status_code == 200:
-                return process, OrthancServer(url, dicom_port)
+                return process, OrthancServer(url, dicom_port, storage=root / "storage")
         except httpx.TransportError:
             time.sleep(0.1)
     if process.poll() is None:

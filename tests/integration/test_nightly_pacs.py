@@ -13,10 +13,12 @@ import pydicom
 import pytest
 from orthanc_server import OrthancServer, free_port
 from prefect_support import run_logs
+from pydicom.uid import generate_uid
 
 from cohortpool.pipeline.layout import RunLayout
 from cohortpool.pipeline.records import NightSummary, summary_of
 from cohortpool.synth import write_consortium
+from ingest_testdata import HOSTILE_PHI, write_hostile_instance
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prefect")]
 NIGHT = "2025-03-01"
@@ -77,3 +79,33 @@ def test_an_unreachable_pacs_fails_its_site_the_others_complete_and_the_next_run
     assert caught_up.submission.counts["input_files"] == len(files)
     assert caught_up.submission.counts["deidentified"] == len(files)
     assert caught_up.load is not None and caught_up.load.status == "loaded"
+
+
+def test_an_unusable_instance_in_the_pacs_is_a_warning_not_a_failed_site(
+    orthanc: OrthancServer,
+    run_nightly: Callable[..., Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The site's good studies go through; the refusal is one warning line, naming no PHI."""
+    synth = tmp_path / "synth"
+    write_consortium(synth, sites=1, max_patients=2)
+    landing = tmp_path / "landing"
+    (landing / "site01").mkdir(parents=True)
+    files = sorted((synth / "site01" / NIGHT / "dicom").rglob("*.dcm"))
+    study_uid, series_uid = generate_uid(), generate_uid()
+    bad = write_hostile_instance(tmp_path / "export" / "bad.dcm", study_uid, series_uid)
+    orthanc.clear()
+    orthanc.push([*files, bad])
+    studies = {str(pydicom.dcmread(f, stop_before_pixels=True).StudyInstanceUID) for f in files}
+    orthanc.wait_stable([*sorted(studies), study_uid])
+    monkeypatch.setenv("COHORTPOOL_SITES", json.dumps([{"site_id": "site01", "dicomweb_url": orthanc.url}]))
+
+    state = run_nightly(landing, RunLayout(tmp_path / "out").out)
+    (outcome,) = _summary(state).outcomes
+    assert outcome.failed_step is None, outcome.detail
+    assert outcome.submission is not None and outcome.submission.counts["input_files"] == len(files)
+    logs = run_logs(state)
+    refused = [line for line in logs if "1 instance(s) refused as unusable: refused http://" in line]
+    assert len(refused) == 1 and "--retry-refused" in refused[0], logs
+    assert not any(part in line for line in logs for part in HOSTILE_PHI), logs

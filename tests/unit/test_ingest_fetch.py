@@ -1,4 +1,5 @@
-"""The fetch loop: watermark moves only after success, the ledger writes an instance once.
+"""The fetch loop: watermark moves only when the source failed nothing, the ledger writes an instance once,
+an unusable instance is refused once and recorded.
 
 The source here is a small in-memory implementation of the ``Source`` protocol (the real Orthanc and
 DICOMweb sources are exercised against a real Orthanc in tests/integration/test_ingest_orthanc.py);
@@ -15,6 +16,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
+from cohortpool.ingest import state
 from cohortpool.ingest.errors import SourceError
 from cohortpool.ingest.fetch import fetch_from_source
 from cohortpool.ingest.source import Discovery, InstanceRef, StudyRef
@@ -132,8 +134,65 @@ def test_instance_whose_file_disagrees_with_the_listing_is_refused(tmp_path: Pat
     ds.save_as(buffer)
     source.studies[study][sops[0]] = buffer.getvalue()
     result = fetch_from_source(source, tmp_path / "landing", "site01", tmp_path / "state", night="2024-05-01")
-    assert not result.ok and "differs from the one the source listed" in result.failures[0]
+    assert result.ok and not result.clean and result.watermark_after == "1"
+    assert "differs from the one the source listed" in result.refused[0]
     assert not list((tmp_path / "landing").rglob("*.dcm"))
+
+
+def test_unusable_instance_is_refused_once_judged_again_when_its_bytes_change(tmp_path: Path) -> None:
+    """Unreadable bytes are the instance's fault: refused and recorded, the watermark moves, the same
+    bytes later are skipped quietly, changed bytes are judged again, good bytes are fetched."""
+    source, landing, state_dir = MemorySource(), tmp_path / "landing", tmp_path / "state"
+    study, sops = source.add_study(2)
+    good = source.studies[study][sops[0]]
+    source.studies[study][sops[0]] = b"not DICOM at all"
+    first = fetch_from_source(source, landing, "site01", state_dir, night="2024-05-01", fsync=False)
+    assert first.ok and first.watermark_after == "1" and first.instances_written == 1
+    assert len(first.refused) == 1 and "not a readable DICOM Part 10 file" in first.refused[0]
+    assert "--retry-refused" in first.refused[0]
+    with state.open_state(state_dir) as conn:
+        (refused,) = state.refused_instances(conn, "site01", source.key)
+    assert refused.study_key == study and refused.night == "2024-05-01"
+
+    again = fetch_from_source(
+        source, landing, "site01", state_dir, night="2024-05-02", full=True, fsync=False
+    )
+    assert again.clean and again.instances_refused_before == 1
+
+    source.studies[study][sops[0]] = b"still not DICOM"
+    changed = fetch_from_source(
+        source, landing, "site01", state_dir, night="2024-05-03", full=True, fsync=False
+    )
+    assert len(changed.refused) == 1 and changed.instances_refused_before == 0
+
+    source.studies[study][sops[0]] = good
+    fixed = fetch_from_source(
+        source, landing, "site01", state_dir, night="2024-05-04", full=True, fsync=False
+    )
+    assert fixed.clean and fixed.instances_written == 1
+    assert set(_landed(landing)) == set(sops)
+    with state.open_state(state_dir) as conn:
+        assert state.refused_instances(conn, "site01", source.key) == []
+
+
+def test_retry_refused_judges_unchanged_bytes_again_and_lists_their_study(tmp_path: Path) -> None:
+    source, landing, state_dir = MemorySource(), tmp_path / "landing", tmp_path / "state"
+    study, sops = source.add_study(1)
+    source.studies[study][sops[0]] = b"not DICOM"
+    fetch_from_source(source, landing, "site01", state_dir, night="2024-05-01", fsync=False)
+    quiet = fetch_from_source(source, landing, "site01", state_dir, night="2024-05-02", fsync=False)
+    assert quiet.studies_found == 0 and quiet.clean  # the watermark is past the study
+    retried = fetch_from_source(
+        source, landing, "site01", state_dir, night="2024-05-03", fsync=False, retry_refused=True
+    )
+    assert retried.studies_found == 1 and len(retried.refused) == 1  # still bad: told again
+    del source.studies[study]  # deleted at the PACS: nothing is left to refuse
+    gone = fetch_from_source(
+        source, landing, "site01", state_dir, night="2024-05-04", fsync=False, retry_refused=True
+    )
+    assert gone.clean and gone.studies_vanished == 1
+    with state.open_state(state_dir) as conn:
+        assert state.refused_instances(conn, "site01", source.key) == []
 
 
 def test_bad_site_id_fails_before_anything_is_fetched(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -90,6 +91,25 @@ def test_redact_drops_credentials_and_hashes_uids() -> None:
     assert "1.2.840.113619.2.1" not in shown
     assert shown.startswith("http://pacs:8042/dicom-web/studies/uid-")
     assert shown == http.redact("http://pacs:8042/dicom-web/studies/1.2.840.113619.2.1/series/1.2.3")
+
+
+def test_redact_hashes_whatever_sits_where_a_uid_belongs_but_keeps_orthanc_ids() -> None:
+    """A hostile instance's "UID" may hold a patient's name; an Orthanc id is a hash and helps the staff."""
+    shown = http.redact(
+        "http://pacs/dicom-web/studies/1.2.3/series/4.5.6/instances/1.2.840.DOE%5EJANE.MRN0001"
+    )
+    assert "DOE" not in shown and "MRN0001" not in shown
+    assert shown.startswith("http://pacs/dicom-web/studies/uid-") and "/instances/uid-" in shown
+    orthanc = "http://pacs:8042/instances/fb59659b-56340b78-712c8940-9458306c-ef06a33d/file"
+    assert http.redact(orthanc) == orthanc
+
+
+def test_httpx_request_log_shows_urls_redacted(server: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="httpx")
+    with http.make_client(timeout=2) as client:
+        client.get(f"{server}/dicom-web/studies/1.2.840.DOE%5EJANE/series")
+    assert "HTTP Request: GET" in caplog.text and "/studies/uid-" in caplog.text
+    assert "DOE" not in caplog.text
 
 
 def test_slow_source_times_out_is_retried_then_reported_naming_the_timeout(server: str) -> None:

@@ -198,11 +198,19 @@ def fetch(
     overlap_days: Annotated[
         int, typer.Option("--overlap-days", help="DICOMweb: days before the last run the query starts.")
     ] = 7,
+    retry_refused: Annotated[
+        bool,
+        typer.Option(
+            "--retry-refused",
+            help="Judge the instances refused before again (after they were fixed at the PACS).",
+        ),
+    ] = False,
 ) -> None:
     """Pull the studies that are new since the last successful run from a PACS into the landing folder.
 
-    Exit code 0 when everything came through, 1 when some study failed (the watermark stays, the next
-    run retries), 2 on bad usage, 3 when the PACS cannot be reached (nothing fetched; run again later).
+    Exit code 0 when everything came through, 1 when an instance was refused as unusable (recorded, named
+    by its PACS URL with UIDs hashed; the watermark moves past it), 2 on bad usage, 3 when the PACS could
+    not be reached or failed some study (the watermark stays; run again later).
     """
     from rich.progress import Progress
 
@@ -225,6 +233,7 @@ def fetch(
                 protocol=cast(Protocol, protocol),
                 full=full,
                 overlap_days=overlap_days,
+                retry_refused=retry_refused,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         except ValueError as exc:
@@ -233,12 +242,25 @@ def fetch(
         except SourceError as exc:  # the PACS cannot be reached or answers wrongly: the stage failed
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(EXIT_FAILED) from exc
+    refused_before = (
+        f", {result.instances_refused_before} refused before and unchanged (skipped)"
+        if result.instances_refused_before
+        else ""
+    )
     typer.echo(
         f"{result.source}: {result.studies_found} studies changed, {result.instances_written} instances "
-        f"written into {result.night_dir}, {result.instances_already_held} already held"
+        f"written into {result.night_dir}, {result.instances_already_held} already held, "
+        f"{len(result.refused)} refused{refused_before}"
     )
+    for refusal in result.refused:
+        typer.echo(refusal, err=True)
     for failure in result.failures:
         typer.echo(f"failed: {failure}", err=True)
-    if not result.ok:
+    if not result.ok:  # the PACS failed: the stage failed, whatever was refused besides
         typer.echo(f"{len(result.failures)} failures: the watermark was not moved; run again later", err=True)
+        raise typer.Exit(EXIT_FAILED)
+    if result.refused:
+        typer.echo(
+            f"{len(result.refused)} instances refused (recorded; the watermark moved past them)", err=True
+        )
         raise typer.Exit(EXIT_ISSUES)

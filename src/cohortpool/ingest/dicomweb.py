@@ -24,6 +24,7 @@ import email.parser
 import email.policy
 import json
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -123,14 +124,16 @@ class DicomWebSource:
 
     def instances(self, study: StudyRef) -> list[InstanceRef] | None:
         """The study's instances from QIDO-RS (``None`` if the study is gone)."""
-        found = self._qido(f"/studies/{study.key}/instances", {})
+        found = self._qido(f"/studies/{_segment(study.key)}/instances", {})
         if not found:
             return None
         refs = []
         for item in found:
             series, sop = _first(item, _SERIES_UID), _first(item, _SOP_UID)
             if series and sop:
-                refs.append(InstanceRef(sop, f"/studies/{study.key}/series/{series}/instances/{sop}"))
+                # quoted: a hostile "UID" ("../..", "a/b") must not reach another resource of the server
+                path = f"/studies/{_segment(study.key)}/series/{_segment(series)}/instances/{_segment(sop)}"
+                refs.append(InstanceRef(sop, path, addressed_by=(study.key, series, sop)))
         return refs
 
     def retrieve(self, instance: InstanceRef) -> bytes:
@@ -182,3 +185,10 @@ def _first(item: dict[str, Any], tag: str) -> str | None:
     """The first value of a tag in a DICOM JSON object (PS3.18 F.2), as text."""
     values = item.get(tag, {}).get("Value") or []
     return None if not values else str(values[0])
+
+
+def _segment(value: str) -> str:
+    """``value`` as one URL path segment (percent-encoded; a valid UID is unchanged)."""
+    if value in (".", ".."):  # a dot segment would be resolved away: the URL would name the parent
+        return value.replace(".", "%2E")
+    return quote(value, safe="")

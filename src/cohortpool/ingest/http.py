@@ -12,7 +12,7 @@ import hashlib
 import logging
 import re
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -22,15 +22,35 @@ log = logging.getLogger(__name__)
 
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 #: a path segment that is a DICOM UID (at least three dot-separated numbers)
-_UID_IN_PATH = re.compile(r"/([0-9]+(?:\.[0-9]+){2,})(?=/|$)")
+_UID = re.compile(r"[0-9]+(?:\.[0-9]+){2,}")
+#: path segments after which DICOMweb puts a UID (and Orthanc its own ids)
+_UID_PARENTS = frozenset({"studies", "series", "instances"})
+#: an Orthanc resource id (a hash of the resource's UIDs): safe to show, and what the PACS's staff look up
+_ORTHANC_ID = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{8}){4}")
+
+
+class _RedactedUrls(logging.Filter):
+    """httpx logs every request's URL at INFO; a PACS URL holds UIDs (a hostile one, a patient's name):
+    the record keeps the request, with the URL as :func:`redact` shows it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(str(a)) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+_REDACTED_URLS = _RedactedUrls()
 
 
 def make_client(timeout: float = 60.0, auth: tuple[str, str] | None = None) -> httpx.Client:
     """A client for one run: keep-alive across the many small requests of a fetch, no proxies from env.
 
     ``trust_env=False``: a hospital PACS is reached directly; an HTTP(S)_PROXY meant for the internet
-    must not reroute (or leak) PACS traffic.
+    must not reroute (or leak) PACS traffic. httpx's own request log shows URLs redacted.
     """
+    httpx_log = logging.getLogger("httpx")
+    if _REDACTED_URLS not in httpx_log.filters:
+        httpx_log.addFilter(_REDACTED_URLS)
     return httpx.Client(timeout=timeout, auth=auth, trust_env=False, follow_redirects=False)
 
 
@@ -38,16 +58,28 @@ def redact(url: str) -> str:
     """The URL without user:password, and with DICOM UIDs replaced by a short hash, for messages.
 
     UIDs identify a patient's study; they may appear in site-internal file names but not in logs or
-    error messages. The hash (first 10 hex of sha256) still lets an operator match two messages.
+    error messages. The hash (first 10 hex of sha256) still lets an operator match two messages. Any
+    segment after ``studies/``, ``series/`` or ``instances/`` is hashed even when it is not a valid UID (a
+    hostile instance's "UID" may hold a patient name), except Orthanc's own ids, which reveal nothing.
     """
     parts = urlsplit(url)
     netloc = parts.hostname or ""
     if parts.port:
         netloc = f"{netloc}:{parts.port}"
-    path = _UID_IN_PATH.sub(
-        lambda m: "/uid-" + hashlib.sha256(m.group(1).encode()).hexdigest()[:10], parts.path
-    )
-    return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
+    # a UID anywhere is hashed; so is whatever sits where a UID belongs, valid or not (a hostile "UID"
+    # may carry a patient's name), unless it is an Orthanc id
+    segments = parts.path.split("/")
+    for i in range(1, len(segments)):
+        segment = segments[i]
+        in_uid_place = segments[i - 1] in _UID_PARENTS and not _ORTHANC_ID.fullmatch(segment)
+        if segment and (in_uid_place or _UID.fullmatch(segment)):
+            segments[i] = _hashed(unquote(segment))
+    return urlunsplit((parts.scheme, netloc, "/".join(segments), parts.query, parts.fragment))
+
+
+def _hashed(uid: str) -> str:
+    """``uid-`` and the first 10 hex digits of the UID's sha256: matches two messages, reveals nothing."""
+    return "uid-" + hashlib.sha256(uid.encode("utf-8", "surrogateescape")).hexdigest()[:10]
 
 
 def request(

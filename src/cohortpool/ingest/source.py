@@ -27,6 +27,10 @@ class InstanceRef:
 
     sop_instance_uid: str
     locator: str
+    #: the UIDs, as the source listed them, that the locator is built from (DICOMweb: study, series,
+    #: instance; Orthanc serves by its own id): when one is not a valid UID, the source may be unable to
+    #: serve the instance by it, which is the instance's fault, not the source's
+    addressed_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
