@@ -93,6 +93,7 @@ def _night(landing: Path, layout: RunLayout, config: RunConfig, workers: int | N
         for s in config.sites
         if s.dicomweb_url
     }
+    refused: dict[str, int] = {}
     for site_id, fetched in fetches.items():
         try:
             result = fetched.result()
@@ -100,6 +101,7 @@ def _night(landing: Path, layout: RunLayout, config: RunConfig, workers: int | N
                 raise SourceError("; ".join(result.failures[:3]) + f" ({len(result.failures)} problem(s))")
             if result.refused:  # unusable instances, recorded: the site goes on, the operator is told
                 log_step("fetch", site_id, "-", refused_line(result), level=30)
+                refused[site_id] = len(result.refused)
         except Exception as exc:  # the PACS is down or slow: what did land is still processed
             outcomes[(site_id, "fetch")] = SiteNightOutcome(site_id, "fetch")
             outcomes[(site_id, "fetch")].fail("fetch", exc)
@@ -150,6 +152,7 @@ def _night(landing: Path, layout: RunLayout, config: RunConfig, workers: int | N
             validations[key] = submit_validation(submission, layout, val_key)
 
         summary = finish_night(outcomes, validations, layout, config, site_nights)
+    summary.fetch_refused = refused
     busy = (
         {site for site, _ in site_nights} | set(scan.failed) | {s for s, step in outcomes if step == "fetch"}
     )

@@ -87,7 +87,8 @@ def test_an_unusable_instance_in_the_pacs_is_a_warning_not_a_failed_site(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The site's good studies go through; the refusal is one warning line, naming no PHI."""
+    """The site's good studies go through; the refusal is one warning line, naming no PHI, and the night
+    exits 1 (done, with input refused), its headline saying so."""
     synth = tmp_path / "synth"
     write_consortium(synth, sites=1, max_patients=2)
     landing = tmp_path / "landing"
@@ -102,8 +103,12 @@ def test_an_unusable_instance_in_the_pacs_is_a_warning_not_a_failed_site(
     monkeypatch.setenv("COHORTPOOL_SITES", json.dumps([{"site_id": "site01", "dicomweb_url": orthanc.url}]))
 
     state = run_nightly(landing, RunLayout(tmp_path / "out").out)
-    (outcome,) = _summary(state).outcomes
+    summary = _summary(state)
+    (outcome,) = summary.outcomes
     assert outcome.failed_step is None, outcome.detail
+    assert summary.fetch_refused == {"site01": 1}
+    assert "1 PACS instance(s) refused at fetch" in summary.headline()
+    assert summary.exit_code == 1
     assert outcome.submission is not None and outcome.submission.counts["input_files"] == len(files)
     logs = run_logs(state)
     refused = [line for line in logs if "1 instance(s) refused as unusable: refused http://" in line]

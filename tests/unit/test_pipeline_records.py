@@ -50,6 +50,14 @@ def test_exit_codes_follow_the_contract() -> None:
     assert NightSummary([_outcome("site01")], late=[late]).exit_code == 0  # `cohortpool status` says late
 
 
+def test_instances_refused_at_fetch_make_a_clean_night_exit_1_and_are_in_the_headline() -> None:
+    """Input refused is input refused, whether by validation or by the fetch from the PACS."""
+    summary = NightSummary([_outcome("site01")], fetch_refused={"site01": 2})
+    assert summary.exit_code == 1
+    assert "2 PACS instance(s) refused at fetch; exit code 1" in summary.headline()
+    assert "refused at fetch" not in NightSummary([_outcome("site01")]).headline()
+
+
 def test_a_failed_step_is_named_with_the_error_type_but_not_its_message() -> None:
     failed = SiteNightOutcome("site02", "2025-03-01")
     failed.fail("de-identify", NotADirectoryError("/landing/site02/DOE^JANE_12345/IM0001.dcm"))

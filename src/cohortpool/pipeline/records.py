@@ -269,6 +269,9 @@ class NightSummary:
     report: Path | None = None
     #: cross-site distribution warnings (validated/distribution_warnings.csv): shown, never quarantined
     distribution_warnings: int = 0
+    #: site -> PACS instances its fetch refused as unusable tonight (recorded in the site's fetch state;
+    #: the watermark moved past them): input refused, so the night exits 1
+    fetch_refused: dict[str, int] = field(default_factory=dict)
     #: the step of the consortium part (load order, analysis, report) that failed, with its error type
     hub_error: str | None = None
     hub_detail: str | None = None
@@ -284,7 +287,7 @@ class NightSummary:
         (``cohortpool status`` exits 1 for that)."""
         if self.hub_error or self.failed:
             return EXIT_FAILED
-        if any(o.status == QUARANTINED for o in self.outcomes):
+        if any(o.status == QUARANTINED for o in self.outcomes) or any(self.fetch_refused.values()):
             return EXIT_ISSUES
         return EXIT_OK
 
@@ -301,9 +304,11 @@ class NightSummary:
         """``3 site-night(s): 1 ok, 2 quarantined, 0 failed; 1 site late; exit code 1``."""
         by = {s: sum(1 for o in self.outcomes if o.status == s) for s in (OK, QUARANTINED, FAILED)}
         late = f"; {len(self.late)} site(s) late" if self.late else ""
+        refused = sum(self.fetch_refused.values())
+        refused_part = f"; {refused} PACS instance(s) refused at fetch" if refused else ""
         return (
             f"{len(self.outcomes)} site-night(s): {by[OK]} ok, {by[QUARANTINED]} quarantined, "
-            f"{by[FAILED]} failed{late}; exit code {self.exit_code}"
+            f"{by[FAILED]} failed{late}{refused_part}; exit code {self.exit_code}"
         )
 
     def state_message(self) -> str:
