@@ -33,6 +33,15 @@ def test_perfect_specificity_gives_infinite_lr_without_ci() -> None:
     assert np.isinf(m.loc["lr_positive", "estimate"]) and np.isnan(m.loc["lr_positive", "ci_low"])
 
 
+def test_likelihood_ratios_of_zero_over_zero_are_undefined_not_infinite() -> None:
+    # every unit positive for the sign: sensitivity 1, specificity 0, so LR- = 0 / 0
+    m = acc.diagnostic_accuracy(tp=2, fp=2, fn=0, tn=0).set_index("metric")
+    assert m.loc["lr_positive", "estimate"] == 1.0 and np.isnan(m.loc["lr_negative", "estimate"])
+    # a site without negatives (no OP): specificity undefined, so are both ratios
+    m = acc.diagnostic_accuracy(tp=5, fp=0, fn=5, tn=0).set_index("metric")
+    assert np.isnan(m.loc["lr_positive", "estimate"]) and np.isnan(m.loc["lr_negative", "estimate"])
+
+
 def test_delong_auc_equals_mann_whitney_and_weights_equal_expansion() -> None:
     rng = np.random.default_rng(5)
     s = rng.integers(0, 6, 300).astype(float)  # many ties

@@ -52,6 +52,16 @@ def _lr_ci(ratio: float, se_terms: tuple[float, ...], alpha: float) -> tuple[flo
     return ratio, ratio * math.exp(-z * se), ratio * math.exp(z * se)
 
 
+def _ratio(numerator: float, denominator: float) -> float:
+    """A likelihood ratio: infinite when only its denominator is 0, undefined (NaN) when both are (0/0, e.g.
+    LR- of a sign seen in every unit of both groups) or when either is (a group without units)."""
+    if math.isnan(numerator) or math.isnan(denominator):
+        return math.nan
+    if denominator == 0:
+        return math.inf if numerator > 0 else math.nan
+    return numerator / denominator
+
+
 def diagnostic_accuracy(tp: int, fp: int, fn: int, tn: int, alpha: float = 0.05) -> pd.DataFrame:
     """One row per metric: ``metric, estimate, ci_low, ci_high`` (+ the counts behind it)."""
     pos, neg, n = tp + fn, fp + tn, tp + fp + fn + tn
@@ -62,8 +72,8 @@ def diagnostic_accuracy(tp: int, fp: int, fn: int, tn: int, alpha: float = 0.05)
         "npv": wilson(tn, tn + fn, alpha),
     }
     sens, spec = rows["sensitivity"][0], rows["specificity"][0]
-    lr_pos = sens / (1 - spec) if spec < 1 else math.inf
-    lr_neg = (1 - sens) / spec if spec > 0 else math.inf
+    lr_pos = _ratio(sens, 1 - spec)
+    lr_neg = _ratio(1 - sens, spec)
     rows["lr_positive"] = _lr_ci(lr_pos, (tp, pos, fp, neg), alpha)
     rows["lr_negative"] = _lr_ci(lr_neg, (fn, pos, tn, neg), alpha)
     rows["accuracy"] = wilson(tp + tn, n, alpha)
