@@ -259,3 +259,27 @@ def test_a_night_without_reads_on_a_modality_notes_it_instead_of_failing(
     assert any("no reads on XR, MR" in note for note in rates.notes)
     assert rates.frame.empty  # no unit was read on every modality: nothing to compare
     assert not tables["table1"].frame.empty  # the rest of the plan still runs
+
+
+def test_a_site_without_variation_gets_no_zero_width_interval_and_the_pooled_row_says_why(plan: Plan) -> None:
+    from cohortpool.stats.compare import compare_groups
+
+    n = 12
+    patients = pd.DataFrame({
+        "site_id": ["site01"] * n + ["site02"] * n,
+        "patient_id": [f"P{i:016X}" for i in range(2 * n)],
+        "diagnosis": ["OP", "MET"] * n,
+        "age_years": [70, 60] * n,  # no variation within either group at either site
+        "sex": ["M", "F", "F"] * (2 * n // 3),
+        "bmi": np.linspace(18, 30, 2 * n),
+        "osteoporosis": [True, False] * n,
+    })  # fmt: skip
+    table, forest = compare_groups(plan, plan.comparisons[0], patients)
+    rows = forest[forest["label"] == "Age, years"].set_index("site_id")
+    assert rows.loc["site01", "estimate"] == -10.0
+    assert np.isnan(rows.loc["site01", "ci_low"]) and np.isnan(
+        rows.loc["site01", "ci_high"]
+    )  # was -10 to -10
+    pooled = table[(table["variable"] == "age_years") & (table["site_id"] == plan.pooled_label)].iloc[0]
+    assert np.isnan(pooled["p_value"])
+    assert pooled["warnings"] == "no site with an estimate and a positive variance to pool"

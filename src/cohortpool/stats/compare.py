@@ -199,7 +199,8 @@ def _continuous_rows(
     meta = dersimonian_laird(np.array(effects), np.array(variances), plan.options.alpha)
     out.rows.append(_pooled_mean_difference(spec, plan.pooled_label, var, groups, meta))
     for site, estimate, variance, weight in zip(sites, effects, variances, meta.weights, strict=True):
-        half = Z95 * math.sqrt(variance) if math.isfinite(variance) else math.nan
+        # no variation within either group: the difference is exact and has no interval (not a 0-width one)
+        half = Z95 * math.sqrt(variance) if math.isfinite(variance) and variance > 0 else math.nan
         out.forest.append(
             ForestRow(
                 var.title, site, estimate, estimate - half, estimate + half, weight, "site", "mean_difference"
@@ -345,7 +346,8 @@ def _pooled_level(
     )
     out = VariableRows(rows=[row])
     for site, (log_or, variance, _corrected), weight in zip(sites, logs, meta.weights, strict=True):
-        half = Z95 * math.sqrt(variance) if math.isfinite(variance) else math.nan
+        # no variation within either group: the difference is exact and has no interval (not a 0-width one)
+        half = Z95 * math.sqrt(variance) if math.isfinite(variance) and variance > 0 else math.nan
         low, high = _exp(log_or - half), _exp(log_or + half)
         out.forest.append(ForestRow(label, site, _exp(log_or), low, high, weight, "site", "odds_ratio"))
     pooled = plan.pooled_label

@@ -155,6 +155,10 @@ def cmh(tables: npt.ArrayLike, *, correct: bool = True, alpha: float = 0.05) -> 
     return CMHResult(stat, 1.0, p, or_, lo, hi, bd, bd_df, bd_p, len(arr), tuple(warnings))
 
 
+#: why a DerSimonian-Laird pooling has no result (every site lacks an estimate or a positive variance)
+NOTHING_TO_POOL = "no site with an estimate and a positive variance to pool"
+
+
 def dersimonian_laird(effects: npt.ArrayLike, variances: npt.ArrayLike, alpha: float = 0.05) -> MetaResult:
     """DerSimonian-Laird pooling: tau^2 = max(0, (Q - df) / C), I^2 = max(0, (Q - df) / Q)."""
     y = np.asarray(effects, dtype=float)
@@ -170,7 +174,7 @@ def dersimonian_laird(effects: npt.ArrayLike, variances: npt.ArrayLike, alpha: f
     nan = math.nan
     if len(y) == 0:
         return MetaResult(
-            nan, nan, nan, nan, nan, nan, nan, nan, 0, nan, tuple(weights_pct), nan, ("no study",)
+            nan, nan, nan, nan, nan, nan, nan, nan, 0, nan, tuple(weights_pct), nan, (NOTHING_TO_POOL,)
         )
     w = 1.0 / v
     fixed = float((w * y).sum() / w.sum())
