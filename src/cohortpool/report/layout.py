@@ -126,14 +126,31 @@ def comparison(frame: pd.DataFrame) -> Table:
             if constant[group] is None and not blank(row[f"n_{group}"]):
                 summary = f"{summary} [n = {cell(row[f'n_{group}'], 0)}]"
             cells.append(summary)
-        cells += [text_of(row.get("p_display")), statistical_test_name(row.get("test"))]
+        cells += [_p_or_why_not(row), statistical_test_name(row.get("test"))]
         cells += [f(row) for _, f in shown_extras]
         rows.append(cells)
     return headers, rows
 
 
+def not_estimable(row: pd.Series) -> str:
+    """``not estimable: <reason>``, the reason being the row's warnings (the statistics stage says why)."""
+    reason = text_of(row.get("warnings")).removeprefix("not estimable: ")
+    return f"not estimable: {reason}" if reason else "not estimable"
+
+
+def _p_or_why_not(row: pd.Series) -> str:
+    """The P as displayed; where a named test has none (and suppression left no band), why not."""
+    shown = text_of(row.get("p_display"))
+    if shown or not text_of(row.get("test")) or not text_of(row.get("warnings")):
+        return shown
+    return not_estimable(row)
+
+
 def _effect(row: pd.Series) -> str:
-    return _interval(row, "estimate", "ci_low", "ci_high")
+    shown = _interval(row, "estimate", "ci_low", "ci_high")
+    if shown == "not estimable" and not _p_or_why_not(row).startswith("not estimable"):
+        return not_estimable(row)  # an infinite estimate: say why, unless the P beside it already does
+    return shown
 
 
 def _welch(row: pd.Series) -> str:
