@@ -145,10 +145,12 @@ def cmh(tables: npt.ArrayLike, *, correct: bool = True, alpha: float = 0.05) -> 
         lo, hi = (float(x) for x in st.oddsratio_pooled_confint(alpha=alpha))
         bd, bd_df, bd_p = breslow_day_tarone(arr, or_)
     else:
-        warnings.append(
-            "Mantel-Haenszel OR is 0 or infinite (a zero in every stratum): no CI, no Breslow-Day"
-        )
         or_ = 0.0 if num == 0 and den > 0 else (math.inf if den == 0 and num > 0 else nan)
+        warnings.append(
+            "Mantel-Haenszel OR undefined (0/0: both cross-products are zero in every stratum)"
+            if math.isnan(or_)
+            else "Mantel-Haenszel OR is 0 or infinite (a zero in every stratum): no CI, no Breslow-Day"
+        )
         lo = hi = bd = bd_df = bd_p = nan
     if math.isnan(stat):
         warnings.append("no stratum has variation in both margins: CMH undefined")
