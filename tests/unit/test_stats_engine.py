@@ -283,3 +283,20 @@ def test_a_site_without_variation_gets_no_zero_width_interval_and_the_pooled_row
     pooled = table[(table["variable"] == "age_years") & (table["site_id"] == plan.pooled_label)].iloc[0]
     assert np.isnan(pooled["p_value"])
     assert pooled["warnings"] == "no site with an estimate and a positive variance to pool"
+
+
+def test_a_modality_nobody_read_is_left_out_and_the_others_are_still_compared(
+    plan: Plan, views: dict[str, pd.DataFrame]
+) -> None:
+    no_mr = views["vertebra_reads"][views["vertebra_reads"]["modality"] != "MR"]
+    tables = {r.name: r for r in run_plan(plan, {**views, "vertebra_reads": no_mr})}
+    rates = tables["table3_rates"]
+    assert any("no reads on MR: left out; XR, CT compared" in note for note in rates.notes)
+    assert set(rates.frame["modality"]) == {"XR", "CT", "ALL"}  # was empty: every unit lacked its MR read
+    paired = tables["table3_paired"].frame
+    assert set(paired["comparison"]) == {"all", "XR vs CT"}
+    # the counts are those of the reads: X-ray detections of fracture lines among OP units at site01
+    reads = no_mr[(no_mr["site_id"] == "site01") & (no_mr["diagnosis"] == "OP") & (no_mr["modality"] == "XR")]
+    xr = rates.frame.set_index(["site_id", "finding", "diagnosis", "modality"])
+    assert xr.loc[("site01", "fracture_line", "OP", "XR"), "detected"] == int(reads["fracture_line"].sum())
+    assert xr.loc[("site01", "fracture_line", "OP", "XR"), "n"] == len(reads)
