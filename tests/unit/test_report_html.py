@@ -316,3 +316,15 @@ def test_a_site_row_without_an_estimate_is_not_called_suppressed() -> None:
     html = render_html(build_page([replace(result, frame=frame)], PROVENANCE, None, title="t"))
     assert "Not drawn, small-cell suppression: site03, site06: Male." in html
     assert "Not drawn, no estimate: Osteoporosis (site01)." in html
+
+
+def test_an_accuracy_metric_without_an_estimate_prints_not_estimable_and_why() -> None:
+    from cohortpool.report.layout import accuracy
+    from cohortpool.stats.accuracy import diagnostic_accuracy
+
+    frame = diagnostic_accuracy(tp=5, fp=0, fn=5, tn=0).assign(sign="bone_destruction", site_id="site02")
+    headers, rows = accuracy(frame)
+    shown = dict(zip(headers, rows[0], strict=True))
+    assert shown["Specificity"] == "not estimable: no negative units"  # was an empty cell
+    assert shown["LR+"] == "not estimable: no negative units"  # was "not estimable" (an infinite LR+)
+    assert shown["Sensitivity"] == "0.50 (0.24–0.76)"

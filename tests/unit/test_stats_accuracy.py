@@ -116,3 +116,13 @@ def test_collinear_signs_are_left_out_not_taken_for_separation() -> None:
     assert list(rule.coefficients["term"]) == ["const", "a"]
     assert (rule.coefficients["note"] == "").all()
     assert any("collinear" in w and "twin" in w for w in rule.warnings)
+
+
+def test_a_metric_without_an_estimate_says_why() -> None:
+    # a site without negatives (no OP vertebrae): specificity and both ratios are undefined
+    m = acc.diagnostic_accuracy(tp=5, fp=0, fn=5, tn=0).set_index("metric")
+    assert m.loc["specificity", "note"] == "no negative units"
+    assert m.loc[["lr_positive", "lr_negative"], "note"].tolist() == ["no negative units"] * 2
+    assert m.loc["sensitivity", "note"] == "" and m.loc["npv", "note"] == ""
+    m = acc.diagnostic_accuracy(tp=2, fp=2, fn=0, tn=0).set_index("metric")
+    assert (m.loc["npv", "note"], m.loc["lr_negative", "note"]) == ("every unit shows the sign", "0/0")

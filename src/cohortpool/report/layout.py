@@ -204,7 +204,8 @@ def _compact(row: pd.Series) -> str:
     page lets the interval wrap under the estimate as one piece when the table is wider than the page)."""
     estimate: Any = row.get("estimate")
     if blank(estimate):
-        return ""
+        # a metric without an estimate says why; one small-cell suppression emptied has no note
+        return f"not estimable: {text_of(row.get('note'))}" if text_of(row.get("note")) else ""
     if isinstance(estimate, str):
         return estimate
     if not math.isfinite(float(estimate)):

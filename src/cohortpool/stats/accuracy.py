@@ -77,12 +77,24 @@ def diagnostic_accuracy(tp: int, fp: int, fn: int, tn: int, alpha: float = 0.05)
     rows["lr_positive"] = _lr_ci(lr_pos, (tp, pos, fp, neg), alpha)
     rows["lr_negative"] = _lr_ci(lr_neg, (fn, pos, tn, neg), alpha)
     rows["accuracy"] = wilson(tp + tn, n, alpha)
+    # why a metric has no estimate (the report prints "not estimable: <why>"; zeros are never hidden)
+    why = {
+        "sensitivity": "no positive units" if pos == 0 else "",
+        "specificity": "no negative units" if neg == 0 else "",
+        "ppv": "no unit shows the sign" if tp + fp == 0 else "",
+        "npv": "every unit shows the sign" if tn + fn == 0 else "",
+        "accuracy": "no units" if n == 0 else "",
+    }
+    for ratio in ("lr_positive", "lr_negative"):
+        if math.isnan(rows[ratio][0]):
+            why[ratio] = why["sensitivity"] or why["specificity"] or "0/0"
     return pd.DataFrame(
         [
-            {"metric": m, "estimate": e, "ci_low": lo, "ci_high": hi, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+            {"metric": m, "estimate": e, "ci_low": lo, "ci_high": hi, "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+             "note": why.get(m, "")}
             for m, (e, lo, hi) in rows.items()
         ]
-    )
+    )  # fmt: skip
 
 
 def weighted_auc_delong(
