@@ -22,8 +22,8 @@ def format_p(p: float | None) -> str:
 
 #: from this magnitude on a number prints in scientific notation (fixed decimals would print 300 digits)
 SCIENTIFIC_FROM = 1e15
-#: a summary of a group without values
-NO_VALUES = "-"
+#: a summary of a group without values (words: a leading "-" would be formula-escaped in the CSVs)
+NO_VALUES = "no values"
 
 
 def format_number(value: float | None, decimals: int = 2) -> str:
@@ -36,8 +36,8 @@ def format_number(value: float | None, decimals: int = 2) -> str:
 
 
 def mean_sd(mean: float, sd: float, decimals: int = 2) -> str:
-    """``mean ± SD`` as in the paper's Table 1; the mean alone when the SD is undefined (one value), ``-``
-    when the group has no values."""
+    """``mean ± SD`` as in the paper's Table 1; the mean alone when the SD is undefined (one value);
+    ``no values`` when the group has none."""
     if mean is None or not math.isfinite(mean):
         return NO_VALUES
     if sd is None or not math.isfinite(sd):
@@ -46,7 +46,7 @@ def mean_sd(mean: float, sd: float, decimals: int = 2) -> str:
 
 
 def median_iqr(median: float, q1: float, q3: float, decimals: int = 2) -> str:
-    """``median (Q1-Q3)`` for variables the plan declares non-normal; ``-`` when the group has no values."""
+    """``median (Q1-Q3)`` for variables the plan declares non-normal; ``no values`` for an empty group."""
     if median is None or not math.isfinite(median):
         return NO_VALUES
     return f"{format_number(median, decimals)} ({format_number(q1, decimals)}-{format_number(q3, decimals)})"
