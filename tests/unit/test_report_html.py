@@ -328,3 +328,22 @@ def test_an_accuracy_metric_without_an_estimate_prints_not_estimable_and_why() -
     assert shown["Specificity"] == "not estimable: no negative units"  # was an empty cell
     assert shown["LR+"] == "not estimable: no negative units"  # was "not estimable" (an infinite LR+)
     assert shown["Sensitivity"] == "0.50 (0.24–0.76)"
+
+
+def test_a_row_without_a_test_or_with_a_nan_effect_still_says_why() -> None:
+    from cohortpool.report.layout import comparison
+
+    frame = paper_results()[0].frame.copy().iloc[[1, 4]].reset_index(drop=True)  # two "Sex = M" rows
+    # every unit in one level: no test is named, nothing to compute
+    frame.loc[0, ["test", "p_display", "warnings"]] = [
+        "",
+        "",
+        "no variation (a single level or a single group)",
+    ]
+    frame.loc[0, ["p_value", "estimate", "ci_low", "ci_high"]] = float("nan")
+    # the test of the whole table stands, the level's odds ratio is 0/0
+    frame.loc[1, ["estimate", "ci_low", "ci_high"]] = float("nan")
+    frame.loc[1, "warnings"] = "odds ratio 0/0: a level nobody has"
+    _, rows = comparison(frame)
+    assert rows[0][3] == "not estimable: no variation (a single level or a single group)"  # was empty
+    assert rows[1][3] == "< 0.001" and rows[1][5] == "not estimable: odds ratio 0/0: a level nobody has"

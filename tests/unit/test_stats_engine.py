@@ -13,7 +13,10 @@ import pytest
 from cohortpool import stats
 from cohortpool.contract import resources
 from cohortpool.stats import tests as t
+from cohortpool.stats.categorical import ZERO_MARGIN
+from cohortpool.stats.compare import compare_groups
 from cohortpool.stats.engine import run_plan
+from cohortpool.stats.frames import apply_derived
 from cohortpool.stats.plan import Plan, load_plan
 
 FINDINGS = [
@@ -262,8 +265,6 @@ def test_a_night_without_reads_on_a_modality_notes_it_instead_of_failing(
 
 
 def test_a_site_without_variation_gets_no_zero_width_interval_and_the_pooled_row_says_why(plan: Plan) -> None:
-    from cohortpool.stats.compare import compare_groups
-
     n = 12
     patients = pd.DataFrame({
         "site_id": ["site01"] * n + ["site02"] * n,
@@ -300,3 +301,22 @@ def test_a_modality_nobody_read_is_left_out_and_the_others_are_still_compared(
     xr = rates.frame.set_index(["site_id", "finding", "diagnosis", "modality"])
     assert xr.loc[("site01", "fracture_line", "OP", "XR"), "detected"] == int(reads["fracture_line"].sum())
     assert xr.loc[("site01", "fracture_line", "OP", "XR"), "n"] == len(reads)
+
+
+def test_a_level_nobody_at_a_site_has_gets_no_odds_ratio_and_says_why(plan: Plan) -> None:
+    n = 30
+    vertebrae = pd.DataFrame({
+        "site_id": "site01",
+        "patient_id": [f"P{i:016X}" for i in range(n)],
+        "diagnosis": ["OP", "OP", "MET"] * (n // 3),
+        "level": "L1",
+        "height_loss_pct": np.tile([30.0, 45.0, 50.0, 33.0, 41.0], n // 5),  # nobody below 25 %
+        **{f: [True, False, False] * (n // 3) for f in FINDINGS},
+    })  # fmt: skip
+    table, _ = compare_groups(plan, plan.comparisons[1], apply_derived(vertebrae, list(plan.derived)))
+    genant = table[(table["variable"] == "genant_category") & (table["site_id"] == "site01")].set_index(
+        "level"
+    )
+    assert np.isnan(genant.loc["none", "estimate"]) and genant.loc["none", "warnings"] == ZERO_MARGIN
+    assert np.isfinite(genant.loc["none", "p_value"])  # the test of the whole table stands
+    assert np.isfinite(genant.loc["severe", "estimate"])

@@ -134,22 +134,27 @@ def comparison(frame: pd.DataFrame) -> Table:
 
 def not_estimable(row: pd.Series) -> str:
     """``not estimable: <reason>``, the reason being the row's warnings (the statistics stage says why)."""
-    reason = text_of(row.get("warnings")).removeprefix("not estimable: ")
+    parts = text_of(row.get("warnings")).split("; ")
+    reason = "; ".join(p.removeprefix("not estimable: ") for p in parts if p)
     return f"not estimable: {reason}" if reason else "not estimable"
 
 
 def _p_or_why_not(row: pd.Series) -> str:
-    """The P as displayed; where a named test has none (and suppression left no band), why not."""
+    """The P as displayed; where there is none (and suppression left no band), why not."""
     shown = text_of(row.get("p_display"))
-    if shown or not text_of(row.get("test")) or not text_of(row.get("warnings")):
+    if shown or not text_of(row.get("warnings")):
         return shown
     return not_estimable(row)
 
 
 def _effect(row: pd.Series) -> str:
     shown = _interval(row, "estimate", "ci_low", "ci_high")
-    if shown == "not estimable" and not _p_or_why_not(row).startswith("not estimable"):
-        return not_estimable(row)  # an infinite estimate: say why, unless the P beside it already does
+    # an infinite estimate, or a NaN one (small-cell suppression empties to None instead): say why, unless
+    # the P beside it already does
+    estimate = row.get("estimate")
+    missing = shown == "not estimable" or (isinstance(estimate, float) and math.isnan(estimate))
+    if missing and text_of(row.get("warnings")) and not _p_or_why_not(row).startswith("not estimable"):
+        return not_estimable(row)
     return shown
 
 

@@ -19,7 +19,12 @@ import pandas as pd
 
 from cohortpool.stats import format as fmt
 from cohortpool.stats import tests as t
-from cohortpool.stats.categorical import CategoricalResult, compare_categorical, sample_odds_ratio
+from cohortpool.stats.categorical import (
+    ZERO_MARGIN,
+    CategoricalResult,
+    compare_categorical,
+    sample_odds_ratio,
+)
 from cohortpool.stats.continuous import ContinuousResult, compare_continuous, summarize
 from cohortpool.stats.frames import as_keys, codes_of, count_cube, level_text, levels_of, sites_of, weights
 from cohortpool.stats.plan import Comparison, Plan, Variable
@@ -306,6 +311,8 @@ def _site_level_rows(
         warnings = list(result.warnings)
         if corrected and len(levels.all) > 2:
             warnings.append("zero cell: odds ratio with 0.5 added to every cell")
+        if math.isnan(odds) and not warnings:  # the test of the whole table stands; this level has no OR
+            warnings.append(ZERO_MARGIN)
         test = TestCells(result.test, result.statistic, result.df, result.p_value, tuple(warnings))
         effect = Effect(odds, low, high, "odds_ratio_sample")
         rows.append(
