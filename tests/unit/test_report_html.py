@@ -328,6 +328,10 @@ def test_an_accuracy_metric_without_an_estimate_prints_not_estimable_and_why() -
     assert shown["Specificity"] == "not estimable: no negative units"  # was an empty cell
     assert shown["LR+"] == "not estimable: no negative units"  # was "not estimable" (an infinite LR+)
     assert shown["Sensitivity"] == "0.50 (0.24–0.76)"
+    frame = diagnostic_accuracy(tp=5, fp=0, fn=5, tn=10).assign(sign="bone_destruction", site_id="site01")
+    headers, rows = accuracy(frame)
+    # was "not estimable"
+    assert dict(zip(headers, rows[0], strict=True))["LR+"] == "infinite: no false positives"
 
 
 def test_a_row_without_a_test_or_with_a_nan_effect_still_says_why() -> None:

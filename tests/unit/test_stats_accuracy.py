@@ -31,6 +31,7 @@ def test_metrics_from_counts_with_wilson_intervals() -> None:
 def test_perfect_specificity_gives_infinite_lr_without_ci() -> None:
     m = acc.diagnostic_accuracy(tp=5, fp=0, fn=5, tn=10).set_index("metric")
     assert np.isinf(m.loc["lr_positive", "estimate"]) and np.isnan(m.loc["lr_positive", "ci_low"])
+    assert m.loc["lr_positive", "note"] == "infinite: no false positives"
 
 
 def test_likelihood_ratios_of_zero_over_zero_are_undefined_not_infinite() -> None:

@@ -208,13 +208,14 @@ def _compact(row: pd.Series) -> str:
     """``0.71 (0.59–0.80)``: an estimate with its interval, narrow enough for seven metrics a row (the
     page lets the interval wrap under the estimate as one piece when the table is wider than the page)."""
     estimate: Any = row.get("estimate")
+    note = text_of(row.get("note"))
     if blank(estimate):
         # a metric without an estimate says why; one small-cell suppression emptied has no note
-        return f"not estimable: {text_of(row.get('note'))}" if text_of(row.get("note")) else ""
+        return f"not estimable: {note}" if note else ""
     if isinstance(estimate, str):
         return estimate
     if not math.isfinite(float(estimate)):
-        return "not estimable"
+        return note or "not estimable"  # e.g. "infinite: no false positives"
     low: Any = row.get("ci_low")
     high: Any = row.get("ci_high")
     if blank(low) or blank(high) or isinstance(low, str) or isinstance(high, str):

@@ -88,6 +88,10 @@ def diagnostic_accuracy(tp: int, fp: int, fn: int, tn: int, alpha: float = 0.05)
     for ratio in ("lr_positive", "lr_negative"):
         if math.isnan(rows[ratio][0]):
             why[ratio] = why["sensitivity"] or why["specificity"] or "0/0"
+    if math.isinf(rows["lr_positive"][0]):
+        why["lr_positive"] = "infinite: no false positives"
+    if math.isinf(rows["lr_negative"][0]):
+        why["lr_negative"] = "infinite: no true negatives"
     return pd.DataFrame(
         [
             {"metric": m, "estimate": e, "ci_low": lo, "ci_high": hi, "tp": tp, "fp": fp, "fn": fn, "tn": tn,
