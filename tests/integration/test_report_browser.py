@@ -291,10 +291,10 @@ def test_report_parts_render_and_are_saved_as_screenshots(report: Path, tmp_path
         )
     html = (report / "report.html").read_text(encoding="utf-8")
     forest = html.split('<section id="table2_forest"', 1)[1].split("</section>", 1)[0]
-    assert (
-        "suppressed (small cells)" not in forest
-        and "Not drawn, small-cell suppression: site02, site03" in forest
-    )
+    assert "suppressed (small cells)" not in forest
+    assert "Not drawn, small-cell suppression: site02: every outcome but Height loss, %; site03: " in forest
+    # nobody at site03 has Genant grade "none": no estimate, which is not small-cell suppression
+    assert "Not drawn, no estimate: Genant grade (height loss): none (site03, " in forest
     coefficients = html.split('<section id="accuracy_model_coefficients-site03"', 1)[1].split(
         "</section>", 1
     )[0]

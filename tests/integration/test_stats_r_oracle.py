@@ -28,6 +28,14 @@ CONTINUOUS = {
     "age": (RNG.normal(69.6, 8.5, 50).round(), RNG.normal(62.1, 10.8, 31).round()),
     "bmi": (RNG.normal(23.38, 3.31, 50).round(2), RNG.normal(22.87, 2.67, 31).round(2)),
     "small": (np.array([1.5, 2.25, 3.0, 3.0, 7.5]), np.array([2.0, 4.5, 6.0, 6.0, 8.25, 9.0])),
+    # degenerate but legal: one group without variation (the t is defined), two values a group
+    "one_constant": (np.full(6, 70.0), np.array([60.0, 61.0, 59.0, 62.0, 60.5])),
+    "two_each": (np.array([1.0, 2.0]), np.array([3.0, 5.0])),
+}
+# no variation within either group: R's t.test stops ("data are essentially constant"), so must we
+CONSTANT = {
+    "both_constant": (np.full(5, 70.0), np.full(4, 60.0)),
+    "inexact_constant": (np.full(30, 0.001), np.full(15, 1e4)),  # 0.001's mean has rounding noise
 }
 TABLES_2X2 = {
     "sex": [[44, 6], [9, 22]],
@@ -95,6 +103,12 @@ def _script() -> str:
             "d <- abs(x - ave(x, g)); l <- anova(lm(d ~ g))",
             f"out('{name}.levene', c(l[['F value']][1], l[['Pr(>F)']][1]))",
         ]  # fmt: skip
+    for name, (a, b) in CONSTANT.items():
+        lines += [
+            f"a <- {_r_vec(a)}; b <- {_r_vec(b)}",
+            "s <- try(t.test(b, a, var.equal = TRUE), silent = TRUE)",
+            f"out('{name}.stops', grepl('essentially constant', s[1]))",
+        ]
     for name, tab in TABLES_2X2.items():
         lines += [
             f"x <- {_r_matrix(tab)}",
@@ -161,7 +175,22 @@ def test_t_tests_levene_and_mann_whitney_agree_with_r(r: dict[str, list[float]],
     u, up = r[f"{name}.mw"]
     assert close(res.mann_whitney_u, u) and close(res.mann_whitney_p, up)
     f, fp = r[f"{name}.levene"]
-    assert close(res.levene_f, f) and close(res.levene_p, fp)
+    if name == "two_each":
+        # two values a group lie equally far from their mean: no within-group variance of the deviations;
+        # R's anova prints the rounding noise as F = 8e31 ("essentially perfect fit"), we say not estimable
+        assert f > 1e15 and math.isnan(res.levene_f) and math.isnan(res.levene_p)
+    else:
+        assert close(res.levene_f, f) and close(res.levene_p, fp)
+
+
+@pytest.mark.parametrize("name", list(CONSTANT))
+def test_t_is_not_estimable_where_r_finds_the_data_essentially_constant(
+    r: dict[str, list[float]], name: str
+) -> None:
+    assert r[f"{name}.stops"] == [1.0]
+    res = cont.compare_continuous(*CONSTANT[name])
+    assert math.isnan(res.statistic) and math.isnan(res.p_value) and math.isnan(res.levene_f)
+    assert res.warnings[0].startswith("not estimable: no variation within either group")
 
 
 @pytest.mark.parametrize("name", list(TABLES_2X2))

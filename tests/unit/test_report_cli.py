@@ -12,6 +12,8 @@ from cohortpool.contract import resources
 from cohortpool.pipeline.report import views_for
 from cohortpool.stats.plan import load_plan
 from cohortpool.warehouse import connect, migrate
+from cohortpool.warehouse.load import load_batch
+from warehouse_batches import make_tables, write_batch
 
 runner = CliRunner()
 
@@ -64,3 +66,16 @@ def test_warehouse_without_patients_exits_1_and_writes_nothing(tmp_path: Path) -
 def test_report_reads_the_views_the_plan_names_and_its_own() -> None:
     plan = load_plan(resources.plan_path())
     assert views_for(plan) == ["patients", "vertebra_reads", "vertebrae"]
+
+
+def test_a_warehouse_whose_every_patient_withdrew_exits_1_without_asking_for_a_load(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    tables = make_tables("site01", 3, seed=1)
+    load_batch(db, write_batch(tmp_path / "b1", "site01", "2025-03-01", tables))
+    withdrawn = list(tables["clinical"]["patient_id"])
+    empty = {name: frame.iloc[0:0] for name, frame in tables.items()}
+    load_batch(db, write_batch(tmp_path / "b2", "site01", "2025-03-02", empty, withdrawn=withdrawn))
+    result = runner.invoke(app, ["report", "--db", str(db), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "every one withdrawn" in result.output and "load validated batches first" not in result.output
+    assert not (tmp_path / "o").exists()

@@ -202,6 +202,10 @@ def _many_sites_forest(sites: int) -> ResultTable:
             )  # fmt: skip
     frame = pd.DataFrame(rows)
     frame["measure"] = "odds_ratio"
+    # the release empties a hidden row to None in an object column (pandas made them NaN above)
+    frame = frame.astype(object)
+    hidden = frame["estimate"].map(lambda v: v != v)
+    frame.loc[hidden, ["estimate", "ci_low", "ci_high", "weight"]] = None
     return ResultTable("table1_forest", "Table 1: per-site and pooled effects", frame, kind="forest")
 
 
@@ -277,3 +281,73 @@ def test_the_dictionary_link_and_the_data_quality_of_every_site() -> None:
     assert sites[3][:3] == ["site09", "", "never sent"]
     assert "Late sites (last night older than the newest, 2026-11-24): site02 (2 days)." in html
     assert "Configured sites that never sent a night: site09." in html
+
+
+def test_a_missing_p_or_an_infinite_effect_says_not_estimable_and_why() -> None:
+    from dataclasses import replace
+
+    results = paper_results()
+    frame = results[0].frame.copy()
+    age = frame["variable"] == "age_years"
+    frame.loc[age, ["p_value", "statistic", "ci_low", "ci_high"]] = float("nan")
+    frame.loc[age, ["p_display", "warnings"]] = [
+        "",
+        "not estimable: no variation within either group (t and Levene undefined)",
+    ]
+    sex = frame["variable"] == "sex"
+    frame.loc[sex, ["estimate", "ci_low", "ci_high"]] = [float("inf"), float("nan"), float("nan")]
+    frame.loc[sex, "warnings"] = "Mantel-Haenszel OR is 0 or infinite (a zero in every stratum)"
+    results[0] = replace(results[0], frame=frame)
+    rows = next(t for t in _tables(render_html(build_page(results, PROVENANCE, None, title="t"))).tables)
+    age_row = next(r for r in rows if r[0] == "Age years")
+    assert "not estimable: no variation within either group (t and Levene undefined)" in age_row
+    sex_row = next(r for r in rows if r[0] == "Sex = M")
+    assert "not estimable: Mantel-Haenszel OR is 0 or infinite (a zero in every stratum)" in sex_row
+
+
+def test_a_site_row_without_an_estimate_is_not_called_suppressed() -> None:
+    from dataclasses import replace
+
+    result = _many_sites_forest(6)
+    frame = result.frame.copy()
+    # site01's Osteoporosis has no estimate (its groups do not vary); nothing was hidden there
+    at = frame.index[(frame["label"] == "Osteoporosis") & (frame["site_id"] == "site01")][0]
+    frame.loc[at, ["estimate", "ci_low", "ci_high"]] = float("nan")
+    html = render_html(build_page([replace(result, frame=frame)], PROVENANCE, None, title="t"))
+    assert "Not drawn, small-cell suppression: site03, site06: Male." in html
+    assert "Not drawn, no estimate: Osteoporosis (site01)." in html
+
+
+def test_an_accuracy_metric_without_an_estimate_prints_not_estimable_and_why() -> None:
+    from cohortpool.report.layout import accuracy
+    from cohortpool.stats.accuracy import diagnostic_accuracy
+
+    frame = diagnostic_accuracy(tp=5, fp=0, fn=5, tn=0).assign(sign="bone_destruction", site_id="site02")
+    headers, rows = accuracy(frame)
+    shown = dict(zip(headers, rows[0], strict=True))
+    assert shown["Specificity"] == "not estimable: no negative units"  # was an empty cell
+    assert shown["LR+"] == "not estimable: no negative units"  # was "not estimable" (an infinite LR+)
+    assert shown["Sensitivity"] == "0.50 (0.24–0.76)"
+    frame = diagnostic_accuracy(tp=5, fp=0, fn=5, tn=10).assign(sign="bone_destruction", site_id="site01")
+    headers, rows = accuracy(frame)
+    # was "not estimable"
+    assert dict(zip(headers, rows[0], strict=True))["LR+"] == "infinite: no false positives"
+
+
+def test_a_row_without_a_test_or_with_a_nan_effect_still_says_why() -> None:
+    from cohortpool.report.layout import comparison
+
+    frame = paper_results()[0].frame.copy().iloc[[1, 4]].reset_index(drop=True)  # two "Sex = M" rows
+    # every unit in one level: no test is named, nothing to compute
+    frame.loc[0, ["test", "p_display", "warnings"]] = [
+        "",
+        "",
+        "no variation (a single level or a single group)",
+    ]
+    frame.loc[0, ["p_value", "estimate", "ci_low", "ci_high"]] = float("nan")
+    # the test of the whole table stands, the level's odds ratio is 0/0
+    frame.loc[1, ["estimate", "ci_low", "ci_high"]] = float("nan")
+    frame.loc[1, "warnings"] = "odds ratio 0/0: a level nobody has"
+    _, rows = comparison(frame)
+    assert rows[0][3] == "not estimable: no variation (a single level or a single group)"  # was empty
+    assert rows[1][3] == "< 0.001" and rows[1][5] == "not estimable: odds ratio 0/0: a level nobody has"

@@ -125,3 +125,14 @@ def test_count_stays_without_its_percentage_when_only_the_group_size_is_hidden()
     # 34 - 3 = 31: site s1's group size goes too (the pooled one is kept), its count stays bare
     assert frame.loc["s1", "n_MET"] == "*" and frame.loc["s1", "summary_MET"] == "22"
     assert frame.loc["ALL", "n_MET"] == 34 and frame.loc["ALL", "summary_MET"] == "22 (64.71)"
+
+
+def test_rows_with_hidden_cells_lose_their_warnings_which_could_give_a_count_back() -> None:
+    results = paper_results()
+    frame = results[0].frame.copy()
+    site02 = (frame["site_id"] == "site02") & (frame["variable"] == "sex")
+    # a warning that says how small a group is: beside "<5" it would read as "1"
+    frame.loc[site02, "warnings"] = "fewer than 2 values in a group: no test"
+    results[0] = type(results[0])(results[0].name, results[0].title, frame, results[0].notes)
+    row = _sex_row(_by_name(release(results, 5))["table1"].frame, "site02")
+    assert row["summary_OP"] == "<5" and row["warnings"] == ""

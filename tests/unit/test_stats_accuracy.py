@@ -31,6 +31,16 @@ def test_metrics_from_counts_with_wilson_intervals() -> None:
 def test_perfect_specificity_gives_infinite_lr_without_ci() -> None:
     m = acc.diagnostic_accuracy(tp=5, fp=0, fn=5, tn=10).set_index("metric")
     assert np.isinf(m.loc["lr_positive", "estimate"]) and np.isnan(m.loc["lr_positive", "ci_low"])
+    assert m.loc["lr_positive", "note"] == "infinite: no false positives"
+
+
+def test_likelihood_ratios_of_zero_over_zero_are_undefined_not_infinite() -> None:
+    # every unit positive for the sign: sensitivity 1, specificity 0, so LR- = 0 / 0
+    m = acc.diagnostic_accuracy(tp=2, fp=2, fn=0, tn=0).set_index("metric")
+    assert m.loc["lr_positive", "estimate"] == 1.0 and np.isnan(m.loc["lr_negative", "estimate"])
+    # a site without negatives (no OP): specificity undefined, so are both ratios
+    m = acc.diagnostic_accuracy(tp=5, fp=0, fn=5, tn=0).set_index("metric")
+    assert np.isnan(m.loc["lr_positive", "estimate"]) and np.isnan(m.loc["lr_negative", "estimate"])
 
 
 def test_delong_auc_equals_mann_whitney_and_weights_equal_expansion() -> None:
@@ -107,3 +117,13 @@ def test_collinear_signs_are_left_out_not_taken_for_separation() -> None:
     assert list(rule.coefficients["term"]) == ["const", "a"]
     assert (rule.coefficients["note"] == "").all()
     assert any("collinear" in w and "twin" in w for w in rule.warnings)
+
+
+def test_a_metric_without_an_estimate_says_why() -> None:
+    # a site without negatives (no OP vertebrae): specificity and both ratios are undefined
+    m = acc.diagnostic_accuracy(tp=5, fp=0, fn=5, tn=0).set_index("metric")
+    assert m.loc["specificity", "note"] == "no negative units"
+    assert m.loc[["lr_positive", "lr_negative"], "note"].tolist() == ["no negative units"] * 2
+    assert m.loc["sensitivity", "note"] == "" and m.loc["npv", "note"] == ""
+    m = acc.diagnostic_accuracy(tp=2, fp=2, fn=0, tn=0).set_index("metric")
+    assert (m.loc["npv", "note"], m.loc["lr_negative", "note"]) == ("every unit shows the sign", "0/0")

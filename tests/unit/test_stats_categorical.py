@@ -110,3 +110,17 @@ def test_readme_states_the_enumeration_limit_the_code_uses() -> None:
     stated = re.search(r"exact by enumeration up to ([\d,]+) tables", readme)
     assert stated is not None
     assert int(stated.group(1).replace(",", "")) == c.FFH_MAX_TABLES
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        [[14, 16], [0, 0]],  # a site without MET patients
+        [[12, 0], [6, 0]],  # a level nobody has (Genant "none" at a small site)
+        [[0, 12], [0, 6]],  # a sign every unit of both groups shows
+    ],
+)
+def test_an_odds_ratio_with_an_empty_row_or_column_is_not_estimable(table: list[list[int]]) -> None:
+    # 0.5 added to every cell would print (n1 + 0.5) / (n2 + 0.5) or so, e.g. 0.88 (0.02 to 47.17)
+    orr, lo, hi, corrected = c.sample_odds_ratio(table)
+    assert np.isnan(orr) and np.isnan(lo) and np.isnan(hi) and not corrected

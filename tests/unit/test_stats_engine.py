@@ -13,7 +13,10 @@ import pytest
 from cohortpool import stats
 from cohortpool.contract import resources
 from cohortpool.stats import tests as t
+from cohortpool.stats.categorical import ZERO_MARGIN
+from cohortpool.stats.compare import compare_groups
 from cohortpool.stats.engine import run_plan
+from cohortpool.stats.frames import apply_derived
 from cohortpool.stats.plan import Plan, load_plan
 
 FINDINGS = [
@@ -259,3 +262,61 @@ def test_a_night_without_reads_on_a_modality_notes_it_instead_of_failing(
     assert any("no reads on XR, MR" in note for note in rates.notes)
     assert rates.frame.empty  # no unit was read on every modality: nothing to compare
     assert not tables["table1"].frame.empty  # the rest of the plan still runs
+
+
+def test_a_site_without_variation_gets_no_zero_width_interval_and_the_pooled_row_says_why(plan: Plan) -> None:
+    n = 12
+    patients = pd.DataFrame({
+        "site_id": ["site01"] * n + ["site02"] * n,
+        "patient_id": [f"P{i:016X}" for i in range(2 * n)],
+        "diagnosis": ["OP", "MET"] * n,
+        "age_years": [70, 60] * n,  # no variation within either group at either site
+        "sex": ["M", "F", "F"] * (2 * n // 3),
+        "bmi": np.linspace(18, 30, 2 * n),
+        "osteoporosis": [True, False] * n,
+    })  # fmt: skip
+    table, forest = compare_groups(plan, plan.comparisons[0], patients)
+    rows = forest[forest["label"] == "Age, years"].set_index("site_id")
+    assert rows.loc["site01", "estimate"] == -10.0
+    assert np.isnan(rows.loc["site01", "ci_low"]) and np.isnan(
+        rows.loc["site01", "ci_high"]
+    )  # was -10 to -10
+    pooled = table[(table["variable"] == "age_years") & (table["site_id"] == plan.pooled_label)].iloc[0]
+    assert np.isnan(pooled["p_value"])
+    assert pooled["warnings"] == "no site with an estimate and a positive variance to pool"
+
+
+def test_a_modality_nobody_read_is_left_out_and_the_others_are_still_compared(
+    plan: Plan, views: dict[str, pd.DataFrame]
+) -> None:
+    no_mr = views["vertebra_reads"][views["vertebra_reads"]["modality"] != "MR"]
+    tables = {r.name: r for r in run_plan(plan, {**views, "vertebra_reads": no_mr})}
+    rates = tables["table3_rates"]
+    assert any("no reads on MR: left out; XR, CT compared" in note for note in rates.notes)
+    assert set(rates.frame["modality"]) == {"XR", "CT", "ALL"}  # was empty: every unit lacked its MR read
+    paired = tables["table3_paired"].frame
+    assert set(paired["comparison"]) == {"all", "XR vs CT"}
+    # the counts are those of the reads: X-ray detections of fracture lines among OP units at site01
+    reads = no_mr[(no_mr["site_id"] == "site01") & (no_mr["diagnosis"] == "OP") & (no_mr["modality"] == "XR")]
+    xr = rates.frame.set_index(["site_id", "finding", "diagnosis", "modality"])
+    assert xr.loc[("site01", "fracture_line", "OP", "XR"), "detected"] == int(reads["fracture_line"].sum())
+    assert xr.loc[("site01", "fracture_line", "OP", "XR"), "n"] == len(reads)
+
+
+def test_a_level_nobody_at_a_site_has_gets_no_odds_ratio_and_says_why(plan: Plan) -> None:
+    n = 30
+    vertebrae = pd.DataFrame({
+        "site_id": "site01",
+        "patient_id": [f"P{i:016X}" for i in range(n)],
+        "diagnosis": ["OP", "OP", "MET"] * (n // 3),
+        "level": "L1",
+        "height_loss_pct": np.tile([30.0, 45.0, 50.0, 33.0, 41.0], n // 5),  # nobody below 25 %
+        **{f: [True, False, False] * (n // 3) for f in FINDINGS},
+    })  # fmt: skip
+    table, _ = compare_groups(plan, plan.comparisons[1], apply_derived(vertebrae, list(plan.derived)))
+    genant = table[(table["variable"] == "genant_category") & (table["site_id"] == "site01")].set_index(
+        "level"
+    )
+    assert np.isnan(genant.loc["none", "estimate"]) and genant.loc["none", "warnings"] == ZERO_MARGIN
+    assert np.isfinite(genant.loc["none", "p_value"])  # the test of the whole table stands
+    assert np.isfinite(genant.loc["severe", "estimate"])

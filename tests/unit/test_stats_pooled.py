@@ -100,3 +100,13 @@ def test_log_odds_ratio_drops_uninformative_strata_and_corrects_zero_cells() -> 
     lor, var, corrected = pooled.log_odds_ratio([[5, 0], [7, 3]])
     assert corrected and lor == pytest.approx(math.log(5.5 * 3.5 / (0.5 * 7.5)))
     assert var == pytest.approx(1 / 5.5 + 1 / 0.5 + 1 / 7.5 + 1 / 3.5)
+
+
+def test_mh_odds_ratio_of_zero_over_zero_is_called_undefined_not_zero_or_infinite() -> None:
+    # every vertebra of both groups shows the sign at every site: both cross-products vanish
+    res = pooled.cmh([[[40, 0], [20, 0]], [[30, 0], [15, 0]]])
+    assert math.isnan(res.odds_ratio) and math.isnan(res.statistic)
+    assert (
+        res.warnings[0] == "Mantel-Haenszel OR undefined (0/0: both cross-products are zero in every stratum)"
+    )
+    assert not any("0 or infinite" in w for w in res.warnings)

@@ -88,7 +88,11 @@ def report_command(
                 EXIT_USAGE,
             ) from exc
     if files is None:
-        raise fail(f"{db_path} holds no patients yet: load validated batches first", EXIT_ISSUES)
+        raise fail(
+            f"{db_path} holds no patients to analyse (none loaded yet, or every one withdrawn): "
+            "nothing to report",
+            EXIT_ISSUES,
+        )
     typer.echo(f"report: {files.html}")
     typer.echo(f"tables: {files.xlsx} and {len(files.csvs)} CSV files in {out_dir / 'tables'}")
     typer.echo(f"data dictionary: {dictionary}")

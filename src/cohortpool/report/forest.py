@@ -96,7 +96,10 @@ def forest_view(result: ResultTable, draw: Draw, *, released: bool, collapse_abo
     pooled = frame["is_pooled"].astype(bool)
     can_draw = drawable(frame)
     outcomes = list(dict.fromkeys(frame["label"].map(text_of)))
-    suppressed = ~can_draw & ~pooled if released else pd.Series(False, index=frame.index)
+    # the release empties a hidden row's estimate to None; a row that has no estimate (a site whose groups
+    # do not vary, or without values) keeps NaN, and is listed as such, not as hidden for privacy
+    emptied = frame["estimate"].map(lambda value: value is None).astype(bool)
+    suppressed = ~can_draw & ~pooled & emptied if released else pd.Series(False, index=frame.index)
     omitted = []
     if suppressed.any():
         omitted.append(_suppressed_line(frame[suppressed], outcomes))

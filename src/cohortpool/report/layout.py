@@ -126,14 +126,36 @@ def comparison(frame: pd.DataFrame) -> Table:
             if constant[group] is None and not blank(row[f"n_{group}"]):
                 summary = f"{summary} [n = {cell(row[f'n_{group}'], 0)}]"
             cells.append(summary)
-        cells += [text_of(row.get("p_display")), statistical_test_name(row.get("test"))]
+        cells += [_p_or_why_not(row), statistical_test_name(row.get("test"))]
         cells += [f(row) for _, f in shown_extras]
         rows.append(cells)
     return headers, rows
 
 
+def not_estimable(row: pd.Series) -> str:
+    """``not estimable: <reason>``, the reason being the row's warnings (the statistics stage says why)."""
+    parts = text_of(row.get("warnings")).split("; ")
+    reason = "; ".join(p.removeprefix("not estimable: ") for p in parts if p)
+    return f"not estimable: {reason}" if reason else "not estimable"
+
+
+def _p_or_why_not(row: pd.Series) -> str:
+    """The P as displayed; where there is none (and suppression left no band), why not."""
+    shown = text_of(row.get("p_display"))
+    if shown or not text_of(row.get("warnings")):
+        return shown
+    return not_estimable(row)
+
+
 def _effect(row: pd.Series) -> str:
-    return _interval(row, "estimate", "ci_low", "ci_high")
+    shown = _interval(row, "estimate", "ci_low", "ci_high")
+    # an infinite estimate, or a NaN one (small-cell suppression empties to None instead): say why, unless
+    # the P beside it already does
+    estimate = row.get("estimate")
+    missing = shown == "not estimable" or (isinstance(estimate, float) and math.isnan(estimate))
+    if missing and text_of(row.get("warnings")) and not _p_or_why_not(row).startswith("not estimable"):
+        return not_estimable(row)
+    return shown
 
 
 def _welch(row: pd.Series) -> str:
@@ -186,12 +208,14 @@ def _compact(row: pd.Series) -> str:
     """``0.71 (0.59–0.80)``: an estimate with its interval, narrow enough for seven metrics a row (the
     page lets the interval wrap under the estimate as one piece when the table is wider than the page)."""
     estimate: Any = row.get("estimate")
+    note = text_of(row.get("note"))
     if blank(estimate):
-        return ""
+        # a metric without an estimate says why; one small-cell suppression emptied has no note
+        return f"not estimable: {note}" if note else ""
     if isinstance(estimate, str):
         return estimate
     if not math.isfinite(float(estimate)):
-        return "not estimable"
+        return note or "not estimable"  # e.g. "infinite: no false positives"
     low: Any = row.get("ci_low")
     high: Any = row.get("ci_high")
     if blank(low) or blank(high) or isinstance(low, str) or isinstance(high, str):

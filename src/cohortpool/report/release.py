@@ -8,9 +8,9 @@ table, from the group size, from the accuracy table or from a percentage. What a
 - a hidden group size hides the percentages and the mean/median summaries computed on it (a mean of fewer
   than ``threshold`` people is close to an individual value);
 - a row with anything hidden loses every exact statistic of that row (estimate, CI, test statistic, exact
-  P: on known margins each can single out the hidden count), keeping a banded P (``< 0.001``, ``< 0.01``,
-  ``< 0.05``, ``>= 0.05``); so does the same row in the forest plot, in the modality comparisons of the same
-  finding and in the accuracy of the same sign.
+  P: on known margins each can single out the hidden count) and its warnings, keeping a banded P
+  (``< 0.001``, ``< 0.01``, ``< 0.05``, ``>= 0.05``); so does the same row in the forest plot, in the
+  modality comparisons of the same finding and in the accuracy of the same sign.
 
 Known residual risk: pooled rows (Mantel-Haenszel OR, Breslow-Day, DerSimonian-Laird) are computed on
 every site's cells, hidden ones included, and stay shown unless their own counts are hidden; each is one
@@ -114,6 +114,12 @@ class _Release:
             if shape == "comparison":
                 self._summaries(out, index, row, dict(row_cells))
             if touched:
+                # the row's warnings and notes describe the statistics it loses and can give a hidden count
+                # back ("fewer than 2 values in a group" beside a <5 is 1; "no negative units" beside a *
+                # is 0): they go with them
+                for column in ("warnings", "note"):
+                    if column in frame.columns:
+                        out.at[index, column] = ""
                 kept = {c for c, m in marked.items() if not m}
                 for column in frame.columns:
                     value = row[column]

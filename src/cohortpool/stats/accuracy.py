@@ -52,6 +52,16 @@ def _lr_ci(ratio: float, se_terms: tuple[float, ...], alpha: float) -> tuple[flo
     return ratio, ratio * math.exp(-z * se), ratio * math.exp(z * se)
 
 
+def _ratio(numerator: float, denominator: float) -> float:
+    """A likelihood ratio: infinite when only its denominator is 0, undefined (NaN) when both are (0/0, e.g.
+    LR- of a sign seen in every unit of both groups) or when either is (a group without units)."""
+    if math.isnan(numerator) or math.isnan(denominator):
+        return math.nan
+    if denominator == 0:
+        return math.inf if numerator > 0 else math.nan
+    return numerator / denominator
+
+
 def diagnostic_accuracy(tp: int, fp: int, fn: int, tn: int, alpha: float = 0.05) -> pd.DataFrame:
     """One row per metric: ``metric, estimate, ci_low, ci_high`` (+ the counts behind it)."""
     pos, neg, n = tp + fn, fp + tn, tp + fp + fn + tn
@@ -62,17 +72,33 @@ def diagnostic_accuracy(tp: int, fp: int, fn: int, tn: int, alpha: float = 0.05)
         "npv": wilson(tn, tn + fn, alpha),
     }
     sens, spec = rows["sensitivity"][0], rows["specificity"][0]
-    lr_pos = sens / (1 - spec) if spec < 1 else math.inf
-    lr_neg = (1 - sens) / spec if spec > 0 else math.inf
+    lr_pos = _ratio(sens, 1 - spec)
+    lr_neg = _ratio(1 - sens, spec)
     rows["lr_positive"] = _lr_ci(lr_pos, (tp, pos, fp, neg), alpha)
     rows["lr_negative"] = _lr_ci(lr_neg, (fn, pos, tn, neg), alpha)
     rows["accuracy"] = wilson(tp + tn, n, alpha)
+    # why a metric has no estimate (the report prints "not estimable: <why>"; zeros are never hidden)
+    why = {
+        "sensitivity": "no positive units" if pos == 0 else "",
+        "specificity": "no negative units" if neg == 0 else "",
+        "ppv": "no unit shows the sign" if tp + fp == 0 else "",
+        "npv": "every unit shows the sign" if tn + fn == 0 else "",
+        "accuracy": "no units" if n == 0 else "",
+    }
+    for ratio in ("lr_positive", "lr_negative"):
+        if math.isnan(rows[ratio][0]):
+            why[ratio] = why["sensitivity"] or why["specificity"] or "0/0"
+    if math.isinf(rows["lr_positive"][0]):
+        why["lr_positive"] = "infinite: no false positives"
+    if math.isinf(rows["lr_negative"][0]):
+        why["lr_negative"] = "infinite: no true negatives"
     return pd.DataFrame(
         [
-            {"metric": m, "estimate": e, "ci_low": lo, "ci_high": hi, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+            {"metric": m, "estimate": e, "ci_low": lo, "ci_high": hi, "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+             "note": why.get(m, "")}
             for m, (e, lo, hi) in rows.items()
         ]
-    )
+    )  # fmt: skip
 
 
 def weighted_auc_delong(

@@ -156,8 +156,13 @@ def fisher_freeman_halton(
     return float((1 + np.count_nonzero(logp <= obs + tolerance)) / (samples + 1)), False
 
 
+#: why a sample odds ratio is not estimable
+ZERO_MARGIN = "odds ratio 0/0: a group without units, or a level no unit (or every unit) of both groups has"
+
+
 def sample_odds_ratio(table: npt.ArrayLike, alpha: float = 0.05) -> tuple[float, float, float, bool]:
     """Sample OR (row 2 vs row 1 odds of column 2) with Woolf CI; flags a 0.5 Haldane-Anscombe correction.
+    NaN (:data:`ZERO_MARGIN`) when a row or column of the table is empty.
 
     Orientation: rows are the groups (reference first), columns are (absent, present), so OR > 1 means the
     level is more frequent in the second group.
@@ -165,6 +170,10 @@ def sample_odds_ratio(table: npt.ArrayLike, alpha: float = 0.05) -> tuple[float,
     arr = _clean(table).astype(float)
     if arr.shape != (2, 2):
         raise ValueError(f"an odds ratio needs a 2 x 2 table, got {arr.shape}")
+    if (arr.sum(axis=0) == 0).any() or (arr.sum(axis=1) == 0).any():
+        # a group without units, or a level no unit (or every unit) has: 0/0, which 0.5 added to every cell
+        # would turn into a number the data do not contain ((n1 + 0.5) / (n2 + 0.5) or its inverse)
+        return math.nan, math.nan, math.nan, False
     corrected = bool((arr == 0).any())
     if corrected:
         arr = arr + 0.5

@@ -19,7 +19,12 @@ import pandas as pd
 
 from cohortpool.stats import format as fmt
 from cohortpool.stats import tests as t
-from cohortpool.stats.categorical import CategoricalResult, compare_categorical, sample_odds_ratio
+from cohortpool.stats.categorical import (
+    ZERO_MARGIN,
+    CategoricalResult,
+    compare_categorical,
+    sample_odds_ratio,
+)
 from cohortpool.stats.continuous import ContinuousResult, compare_continuous, summarize
 from cohortpool.stats.frames import as_keys, codes_of, count_cube, level_text, levels_of, sites_of, weights
 from cohortpool.stats.plan import Comparison, Plan, Variable
@@ -199,7 +204,8 @@ def _continuous_rows(
     meta = dersimonian_laird(np.array(effects), np.array(variances), plan.options.alpha)
     out.rows.append(_pooled_mean_difference(spec, plan.pooled_label, var, groups, meta))
     for site, estimate, variance, weight in zip(sites, effects, variances, meta.weights, strict=True):
-        half = Z95 * math.sqrt(variance) if math.isfinite(variance) else math.nan
+        # no variation within either group: the difference is exact and has no interval (not a 0-width one)
+        half = Z95 * math.sqrt(variance) if math.isfinite(variance) and variance > 0 else math.nan
         out.forest.append(
             ForestRow(
                 var.title, site, estimate, estimate - half, estimate + half, weight, "site", "mean_difference"
@@ -305,6 +311,8 @@ def _site_level_rows(
         warnings = list(result.warnings)
         if corrected and len(levels.all) > 2:
             warnings.append("zero cell: odds ratio with 0.5 added to every cell")
+        if math.isnan(odds) and not warnings:  # the test of the whole table stands; this level has no OR
+            warnings.append(ZERO_MARGIN)
         test = TestCells(result.test, result.statistic, result.df, result.p_value, tuple(warnings))
         effect = Effect(odds, low, high, "odds_ratio_sample")
         rows.append(
@@ -345,7 +353,8 @@ def _pooled_level(
     )
     out = VariableRows(rows=[row])
     for site, (log_or, variance, _corrected), weight in zip(sites, logs, meta.weights, strict=True):
-        half = Z95 * math.sqrt(variance) if math.isfinite(variance) else math.nan
+        # no variation within either group: the difference is exact and has no interval (not a 0-width one)
+        half = Z95 * math.sqrt(variance) if math.isfinite(variance) and variance > 0 else math.nan
         low, high = _exp(log_or - half), _exp(log_or + half)
         out.forest.append(ForestRow(label, site, _exp(log_or), low, high, weight, "site", "odds_ratio"))
     pooled = plan.pooled_label

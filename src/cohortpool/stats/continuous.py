@@ -10,8 +10,10 @@ non-normal. Direction throughout: second group minus first (reference) group.
 from __future__ import annotations
 
 import math
+import warnings as _warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +64,17 @@ class ContinuousResult:
     warnings: tuple[str, ...] = field(default=())
 
 
+def _scaled(moment: Callable[..., Any], x: npt.NDArray[np.float64], **kwargs: Any) -> float:
+    """``moment(x)``, or ``max|x| * moment(x / max|x|)`` when that overflows (values near the float limit,
+    whose mean and SD are finite numbers all the same)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = float(moment(x, **kwargs))
+        if math.isfinite(value):
+            return value
+        top = float(np.abs(x).max())
+        return top * float(moment(x / top, **kwargs))
+
+
 def summarize(values: npt.ArrayLike) -> GroupSummary:
     """n, mean, SD (n - 1), median, quartiles (SPSS definition), range; NaNs are dropped first."""
     x = np.asarray(values, dtype=float)
@@ -69,9 +82,11 @@ def summarize(values: npt.ArrayLike) -> GroupSummary:
     if x.size == 0:
         return GroupSummary(0, *([math.nan] * 7))
     q1, med, q3 = np.quantile(x, np.array([0.25, 0.5, 0.75]), method=QUANTILE_METHOD)
-    sd = float(np.std(x, ddof=1)) if x.size > 1 else math.nan
+    # a constant sample's SD is 0, not the rounding noise of its mean (0.001 x 30 gives SD 2e-19)
+    sd = (0.0 if x.min() == x.max() else _scaled(np.std, x, ddof=1)) if x.size > 1 else math.nan
+    mean = _scaled(np.mean, x)
     return GroupSummary(
-        int(x.size), float(x.mean()), sd, float(med), float(q1), float(q3), float(x.min()), float(x.max())
+        int(x.size), mean, sd, float(med), float(q1), float(q3), float(x.min()), float(x.max())
     )
 
 
@@ -82,6 +97,32 @@ def mann_whitney(first: npt.ArrayLike, second: npt.ArrayLike) -> tuple[float, fl
     b = np.asarray(first, dtype=float)
     res = stats.mannwhitneyu(a, b, use_continuity=False, method="asymptotic")
     return float(res.statistic), float(res.pvalue)
+
+
+def _why_t_undefined(s1: GroupSummary, s2: GroupSummary) -> str | None:
+    """Why the two-sample t cannot be computed, or None when it can: no variation within either group
+    (R's ``t.test`` stops with "data are essentially constant" when the standard error is at most 10
+    machine epsilons of the larger mean; SPSS prints no t when both SDs are 0), or values so large that
+    the standard error overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        sd1, sd2 = np.float64(s1.sd), np.float64(s2.sd)
+        pooled = ((s1.n - 1) * sd1**2 + (s2.n - 1) * sd2**2) / (s1.n + s2.n - 2)
+        se = float(np.sqrt(pooled * (1 / s1.n + 1 / s2.n)))
+    scale = max(abs(s1.mean), abs(s2.mean))
+    if not (math.isfinite(se) and math.isfinite(scale)):
+        return "values too large to compute"
+    if se <= 10 * np.finfo(float).eps * scale:
+        return "no variation within either group"
+    return None
+
+
+def _deviations_vary(first: npt.NDArray[np.float64], second: npt.NDArray[np.float64]) -> bool:
+    """Whether Levene's ANOVA of absolute deviations from the group means has a within-group variance
+    (above rounding: 100 machine epsilons squared of the deviations' sum of squares)."""
+    d = [np.abs(x - x.mean()) for x in (first, second)]
+    within = sum(float(((x - x.mean()) ** 2).sum()) for x in d)
+    total = sum(float((x**2).sum()) for x in d)
+    return within > (100 * np.finfo(float).eps) ** 2 * total
 
 
 def compare_continuous(
@@ -100,20 +141,34 @@ def compare_continuous(
             t.choose_continuous_test(normal), nan, nan, nan, (s1, s2), nan, nan, nan,
             nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, tuple(warnings),
         )  # fmt: skip
-    student = stats.ttest_ind(b, a, equal_var=True)
-    welch = stats.ttest_ind(b, a, equal_var=False)
-    if np.ptp(np.concatenate([a, b])) == 0:
-        warnings.append("all values equal: Levene's test undefined")
-        lev_f, lev_p = nan, nan
-    else:
+    headline = t.choose_continuous_test(normal)
+    why = _why_t_undefined(s1, s2)
+    if why is not None:
+        warnings.append(f"not estimable: {why} (t and Levene undefined)")
+        u, u_p = mann_whitney(a, b)  # ranks: defined whenever the groups are not all tied
+        stat, df, p = (nan, nan, nan) if headline == t.STUDENT_T else (u, nan, u_p)
+        return ContinuousResult(
+            headline, stat, df, p, (s1, s2), s2.mean - s1.mean, nan, nan,
+            nan, nan, nan, nan, nan, nan, nan, nan, u, u_p, tuple(warnings),
+        )  # fmt: skip
+    with _warnings.catch_warnings():
+        # scipy's "precision loss ... nearly identical" for a constant group: the t is exact all the same
+        _warnings.simplefilter("ignore", RuntimeWarning)
+        student = stats.ttest_ind(b, a, equal_var=True)
+        welch = stats.ttest_ind(b, a, equal_var=False)
+    if _deviations_vary(a, b):
         lev = stats.levene(a, b, center="mean")
         lev_f, lev_p = float(lev.statistic), float(lev.pvalue)
         if lev_p < alpha:
             warnings.append(f"Levene P < {alpha}: variances differ, see Welch's t")
+    else:
+        # e.g. two values a group: both lie equally far from their mean, so Levene's F divides by 0 (R's
+        # anova prints an F of 1e31 and "essentially perfect fit"; scipy an infinite F with P = 0)
+        warnings.append("Levene's test not estimable: absolute deviations do not vary within the groups")
+        lev_f, lev_p = nan, nan
     u, u_p = mann_whitney(a, b)
     ci = student.confidence_interval(confidence_level=1 - alpha)
     sdf = float(student.df)
-    headline = t.choose_continuous_test(normal)
     if headline == t.STUDENT_T:
         stat, df, p = float(student.statistic), sdf, float(student.pvalue)
     else:

@@ -40,7 +40,12 @@ def detection_patterns(plan: Plan, spec: Detection, frame: pd.DataFrame) -> tupl
     wide = pd.DataFrame(per_read.unstack(spec.modality_column))
     notes: list[str] = []
     unread = [m for m in mods if m not in set(wide.columns.get_level_values(-1))]
-    if unread:  # e.g. a night where only CT was read: no unit is complete, none is compared
+    read = [m for m in mods if m not in unread]
+    if unread and len(read) >= 2:
+        # e.g. a consortium without MRI yet: X-ray and CT are still read on the same units, so compare them
+        notes.append(f"no reads on {', '.join(unread)}: left out; {', '.join(read)} compared")
+        mods = read
+    elif unread:  # e.g. a night where only CT was read: nothing to compare it with
         notes.append(f"no reads on {', '.join(unread)}: the modalities cannot be compared")
         wide = wide.reindex(columns=pd.MultiIndex.from_product([list(spec.findings), mods]))
     complete = wide.notna().all(axis=1)
@@ -63,8 +68,10 @@ def _scopes(plan: Plan, pat: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def detection_tables(plan: Plan, spec: Detection, pat: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """``rates`` (detection contract), ``independent`` (the paper's test) and ``paired`` frames."""
-    mods, gcol, wcol = list(spec.modalities), plan.groups.column, plan.weight_column
+    """``rates`` (detection contract), ``independent`` (the paper's test) and ``paired`` frames, over the
+    plan's modalities that ``pat`` has (:func:`detection_patterns` leaves out those nobody read)."""
+    gcol, wcol = plan.groups.column, plan.weight_column
+    mods = [m for m in spec.modalities if m in pat.columns]
     rates: list[dict[str, Any]] = []
     indep: list[dict[str, Any]] = []
     pairs: list[pd.DataFrame] = []

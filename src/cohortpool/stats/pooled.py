@@ -145,14 +145,20 @@ def cmh(tables: npt.ArrayLike, *, correct: bool = True, alpha: float = 0.05) -> 
         lo, hi = (float(x) for x in st.oddsratio_pooled_confint(alpha=alpha))
         bd, bd_df, bd_p = breslow_day_tarone(arr, or_)
     else:
-        warnings.append(
-            "Mantel-Haenszel OR is 0 or infinite (a zero in every stratum): no CI, no Breslow-Day"
-        )
         or_ = 0.0 if num == 0 and den > 0 else (math.inf if den == 0 and num > 0 else nan)
+        warnings.append(
+            "Mantel-Haenszel OR undefined (0/0: both cross-products are zero in every stratum)"
+            if math.isnan(or_)
+            else "Mantel-Haenszel OR is 0 or infinite (a zero in every stratum): no CI, no Breslow-Day"
+        )
         lo = hi = bd = bd_df = bd_p = nan
     if math.isnan(stat):
         warnings.append("no stratum has variation in both margins: CMH undefined")
     return CMHResult(stat, 1.0, p, or_, lo, hi, bd, bd_df, bd_p, len(arr), tuple(warnings))
+
+
+#: why a DerSimonian-Laird pooling has no result (every site lacks an estimate or a positive variance)
+NOTHING_TO_POOL = "no site with an estimate and a positive variance to pool"
 
 
 def dersimonian_laird(effects: npt.ArrayLike, variances: npt.ArrayLike, alpha: float = 0.05) -> MetaResult:
@@ -170,7 +176,7 @@ def dersimonian_laird(effects: npt.ArrayLike, variances: npt.ArrayLike, alpha: f
     nan = math.nan
     if len(y) == 0:
         return MetaResult(
-            nan, nan, nan, nan, nan, nan, nan, nan, 0, nan, tuple(weights_pct), nan, ("no study",)
+            nan, nan, nan, nan, nan, nan, nan, nan, 0, nan, tuple(weights_pct), nan, (NOTHING_TO_POOL,)
         )
     w = 1.0 / v
     fixed = float((w * y).sum() / w.sum())
