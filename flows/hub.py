@@ -133,8 +133,13 @@ def finish_night(
         log_step("validate", *key, outcome.validation.line())
         try:
             submission = outcome.submission.path if outcome.submission is not None else None
+            # the load then erases the site's withdrawn patients from the hub's files under OUT too
             loaded = load_into_warehouse(
-                layout.warehouse, outcome.validation.path, key[0], submission_dir=submission
+                layout.warehouse,
+                outcome.validation.path,
+                key[0],
+                submission_dir=submission,
+                out_dir=layout.out,
             )
             # a refused batch comes back as the one-line Failed state tasks.expected_failures made of its
             # error (called in this thread, one load at a time): its result() raises that error here

@@ -62,7 +62,8 @@ def verify_submission(
     submission: SubmissionSummary, registry: Mapping[str, str | None], out: Path
 ) -> SubmissionSummary:
     """``submission`` when it passes every check ``receive`` makes (declared site, its identity, the
-    pinned key fingerprint, every listed file with its size and sha256, nothing unlisted).
+    pinned key fingerprint, every listed file with its size and sha256, nothing unlisted), files the hub
+    itself erased for withdrawn patients read as they were (``erasure.json``).
 
     Raises
     ------
@@ -70,7 +71,9 @@ def verify_submission(
         It failed; it is now in ``out/rejected/<site>/<night>/`` with ``reason.json``.
     """
     site, night = submission.site_id, submission.night
-    listing, problems = check_submission(submission.path, site, night, registry)
+    # the folder is the hub's own by now: files it erased for withdrawn patients are explained by its
+    # erasure.json, so a verification after an erasure (a re-run, an expired cache) refuses nothing
+    listing, problems = check_submission(submission.path, site, night, registry, erased=True)
     if listing is not None and not problems:
         return submission
     arrival = refuse(submission.path, site, night, out, problems)
