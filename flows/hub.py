@@ -118,10 +118,15 @@ def finish_night(
     """Load the validated batches in order, publish the read-only copy, then the consortium steps; the
     night's summary (the caller adds the idle and late sites and publishes it).
 
-    A site-night whose validation or load fails is recorded and skipped; the others go on. With
-    ``site_nights`` (the nightly flow), a night is marked processed only once it is in the warehouse, so
-    a failure anywhere leaves it pending for the next run.
+    The loads start once every validation is in: each load then erases the site's withdrawn patients from
+    the hub's files (:func:`cohortpool.pipeline.erasure.erase_withdrawn`), submissions included, which a
+    validation still running could be reading. A site-night whose validation or load fails is recorded
+    and skipped; the others go on. With ``site_nights`` (the nightly flow), a night is marked processed
+    only once it is in the warehouse, so a failure anywhere leaves it pending for the next run.
     """
+    # every validation is in before the first load: a load erases withdrawn patients from the site's
+    # submissions, which no validation may be reading then
+    validated: dict[Key, ValidationSummary] = {}
     for key in sorted(validations):
         outcome = outcomes[key]
         try:
@@ -131,12 +136,15 @@ def finish_night(
             log_step("validate", *key, f"validation failed ({type(exc).__name__})", level=40)
             continue
         log_step("validate", *key, outcome.validation.line())
+        validated[key] = outcome.validation
+    for key, validation in validated.items():
+        outcome = outcomes[key]
         try:
             submission = outcome.submission.path if outcome.submission is not None else None
             # the load then erases the site's withdrawn patients from the hub's files under OUT too
             loaded = load_into_warehouse(
                 layout.warehouse,
-                outcome.validation.path,
+                validation.path,
                 key[0],
                 submission_dir=submission,
                 out_dir=layout.out,

@@ -279,3 +279,22 @@ def test_cohortpool_load_erases_the_hub_folders_beside_the_batch(
     assert [rel for rel in _holding(out, gone) if not _allowed(rel)] == []
     again = runner.invoke(app, ["load", *map(str, batches.values()), "--db", str(db), "--no-publish"])
     assert again.output.count("unchanged") == 3 and "rewritten" not in again.output
+
+
+def test_a_batch_being_written_and_a_killed_erasure_are_handled(
+    tmp_path: Path, cohort: dict[str, pd.DataFrame], gone: str
+) -> None:
+    out = tmp_path / "out"
+    batches = _nights(out, cohort, gone)
+    staging = out / "validated" / SITE / f"{NIGHT2}.partial"  # a validation still writing: not the hub's yet
+    shutil.copytree(batches[NIGHT2], staging)
+    # a pass killed after staging a rewrite: the original is in place, the staged copy is left over
+    leftover = out / "submissions" / SITE / NIGHT1 / ".clinical.csv.erasing"
+    leftover.write_bytes(b"half")
+    _load(out, *batches.values())
+    assert gone in set(
+        pq.read_table(staging / "accepted" / "clinical.parquet").column("patient_id").to_pylist()
+    )
+    assert not leftover.exists()
+    summary = SubmissionSummary(SITE, NIGHT1, out / "submissions" / SITE / NIGHT1, "", {}, {})
+    assert verify_submission(summary, REGISTRY, out) is summary

@@ -48,6 +48,8 @@ KEPT = frozenset({"withdrawn.csv"})
 #: what a page shows where it named a withdrawn patient
 REDACTED = "[withdrawn patient]"
 _HIDDEN_PREFIX = "."
+#: a validated batch being written (``validate`` stages it beside its folder)
+STAGING_SUFFIX = ".partial"
 _TEMP_SUFFIX = ".erasing"
 
 
@@ -99,6 +101,8 @@ def erase_withdrawn(out: Path, site_id: str, patients: Sequence[str]) -> Erasure
         for folder in sorted(root.iterdir()):
             if folder.name.startswith(_HIDDEN_PREFIX) or folder.is_symlink() or not folder.is_dir():
                 continue
+            if folder.name.endswith(STAGING_SUFFIX):
+                continue  # a validation writing its batch (renamed into place when complete)
             try:
                 total += erase_folder(folder, store, site_id, needles)
             except (OSError, UnicodeDecodeError) as exc:
