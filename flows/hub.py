@@ -41,6 +41,7 @@ from cohortpool.pipeline.transfer import SubmissionRefusedError, registry_of
 from cohortpool.tasks import (
     cache_refresh,
     compare_site_distributions,
+    erase_withdrawn_files,
     find_submissions,
     load_into_warehouse,
     log_step,
@@ -163,6 +164,8 @@ def finish_night(
     if layout.warehouse.exists():
         summary.warehouse = layout.warehouse
         try:
+            # the run's last word on withdrawals: also refused arrivals and sites no load of the run touched
+            erase_withdrawn_files(layout.warehouse, layout.out)
             # readers (analysts, BI tools, the report below) see the night once it is all loaded
             published = publish_warehouse(layout.warehouse)
             summary.distribution_warnings = compare_site_distributions(

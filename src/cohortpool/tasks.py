@@ -289,6 +289,20 @@ def load_into_warehouse(
 
 
 @task(
+    name="erase-withdrawn-files",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(5),
+    retry_condition_fn=_retry_on_io,
+    timeout_seconds=HOUR,
+    cache_policy=NO_CACHE,
+)
+def erase_withdrawn_files(db_path: Path, out_dir: Path) -> int:
+    """Erase every site's withdrawn patients from the hub's files (submissions, validated batches, refused
+    arrivals); how many files were rewritten or removed."""
+    return hub.erase_withdrawn_files(db_path, out_dir).files
+
+
+@task(
     name="publish-warehouse",
     retries=2,
     retry_delay_seconds=exponential_backoff(5),

@@ -67,7 +67,9 @@ def _gone(made: dict[str, Path]) -> str:
         return next(csv.DictReader(handle))["patient_id"]
 
 
-def _run_hub(out: Path, inbox: Path | None, storage: Path) -> NightSummary:
+def _run_hub(
+    out: Path, inbox: Path | None, storage: Path, failed: tuple[tuple[str, str, str], ...] = ()
+) -> NightSummary:
     from flows.hub import hub
     from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 
@@ -75,7 +77,7 @@ def _run_hub(out: Path, inbox: Path | None, storage: Path) -> NightSummary:
         state = hub(out_dir=out, inbox_dir=inbox, return_state=True)
     summary = summary_of(state.result(raise_on_failure=False))
     assert summary is not None, state
-    assert [(o.site_id, o.night, o.failed_step) for o in summary.outcomes if o.failed_step] == []
+    assert tuple((o.site_id, o.night, o.failed_step) for o in summary.outcomes if o.failed_step) == failed
     return summary
 
 
@@ -141,3 +143,11 @@ def test_the_hub_erases_a_withdrawn_patient_from_its_files_and_runs_again_unchan
     _run_hub(other, _push(tmp_path / "inbox4", *made.values()), tmp_path / "other-results")
     assert checksum(other / "warehouse.duckdb") == checksum(out / "warehouse.duckdb")
     assert _stores(other) == _stores(out)
+
+    # a copy carrying the patient put into OUT/submissions by hand, under another night: refused by the
+    # run's verification into OUT/rejected, where no load of the site follows; the run's pass erases it
+    night = "2020-01-01"
+    shutil.copytree(made["first"], out / "submissions" / SITE / night)
+    _run_hub(out, None, storage, failed=((SITE, night, "verify"),))
+    assert (out / "rejected" / SITE / night / "erasure.json").is_file()
+    assert _holding(out, gone) == []

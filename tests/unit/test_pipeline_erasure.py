@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from cohortpool.cli import app
 from cohortpool.contract.erasure import ERASURE_FILE
 from cohortpool.pipeline.erasure import REDACTED, erase_csv_rows
-from cohortpool.pipeline.hub import load_into_warehouse
+from cohortpool.pipeline.hub import erase_withdrawn_files, load_into_warehouse
 from cohortpool.pipeline.records import SubmissionSummary
 from cohortpool.pipeline.transfer import SubmissionRefusedError, verify_submission
 from cohortpool.transport import check_submission
@@ -298,3 +298,22 @@ def test_a_batch_being_written_and_a_killed_erasure_are_handled(
     assert not leftover.exists()
     summary = SubmissionSummary(SITE, NIGHT1, out / "submissions" / SITE / NIGHT1, "", {}, {})
     assert verify_submission(summary, REGISTRY, out) is summary
+
+
+def test_the_run_wide_pass_erases_an_arrival_refused_after_the_last_load(
+    tmp_path: Path, cohort: dict[str, pd.DataFrame], gone: str
+) -> None:
+    out = tmp_path / "out"
+    batches = _nights(out, cohort, gone)
+    _load(out, *batches.values())
+    refused = shutil.copytree(out / "rejected" / SITE / NIGHT2, out / "rejected" / SITE / NIGHT0)
+    shutil.rmtree(refused / "dicom")
+    (refused / "erasure.json").unlink()
+    (refused / "clinical.csv").write_bytes(_csv(cohort["clinical"]))  # no load of the site comes after it
+    (refused / "dicom" / gone).mkdir(parents=True)
+    (refused / "dicom" / gone / "1.dcm").write_bytes(b"DICM")
+
+    erased = erase_withdrawn_files(out / "warehouse.duckdb", out)
+    assert (erased.files_rewritten, erased.files_removed) == (1, 1)
+    assert [rel for rel in _holding(out, gone) if not _allowed(rel)] == []
+    assert erase_withdrawn_files(out / "warehouse.duckdb", out).files == 0  # nothing left: nothing written

@@ -43,6 +43,7 @@ from cohortpool.warehouse import (
     load_batch,
     publish,
     published_path,
+    withdrawn_by_site,
 )
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "ValidationWorkers",
     "WarehouseLockedError",
     "compare_site_distributions",
+    "erase_withdrawn_files",
     "find_submissions",
     "load_into_warehouse",
     "publish_warehouse",
@@ -319,6 +321,26 @@ def load_into_warehouse(
         result.erased_rows,
         erased.files,
     )
+
+
+def erase_withdrawn_files(db_path: Path, out_dir: Path, wait_seconds: float = 600.0) -> ErasureSummary:
+    """Erase every site's withdrawn patients from the hub's files under ``out_dir``; the counts.
+
+    The loads erase their own site's folders; this pass, once per run after the loads, also reaches
+    what no load of the run touched: a night refused into ``OUT/rejected`` after the site's last load,
+    and sites that loaded nothing this run. Withdrawal is final, so every run makes sure.
+    """
+    total = ErasureSummary()
+    for site_id, patients in withdrawn_by_site(db_path, wait_seconds=wait_seconds).items():
+        total += erase_withdrawn(out_dir, site_id, patients)
+    if total.files:
+        log.info(
+            "withdrawn patients: %d file(s) rewritten and %d removed under %s (erasure.json)",
+            total.files_rewritten,
+            total.files_removed,
+            out_dir,
+        )
+    return total
 
 
 def compare_site_distributions(validated_root: Path, out_csv: Path) -> int:
