@@ -41,6 +41,7 @@ from cohortpool.pipeline.transfer import SubmissionRefusedError, registry_of
 from cohortpool.tasks import (
     cache_refresh,
     compare_site_distributions,
+    erase_withdrawn_files,
     find_submissions,
     load_into_warehouse,
     log_step,
@@ -118,10 +119,15 @@ def finish_night(
     """Load the validated batches in order, publish the read-only copy, then the consortium steps; the
     night's summary (the caller adds the idle and late sites and publishes it).
 
-    A site-night whose validation or load fails is recorded and skipped; the others go on. With
-    ``site_nights`` (the nightly flow), a night is marked processed only once it is in the warehouse, so
-    a failure anywhere leaves it pending for the next run.
+    The loads start once every validation is in: each load then erases the site's withdrawn patients from
+    the hub's files (:func:`cohortpool.pipeline.erasure.erase_withdrawn`), submissions included, which a
+    validation still running could be reading. A site-night whose validation or load fails is recorded
+    and skipped; the others go on. With ``site_nights`` (the nightly flow), a night is marked processed
+    only once it is in the warehouse, so a failure anywhere leaves it pending for the next run.
     """
+    # every validation is in before the first load: a load erases withdrawn patients from the site's
+    # submissions, which no validation may be reading then
+    validated: dict[Key, ValidationSummary] = {}
     for key in sorted(validations):
         outcome = outcomes[key]
         try:
@@ -131,10 +137,18 @@ def finish_night(
             log_step("validate", *key, f"validation failed ({type(exc).__name__})", level=40)
             continue
         log_step("validate", *key, outcome.validation.line())
+        validated[key] = outcome.validation
+    for key, validation in validated.items():
+        outcome = outcomes[key]
         try:
             submission = outcome.submission.path if outcome.submission is not None else None
+            # the load then erases the site's withdrawn patients from the hub's files under OUT too
             loaded = load_into_warehouse(
-                layout.warehouse, outcome.validation.path, key[0], submission_dir=submission
+                layout.warehouse,
+                validation.path,
+                key[0],
+                submission_dir=submission,
+                out_dir=layout.out,
             )
             # a refused batch comes back as the one-line Failed state tasks.expected_failures made of its
             # error (called in this thread, one load at a time): its result() raises that error here
@@ -150,6 +164,8 @@ def finish_night(
     if layout.warehouse.exists():
         summary.warehouse = layout.warehouse
         try:
+            # the run's last word on withdrawals: also refused arrivals and sites no load of the run touched
+            erase_withdrawn_files(layout.warehouse, layout.out)
             # readers (analysts, BI tools, the report below) see the night once it is all loaded
             published = publish_warehouse(layout.warehouse)
             summary.distribution_warnings = compare_site_distributions(

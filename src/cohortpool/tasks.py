@@ -295,10 +295,24 @@ def load_into_warehouse(
     site_id: str,
     wait_seconds: float = 600.0,
     submission_dir: Path | None = None,
+    out_dir: Path | None = None,
 ) -> LoadSummary:
     """Load a validated batch (with its submission's counts); if another run holds the warehouse, say so
-    and wait for it."""
-    return hub.load_into_warehouse(db_path, validated_dir, wait_seconds, submission_dir)
+    and wait for it. With ``out_dir``, then erase the site's withdrawn patients from the hub's files."""
+    return hub.load_into_warehouse(db_path, validated_dir, wait_seconds, submission_dir, out_dir)
+
+
+@task(
+    name="erase-withdrawn-files",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(5),
+    retry_condition_fn=_retry_on_io,
+    cache_policy=NO_CACHE,
+)
+def erase_withdrawn_files(db_path: Path, out_dir: Path) -> int:
+    """Erase every site's withdrawn patients from the hub's files (submissions, validated batches, refused
+    arrivals); how many files were rewritten or removed."""
+    return hub.erase_withdrawn_files(db_path, out_dir).files
 
 
 @task(

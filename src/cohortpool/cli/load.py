@@ -42,6 +42,14 @@ def _disk_failure(exc: BaseException) -> bool:
     return isinstance(exc.__cause__, OSError | duckdb.IOException | duckdb.TransactionException)
 
 
+def _hub_out(validated: Path) -> Path | None:
+    """The hub's output folder when ``validated`` lies where the hub keeps batches
+    (``OUT/validated/<site>/<night>``): its stores are erased of the site's withdrawn patients after the
+    load, as the hub and nightly runs do; a batch kept elsewhere has no hub stores beside it."""
+    folder = validated.resolve()
+    return folder.parents[2] if len(folder.parents) > 2 and folder.parent.parent.name == "validated" else None
+
+
 def _fail(message: str, code: int) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
@@ -133,6 +141,7 @@ def load_command(
     """
     from rich.progress import Progress
 
+    from cohortpool.pipeline.erasure import ErasureError, erase_withdrawn
     from cohortpool.warehouse import BatchError, LoadError, WarehouseError, load_batch, published_path
 
     path = _db_path(db)
@@ -187,6 +196,20 @@ def load_command(
                     "(raw.withdrawals keeps pseudonym, night and the fact)",
                     err=True,
                 )
+            out = _hub_out(folder)
+            if out is not None and result.withdrawn:
+                try:
+                    erased = erase_withdrawn(out, result.site_id, result.withdrawn)
+                except ErasureError as exc:
+                    failure = _fail(str(exc), EXIT_FAILED)
+                    break
+                if erased.files:
+                    typer.echo(
+                        f"note: {erased.files_rewritten} file(s) rewritten and {erased.files_removed} "
+                        f"removed under {out} to erase {result.site_id}'s withdrawn patients (see "
+                        "erasure.json in each folder)",
+                        err=True,
+                    )
             for check, count in result.check_warnings.items():
                 typer.echo(f"warning: sql/checks/{check}.sql found {count} row(s)", err=True)
             if result.quarantined:

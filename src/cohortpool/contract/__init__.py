@@ -11,6 +11,7 @@ without importing each other:
 - :mod:`~cohortpool.contract.seal`: the keyed MAC that seals ``submission.json``;
 - :mod:`~cohortpool.contract.resources`: the SQL, suites and plans the package ships.
 - :mod:`~cohortpool.contract.processes`: helper processes (workers, the Prefect server) die with their run.
+- :mod:`~cohortpool.contract.erasure`: the hub's record of what it erased for withdrawn patients.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ whatever order the workers finished.
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -27,6 +28,7 @@ import pandas as pd
 from cohortpool.contract.csvio import formula_safe
 from cohortpool.contract.files import sha256_file
 from cohortpool.contract.processes import exit_when_orphaned
+from cohortpool.pipeline.erasure import ErasureError, ErasureSummary, content_as_received, erase_withdrawn
 from cohortpool.pipeline.records import LoadSummary, SubmissionSummary, ValidationSummary
 from cohortpool.pipeline.status import manifest_counts
 from cohortpool.validate import process_validator, validate_submission
@@ -41,6 +43,7 @@ from cohortpool.warehouse import (
     load_batch,
     publish,
     published_path,
+    withdrawn_by_site,
 )
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "ValidationWorkers",
     "WarehouseLockedError",
     "compare_site_distributions",
+    "erase_withdrawn_files",
     "find_submissions",
     "load_into_warehouse",
     "publish_warehouse",
@@ -61,8 +65,9 @@ __all__ = [
 ]
 
 #: a batch the warehouse refuses (a count that is not a count, a batch of another site): the data's doing,
-#: one line for its site-night, no traceback (:func:`cohortpool.tasks.expected_failures`)
-LOAD_FAILURES: tuple[type[Exception], ...] = (BatchError,)
+#: one line for its site-night, no traceback (:func:`cohortpool.tasks.expected_failures`); and files of
+#: withdrawn patients that could not be erased after a load (a full disk: the next load erases them)
+LOAD_FAILURES: tuple[type[Exception], ...] = (BatchError, ErasureError)
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +107,15 @@ def find_submissions(root: Path) -> list[SubmissionSummary]:
 def validate_into_batch(
     submission_dir: Path, validated_dir: Path, progress: Callable[[int, int], None] | None = None
 ) -> ValidationSummary:
-    """Submission -> validated batch: accepted rows, quarantine, warnings, Data Docs."""
+    """Submission -> validated batch: accepted rows, quarantine, warnings, Data Docs.
+
+    A submission the hub has erased withdrawn patients from is not validated again while its batch is
+    there (:func:`_batch_of_erased`): validating what is left would give another batch than the one
+    loaded, under the same batch id, which the load refuses. Its batch is the one validated before.
+    """
+    kept = _batch_of_erased(submission_dir, validated_dir)
+    if kept is not None:
+        return kept
     outcome = validate_submission(submission_dir, validated_dir, progress=progress)
     tables = {
         name: {
@@ -115,6 +128,27 @@ def validate_into_batch(
         for name, t in outcome.tables.items()
     }
     return ValidationSummary(outcome.site_id, outcome.night, outcome.batch_id, outcome.out_dir, tables)
+
+
+def _batch_of_erased(submission_dir: Path, validated_dir: Path) -> ValidationSummary | None:
+    """The batch in ``validated_dir`` when it was validated from ``submission_dir`` as received and the
+    hub has erased from the submission since; None otherwise (validate as usual)."""
+    received = content_as_received(submission_dir)
+    if received is None:
+        return None
+    try:
+        summary = json.loads((validated_dir / "summary.json").read_text(encoding="utf-8"))
+        if summary["submission_sha256"] != received:
+            return None
+        tables = {
+            name: {k: t[k] for k in ("rows_in", "accepted", "quarantined", "warnings", "rejected")}
+            for name, t in summary["tables"].items()
+        }
+        return ValidationSummary(
+            summary["site_id"], summary["night"], summary["batch_id"], validated_dir, tables
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class ValidationWorkerDied(RuntimeError):
@@ -232,13 +266,25 @@ def validate_in_worker(submission_dir: Path, validated_dir: Path) -> ValidationS
 
 
 def load_into_warehouse(
-    db_path: Path, validated_dir: Path, wait_seconds: float = 600.0, submission_dir: Path | None = None
+    db_path: Path,
+    validated_dir: Path,
+    wait_seconds: float = 600.0,
+    submission_dir: Path | None = None,
+    out_dir: Path | None = None,
 ) -> LoadSummary:
     """Validated batch -> warehouse; if another run holds the warehouse, say so and wait for it.
 
     With ``submission_dir`` (the submission the batch was validated from) the load also records the
     site's de-identification counts and what the night was released under (k, generalisations), which
     the report's data-quality section shows.
+
+    With ``out_dir`` (the hub's output folder) the values of the site's withdrawn patients are then
+    erased from the hub's files under it (:func:`cohortpool.pipeline.erasure.erase_withdrawn`). Here,
+    after every load and not only one that withdrew someone, because this is the one step the hub and
+    nightly flows and ``cohortpool load`` share, and withdrawal is final: a late older night or a
+    re-delivery carrying the patient again is erased as soon as it is loaded. After the load, not
+    before: the batch is loaded from the files as validated (its checksum is the one a re-run compares),
+    and the warehouse, which holds the list of withdrawals, has the final word on who withdrew.
     """
     waited = False
     try:
@@ -251,6 +297,17 @@ def load_into_warehouse(
             wait_seconds,
         )
         result = load_batch(db_path, validated_dir, wait_seconds=wait_seconds, submission_dir=submission_dir)
+    erased = ErasureSummary()
+    if out_dir is not None and result.withdrawn:
+        erased = erase_withdrawn(out_dir, result.site_id, result.withdrawn)
+        if erased.files:
+            log.info(
+                "%s: %d file(s) rewritten and %d removed under %s for withdrawn patients (erasure.json)",
+                result.site_id,
+                erased.files_rewritten,
+                erased.files_removed,
+                out_dir,
+            )
     return LoadSummary(
         result.site_id,
         result.batch_id,
@@ -262,7 +319,28 @@ def load_into_warehouse(
         result.late_rows,
         result.withdrawn_patients,
         result.erased_rows,
+        erased.files,
     )
+
+
+def erase_withdrawn_files(db_path: Path, out_dir: Path, wait_seconds: float = 600.0) -> ErasureSummary:
+    """Erase every site's withdrawn patients from the hub's files under ``out_dir``; the counts.
+
+    The loads erase their own site's folders; this pass, once per run after the loads, also reaches
+    what no load of the run touched: a night refused into ``OUT/rejected`` after the site's last load,
+    and sites that loaded nothing this run. Withdrawal is final, so every run makes sure.
+    """
+    total = ErasureSummary()
+    for site_id, patients in withdrawn_by_site(db_path, wait_seconds=wait_seconds).items():
+        total += erase_withdrawn(out_dir, site_id, patients)
+    if total.files:
+        log.info(
+            "withdrawn patients: %d file(s) rewritten and %d removed under %s (erasure.json)",
+            total.files_rewritten,
+            total.files_removed,
+            out_dir,
+        )
+    return total
 
 
 def compare_site_distributions(validated_root: Path, out_csv: Path) -> int:

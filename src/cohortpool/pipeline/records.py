@@ -129,6 +129,9 @@ class LoadSummary:
     #: patients the batch withdrew, and the rows of theirs the load erased (history included)
     withdrawn_patients: int = 0
     erased_rows: int = 0
+    #: files of the hub's stores (submissions, validated batches, refused arrivals) rewritten or removed
+    #: after the load to erase the site's withdrawn patients' values (:mod:`cohortpool.pipeline.erasure`)
+    erased_files: int = 0
 
     @property
     def rows_loaded(self) -> int:
@@ -141,6 +144,8 @@ class LoadSummary:
         late = f"; {self.late_rows} older than a newer night's, kept as history" if self.late_rows else ""
         if self.withdrawn_patients:
             late += f"; {self.withdrawn_patients} patient(s) withdrawn, {self.erased_rows} rows erased"
+        if self.erased_files:
+            late += f"; {self.erased_files} file(s) of the hub rewritten or removed for withdrawn patients"
         return f"{self.rows_loaded} rows {how} (load {self.load_seq}){late}"
 
 

@@ -79,7 +79,8 @@ def verify_submission(
 ) -> SubmissionSummary:
     """``submission`` when it passes every check ``receive`` makes (declared site, its identity, the
     pinned key fingerprint, every listed file with its size and sha256, nothing unlisted; with
-    ``secret``, the seal and the key fingerprint that secret gives).
+    ``secret``, the seal and the key fingerprint that secret gives), files the hub itself erased for
+    withdrawn patients read as they were (``erasure.json``).
 
     Raises
     ------
@@ -87,7 +88,9 @@ def verify_submission(
         It failed; it is now in ``out/rejected/<site>/<night>/`` with ``reason.json``.
     """
     site, night = submission.site_id, submission.night
-    listing, problems = check_submission(submission.path, site, night, registry, secret=secret)
+    # the folder is the hub's own by now: files it erased for withdrawn patients are explained by its
+    # erasure.json, so a verification after an erasure (a re-run, an expired cache) refuses nothing
+    listing, problems = check_submission(submission.path, site, night, registry, secret=secret, erased=True)
     if listing is not None and not problems:
         return submission
     arrival = refuse(submission.path, site, night, out, problems)

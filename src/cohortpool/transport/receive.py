@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from cohortpool.contract.erasure import read_record
 from cohortpool.contract.identifiers import is_night
 from cohortpool.contract.keys import key_fingerprint
 from cohortpool.transport.manifest import MANIFEST, Listing, ManifestError, read_listing
@@ -440,6 +441,7 @@ def check_submission(
     *,
     secret: bytes | None = None,
     today: datetime.date | None = None,
+    erased: bool = False,
 ) -> tuple[Listing | None, list[Problem]]:
     """Every check ``receive`` makes of the submission ``folder``, delivered as ``site``/``night``,
     without moving anything: its listing (None when unreadable) and every problem, each with what to do
@@ -448,8 +450,13 @@ def check_submission(
     Cheap checks first (registry, night, ``submission.json``, identity, key fingerprint, seal); the files
     are hashed only when those pass. The all-in-one nightly run can call this between its site and hub
     halves. ``secret`` and ``today`` as for :func:`receive`.
+
+    ``erased``: the folder is one the hub already holds (``OUT/submissions``), so the hub's own
+    ``erasure.json`` for this version explains the files it rewrote or removed for withdrawn patients
+    (:func:`~cohortpool.transport.verify.check_folder`). Never at the door: there an ``erasure.json`` came
+    from outside and is an unlisted file like any other.
     """
-    listing, problems = _check(folder, site, night, registry, on_bytes, workers, secret, today)
+    listing, problems = _check(folder, site, night, registry, on_bytes, workers, secret, today, erased)
     return listing, with_actions(problems, site, night)
 
 
@@ -462,6 +469,7 @@ def _check(
     workers: int,
     secret: bytes | None,
     today: datetime.date | None,
+    erased: bool = False,
 ) -> tuple[Listing | None, list[Problem]]:
     if site not in registry:
         declared = ", ".join(sorted(registry)) or "none"
@@ -483,7 +491,8 @@ def _check(
     key_problem = _key_problem(listing, site, registry[site], secret)
     if key_problem is not None:
         return listing, [key_problem]
-    return listing, check_folder(folder, listing, on_bytes, workers)
+    erasure = read_record(folder, listing.sha256) if erased else None
+    return listing, check_folder(folder, listing, on_bytes, workers, erasure)
 
 
 def _key_problem(listing: Listing, site: str, pinned: str | None, secret: bytes | None) -> Problem | None:

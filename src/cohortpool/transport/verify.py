@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from cohortpool.contract.erasure import ERASURE_FILE, ErasureRecord
 from cohortpool.contract.files import sha256_file
 from cohortpool.transport.manifest import MANIFEST, ListedFile, Listing
 
@@ -68,17 +69,33 @@ def check_folder(
     listing: Listing,
     on_bytes: Callable[[int], None] | None = None,
     workers: int = WORKERS,
+    erasure: ErasureRecord | None = None,
 ) -> list[Problem]:
     """Everything wrong with ``folder`` against ``listing`` (empty: intact), sorted by file;
     ``on_bytes`` is called with each file's size once it is hashed.
 
     Missing, truncated or grown files and unlisted or non-regular entries are found from the directory
     walk; every listed file of the right size is then hashed, on ``workers`` threads.
+
+    ``erasure`` is the hub's own record of what it erased from this version of the folder for withdrawn
+    patients (:mod:`cohortpool.contract.erasure`), given only for a folder the hub already holds, never
+    at the door: a file it removed is not missing, a file it rewrote passes when it is exactly what the
+    hub made of the listed file, and the record itself is not an unlisted file.
     """
     found, problems = inventory(folder)
+    erased = erasure.files if erasure is not None else {}
     to_hash: list[ListedFile] = []
+    rewritten: dict[str, ListedFile] = {}
     for path, listed in listing.files.items():
         size = found.get(path)
+        entry = erased.get(path)
+        if entry is not None and entry.before_sha256 == listed.sha256:
+            if entry.removed and size is None:
+                continue  # removed by the hub with the withdrawn patient's other files
+            if not entry.removed and size == entry.size:
+                # hashed against what the hub wrote; the record vouches for the listed original
+                rewritten[path] = ListedFile(path, entry.sha256 or "", entry.size)
+                continue
         if size is None:
             if not any(p.file == path for p in problems):
                 problems.append(Problem("missing", path, "listed in submission.json but not there"))
@@ -86,8 +103,10 @@ def check_folder(
             problems.append(Problem("size", path, f"{size} bytes, submission.json lists {listed.size}"))
         else:
             to_hash.append(listed)
-    for path in sorted(set(found) - set(listing.files) - {MANIFEST}):
+    ignored = {MANIFEST, ERASURE_FILE} if erasure is not None else {MANIFEST}
+    for path in sorted(set(found) - set(listing.files) - ignored):
         problems.append(Problem("unlisted", path, "not listed in submission.json"))
+    to_hash.extend(rewritten.values())
 
     def check(listed: ListedFile) -> Problem | None:
         try:
@@ -96,6 +115,13 @@ def check_folder(
             return Problem("unreadable", listed.path, f"cannot be read ({exc.strerror or exc})")
         if on_bytes is not None:
             on_bytes(found[listed.path])
+        if listed.path in rewritten and digest != listed.sha256:
+            return Problem(
+                "sha256",
+                listed.path,
+                f"sha256 {digest[:12]}..., neither what submission.json lists nor what the hub's erasure "
+                f"left ({listed.sha256[:12]}..., {ERASURE_FILE})",
+            )
         if digest != listed.sha256:
             return Problem(
                 "sha256",

@@ -12,6 +12,8 @@ Public API (other stages use these names):
   the report read (``published/warehouse.duckdb`` beside the warehouse, :func:`published_path`);
   :func:`is_published` (``db_path``): whether that copy holds the warehouse's last load.
 - :func:`export_parquet` (``db_path, out_dir``) and :func:`checksum` (``db_path``).
+- :func:`withdrawn_by_site` (``db_path``): every site's withdrawn patients, whose values the hub erases
+  from its files too.
 - :func:`write_dictionary_html` (``con, path``) / :func:`write_dictionary_page` (``db_path, path``): the
   data dictionary page (a report folder gets one beside ``report.html``, which links it).
 """
@@ -38,6 +40,7 @@ from cohortpool.warehouse.publication import (
     publish,
     published_path,
 )
+from cohortpool.warehouse.withdrawals import withdrawn_by_site
 
 __all__ = [
     "ANALYSIS_VIEWS",
@@ -62,6 +65,7 @@ __all__ = [
     "publish",
     "published_path",
     "sql",
+    "withdrawn_by_site",
     "write_dictionary_html",
     "write_dictionary_page",
 ]

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from cohortpool.contract.erasure import read_record
 from cohortpool.contract.files import sha256_file, sha256_listing
 
 #: The data tables of a batch, in load order.
@@ -104,6 +105,7 @@ def _counts(summary: dict[str, Any], summary_path: Path) -> dict[str, dict[str, 
             if value is not None and not isinstance(value, str):
                 raise BatchError(f"{summary_path}: tables.{table}.{key} must be text or null, got {value!r}")
             row[name or key] = value or None
+        row["withdrawn_rows"] = 0  # rows the hub erased from the batch before its load (read_batch)
         counts[table] = row
     return counts
 
@@ -199,6 +201,9 @@ def read_batch(path: str | Path, columns: dict[str, tuple[str, ...]]) -> Validat
         "summary.json",
         WITHDRAWN_FILE,
     ]
+    # the hub's erasure for withdrawn patients rewrote some files of this version of the batch: each is
+    # named by the checksum it had when validated, so the batch is still the one loaded (loaded once)
+    erasure = read_record(folder, sha256_file(summary_path))
     files: list[BatchFile] = []
     for rel in relpaths:
         file = folder / rel
@@ -206,7 +211,16 @@ def read_batch(path: str | Path, columns: dict[str, tuple[str, ...]]) -> Validat
             if rel in ("warnings.csv", WITHDRAWN_FILE):
                 continue  # optional: a batch without flagged rows or withdrawals may omit it
             raise BatchError(f"{folder}: missing {rel} (contract section 3); re-run cohortpool validate")
-        files.append(BatchFile(rel, sha256_file(file), file.stat().st_size))
+        sha256, size = sha256_file(file), file.stat().st_size
+        if erasure is not None:
+            was = erasure.as_was(rel, sha256, size)
+            if rel.startswith("accepted/") and was != (sha256, size):
+                # rows erased before a first load count as erased for withdrawal (accepted = held + these)
+                counts[rel.removeprefix("accepted/").removesuffix(".parquet")]["withdrawn_rows"] = (
+                    erasure.files[rel].erased
+                )
+            sha256, size = was
+        files.append(BatchFile(rel, sha256, size))
     for table in TABLES:
         _check_columns(folder / "accepted" / f"{table}.parquet", columns[table] + LINEAGE)
     _check_issue_file(folder / "quarantine.csv")

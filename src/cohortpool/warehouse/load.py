@@ -69,6 +69,9 @@ class LoadResult:
     withdrawn_patients: int = 0
     #: rows this load erased for the site's withdrawn patients (history, its own rows, issue lines)
     erased_rows: int = 0
+    #: every withdrawn patient of the site after this load (pseudonyms, sorted), whose values the hub
+    #: erases from its files too (:mod:`cohortpool.pipeline.erasure`); also when the batch was unchanged
+    withdrawn: tuple[str, ...] = ()
 
 
 class _BadCells(Exception):
@@ -137,7 +140,13 @@ def _insert_table(
     return int(result[0]) if result else 0
 
 
-def _unchanged(batch: ValidatedBatch, row: tuple[Any, ...], started: float) -> LoadResult:
+def _site_withdrawals(con: duckdb.DuckDBPyConnection, site_id: str) -> tuple[str, ...]:
+    return tuple(str(r[0]) for r in sql.query_rows(con, "load/select_site_withdrawals", site_id=site_id))
+
+
+def _unchanged(
+    batch: ValidatedBatch, row: tuple[Any, ...], started: float, withdrawn: tuple[str, ...]
+) -> LoadResult:
     _, load_seq, _, n_clin, n_reads, n_man, n_quar, n_warn, n_sup, n_late = row
     return LoadResult(
         batch_id=batch.batch_id,
@@ -151,6 +160,7 @@ def _unchanged(batch: ValidatedBatch, row: tuple[Any, ...], started: float) -> L
         content_sha256=batch.content_sha256,
         seconds=time.perf_counter() - started,
         late_rows=n_late or 0,
+        withdrawn=withdrawn,
     )
 
 
@@ -272,7 +282,7 @@ def _load(
     """Every statement of one batch's load, inside the caller's open transaction."""
     existing = _already_loaded(con, batch)
     if existing is not None:
-        return _unchanged(batch, existing, started)
+        return _unchanged(batch, existing, started, _site_withdrawals(con, batch.site_id))
     load_seq = int(sql.query_rows(con, "load/select_next_load_seq")[0][0])
     loaded_at = datetime.now(UTC)
     tables = _load_tables(con, batch, load_seq, loaded_at)
@@ -302,6 +312,7 @@ def _load(
         reinstated_rows=tables.reinstated,
         withdrawn_patients=withdrawn,
         erased_rows=erased,
+        withdrawn=_site_withdrawals(con, batch.site_id),
     )
 
 

@@ -9,6 +9,7 @@ every load of the site, inside the load's transaction, so no later batch brings 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -16,6 +17,7 @@ import pyarrow.csv as pacsv
 
 from cohortpool.warehouse import sql
 from cohortpool.warehouse.batch import TABLES, ValidatedBatch
+from cohortpool.warehouse.connect import connect
 
 #: the tables a withdrawal erases rows from: loaded rows, then the quarantine and warning lines
 ISSUE_TABLES: tuple[str, ...] = ("raw.quarantine", "raw.validation_warnings")
@@ -54,3 +56,19 @@ def apply_withdrawals(con: duckdb.DuckDBPyConnection, batch: ValidatedBatch) -> 
         erased_rows=erased,
     )
     return listed, erased
+
+
+def withdrawn_by_site(db_path: str | Path, *, wait_seconds: float = 0.0) -> dict[str, tuple[str, ...]]:
+    """Every site's withdrawn patients (pseudonyms, sorted), read from the warehouse after the loads: the
+    list the hub erases from its files. Empty for a warehouse from before withdrawals (migration 0008)."""
+    con = connect(db_path, read_only=True, wait_seconds=wait_seconds)
+    try:
+        rows = sql.query_rows(con, "load/select_withdrawals")
+    except duckdb.CatalogException:
+        return {}
+    finally:
+        con.close()
+    found: dict[str, list[str]] = {}
+    for site_id, patient_id in rows:
+        found.setdefault(str(site_id), []).append(str(patient_id))
+    return {site: tuple(patients) for site, patients in found.items()}
