@@ -122,7 +122,7 @@ def _deviations_vary(first: npt.NDArray[np.float64], second: npt.NDArray[np.floa
     d = [np.abs(x - x.mean()) for x in (first, second)]
     within = sum(float(((x - x.mean()) ** 2).sum()) for x in d)
     total = sum(float((x**2).sum()) for x in d)
-    return within > (100 * np.finfo(float).eps) ** 2 * total
+    return bool(within > (100 * np.finfo(float).eps) ** 2 * total)
 
 
 def compare_continuous(
