@@ -26,12 +26,13 @@ erased file the record describes, and the next load finishes the work.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -93,7 +94,7 @@ def erase_withdrawn(out: Path, site_id: str, patients: Sequence[str]) -> Erasure
     total = ErasureSummary()
     if not patients:
         return total
-    needles = tuple(sorted(set(patients)))
+    needles = Needles(patients)
     for store in STORES:
         root = out / store / site_id
         if root.is_symlink() or not root.is_dir():
@@ -144,143 +145,251 @@ def _names_patient(relpath: str, needles: tuple[str, ...]) -> bool:
     return any(part in needles for part in relpath.split("/")[:-1])
 
 
-def erase_csv_rows(data: bytes, needles: tuple[str, ...]) -> tuple[bytes, int]:
-    """``data`` (a CSV file) without the records any cell of which holds one of ``needles``, every other
-    line's bytes as they were; and how many records went. The header is kept."""
-    text = data.decode("utf-8", "surrogateescape")
+#: up to this many pseudonyms, each is searched for on its own (a substring search is several times
+#: faster than the pattern scan, which wins from a few dozen on)
+_FEW = 8
+
+
+class Needles:
+    """The pseudonyms to erase, found in text without testing each of them against each cell.
+
+    A hub erases every withdrawn patient of a site from every night's files, and a site may have
+    withdrawn many: testing each pseudonym against each cell of a 10^6-row file would cost rows x cells x
+    patients. Pseudonyms have one form (``P`` and 16 upper-case hex digits, validated before a withdrawal
+    is recorded), so the text is scanned once for that form and each match looked up in a set; a ``P``
+    never occurs inside the 16 digits, so no occurrence hides inside another match. Anything else given
+    (never from the warehouse) is searched for as it is.
+    """
+
+    _FORM = re.compile(r"P[0-9A-F]{16}")
+    _FORM_BYTES = re.compile(rb"P[0-9A-F]{16}")
+
+    def __init__(self, patients: Sequence[str]) -> None:
+        self.sorted = tuple(sorted(set(patients)))
+        self._set = frozenset(self.sorted)
+        self._bytes = frozenset(p.encode("utf-8", "surrogateescape") for p in self.sorted)
+        self._other = tuple(p for p in self.sorted if not self._FORM.fullmatch(p))
+
+    def __bool__(self) -> bool:
+        return bool(self.sorted)
+
+    def in_text(self, text: str) -> bool:
+        if len(self.sorted) <= _FEW:
+            return any(p in text for p in self.sorted)
+        if any(m.group() in self._set for m in self._FORM.finditer(text)):
+            return True
+        return any(p in text for p in self._other)
+
+    def in_bytes(self, data: bytes) -> bool:
+        if len(self.sorted) <= _FEW:
+            return any(p in data for p in self._bytes)
+        if any(m.group() in self._bytes for m in self._FORM_BYTES.finditer(data)):
+            return True
+        return any(p.encode("utf-8", "surrogateescape") in data for p in self._other)
+
+    def redact(self, text: str) -> tuple[str, int]:
+        """``text`` with each mention replaced by :data:`REDACTED`, and how many there were."""
+        count = 0
+
+        def swap(match: re.Match[str]) -> str:
+            nonlocal count
+            if match.group() in self._set:
+                count += 1
+                return REDACTED
+            return match.group()
+
+        text = self._FORM.sub(swap, text)
+        for other in self._other:
+            count += text.count(other)
+            text = text.replace(other, REDACTED)
+        return text, count
+
+
+#: how much of a file is read at a time when it is searched or rewritten
+_CHUNK = 1 << 20
+
+
+def file_holds(path: Path, needles: Needles) -> bool:
+    """Whether ``path`` holds a mention of ``needles``, read a chunk at a time (the chunks overlap by
+    a needle's length, so none is cut in two)."""
+    overlap = max((len(p.encode("utf-8", "surrogateescape")) for p in needles.sorted), default=1) - 1
+    tail = b""
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            if needles.in_bytes(tail + chunk):
+                return True
+            tail = chunk[-overlap:] if overlap else b""
+    return False
+
+
+def copy_csv_without(source: BinaryIO, sink: BinaryIO, needles: Needles) -> int:
+    """Copy the CSV ``source`` to ``sink`` without the records any cell of which holds one of
+    ``needles``, every other line's bytes as they were and the header kept; how many records went.
+
+    Streams record by record (memory bounded by the longest record), so a 10^7-row table costs no more
+    memory than a small one. Both streams must be seekable: a file the CSV reader refuses (a refused
+    arrival, a cell past the reader's limit) is copied again from the start, line by line.
+    """
+    start_in, start_out = source.tell(), sink.tell()
+    text = io.TextIOWrapper(source, encoding="utf-8", errors="surrogateescape", newline="")
+    out = io.TextIOWrapper(sink, encoding="utf-8", errors="surrogateescape", newline="")
     consumed: list[str] = []
 
     def lines() -> Iterator[str]:
-        for line in io.StringIO(text, newline=""):
+        for line in text:
             consumed.append(line)
             yield line
 
-    kept: list[str] = []
     erased = 0
     try:
-        for number, record in enumerate(csv.reader(lines())):
-            chunk = "".join(consumed)
-            consumed.clear()
-            if number and any(n in cell for cell in record for n in needles):
-                erased += 1
-            else:
-                kept.append(chunk)
-        kept.append("".join(consumed))
-    except csv.Error:
-        # not a CSV the reader takes (a refused arrival, a cell past the reader's limit): by line
-        kept, erased = [], 0
-        for number, line in enumerate(io.StringIO(text, newline="")):
-            if number and any(n in line for n in needles):
-                erased += 1
-            else:
-                kept.append(line)
-    return "".join(kept).encode("utf-8", "surrogateescape"), erased
+        try:
+            for number, record in enumerate(csv.reader(lines())):
+                chunk = "".join(consumed)
+                consumed.clear()
+                if number and needles.in_text(chunk) and any(needles.in_text(cell) for cell in record):
+                    erased += 1
+                else:
+                    out.write(chunk)
+            out.write("".join(consumed))
+        except csv.Error:
+            out.flush()
+            text.seek(start_in)  # a byte offset at a line start: a valid cookie for utf-8
+            sink.seek(start_out)
+            sink.truncate()
+            erased = 0
+            for number, line in enumerate(text):
+                if number and needles.in_text(line):
+                    erased += 1
+                else:
+                    out.write(line)
+        out.flush()
+    finally:
+        # the caller owns the streams: leave them open
+        text.detach()
+        out.detach()
+    return erased
 
 
-def erase_parquet_rows(path: Path, needles: tuple[str, ...]) -> tuple[bytes, int] | None:
-    """The Parquet file without the rows of ``needles`` (column ``patient_id``), and how many went;
-    None when it has no such row (only that column is read to find out)."""
-    if "patient_id" not in pq.read_schema(path).names:
+def erase_csv_rows(data: bytes, needles: Sequence[str]) -> tuple[bytes, int]:
+    """``data`` (a CSV file) without the records of ``needles`` (:func:`copy_csv_without`), and how
+    many records went."""
+    sink = io.BytesIO()
+    erased = copy_csv_without(io.BytesIO(data), sink, Needles(needles))
+    return sink.getvalue(), erased
+
+
+#: rows of a Parquet file read and written at a time when the patient's rows are taken out
+_PARQUET_BATCH = 65_536
+
+
+def copy_parquet_without(path: Path, target: Path, needles: Needles) -> int | None:
+    """Write ``path`` without the rows of ``needles`` (column ``patient_id``) to ``target``, batch by
+    batch with the same schema; how many rows went, or None (nothing written) when it has none of
+    them (only that column is read to find out)."""
+    source = pq.ParquetFile(path)
+    if "patient_id" not in source.schema_arrow.names:
         return None
-    wanted = pa.array(needles, type=pa.string())
+    wanted = pa.array(needles.sorted, type=pa.string())
     ids = pq.read_table(path, columns=["patient_id"]).column("patient_id")
     hits = int(pc.sum(pc.is_in(ids, value_set=wanted)).as_py() or 0)
+    del ids
     if not hits:
         return None
-    table = pq.read_table(path)
-    keep = pc.invert(pc.fill_null(pc.is_in(table.column("patient_id"), value_set=wanted), False))
-    sink = pa.BufferOutputStream()
-    pq.write_table(table.filter(keep), sink)
-    return sink.getvalue().to_pybytes(), hits
+    with pq.ParquetWriter(target, source.schema_arrow) as writer:
+        for batch in source.iter_batches(batch_size=_PARQUET_BATCH):
+            gone = pc.fill_null(pc.is_in(batch.column("patient_id"), value_set=wanted), False)
+            writer.write_batch(batch.filter(pc.invert(gone)))
+    return hits
 
 
-def _erase_text(data: bytes, needles: tuple[str, ...]) -> tuple[bytes, int]:
-    """A page with each mention of ``needles`` replaced by :data:`REDACTED`, and how many there were."""
-    text = data.decode("utf-8", "surrogateescape")
-    mentions = 0
-    for needle in needles:
-        mentions += text.count(needle)
-        text = text.replace(needle, REDACTED)
-    return text.encode("utf-8", "surrogateescape"), mentions
-
-
-def _erased_content(folder: Path, relpath: str, needles: tuple[str, ...]) -> tuple[bytes, int] | None:
-    """The file's new bytes and what was erased from it; None when it holds nothing of the patients."""
+def _stage(folder: Path, relpath: str, needles: Needles) -> tuple[Path, int] | None:
+    """The file's erased content, written to a hidden file beside it, and what was erased from it;
+    None (nothing written) when it holds nothing of the patients."""
     path = folder / relpath
-    name = relpath.rsplit("/", 1)[-1]
     if relpath in KEPT:
         return None
-    suffix = Path(name).suffix.lower()
-    if suffix == ".parquet":
-        return erase_parquet_rows(path, needles)
-    if suffix not in (".csv", ".html", ".htm"):
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv", ".html", ".htm"):
         return None
-    data = path.read_bytes()
-    if not any(n.encode() in data for n in needles):
+    temp = path.with_name(f"{_HIDDEN_PREFIX}{path.name}{_TEMP_SUFFIX}")
+    try:
+        if suffix == ".parquet":
+            erased = copy_parquet_without(path, temp, needles)
+            return None if erased is None else (temp, erased)
+        if not file_holds(path, needles):
+            return None
+        if suffix == ".csv":
+            with path.open("rb") as source, temp.open("wb") as sink:
+                erased = copy_csv_without(source, sink, needles)
+        else:  # a page: small (counts and samples), rewritten whole
+            text, erased = needles.redact(path.read_bytes().decode("utf-8", "surrogateescape"))
+            temp.write_bytes(text.encode("utf-8", "surrogateescape"))
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    if erased == 0:  # mentioned, but in no record it can take out (the header): left as it is
+        temp.unlink()
         return None
-    new, erased = erase_csv_rows(data, needles) if suffix == ".csv" else _erase_text(data, needles)
-    return (new, erased) if new != data else None
+    return temp, erased
 
 
-def erase_folder(folder: Path, store: str, site_id: str, needles: tuple[str, ...]) -> ErasureSummary:
+def erase_folder(folder: Path, store: str, site_id: str, needles: Needles) -> ErasureSummary:
     """Erase ``needles``' values from one folder of a store; its ``erasure.json`` records what changed."""
     for leftover in folder.rglob(f"{_HIDDEN_PREFIX}*{_TEMP_SUFFIX}"):
         leftover.unlink()  # a rewrite a killed pass staged and never renamed: the original is in place
     basis_file, basis_sha256 = _basis(folder, store)
     earlier = read_record(folder, basis_sha256)
-    rewrites: dict[str, tuple[bytes, int]] = {}
+    staged: dict[str, tuple[Path, int]] = {}
     removals: list[str] = []
-    for relpath in _files(folder):
-        if _names_patient(relpath, needles):
-            removals.append(relpath)
-            continue
-        content = _erased_content(folder, relpath, needles)
-        if content is not None:
-            rewrites[relpath] = content
-    if not rewrites and not removals:
-        return ErasureSummary()
+    try:
+        for relpath in _files(folder):
+            if _names_patient(relpath, needles.sorted):
+                removals.append(relpath)
+                continue
+            content = _stage(folder, relpath, needles)
+            if content is not None:
+                staged[relpath] = content
+        if not staged and not removals:
+            return ErasureSummary()
 
-    entries = dict(earlier.files) if earlier is not None else {}
-    for relpath, (data, erased) in rewrites.items():
-        entries[relpath] = _entry(folder, relpath, entries.get(relpath), len(data), erased, data)
-    for relpath in removals:
-        entries[relpath] = _entry(folder, relpath, entries.get(relpath), None, 0, None)
-    night = folder.name
-    # the site's withdrawn patients the folder was erased for (pseudonyms: what the contract keeps)
-    patients = tuple(sorted(set(needles) | set(earlier.patients if earlier is not None else ())))
-    record = ErasureRecord(basis_file, basis_sha256, site_id, night, patients, entries)
-
-    # new contents first, under hidden names; then the record; then the renames and removals
-    staged = {}
-    for relpath, (data, _) in rewrites.items():
-        target = folder / relpath
-        temp = target.with_name(f"{_HIDDEN_PREFIX}{target.name}{_TEMP_SUFFIX}")
-        temp.write_bytes(data)
-        staged[temp] = target
-    write_record(folder, record)
-    for temp, target in staged.items():
-        temp.replace(target)
+        entries = dict(earlier.files) if earlier is not None else {}
+        for relpath, (temp, erased) in staged.items():
+            entries[relpath] = _entry(folder, relpath, entries.get(relpath), erased, temp)
+        for relpath in removals:
+            entries[relpath] = _entry(folder, relpath, entries.get(relpath), 0, None)
+        night = folder.name
+        # the site's withdrawn patients the folder was erased for (pseudonyms: what the contract keeps)
+        patients = tuple(sorted(set(needles.sorted) | set(earlier.patients if earlier is not None else ())))
+        record = ErasureRecord(basis_file, basis_sha256, site_id, night, patients, entries)
+        # new contents are staged under hidden names; then the record; then the renames and removals
+        write_record(folder, record)
+    except BaseException:
+        for temp, _ in staged.values():
+            temp.unlink(missing_ok=True)
+        raise
+    for relpath, (temp, _) in staged.items():
+        temp.replace(folder / relpath)
     for relpath in removals:
         (folder / relpath).unlink()
         _prune(folder, (folder / relpath).parent)
-    return ErasureSummary(1, len(rewrites), len(removals), sum(e for _, e in rewrites.values()))
+    return ErasureSummary(1, len(staged), len(removals), sum(e for _, e in staged.values()))
 
 
 def _entry(
-    folder: Path, relpath: str, earlier: ErasedFile | None, size: int | None, erased: int, data: bytes | None
+    folder: Path, relpath: str, earlier: ErasedFile | None, erased: int, staged: Path | None
 ) -> ErasedFile:
-    """The record's entry for a file rewritten (``data``) or removed (None). A file the hub had erased
-    from before keeps the checksum it had before the first erasure: what submission.json or the load
-    vouched for."""
+    """The record's entry for a file rewritten (its new content staged at ``staged``) or removed (None).
+    A file the hub had erased from before keeps the checksum it had before the first erasure: what
+    submission.json or the load vouched for."""
     path = folder / relpath
     now = sha256_file(path), path.stat().st_size
     if earlier is not None and not earlier.removed and (earlier.sha256, earlier.size) == now:
         before, before_size, total = earlier.before_sha256, earlier.before_size, earlier.erased + erased
     else:
         before, before_size, total = now[0], now[1], erased
-    if data is None:
+    if staged is None:
         return ErasedFile(before, before_size, None, None, total)
-    return ErasedFile(before, before_size, hashlib.sha256(data).hexdigest(), size, total)
+    return ErasedFile(before, before_size, sha256_file(staged), staged.stat().st_size, total)
 
 
 def _prune(folder: Path, directory: Path) -> None:
