@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import csv
 import datetime
-import hashlib
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from cohortpool.pipeline.records import NightSummary, summary_of
 from cohortpool.synth import write_consortium
 from cohortpool.warehouse import checksum
+from erasure_support import allowed, holding, stores
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("prefect")]
 
@@ -87,30 +86,9 @@ def _push(inbox: Path, *submissions: Path) -> Path:
     return inbox
 
 
-def _stores(out: Path) -> dict[str, str]:
-    return {
-        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for store in ("submissions", "validated", "rejected")
-        for p in sorted((out / store).rglob("*"))
-        if p.is_file()
-    }
-
-
 def _holding(out: Path, pseudonym: str) -> list[str]:
-    """Files of the stores holding the pseudonym, but the withdrawal itself (withdrawn.csv), the hub's
-    erasure records and the sealed submission.json (its listing names the removed DICOM files' paths)."""
-    found = []
-    for rel in _stores(out):
-        path = out / rel
-        if path.name in ("withdrawn.csv", "erasure.json", "submission.json"):
-            continue
-        if path.suffix == ".parquet":
-            held = pseudonym in set(pq.read_table(path).column("patient_id").to_pylist())
-        else:
-            held = pseudonym.encode() in path.read_bytes()
-        if held:
-            found.append(rel)
-    return found
+    """Files of the stores holding the pseudonym, but those allowed to name a withdrawn patient."""
+    return [rel for rel in holding(out, pseudonym) if not allowed(rel)]
 
 
 def test_the_hub_erases_a_withdrawn_patient_from_its_files_and_runs_again_unchanged(
@@ -126,12 +104,12 @@ def test_the_hub_erases_a_withdrawn_patient_from_its_files_and_runs_again_unchan
     first = out / "submissions" / SITE / made["first"].name
     assert not (first / "dicom" / gone).exists() and (first / "erasure.json").is_file()
     assert any(o.load is not None and o.load.erased_files for o in summary.outcomes)
-    stores, sums = _stores(out), checksum(out / "warehouse.duckdb")
+    files, sums = stores(out), checksum(out / "warehouse.duckdb")
 
     # the hub again: from its task cache, then with the cache gone (verification and validation run)
     _run_hub(out, None, storage)
     _run_hub(out, None, tmp_path / "no-cache")
-    assert _stores(out) == stores
+    assert stores(out) == files
     assert checksum(out / "warehouse.duckdb") == sums
     assert not (out / "rejected").exists()
 
@@ -142,7 +120,7 @@ def test_the_hub_erases_a_withdrawn_patient_from_its_files_and_runs_again_unchan
     other = tmp_path / "other"
     _run_hub(other, _push(tmp_path / "inbox4", *made.values()), tmp_path / "other-results")
     assert checksum(other / "warehouse.duckdb") == checksum(out / "warehouse.duckdb")
-    assert _stores(other) == _stores(out)
+    assert stores(other) == stores(out)
 
     # a copy carrying the patient put into OUT/submissions by hand, under another night: refused by the
     # run's verification into OUT/rejected, where no load of the site follows; the run's pass erases it

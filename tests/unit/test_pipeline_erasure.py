@@ -17,12 +17,13 @@ from typer.testing import CliRunner
 
 from cohortpool.cli import app
 from cohortpool.contract.erasure import ERASURE_FILE
-from cohortpool.pipeline.erasure import REDACTED, erase_csv_rows
+from cohortpool.pipeline.erasure import REDACTED
 from cohortpool.pipeline.hub import erase_withdrawn_files, load_into_warehouse
 from cohortpool.pipeline.records import SubmissionSummary
 from cohortpool.pipeline.transfer import SubmissionRefusedError, verify_submission
 from cohortpool.transport import check_submission
 from cohortpool.warehouse import checksum
+from erasure_support import allowed, erase_csv_rows, holding, stores
 from transport_support import FINGERPRINT, SECRET, make_submission
 from warehouse_batches import make_tables, write_batch
 
@@ -112,51 +113,20 @@ def _load(out: Path, *batches: Path) -> list[str]:
     return [load_into_warehouse(out / "warehouse.duckdb", b, out_dir=out).status for b in batches]
 
 
-def _stores(out: Path) -> dict[str, str]:
-    """Every file of the hub's stores: relative path -> sha256."""
-    return {
-        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for store in ("submissions", "validated", "rejected")
-        for p in sorted((out / store).rglob("*"))
-        if p.is_file()
-    }
-
-
-def _holding(out: Path, text: str) -> list[str]:
-    """Files of the stores holding ``text`` (Parquet read, not grepped: its pages may be compressed)."""
-    found = []
-    for rel in _stores(out):
-        path = out / rel
-        if path.suffix == ".parquet":
-            held = text in set(pq.read_table(path).column("patient_id").to_pylist())
-        else:
-            held = text.encode() in path.read_bytes()
-        if held:
-            found.append(rel)
-    return found
-
-
-def _allowed(rel: str) -> bool:
-    """What may name a withdrawn patient: the withdrawal itself, the hub's erasure records, and the sealed
-    submission.json, whose listing names the removed DICOM files' paths (dicom/<patient_id>/...) and
-    checksums, no value of theirs (the site's seal covers it: rewriting it would unmake the submission)."""
-    return rel.endswith(("/withdrawn.csv", f"/{ERASURE_FILE}", "/submission.json"))
-
-
 def test_after_a_withdrawal_no_file_of_the_hub_holds_the_patient(
     tmp_path: Path, cohort: dict[str, pd.DataFrame], gone: str
 ) -> None:
     out = tmp_path / "out"
     batches = _nights(out, cohort, gone)
-    assert len(_holding(out, gone)) > 10  # the test sees the patient where they are
+    assert len(holding(out, gone)) > 10  # the test sees the patient where they are
 
     summary = load_into_warehouse(out / "warehouse.duckdb", batches[NIGHT1], out_dir=out)
     assert summary.erased_files == 0  # nobody withdrawn yet: nothing touched
     _load(out, batches[NIGHT2])
     done = load_into_warehouse(out / "warehouse.duckdb", batches[NIGHT3], out_dir=out)
 
-    assert [rel for rel in _holding(out, gone) if not _allowed(rel)] == []
-    assert _holding(out, TRACE) == []  # the quarantine line quoting the patient's value went too
+    assert [rel for rel in holding(out, gone) if not allowed(rel)] == []
+    assert holding(out, TRACE) == []  # the quarantine line quoting the patient's value went too
     for night in (NIGHT1, NIGHT2):
         assert not (out / "submissions" / SITE / night / "dicom" / gone).exists()
     assert not (out / "rejected" / SITE / NIGHT2 / "dicom" / gone).exists()
@@ -191,7 +161,7 @@ def test_verification_and_loads_after_an_erasure_refuse_nothing_and_change_nothi
     out = tmp_path / "out"
     batches = _nights(out, cohort, gone)
     _load(out, *batches.values())
-    before, sums = _stores(out), checksum(out / "warehouse.duckdb")
+    before, sums = stores(out), checksum(out / "warehouse.duckdb")
 
     for night in (NIGHT1, NIGHT2, NIGHT3):
         folder = out / "submissions" / SITE / night
@@ -200,7 +170,7 @@ def test_verification_and_loads_after_an_erasure_refuse_nothing_and_change_nothi
     # the hub's re-run: every batch already loaded (its checksum as validated), nothing erased again
     assert _load(out, *batches.values()) == ["unchanged"] * 3
     assert checksum(out / "warehouse.duckdb") == sums
-    assert _stores(out) == before
+    assert stores(out) == before
     assert not (out / "rejected" / SITE / NIGHT1).exists()
 
     # at the door an erasure record counts for nothing: it is an unlisted file from outside
@@ -220,11 +190,11 @@ def test_a_late_older_night_carrying_the_patient_is_erased_too(
     batches = _nights(out, cohort, gone)
     _load(out, *batches.values())
     late = _deliver(out, NIGHT0, cohort)
-    assert len(_holding(out, gone)) > 10
+    assert len(holding(out, gone)) > 10
     done = load_into_warehouse(out / "warehouse.duckdb", late, out_dir=out)
     assert done.status == "loaded" and done.erased_rows == 1 + 6 + 6 + 1
     assert done.erased_files == (3 + 1) + (3 + 1 + 1)
-    assert [rel for rel in _holding(out, gone) if not _allowed(rel)] == []
+    assert [rel for rel in holding(out, gone) if not allowed(rel)] == []
     summary = SubmissionSummary(SITE, NIGHT0, out / "submissions" / SITE / NIGHT0, "", {}, {})
     assert verify_submission(summary, REGISTRY, out) is summary
     assert _load(out, late) == ["unchanged"]
@@ -243,9 +213,9 @@ def test_the_order_nights_arrive_in_changes_neither_warehouse_nor_files(
 
     sums = {checksum(out / "warehouse.duckdb") for out in (in_order, withdrawal_first, again)}
     assert len(sums) == 1
-    assert [rel for rel in _holding(withdrawal_first, gone) if not _allowed(rel)] == []
+    assert [rel for rel in holding(withdrawal_first, gone) if not allowed(rel)] == []
     # the same deliveries and withdrawals give the same erased files, byte for byte, whatever the order
-    assert _stores(in_order) == _stores(withdrawal_first) == _stores(again)
+    assert stores(in_order) == stores(withdrawal_first) == stores(again)
 
 
 def test_a_batch_erased_before_its_first_load_loads_as_it_would_have(
@@ -276,7 +246,7 @@ def test_cohortpool_load_erases_the_hub_folders_beside_the_batch(
         result = runner.invoke(app, ["load", str(batch), "--db", str(db), "--no-publish"])
         assert result.exit_code == 1, result.output  # each batch has a quarantined line
         assert ("rewritten" in result.output) == (night == NIGHT3)
-    assert [rel for rel in _holding(out, gone) if not _allowed(rel)] == []
+    assert [rel for rel in holding(out, gone) if not allowed(rel)] == []
     again = runner.invoke(app, ["load", *map(str, batches.values()), "--db", str(db), "--no-publish"])
     assert again.output.count("unchanged") == 3 and "rewritten" not in again.output
 
@@ -315,7 +285,7 @@ def test_the_run_wide_pass_erases_an_arrival_refused_after_the_last_load(
 
     erased = erase_withdrawn_files(out / "warehouse.duckdb", out)
     assert (erased.files_rewritten, erased.files_removed) == (1, 1)
-    assert [rel for rel in _holding(out, gone) if not _allowed(rel)] == []
+    assert [rel for rel in holding(out, gone) if not allowed(rel)] == []
     assert erase_withdrawn_files(out / "warehouse.duckdb", out).files == 0  # nothing left: nothing written
 
 

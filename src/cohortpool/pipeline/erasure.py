@@ -270,14 +270,6 @@ def copy_csv_without(source: BinaryIO, sink: BinaryIO, needles: Needles) -> int:
     return erased
 
 
-def erase_csv_rows(data: bytes, needles: Sequence[str]) -> tuple[bytes, int]:
-    """``data`` (a CSV file) without the records of ``needles`` (:func:`copy_csv_without`), and how
-    many records went."""
-    sink = io.BytesIO()
-    erased = copy_csv_without(io.BytesIO(data), sink, Needles(needles))
-    return sink.getvalue(), erased
-
-
 #: rows of a Parquet file read and written at a time when the patient's rows are taken out
 _PARQUET_BATCH = 65_536
 
