@@ -113,6 +113,8 @@ class Corpus:
     pixels: dict[str, bytes] = field(default_factory=dict)
     mrns: list[str] = field(default_factory=list)
     accessions: list[str] = field(default_factory=list)
+    #: input path -> keywords of kept-text attributes planted with the file's own identifiers
+    echoed: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def all_tokens(self) -> list[str]:
@@ -689,6 +691,9 @@ def build_corpus(root: Path) -> Corpus:
         if ds is not None and "PixelData" in ds:
             corpus.pixels[key] = bytes(ds.PixelData)
 
+    def echoed(rel: Path, *keywords: str) -> None:
+        corpus.echoed[rel.relative_to(drop).as_posix()] = set(keywords)
+
     made = []
     for index, (mrn, name, accession) in enumerate(patients):
         study, frame = uid(), uid()
@@ -728,9 +733,11 @@ def build_corpus(root: Path) -> Corpus:
     ds, path = variant("gb18030", SpecificCharacterSet="GB18030")
     ds.PatientName = GB18030_NAME
     ds.InstitutionName = GB18030_NAME
+    ds.ManufacturerModelName = f"CT{GB18030_NAME}"  # no space: a CJK name is found inside a word
     _plant_charset(ds, UNLISTED_GB18030)
     _save(ds, path)
     add(path, "deidentified", ds)
+    echoed(path, "ManufacturerModelName")
     # an MR series whose descriptors hide a name between vocabulary words: the manifest reads (and
     # pydicom decodes) them before cleaning, and a decoded CJK name must not pass the allow-list
     ds, path = variant("gb18030_mr", SpecificCharacterSet="GB18030", Modality="MR", SOPClassUID=MR)
@@ -742,16 +749,33 @@ def build_corpus(root: Path) -> Corpus:
     ds, path = variant("utf8", SpecificCharacterSet="ISO_IR 192")
     ds.PatientName = UTF8_NAME
     ds.StudyDescription = UTF8_NAME
+    ds.Manufacturer = f"{UTF8_NAME.split('^')[0]} Medical"
     _plant_charset(ds, UNLISTED_UTF8)
     _save(ds, path)
     add(path, "deidentified", ds)
+    echoed(path, "Manufacturer")
     ds, path = variant("iso2022")
     ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
     ds.PatientName = f"Yamada^Tarou={JIS_NAME}"
     ds.InstitutionName = JIS_NAME
+    ds.Manufacturer = f"{JIS_NAME.split('^')[0]} Medical"
     _plant_charset(ds, UNLISTED_JIS)
     _save(ds, path)
     add(path, "deidentified", ds)
+    echoed(path, "Manufacturer")
+    # the file's own identifiers typed into the free text the retention list keeps (equipment names,
+    # software versions, code strings): in ISO_IR 100 here, in the file's own character set above
+    ds, path = variant("echo")
+    ds.Manufacturer = name.replace("^", " ")
+    ds.ManufacturerModelName = f"CT-{mrn}"
+    ds.SoftwareVersions = f"V1 {ISO_DATE_TOKEN}"  # the birth date, written with separators
+    ds.BodyPartExamined = name.split("^")[0]  # a surname has the form of a code string
+    ds.SequenceName = f"*{accession}"
+    _save(ds, path)
+    add(path, "deidentified", ds)
+    echoed(
+        path, "Manufacturer", "ManufacturerModelName", "SoftwareVersions", "BodyPartExamined", "SequenceName"
+    )
     # the other supported IODs: the same planted header, made a DX, a CR, an Enhanced CT and MR
     for label, make in (("dx", _as_dx), ("cr", _as_cr), ("enhanced_ct", _as_enhanced_ct),
                         ("enhanced_mr", _as_enhanced_mr)):  # fmt: skip

@@ -330,8 +330,9 @@ def test_manifest_facts_are_the_input_headers(planted) -> None:
         first = _header(corpus.drop / series[0][0])
         mr = first.Modality == "MR"
         assert row["modality"] == first.Modality
-        assert row["manufacturer"] == first.Manufacturer
-        assert row["model"] == first.ManufacturerModelName
+        echoed = corpus.echoed.get(series[0][0], set())  # the file's own identifiers: not released
+        assert row["manufacturer"] == ("" if "Manufacturer" in echoed else first.Manufacturer)
+        assert row["model"] == ("" if "ManufacturerModelName" in echoed else first.ManufacturerModelName)
         assert _float(row["field_strength"]) == (_float(first.get("MagneticFieldStrength")) if mr else None)
         assert _float(row["repetition_time"]) == _float(first.get("RepetitionTime"))
         assert _float(row["echo_time"]) == _float(first.get("EchoTime"))
@@ -481,6 +482,27 @@ def test_dciodvfy_finds_no_new_errors_in_any_planted_variant(planted, tmp_path) 
         pytest.skip("dicom3tools (dciodvfy) is not installed")
     new = _new_dciodvfy_errors(planted, tmp_path)
     assert new == {v: set() for v in new}
+
+
+def test_kept_text_that_repeats_the_files_own_identifiers_gets_a_dummy_and_the_rest_is_kept(planted) -> None:
+    # a name, record number, accession number or birth date typed into Manufacturer, Model, Software
+    # Versions, a code string or a sequence name, in ISO_IR 100, UTF-8, GB18030 and ISO 2022 files
+    corpus, out, vault, _ = planted
+    outputs = {row.input_path: row.output_path for row in Vault(vault).read_ledger(NIGHT) if row.output_path}
+    assert set(corpus.echoed) <= set(outputs)
+    for source, keywords in corpus.echoed.items():
+        before, after = _header(corpus.drop / source), _header(out / outputs[source])
+        for keyword in keywords:
+            assert after.get(keyword) == "REMOVED", (source, keyword)
+        for keyword in {"Manufacturer", "ManufacturerModelName", "SoftwareVersions"} - keywords:
+            assert after.get(keyword) == before.get(keyword), (source, keyword)  # equipment text stays
+    kept = [_header(out / o) for i, o in outputs.items() if i not in corpus.echoed and i.endswith(".dcm")]
+    assert kept and all(ds.Manufacturer == "ACME" for ds in kept)
+    summary = (vault / "ledger" / f"{NIGHT}.summary.csv").read_text(encoding="utf-8")
+    echoes = {r["keyword"]: int(r["count"]) for r in csv.DictReader(summary.splitlines())
+              if r["what"] == "identifier echoed"}  # fmt: skip
+    assert echoes == {"Manufacturer": 3, "ManufacturerModelName": 2, "SoftwareVersions": 1,
+                      "BodyPartExamined": 1, "SequenceName": 1}  # fmt: skip
 
 
 # -- the allow-list's audit trail: what was removed, by keyword, without values ------------------------

@@ -23,7 +23,7 @@ deliberately stricter than the Basic Profile:
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from pydicom.datadict import dictionary_VR
@@ -46,6 +46,7 @@ from cohortpool.deid.decide import (
     Reuse,
     decide,
 )
+from cohortpool.deid.echo import NO_ECHO, Echo
 from cohortpool.deid.encode import raw_text, raw_zero
 from cohortpool.deid.profile import Profile
 from cohortpool.deid.pseudonym import Pseudonymiser
@@ -89,10 +90,12 @@ def _element(tag: int, vr: str, elem: DataElement | RawDataElement, top: bool) -
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What the cleaner needs for one file: its patient's pseudonym and date shift."""
+    """What the cleaner needs for one file: its patient's pseudonym and date shift, and its identifiers
+    (kept text must not repeat them)."""
 
     patient_id: str
     shift_days: int
+    echo: Echo = field(default=NO_ECHO)
 
 
 class Cleaner:
@@ -181,7 +184,9 @@ class Cleaner:
                     if t in IDENTITY and vr in DICOM_VRS
                     else _element(t, vr, elem, top)
                 )
-                verdict = decide(exact.get(t) or rule_of(t), element, policy, ctx.patient_id, ctx.shift_days)
+                verdict = decide(
+                    exact.get(t) or rule_of(t), element, policy, ctx.patient_id, ctx.shift_days, ctx.echo
+                )
                 if verdict.static:
                     static[t] = Reuse(vr, verdict)
             if verdict.note:
@@ -225,7 +230,8 @@ class Cleaner:
         if not vr or vr == "UN":
             vr = dictionary_vr(tag)
         rule = self.profile.exact.get(tag) or self.profile.rule(tag)
-        verdict = decide(rule, _element(tag, vr, elem, True), self.policy, ctx.patient_id, ctx.shift_days)
+        element = _element(tag, vr, elem, True)
+        verdict = decide(rule, element, self.policy, ctx.patient_id, ctx.shift_days, ctx.echo)
         return verdict.op == KEEP
 
     def _items(self, ds: Dataset, tag: int, ctx: Context) -> None:

@@ -52,6 +52,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.multival import MultiValue
 
 from cohortpool.contract.dicom_terms import CHARACTER_SETS, MODALITIES
+from cohortpool.deid.echo import NO_ECHO, Echo
 from cohortpool.deid.profile import Retained, Rule
 from cohortpool.deid.pseudonym import Pseudonymiser, shift_da, shift_dt
 from cohortpool.deid.uids import is_well_known
@@ -136,6 +137,11 @@ DROP_GROUP = "drop_group"  #: remove the whole overlay group this element belong
 REMOVED = "removed"
 EMPTIED = "emptied"
 REPLACED = "replaced"
+#: a kept text value that repeated one of the file's identifiers (:mod:`cohortpool.deid.echo`)
+ECHOED = "identifier echoed"
+#: the text VRs whose kept values are compared with the file's identifiers (not AS, an age, nor PN and
+#: UN, which are never kept as they are)
+_ECHO_VRS = frozenset({"AE", "CS", "LO", "LT", "SH", "ST", "UC", "UR", "UT"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +260,16 @@ class Element:
         text = "\\".join(map(str, value)) if isinstance(value, list | tuple | MultiValue) else str(value)
         return words_allowed(text, vocabulary)
 
+    def heard_in(self, echo: Echo) -> bool:
+        """The value repeats one of the file's identifiers (raw bytes read with its character sets)."""
+        if not echo:
+            return False
+        if self.converted is _RAW:
+            return echo.heard_in(echo.read(self.raw or b""))
+        value = self.converted if self.converted is not None else ""
+        text = "\\".join(map(str, value)) if isinstance(value, list | tuple | MultiValue) else str(value)
+        return echo.heard_in(text)
+
     def text(self) -> str:
         """The whole value as text, stripped (identifiers).
 
@@ -282,12 +298,31 @@ class Policy:
     map_uid: Callable[[str], str] = field(repr=False)
 
 
-def decide(rule: Rule | None, element: Element, policy: Policy, patient_id: str, shift_days: int) -> Verdict:
+def decide(
+    rule: Rule | None,
+    element: Element,
+    policy: Policy,
+    patient_id: str,
+    shift_days: int,
+    echo: Echo = NO_ECHO,
+) -> Verdict:
     """The verdict for ``element`` under ``rule`` (``None``: Table E.1-1 does not name the attribute).
 
-    ``patient_id`` and ``shift_days`` are the file's patient pseudonym and keyed date offset. Private
-    elements, group lengths and trailing padding never reach here: the cleaners remove them outright.
+    ``patient_id`` and ``shift_days`` are the file's patient pseudonym and keyed date offset, ``echo``
+    its identifiers. Private elements, group lengths and trailing padding never reach here: the
+    cleaners remove them outright.
     """
+    verdict = _decide(rule, element, policy, patient_id, shift_days)
+    if verdict.op != KEEP or element.vr not in _ECHO_VRS or element.tag in _ENUMERATED:
+        return verdict
+    # kept text: never reused for another file (whose identifiers differ), and not kept when it
+    # repeats one of this file's
+    if element.heard_in(echo):
+        return Verdict(REPLACE, (DUMMIES[element.vr],), ECHOED)
+    return _read(verdict)
+
+
+def _decide(rule: Rule | None, element: Element, policy: Policy, patient_id: str, shift_days: int) -> Verdict:
     tag = element.tag
     if element.vr not in DICOM_VRS:
         return _UNLISTED_REMOVED  # a damaged element goes whatever the table says (counted as removed)

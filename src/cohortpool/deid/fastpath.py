@@ -334,7 +334,7 @@ class FastPath:
                 else:
                     element = Element(tag, vr, buf[el[3] : el[4]], top=top)
                 try:
-                    verdict = decide(self._rule(tag), element, policy, patient_id, shift_days)
+                    verdict = decide(self._rule(tag), element, policy, patient_id, shift_days, ctx.echo)
                 except NotPlainText as exc:
                     raise Decline(str(exc)) from None
                 if verdict.static:

@@ -29,6 +29,7 @@ from cohortpool.contract.processes import die_with_parent
 from cohortpool.contract.quiet import pydicom_quiet, warning_notes
 from cohortpool.deid.actions import Cleaner, Context, ascii_values
 from cohortpool.deid.burned_in import burned_in_reason
+from cohortpool.deid.echo import echo_of
 from cohortpool.deid.encode import encode_meta, raw_text
 from cohortpool.deid.fastpath import Decline, FastPath, marker_bytes, top_dataset, uid_of
 from cohortpool.deid.ledger import DEIDENTIFIED, QUARANTINED, Vault
@@ -230,7 +231,7 @@ class Worker:
         # Patient ID is Type 2 (empty is legal): such an instance is keyed on its study, unlinked
         local = mrn or unlinked_key(uid["StudyInstanceUID"])
         accession = str(ds.get("AccessionNumber", "") or "").strip()
-        ctx = Context(patient_id=self.keys.patient_id(local), shift_days=self.keys.shift_days(local))
+        ctx = Context(self.keys.patient_id(local), self.keys.shift_days(local), echo_of(ds))
         ids = {
             "patient_id": ctx.patient_id,
             "accession_id": self.keys.accession_id(accession) if accession else "",

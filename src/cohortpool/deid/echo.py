@@ -1,0 +1,166 @@
+"""The file's own identifiers, looked for in the text it keeps.
+
+The retention list keeps a few free-text attributes because the study needs them and the standard
+does not name them (Manufacturer, Manufacturer's Model Name, Software Versions, sequence and kernel
+names, code strings...). Their values describe equipment, but a person types them, and a hostile or
+careless export can put the patient's name or record number there. Nothing general can tell a
+product name from a person's, but the file itself says who it is about: its person names, its
+Patient ID, Other Patient IDs, accession number, birth date and telephone numbers. A kept value that
+repeats any of them is not kept (:func:`cohortpool.deid.decide.decide` gives it the VR's dummy, and
+the ledger counts it as ``identifier echoed``).
+
+How a value is compared (upper-cased):
+
+- a name part (family, given and middle names, each group of a PN value) of 3 to 5 ASCII letters is
+  looked for as a word of the value, so that ``WEN`` does not match ``OWEN``; parts of 2 letters are
+  not looked for: ``HU``, ``US`` and ``OD`` are Rescale Type's defined terms, and the synthetic
+  consortium's patient ``Hu`` lost every CT's Rescale Type when they were;
+- longer name parts, name parts in other scripts (CJK names carry no spaces), and identifiers and
+  dates of 4 characters or more are looked for anywhere in the value with everything but letters and
+  digits taken out, so that ``1958-03-12`` and ``M 1234 567`` are found too;
+- identifiers shorter than 4 characters are ignored: they would match version and frame numbers.
+
+A false match costs an equipment name in one file; a missed one would release a name.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+
+#: Patient ID, Other Patient IDs, Accession Number, Patient's Birth Date, Patient's Telephone Numbers,
+#: Medical Record Locator, Patient's Birth Time is left out (a time matches acquisition times)
+_IDENTIFIERS = (0x00100020, 0x00101000, 0x00080050, 0x00100030, 0x00102154, 0x00101090)
+_WORD = re.compile(r"[^\W_]+")
+_NOT_ALNUM = re.compile(r"[\W_]+")
+#: name parts up to this length (ASCII letters) must be whole words of the value to match
+_SHORT_NAME = 5
+#: shorter name parts are not looked for (they are the codes of kept code strings)
+_SHORTEST_NAME = 3
+#: identifiers shorter than this are not looked for
+_SHORTEST_IDENTIFIER = 4
+#: PN component delimiter and group separator, and the value delimiter: never part of a name
+_PN_DELIMITERS = {0x5E, 0x3D}
+
+
+def compact(text: str) -> str:
+    """``text`` upper-cased with everything but letters and digits taken out."""
+    return _NOT_ALNUM.sub("", text.upper())
+
+
+@dataclass(frozen=True)
+class Echo:
+    """What identifies one file's patient (and the people it names), to be kept out of kept text.
+
+    ``words`` must match a whole word; ``needles`` match anywhere in the compacted value.
+    ``encodings`` are the Python codecs of the file's Specific Character Set, to read raw values.
+    """
+
+    words: frozenset[str] = frozenset()
+    needles: tuple[str, ...] = ()
+    encodings: tuple[str, ...] = ("iso8859",)
+
+    def __bool__(self) -> bool:
+        return bool(self.words or self.needles)
+
+    def heard_in(self, text: str) -> bool:
+        """``text`` repeats one of the file's identifiers."""
+        if not self:
+            return False
+        upper = text.upper()
+        if self.words and not self.words.isdisjoint(_WORD.findall(upper)):
+            return True
+        flat = compact(upper)
+        return any(needle in flat for needle in self.needles)
+
+    def read(self, raw: bytes) -> str:
+        """A raw text value as text, decoded with the file's character sets."""
+        if raw.isascii():
+            return raw.decode("ascii")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an undecodable byte is replaced, which is all we need here
+            return decode_bytes(raw, list(self.encodings), {0x5C})
+
+
+NO_ECHO = Echo()
+
+
+def echo_of(ds: Dataset) -> Echo:
+    """The identifiers of a top-level data set: every person name in it and the identifiers above.
+
+    Reads raw values without converting them in ``ds`` (what the cleaners do next depends on which
+    elements pydicom has converted).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the cleaners report an unknown character set, once
+            encodings = tuple(convert_encodings(list(_values(ds, 0x00080005, ("ISO_IR 6",)))))
+    except (LookupError, ValueError):
+        encodings = ("iso8859",)
+    words: set[str] = set()
+    needles: set[str] = set()
+    for tag, elem in ds._dict.items():
+        vr = elem.VR
+        if not vr or vr == "UN":
+            try:
+                vr = dictionary_VR(tag)
+            except KeyError:
+                continue
+        if vr == "PN":
+            for part in _name_parts(_text(elem, encodings, _PN_DELIMITERS | {0x5C})):
+                if part.isascii() and len(part) <= _SHORT_NAME:
+                    words.add(part)
+                else:
+                    needles.add(part)
+    for identifier in _IDENTIFIERS:
+        held = ds._dict.get(identifier)  # type: ignore[call-overload]
+        if held is not None:
+            for value in _text(held, encodings, {0x5C}).split("\\"):
+                flat = compact(value)
+                if len(flat) >= _SHORTEST_IDENTIFIER:
+                    needles.add(flat)
+    return Echo(frozenset(words), tuple(sorted(needles)), encodings)
+
+
+def _name_parts(text: str) -> Iterable[str]:
+    """Family, given and middle names of every value and group of a PN value, as words."""
+    for value in text.split("\\"):
+        for group in value.split("="):
+            for component in group.split("^")[:3]:  # prefixes and suffixes (DR, MR, JR) are not names
+                for word in _WORD.findall(component.upper()):
+                    if len(word) >= _SHORTEST_NAME and not word.isdigit():
+                        yield word
+
+
+def _text(elem: object, encodings: tuple[str, ...], delimiters: set[int]) -> str:
+    if isinstance(elem, RawDataElement):
+        raw = elem.value or b""
+        if raw.isascii():
+            return raw.decode("ascii")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return decode_bytes(raw, list(encodings), delimiters)
+    value = getattr(elem, "value", None)
+    if value is None:
+        return ""
+    if isinstance(value, str | bytes):
+        return value.decode("latin-1") if isinstance(value, bytes) else value
+    try:
+        return "\\".join(str(v) for v in value)
+    except TypeError:
+        return str(value)
+
+
+def _values(ds: Dataset, tag: int, default: tuple[str, ...]) -> tuple[str, ...]:
+    elem = ds._dict.get(tag)  # type: ignore[call-overload]
+    if elem is None:
+        return default
+    text = _text(elem, ("iso8859",), {0x5C}).strip("\x00 ")
+    return tuple(v.strip() for v in text.split("\\")) if text else default
