@@ -265,7 +265,7 @@ class Element:
         if not echo:
             return False
         if self.converted is _RAW:
-            return echo.heard_in(echo.read(self.raw or b""))
+            return echo.heard_in_raw(self.raw or b"")
         value = self.converted if self.converted is not None else ""
         text = "\\".join(map(str, value)) if isinstance(value, list | tuple | MultiValue) else str(value)
         return echo.heard_in(text)

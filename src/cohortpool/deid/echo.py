@@ -46,8 +46,12 @@ _SHORT_NAME = 5
 _SHORTEST_NAME = 3
 #: identifiers shorter than this are not looked for
 _SHORTEST_IDENTIFIER = 4
-#: PN component delimiter and group separator, and the value delimiter: never part of a name
-_PN_DELIMITERS = {0x5E, 0x3D}
+#: the bytes that end a run of encoded text (ISO 2022 returns to ASCII at each): the value delimiter,
+#: and in a PN value the component delimiter and the group separator
+_TEXT_DELIMITERS = {0x5C}
+_PN_DELIMITERS = {0x5C, 0x5E, 0x3D}
+#: what reading a damaged value can raise; such a value is not looked for (the cleaners judge it)
+_UNREADABLE = (UnicodeError, LookupError, ValueError, TypeError)
 
 
 def compact(text: str) -> str:
@@ -80,13 +84,19 @@ class Echo:
         flat = compact(upper)
         return any(needle in flat for needle in self.needles)
 
-    def read(self, raw: bytes) -> str:
-        """A raw text value as text, decoded with the file's character sets."""
+    def heard_in_raw(self, raw: bytes) -> bool:
+        """:meth:`heard_in` of a raw value, decoded with the file's character sets; a value that cannot
+        be decoded is taken to repeat them (nothing can show it does not)."""
+        if not self:
+            return False
         if raw.isascii():
-            return raw.decode("ascii")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # an undecodable byte is replaced, which is all we need here
-            return decode_bytes(raw, list(self.encodings), {0x5C})
+            return self.heard_in(raw.decode("ascii"))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an undecodable byte is replaced: enough to compare
+                return self.heard_in(decode_bytes(raw, list(self.encodings), _TEXT_DELIMITERS))
+        except _UNREADABLE:
+            return True
 
 
 NO_ECHO = Echo()
@@ -114,7 +124,7 @@ def echo_of(ds: Dataset) -> Echo:
             except KeyError:
                 continue
         if vr == "PN":
-            for part in _name_parts(_text(elem, encodings, _PN_DELIMITERS | {0x5C})):
+            for part in _name_parts(_text(elem, encodings, _PN_DELIMITERS)):
                 if part.isascii() and len(part) <= _SHORT_NAME:
                     words.add(part)
                 else:
@@ -122,7 +132,7 @@ def echo_of(ds: Dataset) -> Echo:
     for identifier in _IDENTIFIERS:
         held = ds._dict.get(identifier)  # type: ignore[call-overload]
         if held is not None:
-            for value in _text(held, encodings, {0x5C}).split("\\"):
+            for value in _text(held, encodings, _TEXT_DELIMITERS).split("\\"):
                 flat = compact(value)
                 if len(flat) >= _SHORTEST_IDENTIFIER:
                     needles.add(flat)
@@ -140,6 +150,14 @@ def _name_parts(text: str) -> Iterable[str]:
 
 
 def _text(elem: object, encodings: tuple[str, ...], delimiters: set[int]) -> str:
+    """An element's value as text ("" when it cannot be read)."""
+    try:
+        return _read_text(elem, encodings, delimiters)
+    except _UNREADABLE:
+        return ""
+
+
+def _read_text(elem: object, encodings: tuple[str, ...], delimiters: set[int]) -> str:
     if isinstance(elem, RawDataElement):
         raw = elem.value or b""
         if raw.isascii():
@@ -162,5 +180,5 @@ def _values(ds: Dataset, tag: int, default: tuple[str, ...]) -> tuple[str, ...]:
     elem = ds._dict.get(tag)  # type: ignore[call-overload]
     if elem is None:
         return default
-    text = _text(elem, ("iso8859",), {0x5C}).strip("\x00 ")
+    text = _text(elem, ("iso8859",), _TEXT_DELIMITERS).strip("\x00 ")
     return tuple(v.strip() for v in text.split("\\")) if text else default
