@@ -109,3 +109,25 @@ def test_identifiers_are_read_without_converting_the_data_set() -> None:
     assert "WEN" in echo.words and "LI" not in echo.words and "KOWALCZYKOWA" in echo.needles
     assert {"MRN40417", "19580312"} <= set(echo.needles) and "A77" not in echo.needles
     assert not NO_ECHO and not NO_ECHO.heard_in("WEN")
+
+
+def test_kept_text_written_as_a_person_name_gets_the_dummy() -> None:
+    # a name the file does not hold, pasted from a PN field: equipment text has no caret
+    cleaned = _cleaned(_patient(Manufacturer="Doe^John", SoftwareVersions="VE11C"))
+    assert (cleaned.Manufacturer, cleaned.SoftwareVersions) == ("REMOVED", "VE11C")
+
+
+def test_one_cleaner_judges_each_files_kept_text_against_that_files_identifiers() -> None:
+    # the cleaners reuse a verdict that did not read the value for the next file: a kept text's may not
+    cleaner = Cleaner(load_profile(DEFAULT), KEYS, UIDS)
+    outcomes = []
+    for name in ("Kowalczykowa^Anna", "Acmeson^Jan", "Kowalczykowa^Anna"):
+        read = _read_back(_patient(PatientName=name, Manufacturer="ACMESON"))
+        cleaner.clean(read, Context(KEYS.patient_id("MRN1"), -10, echo_of(read)))
+        outcomes.append(read.Manufacturer)
+    assert outcomes == ["ACMESON", "REMOVED", "ACMESON"]
+
+
+def test_a_descriptor_of_vocabulary_words_joined_by_a_caret_is_kept() -> None:
+    cleaned = _cleaned(_patient(SeriesDescription="SAG^T2", Manufacturer="SAG^T2"))
+    assert (cleaned.SeriesDescription, cleaned.Manufacturer) == ("SAG^T2", "SAG^T2")

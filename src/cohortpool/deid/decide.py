@@ -139,6 +139,8 @@ EMPTIED = "emptied"
 REPLACED = "replaced"
 #: a kept text value that repeated one of the file's identifiers (:mod:`cohortpool.deid.echo`)
 ECHOED = "identifier echoed"
+#: a kept text value written as a person name (``FAMILY^GIVEN``)
+NAME_FORM = "person name form"
 #: the text VRs whose kept values are compared with the file's identifiers (not AS, an age, nor PN and
 #: UN, which are never kept as they are)
 _ECHO_VRS = frozenset({"AE", "CS", "LO", "LT", "SH", "ST", "UC", "UR", "UT"})
@@ -260,15 +262,12 @@ class Element:
         text = "\\".join(map(str, value)) if isinstance(value, list | tuple | MultiValue) else str(value)
         return words_allowed(text, vocabulary)
 
-    def heard_in(self, echo: Echo) -> bool:
-        """The value repeats one of the file's identifiers (raw bytes read with its character sets)."""
-        if not echo:
-            return False
+    def decoded(self, echo: Echo) -> str | None:
+        """The value as text (raw bytes read with the file's character sets; ``None``: they cannot be)."""
         if self.converted is _RAW:
-            return echo.heard_in_raw(self.raw or b"")
+            return echo.decode(self.raw or b"")
         value = self.converted if self.converted is not None else ""
-        text = "\\".join(map(str, value)) if isinstance(value, list | tuple | MultiValue) else str(value)
-        return echo.heard_in(text)
+        return "\\".join(map(str, value)) if isinstance(value, list | tuple | MultiValue) else str(value)
 
     def text(self) -> str:
         """The whole value as text, stripped (identifiers).
@@ -316,9 +315,13 @@ def decide(
     if verdict.op != KEEP or element.vr not in _ECHO_VRS or element.tag in _ENUMERATED:
         return verdict
     # kept text: never reused for another file (whose identifiers differ), and not kept when it
-    # repeats one of this file's
-    if element.heard_in(echo):
+    # repeats one of this file's (a value that cannot be decoded cannot show it does not), or is
+    # written as a person name (unless every word is a descriptor's: SPINE^LUMBAR names nobody)
+    text = element.decoded(echo)
+    if text is None or echo.heard_in(text):
         return Verdict(REPLACE, (DUMMIES[element.vr],), ECHOED)
+    if "^" in text and not words_allowed(text, policy.vocabulary):
+        return Verdict(REPLACE, (DUMMIES[element.vr],), NAME_FORM)
     return _read(verdict)
 
 

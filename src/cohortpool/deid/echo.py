@@ -7,7 +7,8 @@ careless export can put the patient's name or record number there. Nothing gener
 product name from a person's, but the file itself says who it is about: its person names, its
 Patient ID, Other Patient IDs, accession number, birth date and telephone numbers. A kept value that
 repeats any of them is not kept (:func:`cohortpool.deid.decide.decide` gives it the VR's dummy, and
-the ledger counts it as ``identifier echoed``).
+the ledger counts it as ``identifier echoed``), and neither is one written as a person name is
+(``FAMILY^GIVEN``: no equipment text has a caret; counted as ``person name form``).
 
 How a value is compared (upper-cased):
 
@@ -84,19 +85,16 @@ class Echo:
         flat = compact(upper)
         return any(needle in flat for needle in self.needles)
 
-    def heard_in_raw(self, raw: bytes) -> bool:
-        """:meth:`heard_in` of a raw value, decoded with the file's character sets; a value that cannot
-        be decoded is taken to repeat them (nothing can show it does not)."""
-        if not self:
-            return False
+    def decode(self, raw: bytes) -> str | None:
+        """A raw text value decoded with the file's character sets (``None``: it cannot be)."""
         if raw.isascii():
-            return self.heard_in(raw.decode("ascii"))
+            return raw.decode("ascii")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # an undecodable byte is replaced: enough to compare
-                return self.heard_in(decode_bytes(raw, list(self.encodings), _TEXT_DELIMITERS))
+                return decode_bytes(raw, list(self.encodings), _TEXT_DELIMITERS)
         except _UNREADABLE:
-            return True
+            return None
 
 
 NO_ECHO = Echo()
