@@ -131,3 +131,17 @@ def test_one_cleaner_judges_each_files_kept_text_against_that_files_identifiers(
 def test_a_descriptor_of_vocabulary_words_joined_by_a_caret_is_kept() -> None:
     cleaned = _cleaned(_patient(SeriesDescription="SAG^T2", Manufacturer="SAG^T2"))
     assert (cleaned.SeriesDescription, cleaned.Manufacturer) == ("SAG^T2", "SAG^T2")
+
+
+def test_a_record_number_of_the_other_patient_ids_sequence_is_found_and_the_sequence_stays_raw() -> None:
+    other = Dataset()
+    other.PatientID = "OLD-4711-X"
+    other.TypeOfPatientID = "TEXT"
+    ds = _patient(Manufacturer="ACME OLD4711X", ManufacturerModelName="Scanner 3000")
+    ds.OtherPatientIDsSequence = [other]
+    read = _read_back(ds)
+    echo = echo_of(read)
+    assert "OLD4711X" in echo.needles
+    assert isinstance(read._dict[0x00101002], pydicom.dataelem.RawDataElement)  # not converted in place
+    cleaned = _cleaned(ds)
+    assert (cleaned.Manufacturer, cleaned.ManufacturerModelName) == ("REMOVED", "Scanner 3000")

@@ -5,10 +5,11 @@ does not name them (Manufacturer, Manufacturer's Model Name, Software Versions, 
 names, code strings...). Their values describe equipment, but a person types them, and a hostile or
 careless export can put the patient's name or record number there. Nothing general can tell a
 product name from a person's, but the file itself says who it is about: its person names, its
-Patient ID, Other Patient IDs, accession number, birth date and telephone numbers. A kept value that
-repeats any of them is not kept (:func:`cohortpool.deid.decide.decide` gives it the VR's dummy, and
-the ledger counts it as ``identifier echoed``), and neither is one written as a person name is
-(``FAMILY^GIVEN``: no equipment text has a caret; counted as ``person name form``).
+Patient ID, Other Patient IDs (and the Other Patient IDs Sequence's), accession number, birth date
+and telephone numbers. A kept value that repeats any of them is not kept
+(:func:`cohortpool.deid.decide.decide` gives it the VR's dummy, and the ledger counts it as
+``identifier echoed``), and neither is one written as a person name (``FAMILY^GIVEN``: no equipment
+text has a caret; counted as ``person name form``).
 
 How a value is compared (upper-cased):
 
@@ -33,12 +34,15 @@ from dataclasses import dataclass
 
 from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 
 #: Patient ID, Other Patient IDs, Accession Number, Patient's Birth Date, Patient's Telephone Numbers,
 #: Medical Record Locator, Patient's Birth Time is left out (a time matches acquisition times)
 _IDENTIFIERS = (0x00100020, 0x00101000, 0x00080050, 0x00100030, 0x00102154, 0x00101090)
+#: Other Patient IDs Sequence: the patient's other record numbers, each item's Patient ID
+_OTHER_IDS_SEQUENCE = 0x00101002
+_PATIENT_ID = 0x00100020
 _WORD = re.compile(r"[^\W_]+")
 _NOT_ALNUM = re.compile(r"[\W_]+")
 #: name parts up to this length (ASCII letters) must be whole words of the value to match
@@ -127,14 +131,28 @@ def echo_of(ds: Dataset) -> Echo:
                     words.add(part)
                 else:
                     needles.add(part)
-    for identifier in _IDENTIFIERS:
-        held = ds._dict.get(identifier)  # type: ignore[call-overload]
-        if held is not None:
-            for value in _text(held, encodings, _TEXT_DELIMITERS).split("\\"):
+    held = [ds._dict.get(tag) for tag in _IDENTIFIERS]  # type: ignore[call-overload]
+    held += _other_patient_ids(ds)
+    for elem in held:
+        if elem is not None:
+            for value in _text(elem, encodings, _TEXT_DELIMITERS).split("\\"):
                 flat = compact(value)
                 if len(flat) >= _SHORTEST_IDENTIFIER:
                     needles.add(flat)
     return Echo(frozenset(words), tuple(sorted(needles)), encodings)
+
+
+def _other_patient_ids(ds: Dataset) -> list[object]:
+    """The Patient ID elements of the Other Patient IDs Sequence's items, read from a converted copy
+    (converting the sequence in ``ds`` would turn the fast path away)."""
+    elem = ds._dict.get(_OTHER_IDS_SEQUENCE)  # type: ignore[call-overload]
+    if elem is None:
+        return []
+    try:
+        sequence = convert_raw_data_element(elem) if isinstance(elem, RawDataElement) else elem
+        return [item._dict.get(_PATIENT_ID) for item in sequence.value or ()]
+    except Exception:  # a damaged sequence is the cleaners' to judge; its IDs are not looked for
+        return []
 
 
 def _name_parts(text: str) -> Iterable[str]:
