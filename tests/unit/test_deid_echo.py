@@ -145,3 +145,13 @@ def test_a_record_number_of_the_other_patient_ids_sequence_is_found_and_the_sequ
     assert isinstance(read._dict[0x00101002], pydicom.dataelem.RawDataElement)  # not converted in place
     cleaned = _cleaned(ds)
     assert (cleaned.Manufacturer, cleaned.ManufacturerModelName) == ("REMOVED", "Scanner 3000")
+
+
+def test_a_header_naming_thousands_of_people_has_every_kept_text_replaced_in_bounded_time() -> None:
+    # a hostile file: thousands of names and thousands of kept values would be compared pairwise
+    ds = _patient(Manufacturer="ACME")
+    ds.OperatorsName = [f"Operator{n:05d}^Given{n:05d}" for n in range(3000)]
+    read = _read_back(ds)
+    echo = echo_of(read)
+    assert echo.overflow and echo.heard_in("ACME")
+    assert _cleaned(ds).Manufacturer == "REMOVED"

@@ -51,6 +51,9 @@ _SHORT_NAME = 5
 _SHORTEST_NAME = 3
 #: identifiers shorter than this are not looked for
 _SHORTEST_IDENTIFIER = 4
+#: more distinct name parts and identifiers than a real header holds (a patient, a few physicians and
+#: operators, a handful of record numbers: a few dozen at most)
+_MOST_IDENTIFIERS = 512
 #: the bytes that end a run of encoded text (ISO 2022 returns to ASCII at each): the value delimiter,
 #: and in a PN value the component delimiter and the group separator
 _TEXT_DELIMITERS = {0x5C}
@@ -70,17 +73,23 @@ class Echo:
 
     ``words`` must match a whole word; ``needles`` match anywhere in the compacted value.
     ``encodings`` are the Python codecs of the file's Specific Character Set, to read raw values.
+    ``overflow``: the file names more identifiers than any real header does, and every kept text
+    value is taken to repeat one (comparing each of thousands of values with each of thousands of
+    names would take hours; a hostile file can hold both).
     """
 
     words: frozenset[str] = frozenset()
     needles: tuple[str, ...] = ()
     encodings: tuple[str, ...] = ("iso8859",)
+    overflow: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.words or self.needles)
+        return bool(self.words or self.needles or self.overflow)
 
     def heard_in(self, text: str) -> bool:
         """``text`` repeats one of the file's identifiers."""
+        if self.overflow:
+            return True
         if not self:
             return False
         upper = text.upper()
@@ -139,6 +148,8 @@ def echo_of(ds: Dataset) -> Echo:
                 flat = compact(value)
                 if len(flat) >= _SHORTEST_IDENTIFIER:
                     needles.add(flat)
+    if len(words) + len(needles) > _MOST_IDENTIFIERS:
+        return Echo(encodings=encodings, overflow=True)
     return Echo(frozenset(words), tuple(sorted(needles)), encodings)
 
 
