@@ -35,6 +35,10 @@ The decision, in order:
 
    Overlay groups (60xx) are removed whole, whatever the table says of their elements: the table
    removes their data (60xx,3000), and an overlay plane without its data is invalid.
+4. Text any of the above keeps (every text VR but AS, attributes with enumerated values aside) is
+   compared with the file's own person names and identifiers (:mod:`cohortpool.deid.echo`): a value
+   that repeats one, or is written as a person name, gets the VR's dummy. Such a verdict reads the
+   value, so it is decided again for every file.
 
 The function is pure: the same rule, element, policy and context give the same verdict, with no
 side effects (the UID mapper and the pseudonymiser are keyed hashes, memoised).
