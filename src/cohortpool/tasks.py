@@ -114,6 +114,16 @@ def _retry_on_io(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> 
     return False
 
 
+#: a step that writes the hub's files or warehouse: retried twice on a lock conflict or an I/O error
+#: (:func:`_retry_on_io`), never cached (it acts on what is there now)
+_IO_STEP: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": exponential_backoff(5),
+    "retry_condition_fn": _retry_on_io,
+    "cache_policy": NO_CACHE,
+}
+
+
 def cache_refresh(task_: Task[Any, Any], output: Path) -> Task[Any, Any]:
     """The task, told to recompute and overwrite its cache entry when its output file is gone.
 
@@ -207,10 +217,7 @@ def push_submissions(outbox: Path, dest: str, site_id: str) -> PushSummary:
 
 @task(
     name="receive-submissions",
-    retries=2,
-    retry_delay_seconds=exponential_backoff(5),
-    retry_condition_fn=_retry_on_io,
-    cache_policy=NO_CACHE,
+    **_IO_STEP,
 )
 def receive_submissions(
     inbox: Path, out: Path, registry: dict[str, str | None], config: RunConfig | None = None
@@ -283,10 +290,7 @@ def validate_batch(
 @task(
     name="load-batch",
     task_run_name="load-batch-{site_id}",
-    retries=2,
-    retry_delay_seconds=exponential_backoff(5),
-    retry_condition_fn=_retry_on_io,
-    cache_policy=NO_CACHE,
+    **_IO_STEP,
 )
 @expected_failures("load", *hub.LOAD_FAILURES)
 def load_into_warehouse(
@@ -304,10 +308,7 @@ def load_into_warehouse(
 
 @task(
     name="erase-withdrawn-files",
-    retries=2,
-    retry_delay_seconds=exponential_backoff(5),
-    retry_condition_fn=_retry_on_io,
-    cache_policy=NO_CACHE,
+    **_IO_STEP,
 )
 def erase_withdrawn_files(db_path: Path, out_dir: Path) -> int:
     """Erase every site's withdrawn patients from the hub's files (submissions, validated batches, refused
@@ -317,10 +318,7 @@ def erase_withdrawn_files(db_path: Path, out_dir: Path) -> int:
 
 @task(
     name="publish-warehouse",
-    retries=2,
-    retry_delay_seconds=exponential_backoff(5),
-    retry_condition_fn=_retry_on_io,
-    cache_policy=NO_CACHE,
+    **_IO_STEP,
 )
 def publish_warehouse(db_path: Path) -> Path:
     """Publish the read-only copy of the warehouse that analysts and the report read; its path."""

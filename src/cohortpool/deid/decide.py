@@ -262,14 +262,16 @@ class Element:
         """Every word of every value is on the vocabulary (Clean Descriptors)."""
         if self.converted is _RAW:
             return raw_text_allowed(self.raw or b"", vocabulary)
-        value = self.converted if self.converted is not None else ""
-        text = "\\".join(map(str, value)) if isinstance(value, list | tuple | MultiValue) else str(value)
-        return words_allowed(text, vocabulary)
+        return words_allowed(self._converted_text(), vocabulary)
 
     def decoded(self, echo: Echo) -> str | None:
         """The value as text (raw bytes read with the file's character sets; ``None``: they cannot be)."""
         if self.converted is _RAW:
             return echo.decode(self.raw or b"")
+        return self._converted_text()
+
+    def _converted_text(self) -> str:
+        """A converted value as text, multiple values joined with the DICOM delimiter."""
         value = self.converted if self.converted is not None else ""
         return "\\".join(map(str, value)) if isinstance(value, list | tuple | MultiValue) else str(value)
 

@@ -100,12 +100,8 @@ class Echo:
 
     def decode(self, raw: bytes) -> str | None:
         """A raw text value decoded with the file's character sets (``None``: it cannot be)."""
-        if raw.isascii():
-            return raw.decode("ascii")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # an undecodable byte is replaced: enough to compare
-                return decode_bytes(raw, list(self.encodings), _TEXT_DELIMITERS)
+            return _decoded(raw, self.encodings, _TEXT_DELIMITERS)
         except _UNREADABLE:
             return None
 
@@ -184,14 +180,18 @@ def _text(elem: object, encodings: tuple[str, ...], delimiters: set[int]) -> str
         return ""
 
 
+def _decoded(raw: bytes, encodings: tuple[str, ...], delimiters: set[int]) -> str:
+    """Raw text bytes decoded with the character sets (ASCII directly: nearly every value)."""
+    if raw.isascii():
+        return raw.decode("ascii")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an undecodable byte is replaced: enough to compare
+        return decode_bytes(raw, list(encodings), delimiters)
+
+
 def _read_text(elem: object, encodings: tuple[str, ...], delimiters: set[int]) -> str:
     if isinstance(elem, RawDataElement):
-        raw = elem.value or b""
-        if raw.isascii():
-            return raw.decode("ascii")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return decode_bytes(raw, list(encodings), delimiters)
+        return _decoded(elem.value or b"", encodings, delimiters)
     value = getattr(elem, "value", None)
     if value is None:
         return ""
