@@ -16,7 +16,9 @@ also tell a CDN who opened it. So:
 
 Everything is deterministic (ids and timestamps GX would randomise are replaced) so that the same
 submission gives byte-identical pages. :class:`GxPages` keeps GX's renderer, its template environment
-(compiled templates) and the stylesheet for the life of a process.
+(compiled templates), the stylesheet and the suites' GX configurations for the life of a process. It is
+the only part of a validation by the SQL engine that imports GX, and it runs once the tables are written
+(:mod:`cohortpool.validate.results`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from cohortpool.validate.outcome import ValidationOutcome
 from cohortpool.validate.suites import TableSuite
 
 if TYPE_CHECKING:
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
     from cohortpool.validate.run import TableRun
 
 _REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>", re.IGNORECASE)
@@ -134,6 +138,7 @@ class GxPages:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tools: tuple[Any, Any, str] | None = None
+        self._configs: dict[tuple[Any, ...], dict[int, ExpectationConfiguration]] = {}
 
     def _renderer_view_stylesheet(self) -> tuple[Any, Any, str]:
         if self._tools is None:
@@ -143,19 +148,34 @@ class GxPages:
             self._tools = (ValidationResultsPageRenderer(), DefaultJinjaPageView(), _gx_stylesheet())
         return self._tools
 
-    def write(self, out: Path, runs: dict[str, TableRun], summary: dict[str, Any]) -> dict[str, list[str]]:
+    def _half_configs(self, suite: TableSuite, half: str) -> dict[int, ExpectationConfiguration]:
+        """Suite position -> GX's configuration of that expectation (ids reproducible), built once."""
+        key = (suite.path, suite.name, half)
+        if key not in self._configs:
+            built = suite.gx_suite(half)
+            self._configs[key] = {
+                position: expectation.configuration
+                for position, expectation in zip(suite.positions(half), built.expectations, strict=True)
+            }
+        return self._configs[key]
+
+    def write(
+        self, out: Path, runs: dict[str, TableRun], summary: dict[str, Any], suites: dict[str, TableSuite]
+    ) -> dict[str, list[str]]:
         """Write ``out/gx/<table>.<half>.html`` for every table half that ran; page names by table."""
         pages: dict[str, list[str]] = defaultdict(list)
         (out / "gx").mkdir(parents=True, exist_ok=True)
         with self._lock:
             renderer, view, stylesheet = self._renderer_view_stylesheet()
+            import great_expectations
+
             for table, run in runs.items():
                 source = summary["tables"][table]
-                for half, result in run.results.items():
+                for half, half_result in run.results.items():
                     # load time and data fingerprint differ per run and say nothing a reader needs; the
                     # data asset is the submitted file, the run is the batch
-                    result.meta = {
-                        "great_expectations_version": result.meta.get("great_expectations_version"),
+                    meta = {
+                        "great_expectations_version": str(great_expectations.__version__),
                         "batch_spec": {
                             "data_asset_name": source["file"],
                             "source_sha256": source["source_sha256"],
@@ -163,6 +183,7 @@ class GxPages:
                         },
                         "run_id": {"run_name": summary["batch_id"], "run_time": summary["night"]},
                     }
+                    result = half_result.to_gx(self._half_configs(suites[table], half), meta)
                     html: str = view.render(renderer.render(result))
                     name = f"gx/{table}.{half}.html"
                     (out / name).write_text(offline_html(html, stylesheet, table), encoding="utf-8")
@@ -233,7 +254,7 @@ def write_data_docs(
 ) -> Path:
     """Write ``index.html`` (self-contained) and the offline GX pages into ``out``; return the index."""
     out.mkdir(parents=True, exist_ok=True)
-    pages = (gx_pages or GxPages()).write(out, runs, summary)
+    pages = (gx_pages or GxPages()).write(out, runs, summary, suites)
     checks_by_table: dict[str, list[Any]] = defaultdict(list)
     for check in outcome.checks:
         checks_by_table[check.table].append(check)

@@ -15,6 +15,7 @@ compares both on odd files (quotes, embedded newlines, blank lines, CR line ends
 from __future__ import annotations
 
 import csv
+import ctypes
 import hashlib
 import io
 from collections.abc import Iterator
@@ -375,3 +376,22 @@ def release_arrow_memory() -> None:
     others add to it. Costs milliseconds.
     """
     pa.default_memory_pool().release_unused()
+
+
+def release_memory() -> None:
+    """Give back to the system what every allocator of the process keeps for reuse: Arrow's, and the C
+    library's (glibc keeps freed memory in its arenas; ``malloc_trim`` returns it).
+
+    Called between a validation's tables and its Data Docs pages (issue 16 item 2): pandas, Arrow and
+    DuckDB free their chunks' memory into the allocators, and GX imported next would otherwise be
+    placed beside it. Done by hand through ctypes, as no library exposes ``malloc_trim``; a C library
+    without it (musl, macOS) is left alone.
+    """
+    release_arrow_memory()
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)

@@ -39,16 +39,13 @@ import numpy as np
 
 from cohortpool.validate.findings import ERROR, CheckOutcome, Finding, Found, RowFindings, expand
 from cohortpool.validate.frames import TableFrames, release_arrow_memory
+from cohortpool.validate.results import CheckedExpectation, CheckResult, HalfResult
 from cohortpool.validate.sqlrun import ChunkedHalf, SqlEngine
 from cohortpool.validate.suites import TEXT, TYPED, TableSuite, ephemeral_context
 
 if TYPE_CHECKING:
     import pandas as pd
-    from great_expectations.core import (
-        ExpectationSuite,
-        ExpectationSuiteValidationResult,
-        ExpectationValidationResult,
-    )
+    from great_expectations.core import ExpectationSuite
     from great_expectations.data_context.data_context.abstract_data_context import AbstractDataContext
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -100,12 +97,6 @@ def expectation_columns(kwargs: dict[str, Any]) -> tuple[str, ...]:
     return tuple(kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs)
 
 
-def _gx_version() -> str:
-    import great_expectations
-
-    return str(great_expectations.__version__)
-
-
 def column_groups(
     suite: TableSuite, applies_to: str, frame_columns: list[str]
 ) -> list[tuple[tuple[str, ...] | None, list[int]]]:
@@ -146,12 +137,12 @@ def exception_message(exception_info: dict[str, Any] | None) -> str | None:
 
 @dataclass
 class TableRun:
-    """A table's findings, per-expectation outcomes and the (sanitised) GX results for Data Docs."""
+    """A table's findings, per-expectation outcomes and the (sanitised) results for Data Docs."""
 
     #: table-level findings, and each failed check's rows as positions
     found: list[Found] = field(default_factory=list)
     outcomes: list[CheckOutcome] = field(default_factory=list)
-    results: dict[str, ExpectationSuiteValidationResult] = field(default_factory=dict)
+    results: dict[str, HalfResult] = field(default_factory=dict)
     #: expectations the SQL engine left to GX: label -> why
     by_gx: dict[str, str] = field(default_factory=dict)
 
@@ -168,10 +159,11 @@ class TableRun:
 class SuiteRunner:
     """Runs reviewed suites on DataFrames; holds what every table of every submission can share.
 
-    Built once per process and reused (:class:`cohortpool.validate.validator.Validator` does): the GX
+    Built once per process and reused (:class:`cohortpool.validate.batch.Validator` does): the GX
     context (created on first need: with the DuckDB engine, only when an expectation falls back to GX),
     the GX suites built from the reviewed JSON (once per table half, and per group of expectations), their
-    expectation configurations, and the DuckDB engine.
+    expectation configurations, and the DuckDB engine. With the DuckDB engine and suites it translates
+    whole, GX is not imported at all (:mod:`cohortpool.validate.results`).
     """
 
     def __init__(self, engine: str = "duckdb") -> None:
@@ -184,6 +176,7 @@ class SuiteRunner:
         self._batches: dict[str, Any] = {}
         self._gx_suites: dict[tuple[Any, ...], ExpectationSuite] = {}
         self._configs: dict[tuple[Any, ...], dict[int, ExpectationConfiguration]] = {}
+        self._checked: dict[tuple[Any, ...], dict[int, CheckedExpectation]] = {}
 
     def _batch_definition(self, asset_name: str) -> Any:
         if self._context is None:
@@ -204,6 +197,15 @@ class SuiteRunner:
                 built = self._context.suites.add_or_update(built)
             self._gx_suites[key] = built
         return self._gx_suites[key]
+
+    def _half_checked(self, suite: TableSuite, applies_to: str) -> dict[int, CheckedExpectation]:
+        """Suite position -> the expectation as results name it (no GX), built once."""
+        key = (suite.path, suite.name, applies_to)
+        if key not in self._checked:
+            self._checked[key] = {
+                p: CheckedExpectation.of(suite.expectations[p]) for p in suite.positions(applies_to)
+            }
+        return self._checked[key]
 
     def _half_configs(self, suite: TableSuite, applies_to: str) -> dict[int, ExpectationConfiguration]:
         """Suite position -> GX's configuration of that expectation (ids reproducible), built once."""
@@ -245,14 +247,12 @@ class SuiteRunner:
         positions = suite.positions(applies_to)
         if not positions:
             return
-        with _GX_LOCK:
-            configs = self._half_configs(suite, applies_to)
-        by_position: dict[int, ExpectationValidationResult] = {}
+        by_position: dict[int, CheckResult] = {}
         for_gx = positions
         if self._sql is not None:
             half = self._sql.run_half(
                 [(p, suite.expectations[p]) for p in positions],
-                configs,
+                self._half_checked(suite, applies_to),
                 frame,
                 parameters,
                 suite.publish_unexpected_values,
@@ -266,6 +266,7 @@ class SuiteRunner:
                 log.debug("%s: %s runs with GX: %s", suite.table, label, half.for_gx[position])
         if for_gx:
             with _GX_LOCK:
+                configs = self._half_configs(suite, applies_to)
                 by_position.update(self._run_gx(suite, applies_to, frame, parameters, for_gx, configs))
         self._finish_half(suite, applies_to, by_position, table_run)
 
@@ -285,13 +286,11 @@ class SuiteRunner:
             if not halves:
                 for applies_to, frame in ((TEXT, chunk.text), (TYPED, chunk.typed)):
                     positions = suite.positions(applies_to)
-                    with _GX_LOCK:
-                        configs = self._half_configs(suite, applies_to) if positions else {}
                     halves[applies_to] = ChunkedHalf(
                         self._sql,
                         connection,
                         [(p, suite.expectations[p]) for p in positions],
-                        configs,
+                        self._half_checked(suite, applies_to),
                         {str(c): str(t) for c, t in frame.dtypes.items()},
                         parameters,
                         suite.publish_unexpected_values,
@@ -314,30 +313,15 @@ class SuiteRunner:
         self,
         suite: TableSuite,
         applies_to: str,
-        by_position: dict[int, ExpectationValidationResult],
+        by_position: dict[int, CheckResult],
         table_run: TableRun,
     ) -> None:
         """Findings, outcomes and the Data Docs result of a half, from its results by suite position."""
-        from great_expectations.core import ExpectationSuiteValidationResult
-
-        positions = suite.positions(applies_to)
-        results = [by_position[p] for p in positions]
+        results = [by_position[p] for p in suite.positions(applies_to)]
         for exp_result in results:
             self._collect(suite, applies_to, exp_result, table_run)
-        successes = sum(bool(r.success) for r in results)
         # one result per half, in suite order, for the Data Docs page
-        table_run.results[applies_to] = ExpectationSuiteValidationResult(
-            success=successes == len(results),
-            results=results,
-            suite_name=f"{suite.name}.{applies_to}",
-            statistics={
-                "evaluated_expectations": len(results),
-                "successful_expectations": successes,
-                "unsuccessful_expectations": len(results) - successes,
-                "success_percent": 100.0 * successes / len(results),
-            },
-            meta={"great_expectations_version": _gx_version()},
-        )
+        table_run.results[applies_to] = HalfResult(f"{suite.name}.{applies_to}", results)
 
     def _run_gx(
         self,
@@ -347,7 +331,7 @@ class SuiteRunner:
         parameters: dict[str, Any],
         positions: list[int],
         configs: dict[int, ExpectationConfiguration],
-    ) -> dict[int, ExpectationValidationResult]:
+    ) -> dict[int, CheckResult]:
         """GX on pandas for the expectations at ``positions``; results by position."""
         batch_definition = self._batch_definition(f"{suite.table}.{applies_to}")
         if len(frame) >= GROUP_COLUMNS_FROM_ROWS:
@@ -364,7 +348,7 @@ class SuiteRunner:
         positions_of: dict[str, list[int]] = defaultdict(list)
         for position in positions:
             positions_of[_config_key(configs[position], parameters)].append(position)
-        found: dict[int, ExpectationValidationResult] = {}
+        found: dict[int, CheckResult] = {}
         for columns, group in groups:
             gx_suite = self._gx_suite(suite, applies_to, group)
             part = frame if columns is None else frame[list(columns)]
@@ -379,12 +363,13 @@ class SuiteRunner:
                     f"{len(group)} expectations ({applies_to} half)"
                 )
             for exp_result in result.results:
-                found[positions_of[_config_key(exp_result.expectation_config, parameters)].pop(0)] = (
-                    exp_result
-                )
+                position = positions_of[_config_key(exp_result.expectation_config, parameters)].pop(0)
+                found[position] = CheckResult.from_gx(position, exp_result)
         return found
 
-    def _collect(self, suite: TableSuite, applies_to: str, exp_result: Any, table_run: TableRun) -> None:
+    def _collect(
+        self, suite: TableSuite, applies_to: str, exp_result: CheckResult, table_run: TableRun
+    ) -> None:
         config = exp_result.expectation_config
         meta = config.meta or {}
         severity = meta["severity"]

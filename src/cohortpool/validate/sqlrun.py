@@ -1,9 +1,10 @@
-"""Run a suite's expectations on a DataFrame in DuckDB, as GX results, from the SQL :mod:`sqlgen` writes.
+"""Run a suite's expectations on a DataFrame in DuckDB, from the SQL :mod:`sqlgen` writes.
 
 One scan per table half evaluates every translated expectation (uniqueness: one grouping query per key)
 and returns, per expectation, the rows looked at, the rows left out as missing, the failing
 row positions (ordered) and the number of rows the SQL could not decide. The answers are turned into
-GX ``ExpectationValidationResult`` objects shaped as GX's pandas engine shapes them (the same counts,
+results (:class:`cohortpool.validate.results.CheckResult`: plain records, so that checking rows never
+imports GX) shaped as GX's pandas engine shapes its ``ExpectationValidationResult`` (the same counts,
 percentages and samples), so that everything downstream (findings, quarantine, Data Docs) is the same code
 for both engines.
 
@@ -29,13 +30,14 @@ import weakref
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from cohortpool.validate.results import CheckedExpectation, CheckResult
 from cohortpool.validate.sqlgen import (
     COLUMN_TYPE,
     GX_TYPE_TO_REGISTERED,
@@ -46,10 +48,6 @@ from cohortpool.validate.sqlgen import (
     quote,
     translate,
 )
-
-if TYPE_CHECKING:
-    from great_expectations.core import ExpectationValidationResult
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
 #: pandas dtype name -> the Arrow type it is registered as (its DuckDB type: sqlgen.GX_TYPE_TO_REGISTERED)
 _ARROW = {
@@ -65,7 +63,7 @@ _NO_EXCEPTION = {"raised_exception": False, "exception_message": None, "exceptio
 class HalfRun:
     """The results of one half: by suite position; ``for_gx`` are the positions GX must run (and why)."""
 
-    results: dict[int, ExpectationValidationResult] = field(default_factory=dict)
+    results: dict[int, CheckResult] = field(default_factory=dict)
     for_gx: dict[int, str] = field(default_factory=dict)
 
 
@@ -103,7 +101,7 @@ class SqlEngine:
     def run_half(
         self,
         expectations: list[tuple[int, dict[str, Any]]],
-        configs: Mapping[int, ExpectationConfiguration],
+        configs: Mapping[int, CheckedExpectation],
         frame: pd.DataFrame,
         parameters: Mapping[str, Any],
         publish_values: bool,
@@ -138,42 +136,42 @@ class SqlEngine:
     def finish_half(
         self,
         checks: Mapping[int, SqlCheck],
-        configs: Mapping[int, ExpectationConfiguration],
+        configs: Mapping[int, CheckedExpectation],
         answers: Mapping[int, dict[str, Any] | str],
         values: Mapping[int, FailingValues],
         frame: pd.DataFrame,
         publish_values: bool,
         out: HalfRun,
     ) -> None:
-        """GX results of a half's translated checks from their answers (``frame``: the table's columns
+        """Results of a half's translated checks from their answers (``frame``: the table's columns
         and dtypes, of the whole table or of any of its chunks)."""
         for position, check in checks.items():
             config = configs[position]
             if check.kind == TABLE_COLUMNS:
-                out.results[position] = _columns_result(config, check, list(frame.columns))
+                out.results[position] = _columns_result(position, config, check, list(frame.columns))
             elif check.kind == COLUMN_TYPE:
-                out.results[position] = _type_result(config, check, frame)
+                out.results[position] = _type_result(position, config, check, frame)
             else:
                 answer = answers[position]
                 if isinstance(answer, str):
-                    out.results[position] = _error_result(config, answer)
+                    out.results[position] = _error_result(position, config, answer)
                 else:
                     out.results[position] = self._rows_result(
-                        config, check, answer, values.get(position), publish_values
+                        position, config, check, answer, values.get(position), publish_values
                     )
 
     def _rows_result(
         self,
-        config: ExpectationConfiguration,
+        position: int,
+        config: CheckedExpectation,
         check: SqlCheck,
         answer: dict[str, Any],
         values: FailingValues | None,
         publish_values: bool,
-    ) -> ExpectationValidationResult:
-        from great_expectations.core import ExpectationValidationResult
-
+    ) -> CheckResult:
         if answer["undecided"]:
             return _error_result(
+                position,
                 config,
                 f"the SQL translation neither passed nor failed {answer['undecided']} row(s) "
                 "(a null where a boolean was due); fix the translation in cohortpool.validate.sqlgen",
@@ -191,12 +189,7 @@ class SqlEngine:
             result["partial_unexpected_counts"] = values.counts()
         result["partial_unexpected_index_list"] = positions[: self._partial].tolist()
         result["unexpected_index_list"] = positions
-        return ExpectationValidationResult(
-            success=unexpected_count == 0,
-            expectation_config=config,
-            result=result,
-            exception_info=dict(_NO_EXCEPTION),
-        )
+        return CheckResult(position, unexpected_count == 0, config, result, dict(_NO_EXCEPTION))
 
 
 #: every engine of this process, to find their databases after a fork
@@ -458,11 +451,9 @@ class FailingValues:
 
 
 def _columns_result(
-    config: ExpectationConfiguration, check: SqlCheck, actual: list[object]
-) -> ExpectationValidationResult:
+    position: int, config: CheckedExpectation, check: SqlCheck, actual: list[object]
+) -> CheckResult:
     """``expect_table_columns_to_match_set`` as GX decides it (the frame's column names)."""
-    from great_expectations.core import ExpectationValidationResult
-
     actual_set = {str(c) for c in actual}
     expected_set = set(check.expected)
     observed = sorted(actual_set)
@@ -478,35 +469,27 @@ def _columns_result(
             mismatched["missing"] = missing
         result["details"] = {"mismatched": mismatched}
         success = not check.exact and not missing
-    return ExpectationValidationResult(
-        success=success, expectation_config=config, result=result, exception_info=dict(_NO_EXCEPTION)
-    )
+    return CheckResult(position, success, config, result, dict(_NO_EXCEPTION))
 
 
 def _type_result(
-    config: ExpectationConfiguration, check: SqlCheck, frame: pd.DataFrame
-) -> ExpectationValidationResult:
+    position: int, config: CheckedExpectation, check: SqlCheck, frame: pd.DataFrame
+) -> CheckResult:
     """``expect_column_type_to_be``: the registered DuckDB type of the column against the expected one."""
-    from great_expectations.core import ExpectationValidationResult
-
     dtype = str(frame[check.columns[0]].dtype)
     registered = GX_TYPE_TO_REGISTERED.get(dtype)
-    return ExpectationValidationResult(
-        success=registered == check.expected,
-        expectation_config=config,
-        result={"observed_value": dtype},
-        exception_info=dict(_NO_EXCEPTION),
+    return CheckResult(
+        position, registered == check.expected, config, {"observed_value": dtype}, dict(_NO_EXCEPTION)
     )
 
 
-def _error_result(config: ExpectationConfiguration, message: str) -> ExpectationValidationResult:
-    from great_expectations.core import ExpectationValidationResult
-
-    return ExpectationValidationResult(
-        success=False,
-        expectation_config=config,
-        result={},
-        exception_info={"raised_exception": True, "exception_message": message, "exception_traceback": None},
+def _error_result(position: int, config: CheckedExpectation, message: str) -> CheckResult:
+    return CheckResult(
+        position,
+        False,
+        config,
+        {},
+        {"raised_exception": True, "exception_message": message, "exception_traceback": None},
     )
 
 
@@ -532,7 +515,7 @@ class ChunkedHalf:
         engine: SqlEngine,
         connection: duckdb.DuckDBPyConnection,
         expectations: list[tuple[int, dict[str, Any]]],
-        configs: Mapping[int, ExpectationConfiguration],
+        configs: Mapping[int, CheckedExpectation],
         dtypes: Mapping[str, str],
         parameters: Mapping[str, Any],
         publish_values: bool,
