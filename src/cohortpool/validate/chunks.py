@@ -15,7 +15,7 @@ A table is read up to three times, each time chunk by chunk (:func:`cohortpool.v
 The result is the one the whole-table path gives: the same findings, report lines, counts, Data Docs
 and accepted rows (``tests/unit/test_validate_chunks.py`` compares both on planted defects). Holding the
 whole table cost about 1.1 KB per row (10^6 reads: 1.3 GB peak), and a night that quarantined every
-row 1.6 GB; read in chunks, both stay near 600 MB at 10^6 and 10^7 rows (``benchmarks/RESULTS.md``,
+row 1.6 GB; read in chunks, both stay under 500 MB at 10^6 and 10^7 rows (``benchmarks/RESULTS.md``,
 "Table memory"). What still grows with the rows: 8 bytes per finding (its position), and a count per
 distinct failing value of a table whose values may be published.
 
