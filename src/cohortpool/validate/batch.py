@@ -33,7 +33,7 @@ from cohortpool.contract import MACHINE_ERRNOS
 from cohortpool.contract.files import sha256_file
 from cohortpool.validate.accepted import write_accepted
 from cohortpool.validate.chunks import ChunkedTable, split_in_chunks, validate_in_chunks
-from cohortpool.validate.crosstable import check_tables, keep_rows
+from cohortpool.validate.crosstable import check_tables, forget_rows, keep_rows
 from cohortpool.validate.docs import GxPages, write_data_docs
 from cohortpool.validate.findings import ERROR, WARNING, Found, RowFindings, expand
 from cohortpool.validate.frames import (
@@ -192,6 +192,7 @@ class Validator:
         frames, chunked, rejected, runs = self._validate_tables(submission, keys, scratch)
         # cross-table checks only between tables whose own checks could run
         cross = check_tables(keys, [t for t in [*frames, *chunked] if not runs[t].errored])
+        forget_rows(keys, TABLES)
 
         staging = _prepare_out_dir(out_dir)
         quarantine_lines = LinesFile(staging / "quarantine.csv")

@@ -166,6 +166,17 @@ def check_tables(connection: duckdb.DuckDBPyConnection, present: Collection[str]
     return findings
 
 
+def forget_rows(connection: duckdb.DuckDBPyConnection, tables: Collection[str]) -> None:
+    """Drop what :func:`keep_rows` kept, once :func:`check_tables` has run: the scratch database's memory
+    is then free for splitting the tables (issue 16 item 2)."""
+    cursor = connection.cursor()
+    try:
+        for table in tables:
+            cursor.execute(f"DROP TABLE IF EXISTS {relation(table)}")
+    finally:
+        cursor.close()
+
+
 def check_crosstable(tables: Mapping[str, pd.DataFrame]) -> list[Finding]:
     """:func:`check_tables` on whole typed frames, by table (positions: their rows, 0 to n - 1)."""
     connection = duckdb.connect(":memory:", config={"threads": 1})
