@@ -41,7 +41,6 @@ from cohortpool.validate.frames import (
     TableRejected,
     read_table,
     release_arrow_memory,
-    release_memory,
 )
 from cohortpool.validate.outcome import TableSummary, ValidationOutcome
 from cohortpool.validate.quarantine import (
@@ -168,9 +167,9 @@ class Validator:
             ) from exc
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        # GX's pages last, once the scratch database is closed and the tables' memory given back: GX is
-        # imported only here, and a process holding both peaked 140 MB higher (issue 16 item 2)
-        release_memory()
+        # GX's pages last, once the scratch database is closed (write_data_docs gives the tables' memory
+        # back first): GX is imported only there, and a process holding both peaked 140 MB higher
+        # (issue 16 item 2)
         write_data_docs(
             staged.staging / "data_docs", staged.summary, staged.outcome, staged.runs, self.suites, self.pages
         )

@@ -153,11 +153,7 @@ class GxPages:
         """Suite position -> GX's configuration of that expectation (ids reproducible), built once."""
         key = (suite.path, suite.name, half)
         if key not in self._configs:
-            built = suite.gx_suite(half)
-            self._configs[key] = {
-                position: expectation.configuration
-                for position, expectation in zip(suite.positions(half), built.expectations, strict=True)
-            }
+            self._configs[key] = suite.gx_configs(half)
         return self._configs[key]
 
     def write(

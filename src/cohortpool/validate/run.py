@@ -187,15 +187,12 @@ class SuiteRunner:
             self._batches[asset_name] = asset.add_batch_definition_whole_dataframe("whole")
         return self._batches[asset_name]
 
-    def _gx_suite(self, suite: TableSuite, applies_to: str, positions: list[int] | None) -> ExpectationSuite:
+    def _gx_suite(self, suite: TableSuite, applies_to: str, positions: list[int]) -> ExpectationSuite:
         """The GX suite of these expectations, built (and added to the context) once."""
-        key = (suite.path, suite.name, applies_to, None if positions is None else tuple(positions))
+        key = (suite.path, suite.name, applies_to, tuple(positions))
         if key not in self._gx_suites:
-            built = suite.gx_suite(applies_to, positions)
-            if positions is not None:
-                assert self._context is not None  # _batch_definition ran first
-                built = self._context.suites.add_or_update(built)
-            self._gx_suites[key] = built
+            assert self._context is not None  # _batch_definition ran first
+            self._gx_suites[key] = self._context.suites.add_or_update(suite.gx_suite(applies_to, positions))
         return self._gx_suites[key]
 
     def _half_checked(self, suite: TableSuite, applies_to: str) -> dict[int, CheckedExpectation]:
@@ -211,13 +208,7 @@ class SuiteRunner:
         """Suite position -> GX's configuration of that expectation (ids reproducible), built once."""
         key = (suite.path, suite.name, applies_to)
         if key not in self._configs:
-            gx_suite = self._gx_suite(suite, applies_to, None)
-            self._configs[key] = {
-                position: expectation.configuration
-                for position, expectation in zip(
-                    suite.positions(applies_to), gx_suite.expectations, strict=True
-                )
-            }
+            self._configs[key] = suite.gx_configs(applies_to)
         return self._configs[key]
 
     def run(self, suite: TableSuite, frames: TableFrames, site_id: str) -> TableRun:

@@ -30,6 +30,7 @@ from cohortpool.contract import resources
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
     from great_expectations.data_context.data_context.abstract_data_context import AbstractDataContext
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
 #: the feature tables of a submission, in validation order
 TABLES: tuple[str, ...] = ("clinical", "reads", "imaging_manifest")
@@ -127,6 +128,15 @@ class TableSuite:
             meta=dict(self.meta),
             id=str(uuid.uuid5(_ID_NAMESPACE, name)),
         )
+
+    def gx_configs(self, applies_to: str) -> dict[int, ExpectationConfiguration]:
+        """Suite position -> GX's configuration of that expectation (ids reproducible): what a result
+        of the ``text`` or ``typed`` half is rendered with, and what GX's own results are matched to."""
+        built = self.gx_suite(applies_to)
+        return {
+            position: expectation.configuration
+            for position, expectation in zip(self.positions(applies_to), built.expectations, strict=True)
+        }
 
 
 def suite_path(table: str) -> Path:
