@@ -1,8 +1,8 @@
 """A table's accepted rows as the validated batch's parquet file (data contract section 3).
 
 One schema for both ways a table is validated: whole (:func:`write_accepted`, one call) or in chunks
-(:class:`AcceptedWriter`, rows appended chunk by chunk and written in row groups of a fixed size, so that
-the file does not depend on where the chunks end).
+(:class:`AcceptedWriter`, rows appended chunk by chunk and written in row groups of a fixed size, each
+one contiguous array per column, so that the file's bytes do not depend on where the chunks end).
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ class AcceptedWriter:
 
     def _flush(self, rows: int) -> None:
         held = pa.concat_tables(self._pending)
-        self._writer.write_table(held.slice(0, rows), row_group_size=rows)
+        # one contiguous array per column: Parquet's page boundaries follow the arrays it is given, so
+        # written as the chunks left them the file's bytes changed with the chunks' size
+        self._writer.write_table(held.slice(0, rows).combine_chunks(), row_group_size=rows)
         rest = held.slice(rows)
         self._pending = [rest] if rest.num_rows else []
         self._pending_rows = rest.num_rows
