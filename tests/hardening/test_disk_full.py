@@ -346,14 +346,14 @@ def _parquet_fault(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _data_docs_fault(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cohortpool.validate import batch
+    from cohortpool.validate import staged
 
     def partial(folder: Path, *_: Any) -> None:
         _half(folder / "index.html", "<html><body>half a page</body></html>")
 
     # the last write before the batch is put in place: summary.json is already written beside it
     # (patched where the batch writer looks the function up)
-    monkeypatch.setattr(batch, "write_data_docs", _on_call(1, batch.write_data_docs, partial))
+    monkeypatch.setattr(staged, "write_data_docs", _on_call(1, staged.write_data_docs, partial))
 
 
 VALIDATE_FAULTS: dict[str, Fault] = {"accepted parquet": _parquet_fault, "data docs": _data_docs_fault}

@@ -20,15 +20,16 @@ _PROBE = textwrap.dedent(
     from pathlib import Path
 
     import cohortpool.validate.batch as batch
+    import cohortpool.validate.staged as staged
 
     seen = {}
-    render = batch.write_data_docs
+    render = staged.write_data_docs
 
     def observed(*args, **kwargs):
         seen["gx_before_pages"] = "great_expectations" in sys.modules
         return render(*args, **kwargs)
 
-    batch.write_data_docs = observed
+    staged.write_data_docs = observed
     validator = batch.Validator(engine=sys.argv[3], chunk_bytes=int(sys.argv[4]))
     outcome = validator.validate_submission(Path(sys.argv[1]), Path(sys.argv[2]))
     seen["gx_after_pages"] = "great_expectations" in sys.modules

@@ -7,6 +7,7 @@ level, so ``cohortpool --help`` answers quickly.
 
 from __future__ import annotations
 
+from cohortpool.cli import _app
 from cohortpool.cli import deid as _deid  # noqa: F401  (registers deid)
 from cohortpool.cli import deploy as _deploy  # noqa: F401  (registers deploy)
 from cohortpool.cli import info as _info  # noqa: F401  (registers version, config, keygen)
@@ -24,7 +25,8 @@ from cohortpool.cli._app import app
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the command owns this process (:func:`_app.owns_process`)."""
+    _app._OWNS_PROCESS = True
     app()
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "app",
     "declared_site",
     "fail",
+    "owns_process",
     "read_settings",
 ]
 
@@ -112,6 +113,17 @@ app = App(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+#: set by the console script (:func:`cohortpool.cli.main`): this process is the command's alone
+_OWNS_PROCESS = False
+
+
+def owns_process() -> bool:
+    """Whether the command runs as its own program (the console script, ``python -m cohortpool``) and may
+    replace its process (``exec``), rather than inside another Python program (a test runner's
+    ``CliRunner``, a notebook), which must live on."""
+    return _OWNS_PROCESS
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:

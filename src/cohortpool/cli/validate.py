@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from cohortpool.cli._app import EXIT_FAILED, EXIT_USAGE, app, read_settings
+from cohortpool.cli._app import EXIT_FAILED, EXIT_USAGE, app, owns_process, read_settings
 from cohortpool.contract import MACHINE_ERRNOS
+
+if TYPE_CHECKING:
+    from cohortpool.validate.outcome import ValidationOutcome
+
+#: the hidden command a `validate` that owns its process becomes, to finish the batch it staged
+FINISH_COMMAND = "_finish-validate"
 
 
 @app.command("validate")
@@ -40,7 +49,8 @@ def validate(
     """
     from rich.console import Console
 
-    from cohortpool.validate import SubmissionError, Validator
+    from cohortpool.validate import Validator
+    from cohortpool.validate.handover import hand_over
     from cohortpool.validate.run import ENGINES
     from cohortpool.validate.submission import open_submission
 
@@ -48,12 +58,42 @@ def validate(
     if engine not in ENGINES:
         typer.echo(f"error: --engine must be one of {', '.join(ENGINES)}, not {engine!r}", err=True)
         raise typer.Exit(EXIT_USAGE)
-    try:
+    with _batch_errors(lambda: out):
         if out is None:
             submission = open_submission(submission_dir)
             out = read_settings().data_dir / "validated" / submission.site_id / submission.night
         with console.status(f"validating {submission_dir} ..."):
-            outcome = Validator(engine=engine).validate_submission(submission_dir, out)
+            validator = Validator(engine=engine)
+            staged = validator.stage_submission(submission_dir, out)
+        if owns_process():
+            # the Data Docs in a fresh process (cohortpool.validate.handover): returns only where this
+            # process cannot be replaced
+            hand_over(staged, [sys.executable, "-m", "cohortpool", FINISH_COMMAND])
+        outcome = staged.finish(validator.pages)
+    _report(outcome)
+
+
+@app.command(FINISH_COMMAND, hidden=True)
+def finish_validate(
+    descriptor: Annotated[int, typer.Argument(help="The handed-over batch's file descriptor.")],
+) -> None:
+    """Finish a batch `cohortpool validate` staged (its Data Docs, then the batch put in place), in the
+    process that command replaced itself with (:mod:`cohortpool.validate.handover`)."""
+    from cohortpool.validate.handover import take_over
+
+    staged = take_over(descriptor)
+    with _batch_errors(lambda: staged.outcome.out_dir):
+        outcome = staged.finish()
+    _report(outcome)
+
+
+@contextmanager
+def _batch_errors(out: Callable[[], Path | None]) -> Iterator[None]:
+    """The errors of a validation as one line and the exit code the contract gives them."""
+    from cohortpool.validate import SubmissionError
+
+    try:
+        yield
     except SubmissionError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from exc
@@ -65,12 +105,17 @@ def validate(
             raise
         from cohortpool.pipeline.site import free_space
 
+        where = out() or Path()
         typer.echo(
-            f"error: {exc.strerror}: the validated batch could not be written to {out} "
-            f"({free_space(out or Path())}); nothing was marked validated: free space and run again",
+            f"error: {exc.strerror}: the validated batch could not be written to {where} "
+            f"({free_space(where)}); nothing was marked validated: free space and run again",
             err=True,
         )
         raise typer.Exit(EXIT_FAILED) from None
+
+
+def _report(outcome: ValidationOutcome) -> NoReturn:
+    """What the validation did, one line per table, and its exit code."""
     for file, problem in outcome.changed.items():
         # the submission did not come through `cohortpool receive`, which refuses it: validated as it is
         typer.echo(

@@ -22,7 +22,6 @@ import os
 import shutil
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from cohortpool.contract.files import sha256_file
 from cohortpool.validate.accepted import write_accepted
 from cohortpool.validate.chunks import ChunkedTable, split_in_chunks, validate_in_chunks
 from cohortpool.validate.crosstable import check_tables, forget_rows, keep_rows
-from cohortpool.validate.docs import GxPages, write_data_docs
+from cohortpool.validate.docs import GxPages
 from cohortpool.validate.findings import ERROR, WARNING, Found, RowFindings, expand
 from cohortpool.validate.frames import (
     TableFrames,
@@ -50,13 +49,16 @@ from cohortpool.validate.quarantine import (
     unreadable_rows,
 )
 from cohortpool.validate.run import SuiteRunner, TableRun
+from cohortpool.validate.staged import StagedBatch
 from cohortpool.validate.submission import Submission, SubmissionError, open_submission
 from cohortpool.validate.suites import TABLES, TableSuite, load_suites, suite_path
 from cohortpool.validate.withdrawals import Withdrawals, check_withdrawals, write_withdrawals
 
-#: tables larger than this are validated in chunks of about this much of the file (8 MiB: about 85,000
-#: reads rows; ``benchmarks/bench_tables.py`` measured the peak memory)
-CHUNK_BYTES = 2 * 1024 * 1024
+#: tables larger than this are validated in chunks of about this much of the file (about 10,000 reads
+#: rows). 1 MiB, not 2: a 10^6-row night peaked at 290-305 MB with 2 MiB chunks, 270-280 MB with 1 MiB,
+#: for about 12 % more CPU time (15 % on a night that quarantines every row); ``benchmarks/bench_tables.py``
+#: measures both (issue 16 item 2)
+CHUNK_BYTES = 1024 * 1024
 
 
 def _prepare_out_dir(out_dir: Path) -> Path:
@@ -143,6 +145,14 @@ class Validator:
         submission (bad usage); a bad table never raises: it is rejected whole and reported, the others
         still validate.
         """
+        return self.stage_submission(submission_dir, out_dir, progress).finish(self.pages)
+
+    def stage_submission(
+        self, submission_dir: Path, out_dir: Path, progress: Callable[[int, int], None] | None = None
+    ) -> StagedBatch:
+        """Everything of :meth:`validate_submission` but its last step (the Data Docs pages, then the
+        staging folder renamed to ``out_dir``): :meth:`StagedBatch.finish` does that, in this process or
+        in another one (:mod:`cohortpool.validate.handover`)."""
         submission = open_submission(Path(submission_dir))
         out_dir = Path(out_dir)
         # beside the batch, like its staging folder, not in the system's temporary folder: that may be
@@ -153,7 +163,7 @@ class Validator:
         try:
             keys = _scratch_database(scratch)
             try:
-                staged = self._validate(submission, out_dir, keys, scratch, progress)
+                return self._validate(submission, out_dir, keys, scratch, progress)
             finally:
                 keys.close()
         except (duckdb.IOException, duckdb.TransactionException) as exc:
@@ -167,16 +177,6 @@ class Validator:
             ) from exc
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        # GX's pages last, once the scratch database is closed (write_data_docs gives the tables' memory
-        # back first): GX is imported only there, and a process holding both peaked 140 MB higher
-        # (issue 16 item 2)
-        write_data_docs(
-            staged.staging / "data_docs", staged.summary, staged.outcome, staged.runs, self.suites, self.pages
-        )
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staged.staging.rename(out_dir)
-        return staged.outcome
 
     def _validate(
         self,
@@ -185,7 +185,7 @@ class Validator:
         keys: duckdb.DuckDBPyConnection,
         scratch: Path,
         progress: Callable[[int, int], None] | None,
-    ) -> _Staged:
+    ) -> StagedBatch:
         """Everything of the batch but its Data Docs, in its staging folder."""
         suites = self.suites
         frames, chunked, rejected, runs = self._validate_tables(submission, keys, scratch)
@@ -264,17 +264,8 @@ class Validator:
         (staging / "summary.json").write_text(
             json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
-        return _Staged(staging, summary, outcome, runs)
-
-
-@dataclass
-class _Staged:
-    """A batch written to its staging folder, all but its Data Docs."""
-
-    staging: Path
-    summary: dict[str, Any]
-    outcome: ValidationOutcome
-    runs: dict[str, TableRun]
+        results = {table: run.results for table, run in runs.items()}
+        return StagedBatch(staging, summary, outcome, results, self.suites)
 
 
 def _as_os_error(exc: duckdb.Error, scratch: Path) -> Exception:

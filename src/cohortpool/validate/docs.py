@@ -41,7 +41,7 @@ from cohortpool.validate.suites import TableSuite
 if TYPE_CHECKING:
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    from cohortpool.validate.run import TableRun
+    from cohortpool.validate.results import HalfResult
 
 _REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>", re.IGNORECASE)
 _REMOTE_LINK = re.compile(r"<link[^>]*\bhref=\"https?://[^\"]*\"[^>]*>", re.IGNORECASE)
@@ -157,7 +157,11 @@ class GxPages:
         return self._configs[key]
 
     def write(
-        self, out: Path, runs: dict[str, TableRun], summary: dict[str, Any], suites: dict[str, TableSuite]
+        self,
+        out: Path,
+        results: dict[str, dict[str, HalfResult]],
+        summary: dict[str, Any],
+        suites: dict[str, TableSuite],
     ) -> dict[str, list[str]]:
         """Write ``out/gx/<table>.<half>.html`` for every table half that ran; page names by table."""
         pages: dict[str, list[str]] = defaultdict(list)
@@ -166,9 +170,9 @@ class GxPages:
             renderer, view, stylesheet = self._renderer_view_stylesheet()
             import great_expectations
 
-            for table, run in runs.items():
+            for table, halves in results.items():
                 source = summary["tables"][table]
-                for half, half_result in run.results.items():
+                for half, half_result in halves.items():
                     # load time and data fingerprint differ per run and say nothing a reader needs; the
                     # data asset is the submitted file, the run is the batch
                     meta = {
@@ -245,7 +249,7 @@ def write_data_docs(
     out: Path,
     summary: dict[str, Any],
     outcome: ValidationOutcome,
-    runs: dict[str, TableRun],
+    results: dict[str, dict[str, HalfResult]],
     suites: dict[str, TableSuite],
     gx_pages: GxPages | None = None,
 ) -> Path:
@@ -255,7 +259,7 @@ def write_data_docs(
     # a night that quarantines every row peaked 70 MB higher counting them beside GX (issue 16 item 2)
     line_counts = _line_counts(out.parent)
     release_memory()
-    pages = (gx_pages or GxPages()).write(out, runs, summary, suites)
+    pages = (gx_pages or GxPages()).write(out, results, summary, suites)
     checks_by_table: dict[str, list[Any]] = defaultdict(list)
     for check in outcome.checks:
         checks_by_table[check.table].append(check)
