@@ -51,6 +51,25 @@ def test_the_command_as_a_program_writes_the_batch_a_call_in_process_writes(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in_process", "program", "submission"]
 
 
+def test_a_folder_named_cohortpool_where_it_runs_is_not_what_finishes_the_batch(tmp_path: Path) -> None:
+    sub = _defective(tmp_path)
+    decoy = tmp_path / "cohortpool"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("", encoding="utf-8")
+    (decoy / "__main__.py").write_text("raise SystemExit('the decoy ran')\n", encoding="utf-8")
+    program = subprocess.run(  # -P: the command itself starts from the installed package
+        [sys.executable, "-P", "-m", "cohortpool", "validate", str(sub), "--out", str(tmp_path / "program")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert program.returncode == 1, program.stderr
+    assert "decoy" not in program.stderr
+    Validator().validate_submission(sub, tmp_path / "direct")
+    assert _files(tmp_path / "program") == _files(tmp_path / "direct")
+
+
 _FINISHER = textwrap.dedent(
     """
     import json, os, sys

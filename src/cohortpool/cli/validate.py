@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,7 +69,7 @@ def validate(
         if owns_process():
             # the Data Docs in a fresh process (cohortpool.validate.handover): returns only where this
             # process cannot be replaced
-            hand_over(staged, [sys.executable, "-m", "cohortpool", FINISH_COMMAND])
+            hand_over(staged, *_this_program(FINISH_COMMAND))
         outcome = staged.finish(validator.pages)
     _report(outcome)
 
@@ -85,6 +86,18 @@ def finish_validate(
     with _batch_errors(lambda: staged.outcome.out_dir):
         outcome = staged.finish()
     _report(outcome)
+
+
+def _this_program(command: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run ``cohortpool <command>`` from the very package this
+    process runs: ``-P`` keeps the working folder off the module path (a folder named ``cohortpool``
+    there would be imported instead), and the package's own folder goes first on ``PYTHONPATH``."""
+    import cohortpool
+
+    root = str(Path(cohortpool.__file__).resolve().parents[1])
+    path = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    return [sys.executable, "-P", "-m", "cohortpool", command], env
 
 
 @contextmanager

@@ -25,7 +25,7 @@ _ARROW_TYPES = {
 }
 #: rows per row group of a table written in chunks (about 3 MB of reads rows held before a write). 16,384,
 #: not 65,536: a row group is held twice while it is written (the chunks, then one contiguous copy), and
-#: the larger groups added 25 MB to the peak of a 10^6-row night (issue 16 item 2)
+#: the larger groups added about 27 MB to the peak of a 10^6-row night (issue 16 item 2)
 ROW_GROUP_ROWS = 16_384
 
 

@@ -55,9 +55,9 @@ from cohortpool.validate.suites import TABLES, TableSuite, load_suites, suite_pa
 from cohortpool.validate.withdrawals import Withdrawals, check_withdrawals, write_withdrawals
 
 #: tables larger than this are validated in chunks of about this much of the file (about 10,000 reads
-#: rows). 1 MiB, not 2: a 10^6-row night peaked at 290-305 MB with 2 MiB chunks, 270-280 MB with 1 MiB,
-#: for about 12 % more CPU time (15 % on a night that quarantines every row); ``benchmarks/bench_tables.py``
-#: measures both (issue 16 item 2)
+#: rows). 1 MiB, not 2: a 10^6-row night's rows peaked at 291-305 MB with 2 MiB chunks, 270-273 MB with
+#: 1 MiB; `validate` takes 12-15 % longer with this and its hand-over (issue 16 item 2;
+#: ``benchmarks/bench_tables.py``, figures in ``benchmarks/RESULTS.md``)
 CHUNK_BYTES = 1024 * 1024
 
 

@@ -25,14 +25,16 @@ import os
 import pickle
 import sys
 import tempfile
+from collections.abc import Mapping
 
 from cohortpool.validate.staged import StagedBatch
 
 
-def hand_over(staged: StagedBatch, program: list[str]) -> None:
+def hand_over(staged: StagedBatch, program: list[str], env: Mapping[str, str] | None = None) -> None:
     """Replace this process with ``program`` (the descriptor to :func:`take_over` appended to its
-    arguments); returns only when that cannot be done (no ``exec`` here, the batch cannot be pickled,
-    ``exec`` failed): the caller then finishes in-process."""
+    arguments; ``env``: its environment, this one's by default); returns only when that cannot be done
+    (no ``exec`` here, the batch cannot be pickled, ``exec`` failed): the caller then finishes
+    in-process."""
     if os.name != "posix":
         return
     try:
@@ -44,7 +46,7 @@ def hand_over(staged: StagedBatch, program: list[str]) -> None:
             for stream in (sys.stdout, sys.stderr):
                 stream.flush()
             # no shell: the program and its arguments as given (this package's own command)
-            os.execv(program[0], [*program, str(handle.fileno())])  # noqa: S606
+            os.execve(program[0], [*program, str(handle.fileno())], dict(env or os.environ))  # noqa: S606
     except (pickle.PicklingError, TypeError, AttributeError, OSError):
         return
 
