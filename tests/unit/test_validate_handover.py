@@ -146,3 +146,19 @@ def test_a_batch_that_cannot_be_handed_over_is_finished_by_its_own_process(tmp_p
     assert code == 5 and not seen.exists()  # hand_over returned; the finisher never ran
     Validator().validate_submission(sub, tmp_path / "direct")
     assert _files(tmp_path / "kept") == _files(tmp_path / "direct")
+
+
+def test_the_finishing_command_started_by_hand_says_what_it_is_for(tmp_path: Path) -> None:
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"not a staged batch")
+    with junk.open("rb") as handle:
+        done = subprocess.run(
+            [sys.executable, "-m", "cohortpool", "_finish-validate", "0"],
+            stdin=handle,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: descriptor 0 holds no staged batch")
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from cohortpool.cli._app import EXIT_FAILED, EXIT_USAGE, app, owns_process, read_settings
+from cohortpool.cli._app import EXIT_FAILED, EXIT_USAGE, app, fail, owns_process, read_settings
 from cohortpool.contract import MACHINE_ERRNOS
 
 if TYPE_CHECKING:
@@ -43,6 +43,10 @@ def validate(
     ] = "duckdb",
 ) -> None:
     """Validate a submission: accepted rows, quarantine.csv, warnings.csv, summary.json, Data Docs.
+
+    Once the batch is staged, the command continues as `cohortpool _finish-validate` in the same process
+    (same process id; the Data Docs are rendered without the validation's memory) and puts the batch in
+    place.
 
     Exit code 0 when every row passed, 1 when rows were quarantined or a table was rejected (warnings
     alone do not fail), 2 when the folder is not a submission or the configuration is bad, 3 when the
@@ -80,9 +84,17 @@ def finish_validate(
 ) -> None:
     """Finish a batch `cohortpool validate` staged (its Data Docs, then the batch put in place), in the
     process that command replaced itself with (:mod:`cohortpool.validate.handover`)."""
+    import pickle
+
     from cohortpool.validate.handover import take_over
 
-    staged = take_over(descriptor)
+    try:
+        staged = take_over(descriptor)
+    except (OSError, EOFError, pickle.UnpicklingError, TypeError) as exc:
+        raise fail(
+            f"descriptor {descriptor} holds no staged batch ({exc}): this command is started by "
+            "`cohortpool validate` only; run that"
+        ) from None
     with _batch_errors(lambda: staged.outcome.out_dir):
         outcome = staged.finish()
     _report(outcome)
