@@ -102,13 +102,20 @@ def finish_validate(
 
 def _this_program(command: str) -> tuple[list[str], dict[str, str]]:
     """The command line and environment that run ``cohortpool <command>`` from the very package this
-    process runs: ``-P`` keeps the working folder off the module path (a folder named ``cohortpool``
-    there would be imported instead), and the package's own folder goes first on ``PYTHONPATH``."""
+    process runs. ``-P`` keeps the working folder off the module path (a folder named ``cohortpool``
+    there would be imported instead). A package that is not installed (a source checkout) has its folder
+    put first on ``PYTHONPATH``; an installed one is found where it was, and its site-packages folder is
+    not put ahead of the standard library."""
+    import site
+
     import cohortpool
 
-    root = str(Path(cohortpool.__file__).resolve().parents[1])
-    path = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    root = Path(cohortpool.__file__).resolve().parents[1]
+    installed = {Path(p).resolve() for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    env = dict(os.environ)
+    if root not in installed:
+        path = [str(root), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+        env["PYTHONPATH"] = os.pathsep.join(path)
     return [sys.executable, "-P", "-m", "cohortpool", command], env
 
 
