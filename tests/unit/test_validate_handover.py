@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -40,7 +42,11 @@ def test_the_command_as_a_program_writes_the_batch_a_call_in_process_writes(tmp_
         capture_output=True,
         text=True,
         check=False,
+        # Python's import log, inherited through exec: each program image imports the CLI once
+        env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
     )
+    images = re.findall(r"^import time:.*\|\s+cohortpool\.cli\._app$", program.stderr, re.MULTILINE)
+    assert len(images) == 2  # the command replaced itself with the program that finished the batch
     in_process = CliRunner().invoke(app, ["validate", str(sub), "--out", str(tmp_path / "in_process")])
     assert program.returncode == in_process.exit_code == 1, program.stderr
     expected = in_process.stdout.replace(str(tmp_path / "in_process"), str(tmp_path / "program"))

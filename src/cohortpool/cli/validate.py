@@ -63,7 +63,7 @@ def validate(
     if engine not in ENGINES:
         typer.echo(f"error: --engine must be one of {', '.join(ENGINES)}, not {engine!r}", err=True)
         raise typer.Exit(EXIT_USAGE)
-    with _batch_errors(lambda: out):
+    with _batch_errors(lambda: out):  # read when an error is reported: `out` may be set below
         if out is None:
             submission = open_submission(submission_dir)
             out = read_settings().data_dir / "validated" / submission.site_id / submission.night

@@ -4,7 +4,7 @@ Why: GX is imported only to render its pages, and its import costs about 140 MB 
 altair, sqlalchemy). A process that has just checked 10^6 rows keeps about 200 MB after giving back what
 it can (DuckDB's and Arrow's libraries resident, the C library's arenas, Python's), so rendering the pages
 there peaked about 340 MB, while checking the rows peaks under 300 MB and a fresh process renders the
-pages in about 250 MB (issue 16 item 2). ``cohortpool validate`` therefore replaces its own process
+pages in about 270 MB (issue 16 item 2). ``cohortpool validate`` therefore replaces its own process
 (``exec``, same process id, same terminal, same environment) with ``cohortpool _finish-validate`` once
 the batch is staged: the peak of a validation is then the larger of the two steps, not their sum.
 
